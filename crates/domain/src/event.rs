@@ -1,0 +1,320 @@
+//! Job events from the scheduling system (design brief 4.1): parsed, validated and typed
+//! before anything is stored. Unknown fields are ignored; missing required ones are errors.
+
+use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::ids::{AccountId, CustomerId, EventId, JobId};
+use crate::phone::{E164, PhoneError, PhoneRegion};
+
+/// Why a job event was refused; each becomes the dead-letter reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("missing required field {0}")]
+    Missing(&'static str),
+    #[error("subject {subject:?} does not match the event's account {account} and type {kind}")]
+    SubjectMismatch { subject: String, account: String, kind: String },
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("invalid customer phone: {0}")]
+    Phone(#[from] PhoneError),
+}
+
+/// A validated job event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEvent {
+    pub event_id: EventId,
+    pub account_id: AccountId,
+    pub occurred_at: DateTime<Utc>,
+    pub kind: EventKind,
+}
+
+/// What happened, with the objects that event type requires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    AccountUpdated(AccountSettings),
+    CustomerUpdated(CustomerInput),
+    JobScheduled(CustomerInput, JobInput),
+    JobRescheduled(CustomerInput, JobInput),
+    JobCancelled(CustomerInput, JobInput),
+    JobEnRoute(CustomerInput, JobInput),
+    JobCompleted(CustomerInput, JobInput, Invoice),
+    InvoiceSent(CustomerInput, Invoice),
+    PaymentReceived(CustomerInput, Payment),
+}
+
+impl EventKind {
+    /// The customer the event concerns, if it names one.
+    pub fn customer(&self) -> Option<&CustomerInput> {
+        match self {
+            EventKind::AccountUpdated(_) => None,
+            EventKind::CustomerUpdated(c)
+            | EventKind::JobScheduled(c, _)
+            | EventKind::JobRescheduled(c, _)
+            | EventKind::JobCancelled(c, _)
+            | EventKind::JobEnRoute(c, _)
+            | EventKind::JobCompleted(c, _, _)
+            | EventKind::InvoiceSent(c, _)
+            | EventKind::PaymentReceived(c, _) => Some(c),
+        }
+    }
+}
+
+/// The account's settings as `account.updated` carries them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountSettings {
+    pub name: String,
+    pub timezone: Tz,
+    pub sms_number: E164,
+    pub email_from: String,
+    pub reminder_time: NaiveTime,
+    pub quiet_start: NaiveTime,
+    pub quiet_end: NaiveTime,
+}
+
+/// A customer as the event describes them; the phone is still as typed, normalised later
+/// with the account's region by [`CustomerInput::contact`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CustomerInput {
+    pub id: CustomerId,
+    pub name: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub notifications: Preferences,
+}
+
+/// Which channels the customer allows; both default to allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Preferences {
+    #[serde(default = "yes")]
+    pub sms: bool,
+    #[serde(default = "yes")]
+    pub email: bool,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self { sms: true, email: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A customer's normalised contact details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub customer_id: CustomerId,
+    pub name: String,
+    pub phone: Option<E164>,
+    pub email: Option<String>,
+    pub preferences: Preferences,
+}
+
+impl CustomerInput {
+    /// Normalises phone and email; an unparseable phone or email is an error, an absent one is not.
+    pub fn contact(&self, region: PhoneRegion) -> Result<Contact, EventError> {
+        let phone = match self.phone.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(E164::normalize(raw, region)?),
+        };
+        let email = match self.email.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(check_email(raw)?),
+        };
+        Ok(Contact {
+            customer_id: self.id.clone(),
+            name: self.name.trim().to_owned(),
+            phone,
+            email,
+            preferences: self.notifications,
+        })
+    }
+}
+
+/// The job a notification is about.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct JobInput {
+    pub id: JobId,
+    #[serde(default)]
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    #[serde(default)]
+    pub technician: Option<Technician>,
+    #[serde(default)]
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Technician {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    pub number: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Payment {
+    pub id: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub invoice_id: String,
+    #[serde(default)]
+    pub receipt_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    event_id: EventId,
+    #[serde(rename = "type")]
+    kind: String,
+    occurred_at: DateTime<Utc>,
+    account_id: AccountId,
+    #[serde(default)]
+    account: Option<RawAccount>,
+    #[serde(default)]
+    customer: Option<CustomerInput>,
+    #[serde(default)]
+    job: Option<JobInput>,
+    #[serde(default)]
+    invoice: Option<Invoice>,
+    #[serde(default)]
+    payment: Option<Payment>,
+}
+
+#[derive(Deserialize)]
+struct RawAccount {
+    name: String,
+    timezone: String,
+    sms_number: String,
+    email_from: String,
+    #[serde(default)]
+    reminder_time: Option<String>,
+    #[serde(default)]
+    quiet_hours: Option<RawQuietHours>,
+}
+
+#[derive(Deserialize)]
+struct RawQuietHours {
+    start: String,
+    end: String,
+}
+
+/// The event types ingest understands.
+pub const EVENT_TYPES: &[&str] = &[
+    "account.updated",
+    "customer.updated",
+    "job.scheduled",
+    "job.rescheduled",
+    "job.cancelled",
+    "job.en_route",
+    "job.completed",
+    "invoice.sent",
+    "payment.received",
+];
+
+/// Parses the JSON body of a message received on `subject` (`jobs.<account_id>.<type>`).
+pub fn parse_job_event(subject: &str, payload: &[u8]) -> Result<JobEvent, EventError> {
+    let raw: RawEvent = serde_json::from_slice(payload).map_err(|e| EventError::Malformed(e.to_string()))?;
+    if !EVENT_TYPES.contains(&raw.kind.as_str()) {
+        return Err(EventError::UnknownType(raw.kind.chars().take(64).collect()));
+    }
+    let expected = format!("jobs.{}.{}", raw.account_id, raw.kind);
+    if subject != expected {
+        return Err(EventError::SubjectMismatch {
+            subject: subject.to_owned(),
+            account: raw.account_id.to_string(),
+            kind: raw.kind,
+        });
+    }
+    let customer = || raw.customer.clone().ok_or(EventError::Missing("customer"));
+    let job = || raw.job.clone().ok_or(EventError::Missing("job"));
+    let invoice = || raw.invoice.clone().ok_or(EventError::Missing("invoice"));
+    let kind = match raw.kind.as_str() {
+        "account.updated" => EventKind::AccountUpdated(account_settings(raw.account.as_ref())?),
+        "customer.updated" => EventKind::CustomerUpdated(customer()?),
+        "job.scheduled" => EventKind::JobScheduled(customer()?, checked_job(job()?)?),
+        "job.rescheduled" => EventKind::JobRescheduled(customer()?, checked_job(job()?)?),
+        "job.cancelled" => EventKind::JobCancelled(customer()?, job()?),
+        "job.en_route" => EventKind::JobEnRoute(customer()?, job()?),
+        "job.completed" => EventKind::JobCompleted(customer()?, job()?, invoice()?),
+        "invoice.sent" => EventKind::InvoiceSent(customer()?, invoice()?),
+        "payment.received" => {
+            EventKind::PaymentReceived(customer()?, raw.payment.clone().ok_or(EventError::Missing("payment"))?)
+        }
+        other => return Err(EventError::UnknownType(other.to_owned())),
+    };
+    Ok(JobEvent { event_id: raw.event_id, account_id: raw.account_id, occurred_at: raw.occurred_at, kind })
+}
+
+fn checked_job(job: JobInput) -> Result<JobInput, EventError> {
+    if job.ends_at < job.starts_at {
+        return Err(EventError::Invalid { field: "job.ends_at", reason: "is before starts_at".into() });
+    }
+    Ok(job)
+}
+
+fn account_settings(raw: Option<&RawAccount>) -> Result<AccountSettings, EventError> {
+    let raw = raw.ok_or(EventError::Missing("account"))?;
+    let timezone: Tz = raw
+        .timezone
+        .parse()
+        .map_err(|_| EventError::Invalid { field: "account.timezone", reason: format!("{:?} is not an IANA zone", raw.timezone) })?;
+    let sms_number = E164::parse_strict(&raw.sms_number)
+        .map_err(|e| EventError::Invalid { field: "account.sms_number", reason: e.to_string() })?;
+    let clock = |field: &'static str, value: Option<&str>, default: &str| -> Result<NaiveTime, EventError> {
+        let text = value.unwrap_or(default);
+        NaiveTime::parse_from_str(text, "%H:%M")
+            .map_err(|_| EventError::Invalid { field, reason: format!("{text:?} is not HH:MM") })
+    };
+    let quiet = raw.quiet_hours.as_ref();
+    Ok(AccountSettings {
+        name: non_empty("account.name", &raw.name)?,
+        timezone,
+        sms_number,
+        email_from: check_email(raw.email_from.trim())?,
+        reminder_time: clock("account.reminder_time", raw.reminder_time.as_deref(), "09:00")?,
+        quiet_start: clock("account.quiet_hours.start", quiet.map(|q| q.start.as_str()), "21:00")?,
+        quiet_end: clock("account.quiet_hours.end", quiet.map(|q| q.end.as_str()), "08:00")?,
+    })
+}
+
+fn non_empty(field: &'static str, value: &str) -> Result<String, EventError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(EventError::Missing(field));
+    }
+    Ok(value.to_owned())
+}
+
+/// A deliberately plain check: one `@`, a dotted domain, no whitespace or control characters.
+pub fn check_email(raw: &str) -> Result<String, EventError> {
+    let invalid = |reason: &str| EventError::Invalid { field: "email", reason: format!("{:?} {reason}", raw.chars().take(80).collect::<String>()) };
+    if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("has whitespace or is too long"));
+    }
+    let (local, domain) = raw.split_once('@').ok_or_else(|| invalid("has no @"))?;
+    if local.is_empty() || domain.contains('@') || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
+        return Err(invalid("is not an email address"));
+    }
+    Ok(raw.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

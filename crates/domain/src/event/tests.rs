@@ -1,0 +1,100 @@
+//! Tests for job-event parsing: every refusal the dead-letter subject must explain.
+
+use super::*;
+
+fn scheduled() -> serde_json::Value {
+    serde_json::json!({
+        "event_id": "evt_1", "type": "job.scheduled", "occurred_at": "2026-11-26T15:04:05Z",
+        "account_id": "acc_ace", "extra_field": {"ignored": true},
+        "customer": {"id": "cus_42", "name": "Dana Reyes", "phone": "+1 (512) 555-0199",
+                     "email": "dana@example.com", "notifications": {"sms": true, "email": true}},
+        "job": {"id": "job_7", "title": "Water heater install",
+                "starts_at": "2026-11-28T15:00:00Z", "ends_at": "2026-11-28T17:00:00Z",
+                "technician": {"name": "Luis Ortega"}, "address": "12 Elm St, Austin, TX"}
+    })
+}
+
+fn parse(value: &serde_json::Value) -> Result<JobEvent, EventError> {
+    let subject = format!("jobs.{}.{}", value["account_id"].as_str().unwrap_or(""), value["type"].as_str().unwrap_or(""));
+    parse_job_event(&subject, value.to_string().as_bytes())
+}
+
+#[test]
+fn parses_the_documented_example() {
+    let event = parse(&scheduled()).expect("valid");
+    let EventKind::JobScheduled(customer, job) = &event.kind else { panic!("wrong kind") };
+    assert_eq!(job.technician.as_ref().map(|t| t.name.as_str()), Some("Luis Ortega"));
+    let contact = customer.contact(PhoneRegion::US).expect("contact");
+    assert_eq!(contact.phone.map(|p| p.to_string()), Some("+15125550199".to_owned()));
+}
+
+#[test]
+fn refuses_malformed_json() {
+    assert!(matches!(parse_job_event("jobs.acc_ace.job.scheduled", b"{not json"), Err(EventError::Malformed(_))));
+}
+
+#[test]
+fn refuses_unknown_types() {
+    let mut event = scheduled();
+    event["type"] = "job.exploded".into();
+    assert!(matches!(parse(&event), Err(EventError::UnknownType(t)) if t == "job.exploded"));
+}
+
+#[test]
+fn refuses_missing_customer() {
+    let mut event = scheduled();
+    event.as_object_mut().map(|o| o.remove("customer"));
+    assert_eq!(parse(&event), Err(EventError::Missing("customer")));
+}
+
+#[test]
+fn refuses_a_subject_for_another_account() {
+    let event = scheduled();
+    let result = parse_job_event("jobs.acc_other.job.scheduled", event.to_string().as_bytes());
+    assert!(matches!(result, Err(EventError::SubjectMismatch { .. })));
+}
+
+#[test]
+fn unparseable_phone_is_refused_at_normalisation() {
+    let mut event = scheduled();
+    event["customer"]["phone"] = "call the office".into();
+    let parsed = parse(&event).expect("shape is fine");
+    let customer = parsed.kind.customer().expect("customer");
+    assert!(matches!(customer.contact(PhoneRegion::US), Err(EventError::Phone(_))));
+}
+
+#[test]
+fn account_defaults_apply() {
+    let event = serde_json::json!({
+        "event_id": "evt_2", "type": "account.updated", "occurred_at": "2026-11-26T15:04:05Z", "account_id": "acc_ace",
+        "account": {"name": "Ace Plumbing", "timezone": "America/Chicago", "sms_number": "+15125550100", "email_from": "office@ace.example"}
+    });
+    let EventKind::AccountUpdated(settings) = parse(&event).expect("valid").kind else { panic!("kind") };
+    assert_eq!(settings.reminder_time, NaiveTime::from_hms_opt(9, 0, 0).expect("time"));
+    assert_eq!(settings.quiet_start, NaiveTime::from_hms_opt(21, 0, 0).expect("time"));
+    assert_eq!(settings.timezone, chrono_tz::America::Chicago);
+}
+
+#[test]
+fn refuses_a_bad_zone() {
+    let event = serde_json::json!({
+        "event_id": "evt_3", "type": "account.updated", "occurred_at": "2026-11-26T15:04:05Z", "account_id": "acc_ace",
+        "account": {"name": "Ace", "timezone": "Mars/Olympus", "sms_number": "+15125550100", "email_from": "office@ace.example"}
+    });
+    assert!(matches!(parse(&event), Err(EventError::Invalid { field: "account.timezone", .. })));
+}
+
+#[test]
+fn refuses_bad_ids() {
+    let mut event = scheduled();
+    event["event_id"] = "evt 1".into();
+    assert!(matches!(parse(&event), Err(EventError::Malformed(_))));
+}
+
+#[test]
+fn emails() {
+    assert!(check_email("dana@example.com").is_ok());
+    for bad in ["dana", "dana@", "@x.com", "dana@example", "da na@example.com", "dana@example.com\r\nBcc: x@y.z"] {
+        assert!(check_email(bad).is_err(), "{bad}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The messaging domain: typed ids, message vocabulary, the forward-only status ranking,
+//! phone normalisation, job-event parsing and webhook signatures. Pure: no I/O, no async.
+
+pub mod event;
+pub mod ids;
+pub mod message;
+pub mod phone;
+pub mod signing;
+pub mod status;
+
+pub use ids::{AccountId, CustomerId, EventId, IdError, JobId, MessageId};
+pub use message::{Channel, Direction, MessageType};
+pub use phone::{E164, PhoneError};
+pub use status::Status;

@@ -1,0 +1,226 @@
+//! The consumer loop: a durable pull consumer, bounded concurrency, and one mapping from a
+//! handler's [`Outcome`] to JetStream: ack after the work is committed, nak with a delay to retry,
+//! terminate after dead-lettering to `dlq.<service>.<subject>` with the reason.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::bus::trace;
+use crate::shutdown::{GRACE_PERIOD, Shutdown};
+
+/// What to do with a message after handling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (or already done before): acknowledge.
+    Ack,
+    /// A transient failure: redeliver after `delay`, up to the consumer's delivery limit.
+    Retry { delay: Duration, reason: String },
+    /// Never processable: publish to the dead-letter subject with this reason and terminate.
+    DeadLetter(String),
+}
+
+impl Outcome {
+    pub fn retry(reason: impl std::fmt::Display) -> Self {
+        Outcome::Retry { delay: Duration::from_secs(1), reason: reason.to_string() }
+    }
+}
+
+/// One received message, as handlers see it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub subject: String,
+    pub payload: Bytes,
+    pub headers: Option<async_nats::HeaderMap>,
+    /// 1 on first delivery.
+    pub delivered: i64,
+    pub stream_sequence: u64,
+}
+
+/// Handles one message; must be idempotent (JetStream is at-least-once).
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+}
+
+/// A durable pull consumer and how hard to drive it.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub stream: &'static str,
+    pub durable: String,
+    pub filter_subject: String,
+    /// Must exceed the longest piece of work (a provider call).
+    pub ack_wait: Duration,
+    /// After this many deliveries a retrying message is dead-lettered.
+    pub max_deliver: i64,
+    /// Messages handled at once by this process.
+    pub concurrency: usize,
+}
+
+impl ConsumerSpec {
+    pub fn new(stream: &'static str, durable: &str, filter_subject: &str) -> Self {
+        Self {
+            stream,
+            durable: durable.to_owned(),
+            filter_subject: filter_subject.to_owned(),
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 10,
+            concurrency: 16,
+        }
+    }
+
+    fn config(&self) -> pull::Config {
+        pull::Config {
+            durable_name: Some(self.durable.clone()),
+            filter_subject: self.filter_subject.clone(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            // One more than ours so the loop, not the server, decides when to dead-letter.
+            max_deliver: self.max_deliver + 1,
+            max_ack_pending: (self.concurrency as i64 * 4).max(64),
+            ..Default::default()
+        }
+    }
+}
+
+/// Runs `handler` over the consumer until shutdown, then waits (bounded) for in-flight messages.
+pub async fn run<H: Handler>(
+    context: jetstream::Context,
+    service: &'static str,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let permits = Arc::new(Semaphore::new(spec.concurrency));
+    let mut backoff = Duration::from_millis(200);
+    'connect: while !shutdown.is_cancelled() {
+        let mut messages = match open(&context, &spec).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(consumer = %spec.durable, error = %format!("{error:#}"), "consumer not available; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(200);
+        tracing::info!(consumer = %spec.durable, subject = %spec.filter_subject, "consuming");
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break 'connect,
+                permit = permits.clone().acquire_owned() => permit?,
+            };
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break 'connect,
+                next = messages.next() => next,
+            };
+            let message = match next {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    tracing::warn!(consumer = %spec.durable, %error, "pull failed; reopening consumer");
+                    tokio::time::sleep(backoff).await;
+                    continue 'connect;
+                }
+                None => continue 'connect,
+            };
+            let handler = handler.clone();
+            let context = context.clone();
+            let max_deliver = spec.max_deliver;
+            tokio::spawn(async move {
+                process(&context, service, max_deliver, handler.as_ref(), message).await;
+                drop(permit);
+            });
+        }
+    }
+    // Drain: wait until every permit is back, bounded by the grace period.
+    let all = u32::try_from(spec.concurrency).unwrap_or(u32::MAX);
+    if tokio::time::timeout(GRACE_PERIOD, permits.acquire_many(all)).await.is_err() {
+        tracing::warn!(consumer = %spec.durable, "in-flight messages did not finish within the grace period");
+    }
+    Ok(())
+}
+
+async fn open(context: &jetstream::Context, spec: &ConsumerSpec) -> anyhow::Result<pull::Stream> {
+    let stream = context.get_stream(spec.stream).await.map_err(|e| anyhow::anyhow!("stream {}: {e}", spec.stream))?;
+    let consumer: jetstream::consumer::Consumer<pull::Config> = stream
+        .get_or_create_consumer(&spec.durable, spec.config())
+        .await
+        .map_err(|e| anyhow::anyhow!("consumer {}: {e}", spec.durable))?;
+    consumer.messages().await.map_err(|e| anyhow::anyhow!("messages of {}: {e}", spec.durable))
+}
+
+async fn process<H: Handler>(
+    context: &jetstream::Context,
+    service: &'static str,
+    max_deliver: i64,
+    handler: &H,
+    message: jetstream::Message,
+) {
+    let (delivered, stream_sequence) = match message.info() {
+        Ok(info) => (info.delivered, info.stream_sequence),
+        Err(_) => (1, 0),
+    };
+    let delivery = Delivery {
+        subject: message.subject.to_string(),
+        payload: message.payload.clone(),
+        headers: message.headers.clone(),
+        delivered,
+        stream_sequence,
+    };
+    let span = tracing::info_span!("consume", service, subject = %delivery.subject, delivered, otel.kind = "consumer");
+    trace::adopt_parent(&span, delivery.headers.as_ref());
+    let outcome = handler.handle(&delivery).instrument(span.clone()).await;
+    let _entered = span.enter();
+    let result = match outcome {
+        Outcome::Ack => message.ack().await,
+        Outcome::Retry { reason, .. } if delivered >= max_deliver => {
+            let reason = format!("gave up after {delivered} deliveries: {reason}");
+            dead_letter(context, service, &delivery, &reason, &message).await
+        }
+        Outcome::Retry { delay, reason } => {
+            tracing::warn!(%reason, ?delay, "will retry");
+            message.ack_with(AckKind::Nak(Some(delay))).await
+        }
+        Outcome::DeadLetter(reason) => dead_letter(context, service, &delivery, &reason, &message).await,
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, "could not settle message; it will be redelivered");
+    }
+}
+
+async fn dead_letter(
+    context: &jetstream::Context,
+    service: &'static str,
+    delivery: &Delivery,
+    reason: &str,
+    message: &jetstream::Message,
+) -> Result<(), async_nats::Error> {
+    tracing::warn!(%reason, "dead-lettering message");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("dlq-{service}-{}-{}", message_stream(message), delivery.stream_sequence).as_str());
+    headers.insert("Dlq-Reason", sanitize_header(reason).as_str());
+    headers.insert("Dlq-Service", service);
+    headers.insert("Dlq-Subject", delivery.subject.as_str());
+    headers.insert("Dlq-Delivered", delivery.delivered.to_string().as_str());
+    let subject = format!("dlq.{service}.{}", delivery.subject);
+    let ack = context.publish_with_headers(subject, headers, delivery.payload.clone()).await?;
+    ack.await?;
+    message.ack_with(AckKind::Term).await
+}
+
+fn message_stream(message: &jetstream::Message) -> String {
+    message.info().map(|info| info.stream.to_owned()).unwrap_or_default()
+}
+
+/// Header values cannot carry CR/LF; keep reasons on one line and bounded.
+fn sanitize_header(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect()
+}

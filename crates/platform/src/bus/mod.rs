@@ -1,0 +1,60 @@
+//! NATS JetStream plumbing: connecting, the stream catalog, the transactional outbox relay,
+//! the consumer loop and trace-context headers.
+
+pub mod consumer;
+pub mod outbox;
+pub mod streams;
+pub mod trace;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+use crate::config::NatsConfig;
+use crate::shutdown::Shutdown;
+
+pub use consumer::{ConsumerSpec, Delivery, Handler, Outcome};
+pub use outbox::{OutboxMessage, Relay};
+
+/// Connects to NATS, retrying until it answers or shutdown; reconnects forever after that.
+pub async fn connect(config: &NatsConfig, service: &str, shutdown: &Shutdown) -> anyhow::Result<async_nats::Client> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let options = async_nats::ConnectOptions::new()
+            .name(service)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(5));
+        let attempt = tokio::time::timeout(Duration::from_secs(5), options.connect(&config.url)).await;
+        match attempt {
+            Ok(Ok(client)) => {
+                let mut ready = false;
+                for _ in 0..50 {
+                    if client.connection_state() == async_nats::connection::State::Connected {
+                        ready = true;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                if ready {
+                    return Ok(client);
+                }
+                tracing::warn!(url = %config.url, "NATS not reachable yet");
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "NATS not reachable yet"),
+            Err(_) => tracing::warn!("NATS connect timed out"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for NATS"),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A JetStream context with the given streams created or updated.
+pub async fn jetstream(client: async_nats::Client, streams: &[streams::StreamSpec]) -> anyhow::Result<jetstream::Context> {
+    let context = jetstream::new(client);
+    streams::ensure(&context, streams).await?;
+    Ok(context)
+}

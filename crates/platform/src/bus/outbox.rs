@@ -1,0 +1,149 @@
+//! The transactional outbox (guarantee 1): a service writes its state change and the events it
+//! must publish in one transaction; the relay publishes rows with `Nats-Msg-Id` = row id, waits
+//! for JetStream's ack and only then deletes them. A crash between publish and delete re-publishes,
+//! which JetStream's duplicate window and idempotent consumers absorb.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use tokio::sync::Notify;
+
+use crate::bus::trace;
+use crate::shutdown::Shutdown;
+
+/// An event to publish once the surrounding transaction commits.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    /// Deterministic where possible; becomes `Nats-Msg-Id`.
+    pub id: String,
+    pub subject: String,
+    pub payload: Vec<u8>,
+}
+
+/// Adds `message` to `schema`'s outbox inside the caller's transaction, with the current trace context.
+/// A second enqueue of the same id is ignored.
+pub async fn enqueue(connection: &mut PgConnection, schema: &str, message: &OutboxMessage) -> sqlx::Result<()> {
+    let headers = serde_json::to_value(trace::current_context_headers()).unwrap_or_default();
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {schema}.outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"
+    )))
+    .bind(&message.id)
+    .bind(&message.subject)
+    .bind(&message.payload)
+    .bind(headers)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Publishes one schema's outbox. Woken after commits; also sweeps on an interval so rows left by
+/// a crashed process or a NATS outage go out.
+#[derive(Clone)]
+pub struct Relay {
+    pool: PgPool,
+    jetstream: jetstream::Context,
+    schema: &'static str,
+    wake: Arc<Notify>,
+    sweep_interval: Duration,
+}
+
+const BATCH: i64 = 500;
+
+impl Relay {
+    pub fn new(pool: PgPool, jetstream: jetstream::Context, schema: &'static str) -> Self {
+        Self { pool, jetstream, schema, wake: Arc::new(Notify::new()), sweep_interval: Duration::from_millis(500) }
+    }
+
+    /// Call after committing a transaction that enqueued messages.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Publishes until the outbox is empty or shutdown; returns when shutdown fires.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut failures = 0u32;
+        loop {
+            match self.drain_once().await {
+                Ok(published) if published as i64 == BATCH => continue,
+                Ok(_) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    let level_error = failures > 20;
+                    if level_error {
+                        tracing::error!(schema = self.schema, error = %format!("{error:#}"), "outbox relay keeps failing");
+                    } else {
+                        tracing::warn!(schema = self.schema, error = %format!("{error:#}"), "outbox relay failed; will retry");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    // One last attempt so events committed just before shutdown go out promptly.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), self.drain_once()).await;
+                    return;
+                }
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.sweep_interval) => {}
+            }
+        }
+    }
+
+    /// Publishes one batch; returns how many rows went out. Rows are locked with SKIP LOCKED so
+    /// several replicas can relay the same outbox.
+    pub async fn drain_once(&self) -> anyhow::Result<usize> {
+        let mut transaction = self.pool.begin().await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, subject, payload, headers FROM {}.outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+            self.schema
+        )))
+        .bind(BATCH)
+        .fetch_all(&mut *transaction)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut pending = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let subject: String = row.try_get("subject")?;
+            let payload: Vec<u8> = row.try_get("payload")?;
+            let stored: serde_json::Value = row.try_get("headers")?;
+            let extra: BTreeMap<String, String> = serde_json::from_value(stored).unwrap_or_default();
+            let mut headers = async_nats::HeaderMap::new();
+            for (name, value) in &extra {
+                headers.insert(name.as_str(), value.as_str());
+            }
+            headers.insert("Nats-Msg-Id", id.as_str());
+            let ack = self
+                .jetstream
+                .publish_with_headers(subject, headers, Bytes::from(payload))
+                .await
+                .map_err(|e| anyhow::anyhow!("publishing outbox row {id}: {e}"))?;
+            pending.push(ack);
+            ids.push(id);
+        }
+        for ack in pending {
+            tokio::time::timeout(Duration::from_secs(10), ack)
+                .await
+                .map_err(|_| anyhow::anyhow!("JetStream ack timed out"))?
+                .map_err(|e| anyhow::anyhow!("JetStream refused an outbox row: {e}"))?;
+        }
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {}.outbox WHERE id = ANY($1)", self.schema)))
+            .bind(&ids)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        tracing::debug!(schema = self.schema, published = ids.len(), "outbox relayed");
+        Ok(ids.len())
+    }
+
+    /// Rows waiting to be published.
+    pub async fn backlog(&self) -> sqlx::Result<i64> {
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}.outbox", self.schema))).fetch_one(&self.pool).await
+    }
+}

@@ -1,0 +1,92 @@
+//! Layered configuration: built-in defaults, then an optional file named by `MSG_CONFIG`,
+//! then `MSG_…` environment variables (`MSG_NATS__URL` sets `nats.url`).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Exit code for a configuration that cannot be used (EX_CONFIG's neighbour EX_USAGE, as linkerd does).
+pub const EXIT_BAD_CONFIG: i32 = 64;
+
+/// Loads `T`, starting from `T::default()`.
+pub fn load<T>() -> Result<T, config::ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    let mut builder = config::Config::builder().add_source(config::Config::try_from(&T::default())?);
+    if let Ok(path) = std::env::var("MSG_CONFIG") {
+        builder = builder.add_source(config::File::with_name(&path).required(true));
+    }
+    builder
+        .add_source(config::Environment::with_prefix("MSG").prefix_separator("_").separator("__"))
+        .build()?
+        .try_deserialize()
+}
+
+/// Where NATS is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatsConfig {
+    pub url: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self { url: "nats://127.0.0.1:4222".into() }
+    }
+}
+
+/// Where Postgres is and how many connections a process may hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+    /// Run the migrations in `migrations/` at start-up.
+    pub migrate: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "postgres://postgres@127.0.0.1:5432/messaging".into(), max_connections: 10, migrate: true }
+    }
+}
+
+/// Logs and traces.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// `json` (one object per line) or `pretty`.
+    pub log_format: String,
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub log_filter: String,
+    /// OTLP/gRPC endpoint for traces, e.g. `http://127.0.0.1:4317`; empty exports nothing.
+    pub otlp_endpoint: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { log_format: "json".into(), log_filter: "info".into(), otlp_endpoint: String::new() }
+    }
+}
+
+/// Sections every service has.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommonConfig {
+    pub nats: NatsConfig,
+    pub database: DatabaseConfig,
+    pub telemetry: TelemetryConfig,
+    pub health: crate::http::HealthConfig,
+}
+
+/// Services whose config embeds [`CommonConfig`] flattened get [`crate::service::ServiceConfig`] from this macro.
+#[macro_export]
+macro_rules! service_config {
+    ($config:ty) => {
+        impl $crate::service::ServiceConfig for $config {
+            fn telemetry(&self) -> &$crate::config::TelemetryConfig {
+                &self.common.telemetry
+            }
+        }
+    };
+}

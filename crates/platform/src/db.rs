@@ -1,0 +1,48 @@
+//! The Postgres pool and the migrations in `migrations/`, embedded at build time.
+
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr};
+
+use crate::config::DatabaseConfig;
+use crate::shutdown::Shutdown;
+
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// Every schema's migrations; sqlx serialises concurrent runs with an advisory lock.
+pub fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(*version, (*description).into(), MigrationType::Simple, AssertSqlSafe(*sql).into_sql_str(), false)
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Connects, retrying until Postgres answers or shutdown, then migrates if configured.
+pub async fn connect(config: &DatabaseConfig, shutdown: &Shutdown) -> anyhow::Result<PgPool> {
+    let options = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(10));
+    let mut delay = Duration::from_millis(100);
+    let pool = loop {
+        match options.clone().connect(&config.url).await {
+            Ok(pool) => break pool,
+            Err(error) => {
+                tracing::warn!(%error, "Postgres not reachable yet");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for Postgres"),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    };
+    if config.migrate {
+        migrator().run(&pool).await?;
+    }
+    Ok(pool)
+}

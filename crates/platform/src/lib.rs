@@ -1,0 +1,12 @@
+//! What every service shares: layered configuration, telemetry, shutdown, the Postgres pool and
+//! migrations, and the NATS plumbing (streams, the transactional outbox relay, the consumer loop).
+
+pub mod bus;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use shutdown::Shutdown;

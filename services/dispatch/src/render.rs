@@ -1,0 +1,238 @@
+//! The hard-coded templates: one SMS text and one email (subject, text, HTML) per message type.
+//! Customer- and job-provided text is data: interpolated, never interpreted; HTML-escaped in HTML.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use messaging_domain::MessageType;
+use messaging_proto::bus::NotificationRequest;
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Why a request cannot be rendered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RenderError {
+    #[error("{0} requires {1}")]
+    Missing(&'static str, &'static str),
+    #[error("account time zone {0:?} is unknown")]
+    Zone(String),
+}
+
+/// Renders the SMS text for a request.
+pub fn sms(request: &NotificationRequest, kind: MessageType) -> Result<String, RenderError> {
+    let f = Fields::of(request)?;
+    let text = match kind {
+        MessageType::AppointmentConfirmation => format!(
+            "{business}: Hi {first}, your {title} is confirmed for {when}.{tech} Reply STOP to opt out.",
+            business = f.business, first = f.first_name, title = f.job_title()?, when = f.window()?, tech = f.tech_sentence()
+        ),
+        MessageType::Reminder => format!(
+            "{business}: Reminder, {first}: your {title} is tomorrow, {when}.",
+            business = f.business, first = f.first_name, title = f.job_title()?, when = f.window()?
+        ),
+        MessageType::OnMyWay => format!(
+            "{business}: Hi {first}, {tech} is on the way to you now.",
+            business = f.business, first = f.first_name, tech = f.technician_or("your technician")
+        ),
+        MessageType::JobCompleted => format!(
+            "{business}: Your {title} is complete. Thank you, {first}! Invoice {number}: {url}",
+            business = f.business, title = f.job_title()?, first = f.first_name, number = f.invoice_number()?, url = f.invoice_url()?
+        ),
+        MessageType::PaymentLink => format!(
+            "{business}: Invoice {number} for {amount} is ready. Pay here: {url}",
+            business = f.business, number = f.invoice_number()?, amount = f.invoice_amount()?, url = f.invoice_url()?
+        ),
+        MessageType::PaymentReceipt => format!(
+            "{business}: We received your payment of {amount}. Thank you, {first}!",
+            business = f.business, amount = f.payment_amount()?, first = f.first_name
+        ),
+        MessageType::Manual | MessageType::Reply => request.manual_text.clone(),
+    };
+    Ok(text)
+}
+
+/// Renders the email for a request.
+pub fn email(request: &NotificationRequest, kind: MessageType) -> Result<Rendered, RenderError> {
+    let f = Fields::of(request)?;
+    let (subject, lines): (String, Vec<String>) = match kind {
+        MessageType::AppointmentConfirmation => (
+            format!("Your appointment with {} is confirmed", f.business),
+            vec![
+                format!("Hi {},", f.first_name),
+                format!("your {} is confirmed for {}.", f.job_title()?, f.window()?),
+                f.tech_sentence().trim().to_owned(),
+                f.address_line(),
+            ],
+        ),
+        MessageType::Reminder => (
+            format!("Reminder: your appointment with {} is tomorrow", f.business),
+            vec![format!("Hi {},", f.first_name), format!("a reminder that your {} is tomorrow, {}.", f.job_title()?, f.window()?), f.address_line()],
+        ),
+        MessageType::JobCompleted => (
+            format!("Your {} is complete", f.job_title()?),
+            vec![
+                format!("Hi {},", f.first_name),
+                format!("thank you for choosing {}. Your invoice {} is here: {}", f.business, f.invoice_number()?, f.invoice_url()?),
+            ],
+        ),
+        MessageType::PaymentLink => (
+            format!("Invoice {} from {}", f.invoice_number()?, f.business),
+            vec![format!("Hi {},", f.first_name), format!("invoice {} for {} is ready. Pay here: {}", f.invoice_number()?, f.invoice_amount()?, f.invoice_url()?)],
+        ),
+        MessageType::PaymentReceipt => (
+            format!("Payment received: thank you from {}", f.business),
+            vec![format!("Hi {},", f.first_name), format!("we received your payment of {}. Thank you!", f.payment_amount()?), f.receipt_line()],
+        ),
+        MessageType::OnMyWay | MessageType::Manual | MessageType::Reply => {
+            (request.manual_subject.clone(), vec![request.manual_text.clone()])
+        }
+    };
+    let lines: Vec<String> = lines.into_iter().filter(|l| !l.is_empty()).collect();
+    let text = format!("{}\n\n{}\n", lines.join("\n"), f.business);
+    let html_lines: String = lines.iter().map(|l| format!("<p>{}</p>", escape_html(l))).collect();
+    let html = format!(
+        "<!DOCTYPE html><html><body>{html_lines}<p>{business}</p></body></html>",
+        business = escape_html(&f.business)
+    );
+    Ok(Rendered { subject: one_line(&subject), text, html })
+}
+
+/// Escapes the five HTML-significant characters.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Subjects are headers: no line breaks survive into them.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+struct Fields<'a> {
+    request: &'a NotificationRequest,
+    business: String,
+    first_name: String,
+    zone: Tz,
+}
+
+impl<'a> Fields<'a> {
+    fn of(request: &'a NotificationRequest) -> Result<Self, RenderError> {
+        let account = request.account.as_ref().ok_or(RenderError::Missing("a notification", "an account"))?;
+        let customer = request.customer.as_ref().ok_or(RenderError::Missing("a notification", "a customer"))?;
+        let zone: Tz = account.timezone.parse().map_err(|_| RenderError::Zone(account.timezone.clone()))?;
+        let first_name = customer.name.split_whitespace().next().unwrap_or("there").to_owned();
+        Ok(Self { request, business: account.name.clone(), first_name, zone })
+    }
+
+    fn job(&self) -> Result<&'a messaging_proto::bus::JobSnapshot, RenderError> {
+        self.request.job.as_ref().ok_or(RenderError::Missing("this message", "a job"))
+    }
+
+    fn job_title(&self) -> Result<String, RenderError> {
+        let title = self.job()?.title.trim();
+        Ok(if title.is_empty() { "appointment".to_owned() } else { title.to_owned() })
+    }
+
+    /// "Sat, Nov 28 between 9:00 AM and 11:00 AM" in the account's zone.
+    fn window(&self) -> Result<String, RenderError> {
+        let job = self.job()?;
+        let start = local(job.starts_at.as_ref(), self.zone).ok_or(RenderError::Missing("this message", "a start time"))?;
+        let end = local(job.ends_at.as_ref(), self.zone).ok_or(RenderError::Missing("this message", "an end time"))?;
+        Ok(format!("{} between {} and {}", start.format("%a, %b %-d"), start.format("%-I:%M %p"), end.format("%-I:%M %p")))
+    }
+
+    fn technician_or(&self, fallback: &str) -> String {
+        self.request
+            .job
+            .as_ref()
+            .map(|j| j.technician_name.trim())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(fallback)
+            .to_owned()
+    }
+
+    fn tech_sentence(&self) -> String {
+        match self.request.job.as_ref().map(|j| j.technician_name.trim()).filter(|n| !n.is_empty()) {
+            Some(name) => format!(" Your technician is {name}."),
+            None => String::new(),
+        }
+    }
+
+    fn address_line(&self) -> String {
+        match self.request.job.as_ref().map(|j| j.address.trim()).filter(|a| !a.is_empty()) {
+            Some(address) => format!("Address: {address}"),
+            None => String::new(),
+        }
+    }
+
+    fn invoice(&self) -> Result<&'a messaging_proto::bus::InvoiceSnapshot, RenderError> {
+        self.request.invoice.as_ref().ok_or(RenderError::Missing("this message", "an invoice"))
+    }
+
+    fn invoice_number(&self) -> Result<String, RenderError> {
+        Ok(self.invoice()?.number.clone())
+    }
+
+    fn invoice_url(&self) -> Result<String, RenderError> {
+        Ok(self.invoice()?.url.clone())
+    }
+
+    fn invoice_amount(&self) -> Result<String, RenderError> {
+        let invoice = self.invoice()?;
+        Ok(money(invoice.amount_cents, &invoice.currency))
+    }
+
+    fn payment_amount(&self) -> Result<String, RenderError> {
+        let payment = self.request.payment.as_ref().ok_or(RenderError::Missing("this message", "a payment"))?;
+        Ok(money(payment.amount_cents, &payment.currency))
+    }
+
+    fn receipt_line(&self) -> String {
+        match self.request.payment.as_ref().map(|p| p.receipt_url.trim()).filter(|u| !u.is_empty()) {
+            Some(url) => format!("Your receipt: {url}"),
+            None => String::new(),
+        }
+    }
+}
+
+fn local(at: Option<&prost_types::Timestamp>, zone: Tz) -> Option<DateTime<Tz>> {
+    let at = at?;
+    DateTime::<Utc>::from_timestamp(at.seconds, u32::try_from(at.nanos).ok()?).map(|t| t.with_timezone(&zone))
+}
+
+/// "$1,234.50" for USD, "1,234.50 EUR" otherwise.
+fn money(cents: i64, currency: &str) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    let whole = (cents / 100).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let amount = format!("{grouped}.{:02}", cents % 100);
+    match currency.to_ascii_uppercase().as_str() {
+        "USD" | "" => format!("{sign}${amount}"),
+        other => format!("{sign}{amount} {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

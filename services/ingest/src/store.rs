@@ -1,0 +1,142 @@
+//! ingest's tables: processed events and the account, customer and job snapshots. Snapshots only
+//! move forward in event time, so a late, older event never overwrites newer state.
+
+use chrono::{DateTime, NaiveTime, Utc};
+use messaging_domain::event::{AccountSettings, Contact, JobInput};
+use messaging_domain::{AccountId, E164};
+use sqlx::{PgConnection, Row};
+
+/// Records the event id; false when it was already processed.
+pub async fn mark_processed(tx: &mut PgConnection, event_id: &str, account: &AccountId, kind: &str) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO ingest.processed_events (event_id, account_id, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(account.as_str())
+    .bind(kind)
+    .execute(tx)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+pub async fn upsert_account(tx: &mut PgConnection, account: &AccountId, s: &AccountSettings, as_of: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO ingest.accounts AS a (account_id, name, timezone, sms_number, email_from, reminder_time, quiet_start, quiet_end, as_of)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, timezone = EXCLUDED.timezone,
+             sms_number = EXCLUDED.sms_number, email_from = EXCLUDED.email_from, reminder_time = EXCLUDED.reminder_time,
+             quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, as_of = EXCLUDED.as_of
+         WHERE a.as_of <= EXCLUDED.as_of",
+    )
+    .bind(account.as_str())
+    .bind(&s.name)
+    .bind(s.timezone.name())
+    .bind(s.sms_number.as_str())
+    .bind(&s.email_from)
+    .bind(s.reminder_time)
+    .bind(s.quiet_start)
+    .bind(s.quiet_end)
+    .bind(as_of)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The account snapshot as stored.
+#[derive(Debug, Clone)]
+pub struct StoredAccount {
+    pub name: String,
+    pub timezone: String,
+    pub sms_number: String,
+    pub email_from: String,
+    pub reminder_time: NaiveTime,
+    pub quiet_start: NaiveTime,
+    pub quiet_end: NaiveTime,
+}
+
+impl StoredAccount {
+    /// The region customers' phone numbers are read in: the business number's.
+    pub fn phone_region(&self) -> messaging_domain::phone::PhoneRegion {
+        E164::parse_strict(&self.sms_number).map(|n| n.region()).unwrap_or(messaging_domain::phone::PhoneRegion::US)
+    }
+}
+
+pub async fn load_account(tx: &mut PgConnection, account: &AccountId) -> sqlx::Result<Option<StoredAccount>> {
+    let row = sqlx::query(
+        "SELECT name, timezone, sms_number, email_from, reminder_time, quiet_start, quiet_end FROM ingest.accounts WHERE account_id = $1",
+    )
+    .bind(account.as_str())
+    .fetch_optional(tx)
+    .await?;
+    row.map(|row| {
+        Ok(StoredAccount {
+            name: row.try_get("name")?,
+            timezone: row.try_get("timezone")?,
+            sms_number: row.try_get("sms_number")?,
+            email_from: row.try_get("email_from")?,
+            reminder_time: row.try_get("reminder_time")?,
+            quiet_start: row.try_get("quiet_start")?,
+            quiet_end: row.try_get("quiet_end")?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn upsert_customer(tx: &mut PgConnection, account: &AccountId, c: &Contact, as_of: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO ingest.customers AS c (account_id, customer_id, name, phone, email, sms_allowed, email_allowed, as_of)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
+             email = EXCLUDED.email, sms_allowed = EXCLUDED.sms_allowed, email_allowed = EXCLUDED.email_allowed, as_of = EXCLUDED.as_of
+         WHERE c.as_of <= EXCLUDED.as_of",
+    )
+    .bind(account.as_str())
+    .bind(c.customer_id.as_str())
+    .bind(&c.name)
+    .bind(c.phone.as_ref().map(|p| p.as_str()))
+    .bind(c.email.as_deref())
+    .bind(c.preferences.sms)
+    .bind(c.preferences.email)
+    .bind(as_of)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Upserts the job; returns the previous start time if the job was known.
+pub async fn upsert_job(
+    tx: &mut PgConnection,
+    account: &AccountId,
+    customer_id: &str,
+    job: &JobInput,
+    state: &str,
+    as_of: DateTime<Utc>,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    let previous: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT starts_at FROM ingest.jobs WHERE account_id = $1 AND job_id = $2 FOR UPDATE")
+            .bind(account.as_str())
+            .bind(job.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    sqlx::query(
+        "INSERT INTO ingest.jobs AS j (account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state, as_of)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (account_id, job_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, title = EXCLUDED.title,
+             starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, technician_name = EXCLUDED.technician_name,
+             address = EXCLUDED.address, state = EXCLUDED.state, as_of = EXCLUDED.as_of
+         WHERE j.as_of <= EXCLUDED.as_of",
+    )
+    .bind(account.as_str())
+    .bind(job.id.as_str())
+    .bind(customer_id)
+    .bind(&job.title)
+    .bind(job.starts_at)
+    .bind(job.ends_at)
+    .bind(job.technician.as_ref().map(|t| t.name.as_str()).unwrap_or(""))
+    .bind(&job.address)
+    .bind(state)
+    .bind(as_of)
+    .execute(tx)
+    .await?;
+    Ok(previous)
+}
