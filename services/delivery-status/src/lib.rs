@@ -1,1 +1,100 @@
-//! placeholder
+//! delivery-status: the authoritative record of what happened to each message. It takes the
+//! gateways' attempt events and the provider's verified webhooks, keeps every raw report in the
+//! message's timeline, moves status only forward, and tells the feed.
+
+mod attempts;
+mod store;
+mod webhook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
+use messaging_platform::config::CommonConfig;
+use messaging_platform::{Shutdown, db, http};
+use serde::{Deserialize, Serialize};
+
+/// The Postgres schema delivery-status owns.
+pub const SCHEMA: &str = "delivery_status";
+
+/// delivery-status's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: CommonConfig,
+    /// Where the webhook server listens.
+    pub listen: String,
+    /// The base URL providers call, used to verify signatures.
+    pub public_base_url: String,
+    pub twilio_auth_token: String,
+    /// Shared with the gateways: verifies message tokens in callback URLs.
+    pub callback_secret: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            common: CommonConfig::default(),
+            listen: "127.0.0.1:8080".into(),
+            public_base_url: "http://127.0.0.1:8080".into(),
+            twilio_auth_token: String::new(),
+            callback_secret: "dev-callback-secret".into(),
+        }
+    }
+}
+
+messaging_platform::service_config!(Config);
+
+/// A built service, ready to run.
+pub struct App {
+    config: Config,
+    nats: async_nats::Client,
+    pool: sqlx::PgPool,
+    jetstream: async_nats::jetstream::Context,
+    relay: Relay,
+    listener: tokio::net::TcpListener,
+}
+
+pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
+    anyhow::ensure!(!config.twilio_auth_token.is_empty(), "twilio_auth_token is required to verify webhooks");
+    let pool = db::connect(&config.common.database, shutdown).await?;
+    let nats = bus::connect(&config.common.nats, "delivery-status", shutdown).await?;
+    let jetstream = bus::jetstream(nats.clone(), &[streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
+    let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    Ok(App { config, nats, pool, jetstream, relay, listener })
+}
+
+impl App {
+    /// The webhook server's address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let probe = http::dependency_probe(self.nats.clone(), Some(self.pool.clone()));
+        http::serve(&self.config.common.health, probe, shutdown.clone()).await?;
+        let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
+        let state = Arc::new(webhook::WebhookState {
+            pool: self.pool.clone(),
+            relay: self.relay.clone(),
+            public_base_url: self.config.public_base_url.clone(),
+            twilio_auth_token: self.config.twilio_auth_token.clone(),
+            token_secret: self.config.callback_secret.as_bytes().to_vec(),
+        });
+        let server_shutdown = shutdown.clone();
+        tracing::info!(listen = %self.listener.local_addr()?, "webhook server listening");
+        let server = tokio::spawn(
+            axum::serve(self.listener, webhook::router(state))
+                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+                .into_future(),
+        );
+        let handler = Arc::new(attempts::AttemptHandler { pool: self.pool.clone(), relay: self.relay.clone() });
+        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt");
+        bus::consumer::run(self.jetstream.clone(), "delivery-status", spec, handler, shutdown.clone()).await?;
+        let _ = server.await;
+        let _ = relay_task.await;
+        Ok(())
+    }
+}

@@ -1,1 +1,111 @@
-//! placeholder
+//! sms-gateway: a stateless worker on the shared `SEND_SMS` work queue. It claims each message in
+//! its own table before calling the provider, records the result with the `attempt` event in one
+//! transaction, and reconciles ambiguous sends through the provider's list API.
+
+mod handler;
+pub mod reconcile;
+pub mod twilio;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use messaging_domain::Channel;
+use messaging_gateway::Claims;
+use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
+use messaging_platform::config::CommonConfig;
+use messaging_platform::{Shutdown, db, http};
+use serde::{Deserialize, Serialize};
+
+pub use handler::SmsSender;
+use reconcile::ReconcileTiming;
+use twilio::{Twilio, TwilioConfig};
+
+/// The Postgres schema sms-gateway owns.
+pub const SCHEMA: &str = "sms_gateway";
+
+/// sms-gateway's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: CommonConfig,
+    pub twilio: TwilioConfig,
+    /// Public base URL of delivery-status's webhooks, as the provider will call it.
+    pub callback_base_url: String,
+    /// Shared with delivery-status: signs the message token in the callback URL.
+    pub callback_secret: String,
+    pub concurrency: usize,
+    /// How long a claim is held; must exceed the provider timeout.
+    pub lease_secs: u64,
+    pub reconcile_interval_ms: u64,
+    pub unknown_grace_secs: u64,
+    pub unknown_deadline_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            common: CommonConfig::default(),
+            twilio: TwilioConfig::default(),
+            callback_base_url: "http://127.0.0.1:8080".into(),
+            callback_secret: "dev-callback-secret".into(),
+            concurrency: 32,
+            lease_secs: 30,
+            reconcile_interval_ms: 2_000,
+            unknown_grace_secs: 5,
+            unknown_deadline_secs: 600,
+        }
+    }
+}
+
+messaging_platform::service_config!(Config);
+
+/// A built service, ready to run.
+pub struct App {
+    config: Config,
+    nats: async_nats::Client,
+    pool: sqlx::PgPool,
+    jetstream: async_nats::jetstream::Context,
+    sender: Arc<SmsSender<Twilio>>,
+    relay: Relay,
+}
+
+pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
+    anyhow::ensure!(
+        config.lease_secs * 1000 > config.twilio.timeout_ms,
+        "lease_secs must exceed twilio.timeout_ms, or a slow send could be taken over while in flight"
+    );
+    let pool = db::connect(&config.common.database, shutdown).await?;
+    let nats = bus::connect(&config.common.nats, "sms-gateway", shutdown).await?;
+    let jetstream = bus::jetstream(nats.clone(), &[streams::SEND_SMS, streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
+    let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
+    let sender = Arc::new(SmsSender {
+        provider: Arc::new(Twilio::new(config.twilio.clone())?),
+        claims: Claims::new(pool.clone(), SCHEMA, Channel::Sms, Duration::from_secs(config.lease_secs)),
+        relay: relay.clone(),
+        callback_base: config.callback_base_url.clone(),
+        callback_secret: config.callback_secret.as_bytes().to_vec(),
+    });
+    Ok(App { config, nats, pool, jetstream, sender, relay })
+}
+
+impl App {
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let probe = http::dependency_probe(self.nats.clone(), Some(self.pool.clone()));
+        http::serve(&self.config.common.health, probe, shutdown.clone()).await?;
+        let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
+        let timing = ReconcileTiming {
+            interval: Duration::from_millis(self.config.reconcile_interval_ms),
+            grace: Duration::from_secs(self.config.unknown_grace_secs),
+            deadline: Duration::from_secs(self.config.unknown_deadline_secs),
+        };
+        let reconcile_task = tokio::spawn(reconcile::run(self.sender.clone(), timing, shutdown.clone()));
+        let mut spec = ConsumerSpec::new(streams::SEND_SMS.name, "sms-gateway", "send.sms.>");
+        spec.concurrency = self.config.concurrency;
+        spec.ack_wait = Duration::from_secs(self.config.lease_secs + 5);
+        bus::consumer::run(self.jetstream.clone(), "sms-gateway", spec, self.sender.clone(), shutdown.clone()).await?;
+        let _ = reconcile_task.await;
+        let _ = relay_task.await;
+        Ok(())
+    }
+}

@@ -1,0 +1,239 @@
+//! Claim before send. A worker inserts the message's row (`claimed`, with a lease) before calling
+//! the provider, and settles it (`sent` / `failed` / `unknown`) together with the `attempt` event
+//! in one transaction. A redelivered command finds the row and never calls the provider blindly.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use messaging_domain::Channel;
+use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_proto::bus::{AttemptOutcome, SendAttempt};
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, PgPool, Row};
+
+/// What the claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This worker owns the send.
+    Won,
+    /// Already settled earlier: nothing to do.
+    Settled,
+    /// Another worker holds a live lease.
+    Busy { retry_in: Duration },
+    /// A worker claimed it and vanished (its lease expired) without settling.
+    Orphaned { claimed_at: DateTime<Utc> },
+}
+
+/// How a send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    Sent { provider_id: String },
+    Failed { reason: String, code: String, text: String },
+    /// The provider may or may not have the message; reconciliation decides.
+    Unknown { detail: String },
+}
+
+/// A claim waiting for reconciliation.
+#[derive(Debug, Clone)]
+pub struct OpenAttempt {
+    pub message_id: String,
+    pub account_id: String,
+    pub recipient: String,
+    pub sender: String,
+    pub body_digest: String,
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// One gateway's attempts table.
+#[derive(Clone)]
+pub struct Claims {
+    pool: PgPool,
+    schema: &'static str,
+    channel: Channel,
+    lease: Duration,
+}
+
+/// The digest stored instead of the body, to recognise the message in the provider's list.
+pub fn body_digest(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+impl Claims {
+    pub fn new(pool: PgPool, schema: &'static str, channel: Channel, lease: Duration) -> Self {
+        Self { pool, schema, channel, lease }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Claims `message_id` for this worker, or reports who has it.
+    pub async fn claim(&self, message_id: &str, account_id: &str, recipient: &str, sender: &str, body: &str) -> sqlx::Result<Claim> {
+        let lease_secs = self.lease.as_secs_f64();
+        let inserted = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {}.attempts (message_id, account_id, state, recipient, sender, body_digest, lease_until)
+             VALUES ($1, $2, 'claimed', $3, $4, $5, now() + make_interval(secs => $6))
+             ON CONFLICT (message_id) DO NOTHING",
+            self.schema
+        )))
+        .bind(message_id)
+        .bind(account_id)
+        .bind(recipient)
+        .bind(sender)
+        .bind(body_digest(body))
+        .bind(lease_secs)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Claim::Won);
+        }
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT state, claimed_at, GREATEST(EXTRACT(EPOCH FROM lease_until - now()), 0)::float8 AS remaining
+             FROM {}.attempts WHERE message_id = $1",
+            self.schema
+        )))
+        .bind(message_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let state: String = row.try_get("state")?;
+        let remaining: f64 = row.try_get("remaining")?;
+        Ok(match state.as_str() {
+            "claimed" if remaining > 0.0 => Claim::Busy { retry_in: Duration::from_secs_f64(remaining.min(60.0)) + Duration::from_millis(100) },
+            "claimed" => Claim::Orphaned { claimed_at: row.try_get("claimed_at")? },
+            _ => Claim::Settled,
+        })
+    }
+
+    /// Takes over an orphaned claim with a fresh lease; false if someone else did first.
+    pub async fn take_over(&self, message_id: &str) -> sqlx::Result<bool> {
+        let updated = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {}.attempts SET lease_until = now() + make_interval(secs => $2), updated_at = now()
+             WHERE message_id = $1 AND state = 'claimed' AND lease_until <= now()",
+            self.schema
+        )))
+        .bind(message_id)
+        .bind(self.lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Gives the claim back when the provider certainly did not get the message (refused connection, 429).
+    pub async fn release(&self, message_id: &str) -> sqlx::Result<()> {
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {}.attempts WHERE message_id = $1 AND state = 'claimed'", self.schema)))
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Expires the lease now, so a later delivery may take the claim over again.
+    pub async fn release_lease(&self, message_id: &str) -> sqlx::Result<()> {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {}.attempts SET lease_until = now() WHERE message_id = $1 AND state = 'claimed'",
+            self.schema
+        )))
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records how the send ended and enqueues the `attempt` event, in one transaction.
+    /// Only a `claimed` or `unknown` row can be settled; returns false if it already was.
+    pub async fn settle(&self, message_id: &str, account_id: &str, settlement: &Settlement) -> sqlx::Result<bool> {
+        let (state, provider_id, reason, code, text) = match settlement {
+            Settlement::Sent { provider_id } => ("sent", Some(provider_id.as_str()), None, None, None),
+            Settlement::Failed { reason, code, text } => ("failed", None, Some(reason.as_str()), Some(code.as_str()), Some(text.as_str())),
+            Settlement::Unknown { detail } => ("unknown", None, None, None, Some(detail.as_str())),
+        };
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {}.attempts SET state = $2, provider_id = COALESCE($3, provider_id), failure_reason = $4,
+                 error_code = $5, error_text = $6, updated_at = now()
+             WHERE message_id = $1 AND (state = 'claimed' OR (state = 'unknown' AND $2 <> 'unknown'))",
+            self.schema
+        )))
+        .bind(message_id)
+        .bind(state)
+        .bind(provider_id)
+        .bind(reason)
+        .bind(code)
+        .bind(text)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let event = attempt_event(message_id, account_id, self.channel, settlement);
+        outbox::enqueue(&mut tx, self.schema, &event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Attempts left `unknown` for longer than `min_age`, oldest first.
+    pub async fn open_attempts(&self, min_age: Duration, limit: i64) -> sqlx::Result<Vec<OpenAttempt>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT message_id, account_id, recipient, sender, body_digest, claimed_at FROM {}.attempts
+             WHERE state = 'unknown' AND updated_at < now() - make_interval(secs => $1)
+             ORDER BY claimed_at LIMIT $2",
+            self.schema
+        )))
+        .bind(min_age.as_secs_f64())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OpenAttempt {
+                    message_id: row.try_get("message_id")?,
+                    account_id: row.try_get("account_id")?,
+                    recipient: row.try_get("recipient")?,
+                    sender: row.try_get("sender")?,
+                    body_digest: row.try_get("body_digest")?,
+                    claimed_at: row.try_get("claimed_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The `message.<account>.attempt` event for delivery-status.
+pub fn attempt_event(message_id: &str, account_id: &str, channel: Channel, settlement: &Settlement) -> OutboxMessage {
+    let now = Utc::now();
+    let mut event = SendAttempt {
+        message_id: message_id.to_owned(),
+        account_id: account_id.to_owned(),
+        channel: channel.to_proto(),
+        occurred_at: Some(prost_types::Timestamp { seconds: now.timestamp(), nanos: now.timestamp_subsec_nanos() as i32 }),
+        ..Default::default()
+    };
+    let outcome = match settlement {
+        Settlement::Sent { provider_id } => {
+            event.provider_id = provider_id.clone();
+            AttemptOutcome::Sent
+        }
+        Settlement::Failed { reason, code, text } => {
+            event.failure_reason = reason.clone();
+            event.provider_error_code = code.clone();
+            event.provider_error_text = text.clone();
+            AttemptOutcome::Failed
+        }
+        Settlement::Unknown { detail } => {
+            event.provider_error_text = detail.clone();
+            AttemptOutcome::Unknown
+        }
+    };
+    event.outcome = outcome as i32;
+    let tag = match outcome {
+        AttemptOutcome::Sent => "sent",
+        AttemptOutcome::Failed => "failed",
+        _ => "unknown",
+    };
+    OutboxMessage {
+        id: format!("attempt:{message_id}:{tag}"),
+        subject: format!("message.{account_id}.attempt"),
+        payload: event.encode_to_vec(),
+    }
+}

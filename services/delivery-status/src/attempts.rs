@@ -1,0 +1,69 @@
+//! Consumes the gateways' `message.<account>.attempt` events: sent, failed or unknown.
+
+use chrono::{DateTime, Utc};
+use messaging_domain::{Channel, Status};
+use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
+use messaging_proto::bus::{AttemptOutcome, SendAttempt};
+use prost::Message as _;
+use sqlx::PgPool;
+
+use crate::store::{self, Applied, Report};
+
+/// The attempt-event handler.
+pub struct AttemptHandler {
+    pub(crate) pool: PgPool,
+    pub(crate) relay: Relay,
+}
+
+impl Handler for AttemptHandler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let attempt = match SendAttempt::decode(delivery.payload.as_ref()) {
+            Ok(attempt) => attempt,
+            Err(error) => return Outcome::DeadLetter(format!("undecodable attempt: {error}")),
+        };
+        if delivery.subject != format!("message.{}.attempt", attempt.account_id) {
+            return Outcome::DeadLetter(format!("subject {} does not match the attempt", delivery.subject));
+        }
+        let (status, tag) = match AttemptOutcome::try_from(attempt.outcome) {
+            Ok(AttemptOutcome::Sent) => (Status::Sent, "sent"),
+            Ok(AttemptOutcome::Failed) => (Status::Failed, "failed"),
+            Ok(AttemptOutcome::Unknown) => (Status::Unknown, "unknown"),
+            _ => return Outcome::DeadLetter(format!("attempt has no outcome ({})", attempt.outcome)),
+        };
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let occurred_at = attempt
+            .occurred_at
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+            .unwrap_or_else(Utc::now);
+        let report = Report {
+            message_id: attempt.message_id.clone(),
+            account_id: attempt.account_id.clone(),
+            channel: Channel::from_proto(attempt.channel),
+            status,
+            provider_id: non_empty(&attempt.provider_id),
+            failure_reason: non_empty(&attempt.failure_reason),
+            error_code: non_empty(&attempt.provider_error_code),
+            error_text: non_empty(&attempt.provider_error_text),
+            source: "gateway",
+            dedupe_key: format!("attempt:{}:{tag}", attempt.message_id),
+            detail: serde_json::json!({
+                "outcome": tag,
+                "provider_id": attempt.provider_id,
+                "failure_reason": attempt.failure_reason,
+                "error_code": attempt.provider_error_code,
+                "error_text": attempt.provider_error_text,
+            }),
+            occurred_at,
+        };
+        match store::apply(&self.pool, &report).await {
+            Ok(applied) => {
+                if applied == Applied::Advanced {
+                    self.relay.wake();
+                }
+                tracing::info!(message_id = %report.message_id, status = %status, ?applied, "gateway attempt recorded");
+                Outcome::Ack
+            }
+            Err(error) => Outcome::retry(format!("database: {error}")),
+        }
+    }
+}

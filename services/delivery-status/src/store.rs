@@ -1,0 +1,115 @@
+//! Applies a status report: keep the raw report in the timeline (once per dedupe key), move the
+//! message's status forward with one conditional upsert, and enqueue `status` for the feed, all in
+//! one transaction. Errors once stored are never erased.
+
+use chrono::{DateTime, Utc};
+use messaging_domain::{Channel, Status};
+use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_proto::bus::StatusChanged;
+use prost::Message as _;
+use sqlx::{PgPool, Row};
+
+/// One report about a message from a gateway or the provider.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub message_id: String,
+    pub account_id: String,
+    pub channel: Option<Channel>,
+    pub status: Status,
+    pub provider_id: Option<String>,
+    pub failure_reason: Option<String>,
+    pub error_code: Option<String>,
+    pub error_text: Option<String>,
+    pub source: &'static str,
+    /// The same report seen again has the same key and changes nothing.
+    pub dedupe_key: String,
+    pub detail: serde_json::Value,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// What applying a report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Duplicate,
+    /// Kept in the timeline; the status did not move (a lower or equal rank, or another account's message).
+    Recorded,
+    Advanced,
+}
+
+pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
+    let mut tx = pool.begin().await?;
+    let timeline_id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO delivery_status.timeline (message_id, account_id, source, status, dedupe_key, detail, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(&report.message_id)
+    .bind(&report.account_id)
+    .bind(report.source)
+    .bind(report.status.as_str())
+    .bind(&report.dedupe_key)
+    .bind(&report.detail)
+    .bind(report.occurred_at)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(timeline_id) = timeline_id else {
+        return Ok(Applied::Duplicate);
+    };
+    // Advance only to a higher rank, or from unknown to sent; keep the first stored error.
+    let row = sqlx::query(
+        "INSERT INTO delivery_status.messages AS m
+             (message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code, error_text)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (message_id) DO UPDATE SET
+             provider_id = COALESCE(m.provider_id, EXCLUDED.provider_id),
+             channel = COALESCE(m.channel, EXCLUDED.channel),
+             failure_reason = COALESCE(m.failure_reason, EXCLUDED.failure_reason),
+             error_code = COALESCE(m.error_code, EXCLUDED.error_code),
+             error_text = COALESCE(m.error_text, EXCLUDED.error_text),
+             status = CASE WHEN EXCLUDED.status_rank > m.status_rank OR (m.status = 'unknown' AND EXCLUDED.status = 'sent')
+                           THEN EXCLUDED.status ELSE m.status END,
+             status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
+             updated_at = now()
+         WHERE m.account_id = EXCLUDED.account_id
+         RETURNING m.status, m.failure_reason, m.error_code, m.error_text, m.provider_id",
+    )
+    .bind(&report.message_id)
+    .bind(&report.account_id)
+    .bind(report.channel.map(|c| c.as_str()))
+    .bind(&report.provider_id)
+    .bind(report.status.as_str())
+    .bind(i16::from(report.status.rank()))
+    .bind(&report.failure_reason)
+    .bind(&report.error_code)
+    .bind(&report.error_text)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        tx.commit().await?;
+        return Ok(Applied::Recorded);
+    };
+    let status: String = row.try_get("status")?;
+    if status != report.status.as_str() {
+        tx.commit().await?;
+        return Ok(Applied::Recorded);
+    }
+    let at = report.occurred_at;
+    let event = StatusChanged {
+        message_id: report.message_id.clone(),
+        account_id: report.account_id.clone(),
+        status: report.status.to_proto(),
+        occurred_at: Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }),
+        failure_reason: row.try_get::<Option<String>, _>("failure_reason")?.unwrap_or_default(),
+        provider_error_code: row.try_get::<Option<String>, _>("error_code")?.unwrap_or_default(),
+        provider_error_text: row.try_get::<Option<String>, _>("error_text")?.unwrap_or_default(),
+        provider_id: row.try_get::<Option<String>, _>("provider_id")?.unwrap_or_default(),
+        source: report.source.to_owned(),
+    };
+    let message = OutboxMessage {
+        id: format!("status:{}:{timeline_id}", report.message_id),
+        subject: format!("message.{}.status", report.account_id),
+        payload: event.encode_to_vec(),
+    };
+    outbox::enqueue(&mut tx, crate::SCHEMA, &message).await?;
+    tx.commit().await?;
+    Ok(Applied::Advanced)
+}

@@ -1,0 +1,111 @@
+//! The provider-facing HTTP server. Every request is verified before anything is stored:
+//! X-Twilio-Signature against the configured public URL, and our signed message token in the path.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::Utc;
+use messaging_domain::signing::{twilio_signature_matches, verify_message_token};
+use messaging_domain::{Channel, Status};
+use messaging_platform::bus::Relay;
+use sqlx::PgPool;
+
+use crate::store::{self, Applied, Report};
+
+/// What the webhook handlers share.
+pub struct WebhookState {
+    pub pool: PgPool,
+    pub relay: Relay,
+    /// The base URL the provider calls (differs from the listen address behind a proxy).
+    pub public_base_url: String,
+    pub twilio_auth_token: String,
+    pub token_secret: Vec<u8>,
+}
+
+/// The routes.
+pub fn router(state: Arc<WebhookState>) -> Router {
+    Router::new()
+        .route("/webhooks/twilio/status/{token}", post(twilio_status))
+        .route("/livez", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+async fn twilio_status(
+    State(state): State<Arc<WebhookState>>,
+    Path(token): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> StatusCode {
+    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
+    let url = format!("{}{}", state.public_base_url.trim_end_matches('/'), path);
+    if signature.is_empty() || !twilio_signature_matches(&state.twilio_auth_token, &url, &params, signature) {
+        tracing::warn!(%url, "status callback with a bad signature refused");
+        return StatusCode::FORBIDDEN;
+    }
+    let Some((account, message)) = verify_message_token(&state.token_secret, &token) else {
+        tracing::warn!("status callback with a bad message token refused");
+        return StatusCode::FORBIDDEN;
+    };
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let Some(raw_status) = param("MessageStatus").or_else(|| param("SmsStatus")) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let Some(provider_id) = param("MessageSid").or_else(|| param("SmsSid")) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let Some(status) = Status::from_twilio(&raw_status) else {
+        // queued / sending / accepted say nothing the gateway has not.
+        return StatusCode::NO_CONTENT;
+    };
+    let error_code = param("ErrorCode");
+    let failure_reason = (status == Status::Failed).then(|| {
+        error_code.as_deref().map(|c| failure_reason_for(c).to_owned()).unwrap_or_else(|| raw_status.clone())
+    });
+    let report = Report {
+        message_id: message.to_string(),
+        account_id: account.to_string(),
+        channel: Some(Channel::Sms),
+        status,
+        provider_id: Some(provider_id.clone()),
+        failure_reason,
+        error_text: param("ErrorMessage"),
+        error_code,
+        source: "provider",
+        dedupe_key: format!("twilio:{provider_id}:{raw_status}"),
+        detail: serde_json::Value::Object(params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect()),
+        occurred_at: Utc::now(),
+    };
+    match store::apply(&state.pool, &report).await {
+        Ok(applied) => {
+            if applied == Applied::Advanced {
+                state.relay.wake();
+            }
+            tracing::info!(message_id = %message, account_id = %account, %raw_status, ?applied, "status callback");
+            StatusCode::NO_CONTENT
+        }
+        Err(error) => {
+            tracing::warn!(%error, "status callback not stored; the provider may retry");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+/// Carrier-side delivery failures reported in status callbacks.
+fn failure_reason_for(code: &str) -> &'static str {
+    match code {
+        "30003" => "unreachable",
+        "30004" => "blocked",
+        "30005" => "unknown_number",
+        "30006" => "landline",
+        "30007" => "carrier_filtered",
+        "30008" => "carrier_error",
+        "21610" => "opted_out",
+        _ => "undelivered",
+    }
+}

@@ -1,0 +1,100 @@
+//! Handles one email send command: claim, SMTP, settle. SMTP is not idempotent either, so an
+//! orphaned claim (a crash mid-send) is settled as `unknown` rather than resent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use messaging_domain::signing::message_token;
+use messaging_domain::{AccountId, Channel, MessageId};
+use messaging_gateway::{Claim, Claims, Settlement};
+use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
+use messaging_proto::bus::SendCommand;
+use prost::Message as _;
+
+use crate::smtp::{Email, MailError, Mailer};
+
+/// The send-command handler.
+pub struct EmailSender<M> {
+    pub(crate) mailer: Arc<M>,
+    pub(crate) claims: Claims,
+    pub(crate) relay: Relay,
+    pub(crate) public_base_url: String,
+    pub(crate) reply_domain: String,
+    pub(crate) secret: Vec<u8>,
+}
+
+impl<M: Mailer> Handler for EmailSender<M> {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let command = match SendCommand::decode(delivery.payload.as_ref()) {
+            Ok(command) => command,
+            Err(error) => return Outcome::DeadLetter(format!("undecodable send command: {error}")),
+        };
+        if delivery.subject != format!("send.email.{}", command.account_id) || command.channel != Channel::Email.to_proto() {
+            return Outcome::DeadLetter(format!("subject {} does not match the command", delivery.subject));
+        }
+        let (Ok(account), Ok(message)) = (AccountId::parse(&command.account_id), MessageId::parse(&command.message_id)) else {
+            return Outcome::DeadLetter("send command has invalid ids".into());
+        };
+        match self.process(&command, &account, &message, delivery.delivered).await {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::retry(format!("database: {error}")),
+        }
+    }
+}
+
+impl<M: Mailer> EmailSender<M> {
+    async fn process(&self, command: &SendCommand, account: &AccountId, message: &MessageId, delivered: i64) -> sqlx::Result<Outcome> {
+        let claim = self.claims.claim(message.as_str(), account.as_str(), &command.to, &command.from, &command.body).await?;
+        match claim {
+            Claim::Won => {}
+            Claim::Settled => return Ok(Outcome::Ack),
+            Claim::Busy { retry_in } => return Ok(Outcome::Retry { delay: retry_in, reason: "another gateway holds the claim".into() }),
+            Claim::Orphaned { .. } => {
+                if self.claims.take_over(message.as_str()).await? {
+                    let detail = "a gateway stopped while sending; the relay may or may not have the message".to_owned();
+                    self.settle(message, account, Settlement::Unknown { detail }).await?;
+                }
+                return Ok(Outcome::Ack);
+            }
+        }
+        let token = message_token(&self.secret, account, message);
+        let email = Email {
+            message_id: message.to_string(),
+            from_name: command.from_name.clone(),
+            from: command.from.clone(),
+            to: command.to.clone(),
+            reply_to: if self.reply_domain.is_empty() { String::new() } else { format!("reply+{token}@{}", self.reply_domain) },
+            subject: command.subject.clone(),
+            text: command.body.clone(),
+            html: command.html_body.clone(),
+            unsubscribe_url: format!("{}/unsubscribe/{token}", self.public_base_url.trim_end_matches('/')),
+        };
+        let settlement = match self.mailer.send(&email).await {
+            Ok(()) => {
+                tracing::info!(message_id = %message, account_id = %account, "email accepted by relay");
+                Settlement::Sent { provider_id: format!("smtp-{message}") }
+            }
+            Err(MailError::Invalid(text)) => Settlement::Failed { reason: "invalid_message".into(), code: String::new(), text },
+            Err(MailError::Permanent(text)) => Settlement::Failed { reason: "rejected".into(), code: smtp_code(&text), text },
+            Err(MailError::Transient(text)) => {
+                self.claims.release(message.as_str()).await?;
+                let delay = Duration::from_secs((1u64 << delivered.clamp(0, 6)).min(60));
+                return Ok(Outcome::Retry { delay, reason: format!("smtp: {text}") });
+            }
+        };
+        self.settle(message, account, settlement).await?;
+        Ok(Outcome::Ack)
+    }
+
+    async fn settle(&self, message: &MessageId, account: &AccountId, settlement: Settlement) -> sqlx::Result<()> {
+        if self.claims.settle(message.as_str(), account.as_str(), &settlement).await? {
+            self.relay.wake();
+        }
+        Ok(())
+    }
+}
+
+/// The three-digit reply code at the start of an SMTP error, if any.
+fn smtp_code(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_digit()).find(|part| part.len() == 3).unwrap_or_default().to_owned()
+}

@@ -1,0 +1,137 @@
+//! The SMTP adapter (lettre): builds the MIME message with threading and unsubscribe headers and
+//! classifies failures: 4xx and connection errors retry, 5xx fail with the server's reply.
+
+use std::future::Future;
+use std::time::Duration;
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+
+/// Relay settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` or `tls` (implicit).
+    pub tls: String,
+    pub username: String,
+    pub password: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 2525, tls: "none".into(), username: String::new(), password: String::new(), timeout_ms: 15_000 }
+    }
+}
+
+/// One email to send, already rendered.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub message_id: String,
+    pub from_name: String,
+    pub from: String,
+    pub to: String,
+    pub reply_to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub unsubscribe_url: String,
+}
+
+/// How a send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// Input that must never reach SMTP (CR/LF in a header, an unparseable address).
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// 5xx: the relay refused it for good.
+    #[error("relay refused: {0}")]
+    Permanent(String),
+    /// 4xx or a connection problem: retry later.
+    #[error("temporary failure: {0}")]
+    Transient(String),
+}
+
+/// A mail relay, behind a trait for tests.
+pub trait Mailer: Send + Sync + 'static {
+    fn send(&self, email: &Email) -> impl Future<Output = Result<(), MailError>> + Send;
+}
+
+/// SMTP through lettre.
+#[derive(Clone)]
+pub struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    domain: String,
+}
+
+impl Smtp {
+    pub fn new(config: &SmtpConfig, message_id_domain: &str) -> anyhow::Result<Self> {
+        let mut builder = match config.tls.as_str() {
+            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)?,
+            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)?,
+            "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+            other => anyhow::bail!("smtp.tls must be none, starttls or tls, not {other:?}"),
+        }
+        .port(config.port)
+        .timeout(Some(Duration::from_millis(config.timeout_ms)));
+        if !config.username.is_empty() {
+            builder = builder.credentials(Credentials::new(config.username.clone(), config.password.clone()));
+        }
+        Ok(Self { transport: builder.build(), domain: message_id_domain.to_owned() })
+    }
+}
+
+impl Mailer for Smtp {
+    async fn send(&self, email: &Email) -> Result<(), MailError> {
+        let message = build(email, &self.domain)?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_permanent() => Err(MailError::Permanent(error.to_string())),
+            Err(error) => Err(MailError::Transient(error.to_string())),
+        }
+    }
+}
+
+/// Builds the MIME message; refuses CR/LF in anything that becomes a header.
+pub fn build(email: &Email, domain: &str) -> Result<Message, MailError> {
+    for (field, value) in [
+        ("from name", &email.from_name),
+        ("from", &email.from),
+        ("to", &email.to),
+        ("reply-to", &email.reply_to),
+        ("subject", &email.subject),
+        ("unsubscribe url", &email.unsubscribe_url),
+    ] {
+        if value.contains(['\r', '\n']) {
+            return Err(MailError::Invalid(format!("{field} contains a line break")));
+        }
+    }
+    let address = |value: &str| value.parse().map_err(|e| MailError::Invalid(format!("address {value:?}: {e}")));
+    let from = Mailbox::new(Some(email.from_name.clone()), address(&email.from)?);
+    let mut builder = Message::builder()
+        .message_id(Some(format!("<{}@{}>", email.message_id, domain)))
+        .from(from)
+        .to(Mailbox::new(None, address(&email.to)?))
+        .subject(email.subject.clone());
+    if !email.reply_to.is_empty() {
+        builder = builder.reply_to(Mailbox::new(None, address(&email.reply_to)?));
+    }
+    if !email.unsubscribe_url.is_empty() {
+        builder = builder
+            .raw_header(raw("List-Unsubscribe", format!("<{}>", email.unsubscribe_url))?)
+            .raw_header(raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned())?);
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
+        .map_err(|e| MailError::Invalid(e.to_string()))
+}
+
+fn raw(name: &'static str, value: String) -> Result<HeaderValue, MailError> {
+    let name = HeaderName::new_from_ascii_str(name);
+    Ok(HeaderValue::new(name, value))
+}

@@ -1,0 +1,144 @@
+//! Projects message events into the feed's read model: `queued` creates the row, `status` moves it
+//! forward. Either may arrive first; both are idempotent upserts scoped by account.
+
+use chrono::{DateTime, Utc};
+use messaging_domain::{Channel, Direction, MessageType, Status};
+use messaging_platform::bus::{Delivery, Handler, Outcome};
+use messaging_proto::bus::{MessageQueued, StatusChanged};
+use prost::Message as _;
+use sqlx::PgPool;
+
+/// The message-event handler.
+pub struct Projector {
+    pub(crate) pool: PgPool,
+}
+
+fn time(at: Option<prost_types::Timestamp>) -> DateTime<Utc> {
+    at.and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))).unwrap_or_else(Utc::now)
+}
+
+impl Handler for Projector {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let mut parts = delivery.subject.split('.');
+        let (Some("message"), Some(account), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
+            return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject));
+        };
+        let result = match kind {
+            "queued" => match MessageQueued::decode(delivery.payload.as_ref()) {
+                Ok(event) if event.account_id == account => self.queued(event).await,
+                Ok(_) => return Outcome::DeadLetter("queued event for another account".into()),
+                Err(error) => return Outcome::DeadLetter(format!("undecodable queued event: {error}")),
+            },
+            "status" => match StatusChanged::decode(delivery.payload.as_ref()) {
+                Ok(event) if event.account_id == account => self.status(event).await,
+                Ok(_) => return Outcome::DeadLetter("status event for another account".into()),
+                Err(error) => return Outcome::DeadLetter(format!("undecodable status event: {error}")),
+            },
+            _ => return Outcome::Ack,
+        };
+        match result {
+            Ok(()) => Outcome::Ack,
+            Err(error) => Outcome::retry(format!("database: {error}")),
+        }
+    }
+}
+
+impl Projector {
+    async fn queued(&self, event: MessageQueued) -> sqlx::Result<()> {
+        let customer = event.customer.unwrap_or_default();
+        let at = time(event.queued_at);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO feed.messages AS m (message_id, account_id, customer_id, customer_name, customer_phone, customer_email,
+                 direction, channel, message_type, status, status_rank, preview, subject, job_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $11, $12, $13, $13)
+             ON CONFLICT (message_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, customer_name = EXCLUDED.customer_name,
+                 customer_phone = EXCLUDED.customer_phone, customer_email = EXCLUDED.customer_email,
+                 direction = EXCLUDED.direction, channel = EXCLUDED.channel, message_type = EXCLUDED.message_type,
+                 preview = EXCLUDED.preview, subject = EXCLUDED.subject, job_id = EXCLUDED.job_id,
+                 created_at = LEAST(m.created_at, EXCLUDED.created_at)
+             WHERE m.account_id = EXCLUDED.account_id",
+        )
+        .bind(&event.message_id)
+        .bind(&event.account_id)
+        .bind(&customer.customer_id)
+        .bind(&customer.name)
+        .bind(&customer.phone)
+        .bind(&customer.email)
+        .bind(Direction::from_proto(event.direction).map(|d| d.as_str()))
+        .bind(Channel::from_proto(event.channel).map(|c| c.as_str()))
+        .bind(MessageType::from_proto(event.r#type).map(|t| t.as_str()))
+        .bind(&event.preview)
+        .bind(&event.subject)
+        .bind(&event.job_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        timeline(&mut tx, &event.account_id, &event.message_id, Status::Queued, "dispatch", "", at, format!("queued:{}", event.message_id)).await?;
+        tx.commit().await
+    }
+
+    async fn status(&self, event: StatusChanged) -> sqlx::Result<()> {
+        let Some(status) = Status::from_proto(event.status) else { return Ok(()) };
+        let at = time(event.occurred_at);
+        let sent_at = matches!(status, Status::Sent | Status::Delivered | Status::Read | Status::Opened).then_some(at);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO feed.messages AS m (message_id, account_id, status, status_rank, failure_reason, created_at, sent_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $6)
+             ON CONFLICT (message_id) DO UPDATE SET
+                 status = CASE WHEN EXCLUDED.status_rank > m.status_rank OR (m.status = 'unknown' AND EXCLUDED.status = 'sent')
+                               THEN EXCLUDED.status ELSE m.status END,
+                 status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
+                 failure_reason = CASE WHEN m.failure_reason = '' THEN EXCLUDED.failure_reason ELSE m.failure_reason END,
+                 sent_at = COALESCE(LEAST(m.sent_at, EXCLUDED.sent_at), m.sent_at, EXCLUDED.sent_at),
+                 updated_at = GREATEST(m.updated_at, EXCLUDED.updated_at)
+             WHERE m.account_id = EXCLUDED.account_id",
+        )
+        .bind(&event.message_id)
+        .bind(&event.account_id)
+        .bind(status.as_str())
+        .bind(i16::from(status.rank()))
+        .bind(&event.failure_reason)
+        .bind(at)
+        .bind(sent_at)
+        .execute(&mut *tx)
+        .await?;
+        let detail = [event.failure_reason.as_str(), event.provider_error_code.as_str(), event.provider_error_text.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let key = format!("status:{}:{}:{}", event.message_id, status.as_str(), event.source);
+        timeline(&mut tx, &event.account_id, &event.message_id, status, &event.source, &detail, at, key).await?;
+        tx.commit().await
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn timeline(
+    tx: &mut sqlx::PgConnection,
+    account_id: &str,
+    message_id: &str,
+    status: Status,
+    source: &str,
+    detail: &str,
+    at: DateTime<Utc>,
+    key: String,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO feed.timeline (account_id, message_id, status, source, detail, occurred_at, event_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_key) DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(message_id)
+    .bind(status.as_str())
+    .bind(source)
+    .bind(detail)
+    .bind(at)
+    .bind(key)
+    .execute(tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Handles one SMS send command: claim, call the provider, settle. A redelivered command whose
+//! claim was orphaned by a crash is reconciled against the provider before anything is resent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use messaging_domain::signing::message_token;
+use messaging_domain::{AccountId, Channel, MessageId};
+use messaging_gateway::claims::body_digest;
+use messaging_gateway::{Claim, Claims, Settlement};
+use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
+use messaging_proto::bus::SendCommand;
+use prost::Message as _;
+
+use crate::twilio::{SendError, SmsProvider, SmsRequest, failure_reason};
+
+/// The send-command handler.
+pub struct SmsSender<P> {
+    pub(crate) provider: Arc<P>,
+    pub(crate) claims: Claims,
+    pub(crate) relay: Relay,
+    /// Public base URL of delivery-status, for `StatusCallback`.
+    pub(crate) callback_base: String,
+    pub(crate) callback_secret: Vec<u8>,
+}
+
+impl<P: SmsProvider> Handler for SmsSender<P> {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let command = match SendCommand::decode(delivery.payload.as_ref()) {
+            Ok(command) => command,
+            Err(error) => return Outcome::DeadLetter(format!("undecodable send command: {error}")),
+        };
+        if delivery.subject != format!("send.sms.{}", command.account_id) || command.channel != Channel::Sms.to_proto() {
+            return Outcome::DeadLetter(format!("subject {} does not match the command", delivery.subject));
+        }
+        let (Ok(account), Ok(message)) = (AccountId::parse(&command.account_id), MessageId::parse(&command.message_id)) else {
+            return Outcome::DeadLetter("send command has invalid ids".into());
+        };
+        match self.process(&command, &account, &message).await {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::retry(format!("database: {error}")),
+        }
+    }
+}
+
+impl<P: SmsProvider> SmsSender<P> {
+    async fn process(&self, command: &SendCommand, account: &AccountId, message: &MessageId) -> sqlx::Result<Outcome> {
+        let claim = self.claims.claim(message.as_str(), account.as_str(), &command.to, &command.from, &command.body).await?;
+        match claim {
+            Claim::Won => self.send(command, account, message).await,
+            Claim::Settled => Ok(Outcome::Ack),
+            Claim::Busy { retry_in } => Ok(Outcome::Retry { delay: retry_in, reason: "another gateway holds the claim".into() }),
+            Claim::Orphaned { claimed_at } => {
+                if !self.claims.take_over(message.as_str()).await? {
+                    return Ok(Outcome::Retry { delay: Duration::from_secs(1), reason: "claim taken over elsewhere".into() });
+                }
+                let digest = body_digest(&command.body);
+                match self.provider.list(&command.to, &command.from, claimed_at).await {
+                    Ok(found) => {
+                        let previous = found.into_iter().find(|m| m.body.as_deref().map(body_digest).as_deref() == Some(digest.as_str()));
+                        if let Some(previous) = previous {
+                            tracing::info!(message_id = %message, provider_id = %previous.sid, "orphaned claim: provider already has it");
+                            self.settle(message, account, Settlement::Sent { provider_id: previous.sid }).await?;
+                            Ok(Outcome::Ack)
+                        } else {
+                            tracing::info!(message_id = %message, "orphaned claim: provider has no such message; sending");
+                            self.send(command, account, message).await
+                        }
+                    }
+                    Err(error) => {
+                        self.claims.release_lease(message.as_str()).await?;
+                        Ok(Outcome::retry(format!("could not ask the provider about an orphaned claim: {error}")))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, command: &SendCommand, account: &AccountId, message: &MessageId) -> sqlx::Result<Outcome> {
+        let token = message_token(&self.callback_secret, account, message);
+        let request = SmsRequest {
+            to: command.to.clone(),
+            from: command.from.clone(),
+            body: command.body.clone(),
+            status_callback: format!("{}/webhooks/twilio/status/{token}", self.callback_base.trim_end_matches('/')),
+            validity_seconds: command.validity_seconds,
+        };
+        let started = std::time::Instant::now();
+        let result = self.provider.send(&request).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let settlement = match result {
+            Ok(sent) => {
+                tracing::info!(message_id = %message, account_id = %account, provider_id = %sent.sid, elapsed_ms, "sms accepted by provider");
+                Settlement::Sent { provider_id: sent.sid }
+            }
+            Err(SendError::Permanent { status, code, message: text }) => {
+                tracing::info!(message_id = %message, status, %code, "sms refused by provider");
+                Settlement::Failed { reason: failure_reason(&code).to_owned(), code, text }
+            }
+            Err(SendError::RateLimited { retry_after }) => {
+                self.claims.release(message.as_str()).await?;
+                return Ok(Outcome::Retry { delay: retry_after, reason: "provider rate limit".into() });
+            }
+            Err(SendError::NotSent(detail)) => {
+                self.claims.release(message.as_str()).await?;
+                return Ok(Outcome::retry(format!("provider unreachable: {detail}")));
+            }
+            Err(SendError::Ambiguous(detail)) => {
+                tracing::warn!(message_id = %message, %detail, "sms outcome unknown; reconciliation will settle it");
+                Settlement::Unknown { detail }
+            }
+        };
+        self.settle(message, account, settlement).await?;
+        Ok(Outcome::Ack)
+    }
+
+    pub(crate) async fn settle(&self, message: &MessageId, account: &AccountId, settlement: Settlement) -> sqlx::Result<()> {
+        if self.claims.settle(message.as_str(), account.as_str(), &settlement).await? {
+            self.relay.wake();
+        }
+        Ok(())
+    }
+}

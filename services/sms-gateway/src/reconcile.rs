@@ -1,0 +1,71 @@
+//! Settles `unknown` attempts (a 5xx or a timeout from the provider) by asking the provider's list
+//! API: found means sent; still absent after the deadline means failed with `send_unknown`.
+//! Never a blind resend (guarantee 3).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use messaging_domain::{AccountId, MessageId};
+use messaging_gateway::claims::body_digest;
+use messaging_gateway::{OpenAttempt, Settlement};
+use messaging_platform::Shutdown;
+
+use crate::handler::SmsSender;
+use crate::twilio::SmsProvider;
+
+/// When to ask and when to give up.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileTiming {
+    pub interval: Duration,
+    /// How long an attempt stays `unknown` before the provider is asked.
+    pub grace: Duration,
+    /// After this long with no trace at the provider, the attempt is failed.
+    pub deadline: Duration,
+}
+
+/// Runs until shutdown.
+pub async fn run<P: SmsProvider>(sender: Arc<SmsSender<P>>, timing: ReconcileTiming, shutdown: Shutdown) {
+    loop {
+        if let Err(error) = reconcile_once(&sender, timing).await {
+            tracing::warn!(%error, "reconciliation pass failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(timing.interval) => {}
+        }
+    }
+}
+
+/// One pass over the unknown attempts; returns how many were settled.
+pub async fn reconcile_once<P: SmsProvider>(sender: &SmsSender<P>, timing: ReconcileTiming) -> sqlx::Result<usize> {
+    let mut settled = 0;
+    for attempt in sender.claims.open_attempts(timing.grace, 100).await? {
+        let Some(settlement) = decide(sender, &attempt, timing).await else { continue };
+        let (Ok(message), Ok(account)) = (MessageId::parse(&attempt.message_id), AccountId::parse(&attempt.account_id)) else { continue };
+        tracing::info!(message_id = %message, ?settlement, "reconciled an unknown send");
+        sender.settle(&message, &account, settlement).await?;
+        settled += 1;
+    }
+    Ok(settled)
+}
+
+async fn decide<P: SmsProvider>(sender: &SmsSender<P>, attempt: &OpenAttempt, timing: ReconcileTiming) -> Option<Settlement> {
+    match sender.provider.list(&attempt.recipient, &attempt.sender, attempt.claimed_at).await {
+        Ok(found) => {
+            if let Some(message) = found.into_iter().find(|m| m.body.as_deref().map(body_digest).as_deref() == Some(attempt.body_digest.as_str())) {
+                return Some(Settlement::Sent { provider_id: message.sid });
+            }
+            let age = (Utc::now() - attempt.claimed_at).to_std().unwrap_or_default();
+            (age >= timing.deadline).then(|| Settlement::Failed {
+                reason: "send_unknown".into(),
+                code: String::new(),
+                text: "the provider did not confirm the message".into(),
+            })
+        }
+        Err(error) => {
+            tracing::warn!(message_id = %attempt.message_id, %error, "provider list unavailable; will ask again");
+            None
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The Twilio Messages API adapter (create and list), classifying every failure by what it means
+//! for a retry: permanent, rate-limited, certainly-not-sent, or ambiguous (guarantee 3).
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Provider settings; the base URL makes the same adapter talk to Twilio or the local simulator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TwilioConfig {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    /// When set, sent as `MessagingServiceSid` instead of `From`.
+    pub messaging_service_sid: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.twilio.com".into(),
+            account_sid: String::new(),
+            auth_token: String::new(),
+            messaging_service_sid: String::new(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// One SMS to send.
+#[derive(Debug, Clone)]
+pub struct SmsRequest {
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    pub status_callback: String,
+    pub validity_seconds: u32,
+}
+
+/// The provider's view of a message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderMessage {
+    pub sid: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+/// How a provider call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The provider refused the message for good (4xx with an error code).
+    #[error("provider refused ({status}): {code} {message}")]
+    Permanent { status: u16, code: String, message: String },
+    /// 429 or Twilio 30001 queue overflow: wait and retry.
+    #[error("rate limited; retry in {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    /// The request certainly did not reach the provider (connection refused): safe to retry.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// The provider may have accepted it (5xx, timeout, reset after sending): never resend blindly.
+    #[error("outcome unknown: {0}")]
+    Ambiguous(String),
+}
+
+/// An SMS provider, behind a trait so the gateway's logic is testable without the network.
+pub trait SmsProvider: Send + Sync + 'static {
+    fn send(&self, request: &SmsRequest) -> impl Future<Output = Result<ProviderMessage, SendError>> + Send;
+    /// Messages to `to` from `from` created since `since`, newest first.
+    fn list(&self, to: &str, from: &str, since: DateTime<Utc>) -> impl Future<Output = Result<Vec<ProviderMessage>, SendError>> + Send;
+}
+
+/// Twilio's REST API over HTTPS (or plain HTTP to the simulator).
+#[derive(Clone)]
+pub struct Twilio {
+    http: reqwest::Client,
+    config: TwilioConfig,
+}
+
+#[derive(Deserialize)]
+struct TwilioError {
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessagePage {
+    #[serde(default)]
+    messages: Vec<ProviderMessage>,
+    #[serde(default)]
+    next_page_uri: Option<String>,
+}
+
+impl Twilio {
+    pub fn new(config: TwilioConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .connect_timeout(Duration::from_secs(3))
+            .build()?;
+        Ok(Self { http, config })
+    }
+
+    fn messages_url(&self) -> String {
+        format!("{}/2010-04-01/Accounts/{}/Messages.json", self.config.base_url.trim_end_matches('/'), self.config.account_sid)
+    }
+}
+
+impl SmsProvider for Twilio {
+    async fn send(&self, request: &SmsRequest) -> Result<ProviderMessage, SendError> {
+        let mut form: Vec<(&str, String)> = vec![("To", request.to.clone()), ("Body", request.body.clone())];
+        if self.config.messaging_service_sid.is_empty() {
+            form.push(("From", request.from.clone()));
+        } else {
+            form.push(("MessagingServiceSid", self.config.messaging_service_sid.clone()));
+        }
+        if !request.status_callback.is_empty() {
+            form.push(("StatusCallback", request.status_callback.clone()));
+        }
+        if request.validity_seconds > 0 {
+            form.push(("ValidityPeriod", request.validity_seconds.to_string()));
+        }
+        let response = self
+            .http
+            .post(self.messages_url())
+            .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
+            .form(&form)
+            .send()
+            .await
+            .map_err(classify_transport)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(|e| SendError::Ambiguous(format!("reading response: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| SendError::Ambiguous(format!("unreadable success response: {e}")));
+        }
+        let error: TwilioError = serde_json::from_slice(&bytes).unwrap_or(TwilioError { code: None, message: None });
+        let code = error.code.map(|c| c.to_string()).unwrap_or_default();
+        let message = error.message.unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+        if status.as_u16() == 429 || code == "30001" {
+            return Err(SendError::RateLimited { retry_after: retry_after.unwrap_or(Duration::from_secs(1)) });
+        }
+        if status.is_server_error() {
+            return Err(SendError::Ambiguous(format!("provider answered {status}: {message}")));
+        }
+        Err(SendError::Permanent { status: status.as_u16(), code, message })
+    }
+
+    async fn list(&self, to: &str, from: &str, since: DateTime<Utc>) -> Result<Vec<ProviderMessage>, SendError> {
+        let mut found = Vec::new();
+        let day = (since - chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
+        let mut url = self.messages_url();
+        let mut query = vec![("To", to.to_owned()), ("From", from.to_owned()), ("DateSent>", day), ("PageSize", "100".to_owned())];
+        for _ in 0..10 {
+            let response = self
+                .http
+                .get(&url)
+                .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
+                .query(&query)
+                .send()
+                .await
+                .map_err(|e| SendError::NotSent(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(SendError::NotSent(format!("list answered {}", response.status())));
+            }
+            let page: MessagePage = response.json().await.map_err(|e| SendError::NotSent(e.to_string()))?;
+            found.extend(page.messages);
+            match page.next_page_uri {
+                Some(next) if !next.is_empty() => {
+                    url = format!("{}{}", self.config.base_url.trim_end_matches('/'), next);
+                    query.clear();
+                }
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn classify_transport(error: reqwest::Error) -> SendError {
+    if error.is_connect() {
+        SendError::NotSent(error.to_string())
+    } else {
+        SendError::Ambiguous(error.to_string())
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// The normalised failure reason the feed shows for a Twilio error code.
+pub fn failure_reason(code: &str) -> &'static str {
+    match code {
+        "21211" => "invalid_number",
+        "21614" => "not_sms_capable",
+        "21610" => "opted_out",
+        "21635" => "landline",
+        "21408" | "21612" => "unreachable_region",
+        "21606" | "21212" | "21660" => "invalid_sender",
+        "30003" => "unreachable",
+        "30004" => "blocked",
+        "30005" => "unknown_number",
+        "30006" => "landline",
+        "30007" => "carrier_filtered",
+        "30008" => "carrier_error",
+        _ => "provider_rejected",
+    }
+}
