@@ -1,1 +1,59 @@
-//! placeholder
+//! The test harness: real nats-server and PostgreSQL on free ports in a throwaway folder, the
+//! provider simulator, an SMTP server (aiosmtpd) and every service as its own process. `make run`
+//! uses the same code through the `devstack` binary. Everything started is stopped on drop.
+
+pub mod client;
+pub mod infra;
+pub mod process;
+pub mod stack;
+
+pub use infra::Infra;
+pub use stack::{Ports, Stack};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where the service binaries are (`target/debug` unless `MSG_BIN_DIR` says otherwise).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("MSG_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    target.join("debug")
+}
+
+/// A port nobody is listening on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub async fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(30), what, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+    })
+    .await
+}

@@ -77,6 +77,23 @@ pub fn verify_message_token(secret: &[u8], token: &str) -> Option<(AccountId, Me
     Some((AccountId::parse(account).ok()?, MessageId::parse(message).ok()?))
 }
 
+/// A short token naming one message, for places with tight length limits (an email local part
+/// may hold 64 characters): `<message>.<mac>`, about 48 characters for our message ids.
+pub fn message_ref_token(secret: &[u8], message: &MessageId) -> String {
+    let mac = token_mac(secret, message.as_str());
+    format!("{message}.{}", &mac[..11])
+}
+
+/// Verifies a token from [`message_ref_token`].
+pub fn verify_message_ref_token(secret: &[u8], token: &str) -> Option<MessageId> {
+    let (message, mac) = token.rsplit_once('.')?;
+    let expected = token_mac(secret, message);
+    if mac.len() != 11 || !bool::from(expected.as_bytes()[..11].ct_eq(mac.as_bytes())) {
+        return None;
+    }
+    MessageId::parse(message).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +151,15 @@ mod tests {
         let forged = token.replace("acc_ace", "acc_evil");
         assert_eq!(verify_message_token(b"k", &forged), None);
         assert_eq!(verify_message_token(b"k", "garbage"), None);
+    }
+
+    #[test]
+    fn reply_tokens_fit_an_email_local_part() {
+        let message = MessageId::from_u128(u128::MAX);
+        let token = message_ref_token(b"k", &message);
+        assert!(format!("reply+{token}").len() <= 64, "{token}");
+        assert_eq!(verify_message_ref_token(b"k", &token), Some(message.clone()));
+        assert_eq!(verify_message_ref_token(b"other", &token), None);
+        assert_eq!(verify_message_ref_token(b"k", &token.replace("msg_f", "msg_e")), None);
     }
 }

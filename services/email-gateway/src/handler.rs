@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use messaging_domain::signing::message_token;
+use messaging_domain::signing::{message_ref_token, message_token};
 use messaging_domain::{AccountId, Channel, MessageId};
 use messaging_gateway::{Claim, Claims, Settlement};
 use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
@@ -63,7 +63,11 @@ impl<M: Mailer> EmailSender<M> {
             from_name: command.from_name.clone(),
             from: command.from.clone(),
             to: command.to.clone(),
-            reply_to: if self.reply_domain.is_empty() { String::new() } else { format!("reply+{token}@{}", self.reply_domain) },
+            reply_to: if self.reply_domain.is_empty() {
+                String::new()
+            } else {
+                format!("reply+{}@{}", message_ref_token(&self.secret, message), self.reply_domain)
+            },
             subject: command.subject.clone(),
             text: command.body.clone(),
             html: command.html_body.clone(),
@@ -82,6 +86,9 @@ impl<M: Mailer> EmailSender<M> {
                 return Ok(Outcome::Retry { delay, reason: format!("smtp: {text}") });
             }
         };
+        if let Settlement::Failed { reason, text, .. } = &settlement {
+            tracing::warn!(message_id = %message, %reason, %text, "email failed");
+        }
         self.settle(message, account, settlement).await?;
         Ok(Outcome::Ack)
     }

@@ -135,3 +135,42 @@ fn raw(name: &'static str, value: String) -> Result<HeaderValue, MailError> {
     let name = HeaderName::new_from_ascii_str(name);
     Ok(HeaderValue::new(name, value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> Email {
+        Email {
+            message_id: "msg_1".into(),
+            from_name: "Ace Plumbing".into(),
+            from: "office@ace.example".into(),
+            to: "dana@example.com".into(),
+            reply_to: "reply+tok@reply.example".into(),
+            subject: "Your appointment".into(),
+            text: "Hi".into(),
+            html: "<p>Hi</p>".into(),
+            unsubscribe_url: "http://127.0.0.1:8080/unsubscribe/tok".into(),
+        }
+    }
+
+    #[test]
+    fn builds_with_threading_and_unsubscribe_headers() {
+        let message = build(&email(), "ace.example").expect("builds");
+        let text = String::from_utf8(message.formatted()).expect("utf8");
+        assert!(text.contains("Message-ID: <msg_1@ace.example>"), "{text}");
+        assert!(text.contains("List-Unsubscribe: <http://127.0.0.1:8080/unsubscribe/tok>"), "{text}");
+        assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{text}");
+        assert!(text.contains("Reply-To: reply+tok@reply.example"), "{text}");
+    }
+
+    #[test]
+    fn refuses_line_breaks_in_headers() {
+        let mut injected = email();
+        injected.subject = "Hi\r\nBcc: attacker@example.com".into();
+        assert!(matches!(build(&injected, "ace.example"), Err(MailError::Invalid(_))));
+        let mut injected = email();
+        injected.from_name = "Ace\nBcc: attacker@example.com".into();
+        assert!(matches!(build(&injected, "ace.example"), Err(MailError::Invalid(_))));
+    }
+}

@@ -1,0 +1,50 @@
+# The two commands: `make run` (the whole system with a demo) and `make test` (everything CI runs).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+ACCOUNT ?= acc_demo
+export NATS_PORT ?= 14222
+export POSTGRES_PORT ?= 15432
+export GRPC_PORT ?= 50051
+export WEBHOOK_PORT ?= 18080
+export SIM_PORT ?= 14010
+export SMTP_PORT ?= 12525
+
+.PHONY: help deps run token test fmt-check clippy unit e2e build
+
+help:
+	@echo "make run     - the whole system on this machine, with a demo (Ctrl-C stops it)"
+	@echo "make test    - fmt check, clippy -D warnings, unit and end-to-end tests"
+	@echo "make token ACCOUNT=<id> - a dev bearer token for FeedService"
+
+# System packages and a Python venv with the real peers the tests and the demo use.
+deps:
+	@command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server; }
+	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -c "import aiosmtpd, nats, grpc, grpc_tools, twilio, pytest" 2>/dev/null || $(PY) -m pip install -q -r integration-tests/requirements.txt
+
+build:
+	cargo build --workspace --bins
+
+run: deps build
+	@target/debug/devstack
+
+token: build
+	@MSG_JWT_SECRET=$${MSG_JWT_SECRET:-dev-jwt-secret-change-me} target/debug/msgctl token --account $(ACCOUNT)
+
+fmt-check:
+	cargo fmt --all --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit:
+	cargo nextest run --workspace --lib --bins --no-fail-fast
+
+e2e: deps build
+	cargo nextest run -p messaging-integration-tests --test '*' --no-fail-fast
+
+test: deps fmt-check clippy build unit e2e

@@ -1,0 +1,111 @@
+//! Clients the tests drive the system with: JetStream publishing of job events and FeedService
+//! calls with a bearer token, as the scheduling system and the dashboard would.
+
+use std::time::Duration;
+
+use messaging_proto::v1::feed_service_client::FeedServiceClient;
+use messaging_proto::v1::{ListMessagesRequest, Message};
+use serde_json::{Value, json};
+use tonic::metadata::MetadataValue;
+
+use crate::stack::JWT_SECRET;
+
+/// A dashboard token for `account`.
+pub fn token(account: &str) -> String {
+    let claims = json!({"account_id": account, "exp": chrono::Utc::now().timestamp() + 3600});
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes())).unwrap_or_default()
+}
+
+/// Publishes job events with JetStream, `Nats-Msg-Id` = event id.
+pub struct Publisher {
+    jetstream: async_nats::jetstream::Context,
+}
+
+impl Publisher {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let client = async_nats::connect(url).await?;
+        Ok(Self { jetstream: async_nats::jetstream::new(client) })
+    }
+
+    /// Publishes raw bytes on a subject.
+    pub async fn raw(&self, subject: &str, msg_id: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        let mut delay = Duration::from_millis(100);
+        for _ in 0..50 {
+            match self.jetstream.publish_with_headers(subject.to_owned(), headers.clone(), payload.clone().into()).await {
+                Ok(ack) => match ack.await {
+                    Ok(_) => return Ok(()),
+                    Err(error) => tracing_like(&error.to_string()),
+                },
+                Err(error) => tracing_like(&error.to_string()),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+        anyhow::bail!("could not publish to {subject}")
+    }
+
+    /// Publishes a JSON job event on `jobs.<account>.<type>`.
+    pub async fn event(&self, event: &Value) -> anyhow::Result<()> {
+        let subject = format!("jobs.{}.{}", event["account_id"].as_str().unwrap_or(""), event["type"].as_str().unwrap_or(""));
+        self.raw(&subject, event["event_id"].as_str().unwrap_or(""), serde_json::to_vec(event)?).await
+    }
+}
+
+fn tracing_like(message: &str) {
+    eprintln!("publish retry: {message}");
+}
+
+/// `account.updated` for a test account.
+pub fn account_updated(event_id: &str, account: &str) -> Value {
+    json!({
+        "event_id": event_id, "type": "account.updated", "occurred_at": "2026-11-26T15:00:00Z", "account_id": account,
+        "account": {"name": "Ace Plumbing", "timezone": "America/Chicago", "sms_number": "+15125550100",
+                    "email_from": "office@ace.example"}
+    })
+}
+
+/// `job.scheduled` for a customer with the given phone and email.
+pub fn job_scheduled(event_id: &str, account: &str, customer: &str, phone: &str, email: &str) -> Value {
+    json!({
+        "event_id": event_id, "type": "job.scheduled", "occurred_at": "2026-11-26T15:04:05Z", "account_id": account,
+        "customer": {"id": customer, "name": "Dana Reyes", "phone": phone, "email": email,
+                     "notifications": {"sms": true, "email": true}},
+        "job": {"id": format!("job_{event_id}"), "title": "Water heater install",
+                "starts_at": "2026-11-28T15:00:00Z", "ends_at": "2026-11-28T17:00:00Z",
+                "technician": {"name": "Luis Ortega"}, "address": "12 Elm St, Austin, TX"}
+    })
+}
+
+/// A FeedService client for one account.
+#[derive(Clone)]
+pub struct Dashboard {
+    client: FeedServiceClient<tonic::transport::Channel>,
+    token: String,
+}
+
+impl Dashboard {
+    pub async fn connect(grpc_port: u16, account: &str) -> anyhow::Result<Self> {
+        let client = FeedServiceClient::connect(format!("http://127.0.0.1:{grpc_port}")).await?;
+        Ok(Self { client, token: token(account) })
+    }
+
+    pub async fn list(&mut self, request: ListMessagesRequest) -> Result<Vec<Message>, tonic::Status> {
+        let mut request = tonic::Request::new(request);
+        let bearer = MetadataValue::try_from(format!("Bearer {}", self.token)).map_err(|_| tonic::Status::internal("token"))?;
+        request.metadata_mut().insert("authorization", bearer);
+        Ok(self.client.list_messages(request).await?.into_inner().messages)
+    }
+
+    /// Every message of the account (first 200).
+    pub async fn all(&mut self) -> Vec<Message> {
+        self.list(ListMessagesRequest { page_size: 200, ..Default::default() }).await.unwrap_or_default()
+    }
+}
+
+/// The simulator's record of what it was asked to send.
+pub async fn sim_messages(sim_port: u16) -> anyhow::Result<Vec<Value>> {
+    let body: Value = reqwest::get(format!("http://127.0.0.1:{sim_port}/sim/messages")).await?.json().await?;
+    Ok(body["messages"].as_array().cloned().unwrap_or_default())
+}

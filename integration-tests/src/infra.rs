@@ -1,0 +1,128 @@
+//! Throwaway infrastructure: a nats-server with JetStream (file store) and a PostgreSQL cluster,
+//! each on a free port under one folder. `initdb` refuses root, so as root it runs as `postgres`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::process::Managed;
+use crate::{free_port, wait_for_port};
+
+/// nats-server and Postgres for one test run or one `make run`.
+pub struct Infra {
+    pub dir: PathBuf,
+    pub nats_port: u16,
+    pub postgres_port: u16,
+    nats: Managed,
+    pg_data: PathBuf,
+    as_postgres: bool,
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// Runs a Postgres tool, as the `postgres` user when we are root.
+fn pg_tool(as_postgres: bool, tool: &str, args: &[&str]) -> anyhow::Result<()> {
+    let mut command = if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", tool]);
+        c
+    } else {
+        Command::new(tool)
+    };
+    let output = command.args(args).output().map_err(|e| anyhow::anyhow!("running {tool}: {e}"))?;
+    anyhow::ensure!(output.status.success(), "{tool} failed: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    Ok(())
+}
+
+fn pg_bin(tool: &str) -> String {
+    for dir in ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"] {
+        let path = Path::new(dir).join(tool);
+        if path.exists() {
+            return path.display().to_string();
+        }
+    }
+    tool.to_owned()
+}
+
+impl Infra {
+    /// Starts both under `dir` on the given ports (0 picks free ones).
+    pub async fn start(dir: &Path, nats_port: u16, postgres_port: u16, durable: bool) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let dir = dir.canonicalize()?;
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let nats_port = if nats_port == 0 { free_port() } else { nats_port };
+        let postgres_port = if postgres_port == 0 { free_port() } else { postgres_port };
+
+        let nats_dir = dir.join("nats");
+        std::fs::create_dir_all(&nats_dir)?;
+        let nats_args: Vec<String> = vec![
+            "-js".into(), "-sd".into(), nats_dir.display().to_string(),
+            "-a".into(), "127.0.0.1".into(), "-p".into(), nats_port.to_string(),
+        ];
+        let nats = Managed::start("nats-server", Path::new("nats-server"), &nats_args, &[], &logs)?;
+
+        let as_postgres = is_root();
+        let pg_data = dir.join("postgres");
+        if !pg_data.join("PG_VERSION").exists() {
+            std::fs::create_dir_all(&pg_data)?;
+            if as_postgres {
+                pg_tool(false, "chown", &["-R", "postgres:postgres", &pg_data.display().to_string()])?;
+                pg_tool(false, "chmod", &["755", &dir.display().to_string()])?;
+            }
+            pg_tool(as_postgres, &pg_bin("initdb"), &["-D", &pg_data.display().to_string(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])?;
+        }
+        let mut options = format!("-p {postgres_port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300");
+        if !durable {
+            options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        let log = pg_data.join("server.log");
+        pg_tool(as_postgres, &pg_bin("pg_ctl"), &["-D", &pg_data.display().to_string(), "-l", &log.display().to_string(), "-o", &options, "-w", "-t", "60", "start"])?;
+        let infra = Self { dir: dir.clone(), nats_port, postgres_port, nats, pg_data, as_postgres };
+        wait_for_port(postgres_port, "postgres").await?;
+        wait_for_port(nats_port, "nats-server").await?;
+        infra.create_database().await?;
+        Ok(infra)
+    }
+
+    async fn create_database(&self) -> anyhow::Result<()> {
+        let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.postgres_port);
+        let pool = sqlx::PgPool::connect(&admin).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'messaging')").fetch_one(&pool).await?;
+        if !exists {
+            sqlx::query("CREATE DATABASE messaging").execute(&pool).await?;
+        }
+        pool.close().await;
+        Ok(())
+    }
+
+    pub fn nats_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.nats_port)
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/messaging", self.postgres_port)
+    }
+
+    /// kill -9 the nats-server and start it again on the same store.
+    pub async fn restart_nats(&mut self) -> anyhow::Result<()> {
+        self.nats.kill9().await;
+        self.nats.restart()?;
+        wait_for_port(self.nats_port, "nats-server").await
+    }
+
+    /// Stops Postgres (fast) and nats-server.
+    pub fn stop(&mut self) {
+        let _ = pg_tool(self.as_postgres, &pg_bin("pg_ctl"), &["-D", &self.pg_data.display().to_string(), "-m", "fast", "-w", "stop"]);
+        if let Some(pid) = self.nats.pid() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+}
+
+impl Drop for Infra {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

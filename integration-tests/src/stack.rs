@@ -1,0 +1,174 @@
+//! The whole system as separate processes: infrastructure, simulator, SMTP server and the six
+//! services, configured through `MSG_…` environment variables as an operator would.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::infra::Infra;
+use crate::process::Managed;
+use crate::{bin_dir, free_port, repo_root, wait_for_port};
+
+/// The six services, in start order.
+pub const SERVICES: &[&str] = &["ingest", "dispatch", "sms-gateway", "email-gateway", "delivery-status", "feed"];
+
+/// Shared development secrets; `make run` prints how to mint a token with the JWT one.
+pub const JWT_SECRET: &str = "dev-jwt-secret-change-me";
+pub const CALLBACK_SECRET: &str = "dev-callback-secret";
+pub const TWILIO_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+pub const TWILIO_AUTH_TOKEN: &str = "dev-auth-token";
+
+/// Ports; 0 picks a free one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ports {
+    pub nats: u16,
+    pub postgres: u16,
+    pub grpc: u16,
+    pub webhook: u16,
+    pub sim: u16,
+    pub smtp: u16,
+}
+
+impl Ports {
+    fn resolve(self) -> Self {
+        let pick = |p: u16| if p == 0 { free_port() } else { p };
+        Self { nats: self.nats, postgres: self.postgres, grpc: pick(self.grpc), webhook: pick(self.webhook), sim: pick(self.sim), smtp: pick(self.smtp) }
+    }
+}
+
+/// A running system.
+pub struct Stack {
+    pub infra: Infra,
+    pub ports: Ports,
+    pub mail_dir: PathBuf,
+    pub sim: Managed,
+    smtp: Managed,
+    services: BTreeMap<&'static str, Managed>,
+    env: Vec<(String, String)>,
+}
+
+/// The Python with aiosmtpd (the project's venv unless `MSG_PYTHON` says otherwise).
+pub fn python() -> PathBuf {
+    std::env::var("MSG_PYTHON").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".venv/bin/python"))
+}
+
+impl Stack {
+    /// Starts everything under `dir`.
+    pub async fn start(dir: &Path, ports: Ports, durable: bool) -> anyhow::Result<Self> {
+        let infra = Infra::start(dir, ports.nats, ports.postgres, durable).await?;
+        let ports = Ports { nats: infra.nats_port, postgres: infra.postgres_port, ..ports }.resolve();
+        let logs = infra.dir.join("logs");
+        let mail_dir = infra.dir.join("mail");
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(mail_dir.join(sub))?;
+        }
+
+        let webhook_base = format!("http://127.0.0.1:{}", ports.webhook);
+        let sim_env: Vec<(String, String)> = [
+            ("SIM_LISTEN", format!("127.0.0.1:{}", ports.sim)),
+            ("SIM_ACCOUNT_SID", TWILIO_ACCOUNT_SID.to_owned()),
+            ("SIM_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
+            ("SIM_INBOUND_URL", format!("{webhook_base}/webhooks/twilio/inbound")),
+            ("SIM_CALLBACK_DELAY_MS", "100".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let sim = Managed::start("provider-sim", &bin_dir().join("messaging-provider-sim"), &[], &sim_env, &logs)?;
+
+        let smtp_args: Vec<String> = ["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", ports.smtp), "-c", "aiosmtpd.handlers.Mailbox"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([mail_dir.display().to_string()])
+            .collect();
+        let smtp = Managed::start("smtp", &python(), &smtp_args, &[], &logs)?;
+
+        let env: Vec<(String, String)> = [
+            ("MSG_NATS__URL", infra.nats_url()),
+            ("MSG_DATABASE__URL", infra.database_url()),
+            ("MSG_TELEMETRY__LOG_FORMAT", "json".to_owned()),
+            ("MSG_TWILIO__BASE_URL", format!("http://127.0.0.1:{}", ports.sim)),
+            ("MSG_TWILIO__ACCOUNT_SID", TWILIO_ACCOUNT_SID.to_owned()),
+            ("MSG_TWILIO__AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
+            ("MSG_TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
+            ("MSG_CALLBACK_BASE_URL", webhook_base.clone()),
+            ("MSG_CALLBACK_SECRET", CALLBACK_SECRET.to_owned()),
+            ("MSG_LINK_SECRET", CALLBACK_SECRET.to_owned()),
+            ("MSG_PUBLIC_BASE_URL", webhook_base.clone()),
+            ("MSG_SMTP__HOST", "127.0.0.1".to_owned()),
+            ("MSG_SMTP__PORT", ports.smtp.to_string()),
+            ("MSG_JWT_SECRET", JWT_SECRET.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let mut stack = Self { infra, ports, mail_dir, sim, smtp, services: BTreeMap::new(), env };
+        for service in SERVICES {
+            stack.start_service(service)?;
+        }
+        wait_for_port(ports.sim, "provider-sim").await?;
+        wait_for_port(ports.smtp, "smtp server").await?;
+        wait_for_port(ports.webhook, "delivery-status").await?;
+        wait_for_port(ports.grpc, "feed").await?;
+        Ok(stack)
+    }
+
+    fn service_env(&self, service: &str) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        match service {
+            "delivery-status" => env.push(("MSG_LISTEN".into(), format!("127.0.0.1:{}", self.ports.webhook))),
+            "feed" => env.push(("MSG_LISTEN".into(), format!("127.0.0.1:{}", self.ports.grpc))),
+            _ => {}
+        }
+        env
+    }
+
+    fn start_service(&mut self, service: &'static str) -> anyhow::Result<()> {
+        let binary = bin_dir().join(format!("messaging-{service}"));
+        let managed = Managed::start(service, &binary, &[], &self.service_env(service), &self.infra.dir.join("logs"))?;
+        self.services.insert(service, managed);
+        Ok(())
+    }
+
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// kill -9 one service.
+    pub async fn kill9(&mut self, service: &str) -> anyhow::Result<()> {
+        let managed = self.services.get_mut(service).ok_or_else(|| anyhow::anyhow!("no service {service}"))?;
+        managed.kill9().await;
+        Ok(())
+    }
+
+    /// Starts a killed service again.
+    pub fn restart(&mut self, service: &str) -> anyhow::Result<()> {
+        let managed = self.services.get_mut(service).ok_or_else(|| anyhow::anyhow!("no service {service}"))?;
+        managed.restart()
+    }
+
+    /// SIGTERM every service and wait; then the simulator and SMTP server.
+    pub async fn stop(&mut self) {
+        for service in SERVICES.iter().rev() {
+            if let Some(managed) = self.services.get_mut(service) {
+                managed.stop().await;
+            }
+        }
+        self.sim.stop().await;
+        self.smtp.stop().await;
+        self.infra.stop();
+    }
+
+    /// Number of emails the SMTP server stored.
+    pub fn mail_count(&self) -> usize {
+        ["new", "cur"].iter().filter_map(|d| std::fs::read_dir(self.mail_dir.join(d)).ok()).map(|entries| entries.count()).sum()
+    }
+
+    /// Every stored email's raw text.
+    pub fn mails(&self) -> Vec<String> {
+        ["new", "cur"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.mail_dir.join(d)).ok())
+            .flat_map(|entries| entries.filter_map(Result::ok).filter_map(|e| std::fs::read_to_string(e.path()).ok()))
+            .collect()
+    }
+}

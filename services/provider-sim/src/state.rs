@@ -1,0 +1,111 @@
+//! The simulator's configuration and in-memory store of messages.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Start-up settings (from `SIM_…` environment variables in the binary).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimConfig {
+    pub listen: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    /// Where injected inbound SMS are delivered (delivery-status's inbound webhook).
+    pub inbound_url: String,
+    pub faults: Faults,
+}
+
+/// Behaviour that can be changed at run time through `POST /sim/faults`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Added to every API call.
+    pub latency_ms: u64,
+    /// Share of creates answered 500 without creating the message.
+    pub error_500_rate: f64,
+    /// Share of creates that create the message, then answer 500 (the ambiguous case).
+    pub accept_then_500_rate: f64,
+    /// Share of creates answered 429 with Retry-After.
+    pub error_429_rate: f64,
+    /// Share of creates that create the message and never answer in time.
+    pub timeout_rate: f64,
+    /// Final status reported in callbacks: `delivered` (default), `undelivered`, `failed` or `sent`.
+    pub outcome: String,
+    /// Delay before each status callback.
+    pub callback_delay_ms: u64,
+    /// Callback attempts on failure (as Twilio's connection overrides allow).
+    pub callback_retries: u32,
+}
+
+/// One message the simulator accepted.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimMessage {
+    pub sid: String,
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    pub status: String,
+    pub status_callback: String,
+    pub validity_period: Option<u32>,
+    pub messaging_service_sid: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_message: Option<String>,
+    pub date_created: DateTime<Utc>,
+    pub date_updated: DateTime<Utc>,
+    pub direction: String,
+    pub num_segments: u32,
+    /// Callbacks the receiver answered with 2xx, and those that failed every attempt.
+    pub callbacks_delivered: u32,
+    pub callbacks_failed: u32,
+}
+
+pub struct SimState {
+    pub config: SimConfig,
+    pub faults: Mutex<Faults>,
+    pub messages: Mutex<Vec<SimMessage>>,
+    pub index: Mutex<HashMap<String, usize>>,
+    pub http: reqwest::Client,
+}
+
+impl SimState {
+    pub fn new(config: SimConfig, http: reqwest::Client) -> Self {
+        let faults = config.faults.clone();
+        Self { config, faults: Mutex::new(faults), messages: Mutex::new(Vec::new()), index: Mutex::new(HashMap::new()), http }
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    pub fn insert(&self, message: SimMessage) {
+        if let (Ok(mut messages), Ok(mut index)) = (self.messages.lock(), self.index.lock()) {
+            index.insert(message.sid.clone(), messages.len());
+            messages.push(message);
+        }
+    }
+
+    pub fn update(&self, sid: &str, change: impl FnOnce(&mut SimMessage)) -> Option<SimMessage> {
+        let position = *self.index.lock().ok()?.get(sid)?;
+        let mut messages = self.messages.lock().ok()?;
+        let message = messages.get_mut(position)?;
+        change(message);
+        message.date_updated = Utc::now();
+        Some(message.clone())
+    }
+
+    pub fn get(&self, sid: &str) -> Option<SimMessage> {
+        let position = *self.index.lock().ok()?.get(sid)?;
+        self.messages.lock().ok()?.get(position).cloned()
+    }
+
+    pub fn all(&self) -> Vec<SimMessage> {
+        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// A Twilio-style SID: two letters and 32 hex digits.
+pub fn new_sid(prefix: &str) -> String {
+    format!("{prefix}{:032x}", rand::random::<u128>())
+}
