@@ -12,7 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
         .collect();
     entries.sort();
-    let mut code = String::from("/// (version, description, SQL) of every migration, in order.\npub const MIGRATIONS: &[(i64, &str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// (version, description, SQL) of every migration, in order.\npub const MIGRATIONS: &[(i64, &str, &str)] = &[\n",
+    );
     for path in entries {
         println!("cargo:rerun-if-changed={}", path.display());
         let stem = path.file_stem().and_then(|s| s.to_str()).ok_or("bad migration file name")?;

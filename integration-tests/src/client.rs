@@ -13,7 +13,12 @@ use crate::stack::JWT_SECRET;
 /// A dashboard token for `account`.
 pub fn token(account: &str) -> String {
     let claims = json!({"account_id": account, "exp": chrono::Utc::now().timestamp() + 3600});
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes())).unwrap_or_default()
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap_or_default()
 }
 
 /// Publishes job events with JetStream, `Nats-Msg-Id` = event id.
@@ -33,7 +38,8 @@ impl Publisher {
         headers.insert("Nats-Msg-Id", msg_id);
         let mut delay = Duration::from_millis(100);
         for _ in 0..50 {
-            match self.jetstream.publish_with_headers(subject.to_owned(), headers.clone(), payload.clone().into()).await {
+            match self.jetstream.publish_with_headers(subject.to_owned(), headers.clone(), payload.clone().into()).await
+            {
                 Ok(ack) => match ack.await {
                     Ok(_) => return Ok(()),
                     Err(error) => tracing_like(&error.to_string()),
@@ -48,7 +54,8 @@ impl Publisher {
 
     /// Publishes a JSON job event on `jobs.<account>.<type>`.
     pub async fn event(&self, event: &Value) -> anyhow::Result<()> {
-        let subject = format!("jobs.{}.{}", event["account_id"].as_str().unwrap_or(""), event["type"].as_str().unwrap_or(""));
+        let subject =
+            format!("jobs.{}.{}", event["account_id"].as_str().unwrap_or(""), event["type"].as_str().unwrap_or(""));
         self.raw(&subject, event["event_id"].as_str().unwrap_or(""), serde_json::to_vec(event)?).await
     }
 }
@@ -93,7 +100,8 @@ impl Dashboard {
 
     pub async fn list(&mut self, request: ListMessagesRequest) -> Result<Vec<Message>, tonic::Status> {
         let mut request = tonic::Request::new(request);
-        let bearer = MetadataValue::try_from(format!("Bearer {}", self.token)).map_err(|_| tonic::Status::internal("token"))?;
+        let bearer =
+            MetadataValue::try_from(format!("Bearer {}", self.token)).map_err(|_| tonic::Status::internal("token"))?;
         request.metadata_mut().insert("authorization", bearer);
         Ok(self.client.list_messages(request).await?.into_inner().messages)
     }

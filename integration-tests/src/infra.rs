@@ -31,7 +31,12 @@ fn pg_tool(as_postgres: bool, tool: &str, args: &[&str]) -> anyhow::Result<()> {
         Command::new(tool)
     };
     let output = command.args(args).output().map_err(|e| anyhow::anyhow!("running {tool}: {e}"))?;
-    anyhow::ensure!(output.status.success(), "{tool} failed: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    anyhow::ensure!(
+        output.status.success(),
+        "{tool} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(())
 }
 
@@ -58,8 +63,13 @@ impl Infra {
         let nats_dir = dir.join("nats");
         std::fs::create_dir_all(&nats_dir)?;
         let nats_args: Vec<String> = vec![
-            "-js".into(), "-sd".into(), nats_dir.display().to_string(),
-            "-a".into(), "127.0.0.1".into(), "-p".into(), nats_port.to_string(),
+            "-js".into(),
+            "-sd".into(),
+            nats_dir.display().to_string(),
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            nats_port.to_string(),
         ];
         let nats = Managed::start("nats-server", Path::new("nats-server"), &nats_args, &[], &logs)?;
 
@@ -71,14 +81,35 @@ impl Infra {
                 pg_tool(false, "chown", &["-R", "postgres:postgres", &pg_data.display().to_string()])?;
                 pg_tool(false, "chmod", &["755", &dir.display().to_string()])?;
             }
-            pg_tool(as_postgres, &pg_bin("initdb"), &["-D", &pg_data.display().to_string(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])?;
+            pg_tool(
+                as_postgres,
+                &pg_bin("initdb"),
+                &["-D", &pg_data.display().to_string(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"],
+            )?;
         }
-        let mut options = format!("-p {postgres_port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300");
+        let mut options = format!(
+            "-p {postgres_port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300"
+        );
         if !durable {
             options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
         let log = pg_data.join("server.log");
-        pg_tool(as_postgres, &pg_bin("pg_ctl"), &["-D", &pg_data.display().to_string(), "-l", &log.display().to_string(), "-o", &options, "-w", "-t", "60", "start"])?;
+        pg_tool(
+            as_postgres,
+            &pg_bin("pg_ctl"),
+            &[
+                "-D",
+                &pg_data.display().to_string(),
+                "-l",
+                &log.display().to_string(),
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
         let infra = Self { dir: dir.clone(), nats_port, postgres_port, nats, pg_data, as_postgres };
         wait_for_port(postgres_port, "postgres").await?;
         wait_for_port(nats_port, "nats-server").await?;
@@ -89,7 +120,9 @@ impl Infra {
     async fn create_database(&self) -> anyhow::Result<()> {
         let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.postgres_port);
         let pool = sqlx::PgPool::connect(&admin).await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'messaging')").fetch_one(&pool).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'messaging')")
+            .fetch_one(&pool)
+            .await?;
         if !exists {
             sqlx::query("CREATE DATABASE messaging").execute(&pool).await?;
         }
@@ -114,7 +147,11 @@ impl Infra {
 
     /// Stops Postgres (fast) and nats-server.
     pub fn stop(&mut self) {
-        let _ = pg_tool(self.as_postgres, &pg_bin("pg_ctl"), &["-D", &self.pg_data.display().to_string(), "-m", "fast", "-w", "stop"]);
+        let _ = pg_tool(
+            self.as_postgres,
+            &pg_bin("pg_ctl"),
+            &["-D", &self.pg_data.display().to_string(), "-m", "fast", "-w", "stop"],
+        );
         if let Some(pid) = self.nats.pid() {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
         }

@@ -16,10 +16,22 @@ pub struct Managed {
 
 impl Managed {
     /// Starts `program` with `args` and `env`, appending its output to `log_dir/<name>.log`.
-    pub fn start(name: &str, program: &Path, args: &[String], env: &[(String, String)], log_dir: &Path) -> anyhow::Result<Self> {
+    pub fn start(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
         let mut command = vec![program.display().to_string()];
         command.extend(args.iter().cloned());
-        let mut managed = Self { name: name.to_owned(), child: None, command, env: env.to_vec(), log: log_dir.join(format!("{name}.log")) };
+        let mut managed = Self {
+            name: name.to_owned(),
+            child: None,
+            command,
+            env: env.to_vec(),
+            log: log_dir.join(format!("{name}.log")),
+        };
         managed.spawn()?;
         Ok(managed)
     }
@@ -52,12 +64,12 @@ impl Managed {
 
     /// SIGTERM and wait for a clean exit.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-                if tokio::time::timeout(std::time::Duration::from_secs(25), child.wait()).await.is_err() {
-                    let _ = child.kill().await;
-                }
+        if let Some(mut child) = self.child.take()
+            && let Some(pid) = child.id()
+        {
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            if tokio::time::timeout(std::time::Duration::from_secs(25), child.wait()).await.is_err() {
+                let _ = child.kill().await;
             }
         }
     }

@@ -31,7 +31,14 @@ pub struct Ports {
 impl Ports {
     fn resolve(self) -> Self {
         let pick = |p: u16| if p == 0 { free_port() } else { p };
-        Self { nats: self.nats, postgres: self.postgres, grpc: pick(self.grpc), webhook: pick(self.webhook), sim: pick(self.sim), smtp: pick(self.smtp) }
+        Self {
+            nats: self.nats,
+            postgres: self.postgres,
+            grpc: pick(self.grpc),
+            webhook: pick(self.webhook),
+            sim: pick(self.sim),
+            smtp: pick(self.smtp),
+        }
     }
 }
 
@@ -75,11 +82,12 @@ impl Stack {
         .collect();
         let sim = Managed::start("provider-sim", &bin_dir().join("messaging-provider-sim"), &[], &sim_env, &logs)?;
 
-        let smtp_args: Vec<String> = ["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", ports.smtp), "-c", "aiosmtpd.handlers.Mailbox"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain([mail_dir.display().to_string()])
-            .collect();
+        let smtp_args: Vec<String> =
+            ["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", ports.smtp), "-c", "aiosmtpd.handlers.Mailbox"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain([mail_dir.display().to_string()])
+                .collect();
         let smtp = Managed::start("smtp", &python(), &smtp_args, &[], &logs)?;
 
         let env: Vec<(String, String)> = [
@@ -160,7 +168,11 @@ impl Stack {
 
     /// Number of emails the SMTP server stored.
     pub fn mail_count(&self) -> usize {
-        ["new", "cur"].iter().filter_map(|d| std::fs::read_dir(self.mail_dir.join(d)).ok()).map(|entries| entries.count()).sum()
+        ["new", "cur"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.mail_dir.join(d)).ok())
+            .map(|entries| entries.count())
+            .sum()
     }
 
     /// Every stored email's raw text.

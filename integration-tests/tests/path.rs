@@ -29,8 +29,10 @@ async fn a_scheduled_job_is_confirmed_by_sms_and_email() -> anyhow::Result<()> {
         let mut dashboard = dashboard.clone();
         async move {
             let all = dashboard.all().await;
-            let sms_delivered = all.iter().any(|m| m.channel == Channel::Sms as i32 && m.status == MessageStatus::Delivered as i32);
-            let email_sent = all.iter().any(|m| m.channel == Channel::Email as i32 && m.status == MessageStatus::Sent as i32);
+            let sms_delivered =
+                all.iter().any(|m| m.channel == Channel::Sms as i32 && m.status == MessageStatus::Delivered as i32);
+            let email_sent =
+                all.iter().any(|m| m.channel == Channel::Email as i32 && m.status == MessageStatus::Sent as i32);
             (sms_delivered && email_sent).then_some(all)
         }
     })
@@ -96,10 +98,14 @@ async fn bad_job_events_are_dead_lettered_and_change_nothing() -> anyhow::Result
         async move {
             let stream = jetstream.get_stream("DEAD_LETTER").await.ok()?;
             let consumer = stream
-                .create_consumer(async_nats::jetstream::consumer::pull::Config { filter_subject: "dlq.ingest.>".into(), ..Default::default() })
+                .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                    filter_subject: "dlq.ingest.>".into(),
+                    ..Default::default()
+                })
                 .await
                 .ok()?;
-            let mut batch = consumer.fetch().max_messages(20).expires(Duration::from_millis(500)).messages().await.ok()?;
+            let mut batch =
+                consumer.fetch().max_messages(20).expires(Duration::from_millis(500)).messages().await.ok()?;
             let mut reasons = Vec::new();
             while let Some(Ok(message)) = batch.next().await {
                 let header = message.headers.as_ref().and_then(|h| h.get("Dlq-Reason")).map(|v| v.as_str().to_owned());
@@ -111,7 +117,13 @@ async fn bad_job_events_are_dead_lettered_and_change_nothing() -> anyhow::Result
     .await?;
     assert_eq!(reasons.len(), 5, "{reasons:#?}");
     let joined = reasons.join("\n");
-    for expected in ["malformed JSON", "unknown event type \"job.exploded\"", "missing required field customer", "invalid customer phone", "does not match"] {
+    for expected in [
+        "malformed JSON",
+        "unknown event type \"job.exploded\"",
+        "missing required field customer",
+        "invalid customer phone",
+        "does not match",
+    ] {
         assert!(joined.contains(expected), "no dead letter says {expected:?}:\n{joined}");
     }
 

@@ -47,7 +47,8 @@ pub fn events(account: &str) -> Vec<Value> {
                             "email_from": "office@aceplumbing.example", "reminder_time": "09:00",
                             "quiet_hours": {"start": "21:00", "end": "08:00"}}}),
     )];
-    let titles = ["Water heater install", "Leaky faucet repair", "Furnace tune-up", "Panel inspection", "Drain cleaning"];
+    let titles =
+        ["Water heater install", "Leaky faucet repair", "Furnace tune-up", "Panel inspection", "Drain cleaning"];
     let techs = ["Luis Ortega", "Kim Alvarez", "Jordan Blake"];
     for (i, c) in CUSTOMERS.iter().enumerate() {
         let starts = now + Duration::days(2) + Duration::hours(i as i64 * 2);
@@ -60,12 +61,18 @@ pub fn events(account: &str) -> Vec<Value> {
             let invoice = json!({"id": "inv_1001", "number": "1001", "amount_cents": 48_500, "currency": "USD",
                                  "url": "https://pay.example.com/i/1001"});
             out.push(event("job.completed", json!({"customer": customer(c), "job": job, "invoice": invoice.clone()})));
-            out.push(event("payment.received", json!({"customer": customer(c), "payment": {"id": "pay_1", "amount_cents": 48_500,
-                "currency": "USD", "invoice_id": "inv_1001", "receipt_url": "https://pay.example.com/r/1"}})));
+            out.push(event(
+                "payment.received",
+                json!({"customer": customer(c), "payment": {"id": "pay_1", "amount_cents": 48_500,
+                "currency": "USD", "invoice_id": "inv_1001", "receipt_url": "https://pay.example.com/r/1"}}),
+            ));
         }
         if i == 3 {
-            out.push(event("invoice.sent", json!({"customer": customer(c), "invoice": {"id": "inv_1002", "number": "1002",
-                "amount_cents": 12_000, "currency": "USD", "url": "https://pay.example.com/i/1002"}})));
+            out.push(event(
+                "invoice.sent",
+                json!({"customer": customer(c), "invoice": {"id": "inv_1002", "number": "1002",
+                "amount_cents": 12_000, "currency": "USD", "url": "https://pay.example.com/i/1002"}}),
+            ));
         }
     }
     out

@@ -9,12 +9,18 @@ pub async fn print(url: &str, token: &str, limit: i32) -> anyhow::Result<()> {
     let mut request = tonic::Request::new(ListMessagesRequest { page_size: limit, ..Default::default() });
     request.metadata_mut().insert("authorization", MetadataValue::try_from(format!("Bearer {token}"))?);
     let page = client.list_messages(request).await?.into_inner();
-    println!("{:<9} {:<6} {:<34} {:<26} {:<10} {}", "DIRECTION", "CHANNEL", "CUSTOMER", "TYPE", "STATUS", "TIME");
+    println!("{:<9} {:<6} {:<34} {:<26} {:<10} TIME", "DIRECTION", "CHANNEL", "CUSTOMER", "TYPE", "STATUS");
     for m in &page.messages {
         let customer = m.customer.clone().unwrap_or_default();
         let contact = if customer.phone.is_empty() { customer.email } else { customer.phone };
-        let when = m.sent_at.or(m.created_at).and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default();
-        let mut status = label(MessageStatus::try_from(m.status).map(|s| s.as_str_name()).unwrap_or("?"), "MESSAGE_STATUS_");
+        let when = m
+            .sent_at
+            .or(m.created_at)
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        let mut status =
+            label(MessageStatus::try_from(m.status).map(|s| s.as_str_name()).unwrap_or("?"), "MESSAGE_STATUS_");
         if !m.failure_reason.is_empty() {
             status = format!("{status} ({})", m.failure_reason);
         }

@@ -26,7 +26,11 @@ const USAGE: &str = "usage:
 The secret defaults to $MSG_JWT_SECRET, NATS to $MSG_NATS__URL, gRPC to http://127.0.0.1:$GRPC_PORT.";
 
 fn secret(flags: &HashMap<String, String>) -> String {
-    flags.get("secret").cloned().or_else(|| std::env::var("MSG_JWT_SECRET").ok()).unwrap_or_else(|| "dev-jwt-secret-change-me".to_owned())
+    flags
+        .get("secret")
+        .cloned()
+        .or_else(|| std::env::var("MSG_JWT_SECRET").ok())
+        .unwrap_or_else(|| "dev-jwt-secret-change-me".to_owned())
 }
 
 /// A dashboard token for `account`, valid for `hours`.
@@ -38,7 +42,11 @@ pub fn mint(account: &str, secret: &str, hours: i64) -> anyhow::Result<String> {
         "iat": chrono::Utc::now().timestamp(),
         "exp": (chrono::Utc::now() + chrono::Duration::hours(hours)).timestamp(),
     });
-    Ok(jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))?)
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?)
 }
 
 #[tokio::main]
@@ -56,7 +64,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", mint(&account, &secret(&flags), hours)?);
         }
         "demo" => {
-            let nats = flags.get("nats").cloned().or_else(|| std::env::var("MSG_NATS__URL").ok()).unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+            let nats = flags
+                .get("nats")
+                .cloned()
+                .or_else(|| std::env::var("MSG_NATS__URL").ok())
+                .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
             let published = demo::publish_day(&nats, &account).await?;
             println!("published {published} job events for {account}");
         }

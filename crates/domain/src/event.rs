@@ -272,10 +272,10 @@ fn checked_job(job: JobInput) -> Result<JobInput, EventError> {
 
 fn account_settings(raw: Option<&RawAccount>) -> Result<AccountSettings, EventError> {
     let raw = raw.ok_or(EventError::Missing("account"))?;
-    let timezone: Tz = raw
-        .timezone
-        .parse()
-        .map_err(|_| EventError::Invalid { field: "account.timezone", reason: format!("{:?} is not an IANA zone", raw.timezone) })?;
+    let timezone: Tz = raw.timezone.parse().map_err(|_| EventError::Invalid {
+        field: "account.timezone",
+        reason: format!("{:?} is not an IANA zone", raw.timezone),
+    })?;
     let sms_number = E164::parse_strict(&raw.sms_number)
         .map_err(|e| EventError::Invalid { field: "account.sms_number", reason: e.to_string() })?;
     let clock = |field: &'static str, value: Option<&str>, default: &str| -> Result<NaiveTime, EventError> {
@@ -305,12 +305,20 @@ fn non_empty(field: &'static str, value: &str) -> Result<String, EventError> {
 
 /// A deliberately plain check: one `@`, a dotted domain, no whitespace or control characters.
 pub fn check_email(raw: &str) -> Result<String, EventError> {
-    let invalid = |reason: &str| EventError::Invalid { field: "email", reason: format!("{:?} {reason}", raw.chars().take(80).collect::<String>()) };
+    let invalid = |reason: &str| EventError::Invalid {
+        field: "email",
+        reason: format!("{:?} {reason}", raw.chars().take(80).collect::<String>()),
+    };
     if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid("has whitespace or is too long"));
     }
     let (local, domain) = raw.split_once('@').ok_or_else(|| invalid("has no @"))?;
-    if local.is_empty() || domain.contains('@') || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
+    if local.is_empty()
+        || domain.contains('@')
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+    {
         return Err(invalid("is not an email address"));
     }
     Ok(raw.to_owned())

@@ -1,7 +1,6 @@
 //! The vocabulary of a message: direction, channel and type, with their stable string forms
 //! (used in Postgres and logs) and their protobuf numbers.
 
-
 macro_rules! vocabulary {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal / $proto:literal),+ $(,)? }) => {
         $(#[$doc])*

@@ -29,8 +29,8 @@ impl E164 {
         if trimmed.is_empty() || trimmed.len() > 40 {
             return Err(PhoneError::Unparseable(shown));
         }
-        let number = phonenumber::parse(Some(default_region), trimmed)
-            .map_err(|_| PhoneError::Unparseable(shown.clone()))?;
+        let number =
+            phonenumber::parse(Some(default_region), trimmed).map_err(|_| PhoneError::Unparseable(shown.clone()))?;
         if !is_possible(&number) {
             return Err(PhoneError::Impossible(shown));
         }
@@ -40,9 +40,8 @@ impl E164 {
     /// Accepts only a number already in strict E.164 form, as providers require.
     pub fn parse_strict(input: &str) -> Result<Self, PhoneError> {
         let digits = input.strip_prefix('+').unwrap_or("");
-        let well_formed = (8..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
+        let well_formed =
+            (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
         if well_formed {
             Ok(Self(input.to_owned()))
         } else {
@@ -52,10 +51,7 @@ impl E164 {
 
     /// The region whose conventions a number follows, used as the default region for an account's customers.
     pub fn region(&self) -> Region {
-        phonenumber::parse(None, &self.0)
-            .ok()
-            .and_then(|n| n.country().id())
-            .unwrap_or(Region::US)
+        phonenumber::parse(None, &self.0).ok().and_then(|n| n.country().id()).unwrap_or(Region::US)
     }
 
     pub fn as_str(&self) -> &str {
@@ -93,7 +89,9 @@ mod tests {
 
     #[test]
     fn normalises_human_formats() {
-        for input in ["+1 (512) 555-0199", "(512) 555-0199", "512.555.0199", "512-555-0199", "+15125550199", "1 512 555 0199"] {
+        for input in
+            ["+1 (512) 555-0199", "(512) 555-0199", "512.555.0199", "512-555-0199", "+15125550199", "1 512 555 0199"]
+        {
             assert_eq!(E164::normalize(input, Region::US).map(|e| e.0), Ok("+15125550199".to_owned()), "{input}");
         }
     }

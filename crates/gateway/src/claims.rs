@@ -28,10 +28,18 @@ pub enum Claim {
 /// How a send ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
-    Sent { provider_id: String },
-    Failed { reason: String, code: String, text: String },
+    Sent {
+        provider_id: String,
+    },
+    Failed {
+        reason: String,
+        code: String,
+        text: String,
+    },
     /// The provider may or may not have the message; reconciliation decides.
-    Unknown { detail: String },
+    Unknown {
+        detail: String,
+    },
 }
 
 /// A claim waiting for reconciliation.
@@ -69,7 +77,14 @@ impl Claims {
     }
 
     /// Claims `message_id` for this worker, or reports who has it.
-    pub async fn claim(&self, message_id: &str, account_id: &str, recipient: &str, sender: &str, body: &str) -> sqlx::Result<Claim> {
+    pub async fn claim(
+        &self,
+        message_id: &str,
+        account_id: &str,
+        recipient: &str,
+        sender: &str,
+        body: &str,
+    ) -> sqlx::Result<Claim> {
         let lease_secs = self.lease.as_secs_f64();
         let inserted = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO {}.attempts (message_id, account_id, state, recipient, sender, body_digest, lease_until)
@@ -99,7 +114,9 @@ impl Claims {
         let state: String = row.try_get("state")?;
         let remaining: f64 = row.try_get("remaining")?;
         Ok(match state.as_str() {
-            "claimed" if remaining > 0.0 => Claim::Busy { retry_in: Duration::from_secs_f64(remaining.min(60.0)) + Duration::from_millis(100) },
+            "claimed" if remaining > 0.0 => {
+                Claim::Busy { retry_in: Duration::from_secs_f64(remaining.min(60.0)) + Duration::from_millis(100) }
+            }
             "claimed" => Claim::Orphaned { claimed_at: row.try_get("claimed_at")? },
             _ => Claim::Settled,
         })
@@ -121,10 +138,13 @@ impl Claims {
 
     /// Gives the claim back when the provider certainly did not get the message (refused connection, 429).
     pub async fn release(&self, message_id: &str) -> sqlx::Result<()> {
-        sqlx::query(AssertSqlSafe(format!("DELETE FROM {}.attempts WHERE message_id = $1 AND state = 'claimed'", self.schema)))
-            .bind(message_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {}.attempts WHERE message_id = $1 AND state = 'claimed'",
+            self.schema
+        )))
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -145,7 +165,9 @@ impl Claims {
     pub async fn settle(&self, message_id: &str, account_id: &str, settlement: &Settlement) -> sqlx::Result<bool> {
         let (state, provider_id, reason, code, text) = match settlement {
             Settlement::Sent { provider_id } => ("sent", Some(provider_id.as_str()), None, None, None),
-            Settlement::Failed { reason, code, text } => ("failed", None, Some(reason.as_str()), Some(code.as_str()), Some(text.as_str())),
+            Settlement::Failed { reason, code, text } => {
+                ("failed", None, Some(reason.as_str()), Some(code.as_str()), Some(text.as_str()))
+            }
             Settlement::Unknown { detail } => ("unknown", None, None, None, Some(detail.as_str())),
         };
         let mut tx = self.pool.begin().await?;
@@ -206,7 +228,10 @@ pub fn attempt_event(message_id: &str, account_id: &str, channel: Channel, settl
         message_id: message_id.to_owned(),
         account_id: account_id.to_owned(),
         channel: channel.to_proto(),
-        occurred_at: Some(prost_types::Timestamp { seconds: now.timestamp(), nanos: now.timestamp_subsec_nanos() as i32 }),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: now.timestamp(),
+            nanos: now.timestamp_subsec_nanos() as i32,
+        }),
         ..Default::default()
     };
     let outcome = match settlement {

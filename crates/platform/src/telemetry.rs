@@ -46,7 +46,12 @@ pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<T
     let fmt = if config.log_format == "pretty" {
         tracing_subscriber::fmt::layer().compact().with_target(false).boxed()
     } else {
-        tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed()
     };
     tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
     Ok(TelemetryGuard { provider })

@@ -16,7 +16,11 @@ fn port(name: &str, default: u16) -> anyhow::Result<u16> {
 }
 
 fn msgctl(args: &[&str], grpc_port: u16) -> anyhow::Result<String> {
-    let output = Command::new(bin_dir().join("msgctl")).args(args).env("GRPC_PORT", grpc_port.to_string()).env("MSG_JWT_SECRET", JWT_SECRET).output()?;
+    let output = Command::new(bin_dir().join("msgctl"))
+        .args(args)
+        .env("GRPC_PORT", grpc_port.to_string())
+        .env("MSG_JWT_SECRET", JWT_SECRET)
+        .output()?;
     anyhow::ensure!(output.status.success(), "msgctl {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
@@ -32,7 +36,10 @@ async fn main() -> anyhow::Result<()> {
         smtp: port("SMTP_PORT", 12525)?,
     };
     let data = std::env::var("DATA_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| repo_root().join(".data"));
-    println!("starting nats-server, Postgres, the provider simulator, an SMTP server and six services (data in {})", data.display());
+    println!(
+        "starting nats-server, Postgres, the provider simulator, an SMTP server and six services (data in {})",
+        data.display()
+    );
     let mut stack = Stack::start(&data, ports, true).await?;
     let account = std::env::var("ACCOUNT").unwrap_or_else(|_| "acc_demo".to_owned());
     let nats = stack.infra.nats_url();

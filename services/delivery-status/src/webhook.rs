@@ -64,9 +64,8 @@ async fn twilio_status(
         return StatusCode::NO_CONTENT;
     };
     let error_code = param("ErrorCode");
-    let failure_reason = (status == Status::Failed).then(|| {
-        error_code.as_deref().map(|c| failure_reason_for(c).to_owned()).unwrap_or_else(|| raw_status.clone())
-    });
+    let failure_reason = (status == Status::Failed)
+        .then(|| error_code.as_deref().map(|c| failure_reason_for(c).to_owned()).unwrap_or_else(|| raw_status.clone()));
     let report = Report {
         message_id: message.to_string(),
         account_id: account.to_string(),
@@ -78,7 +77,9 @@ async fn twilio_status(
         error_code,
         source: "provider",
         dedupe_key: format!("twilio:{provider_id}:{raw_status}"),
-        detail: serde_json::Value::Object(params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect()),
+        detail: serde_json::Value::Object(
+            params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
+        ),
         occurred_at: Utc::now(),
     };
     match store::apply(&state.pool, &report).await {

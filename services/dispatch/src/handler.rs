@@ -86,7 +86,13 @@ impl Dispatcher {
         let account = request.account.clone().unwrap_or_default();
         let customer = request.customer.clone().unwrap_or_default();
         let (recipient, sender, subject, body, html) = match channel {
-            Channel::Sms => (customer.phone.clone(), account.sms_number.clone(), String::new(), render::sms(request, kind)?, String::new()),
+            Channel::Sms => (
+                customer.phone.clone(),
+                account.sms_number.clone(),
+                String::new(),
+                render::sms(request, kind)?,
+                String::new(),
+            ),
             Channel::Email => {
                 let rendered = render::email(request, kind)?;
                 (customer.email.clone(), account.email_from.clone(), rendered.subject, rendered.text, rendered.html)
@@ -165,7 +171,11 @@ fn eligible_channels(request: &NotificationRequest) -> Vec<Channel> {
     if permitted(Channel::Sms) && customer.sms_allowed && !customer.phone.is_empty() && !account.sms_number.is_empty() {
         channels.push(Channel::Sms);
     }
-    if permitted(Channel::Email) && customer.email_allowed && !customer.email.is_empty() && !account.email_from.is_empty() {
+    if permitted(Channel::Email)
+        && customer.email_allowed
+        && !customer.email.is_empty()
+        && !account.email_from.is_empty()
+    {
         channels.push(Channel::Email);
     }
     channels

@@ -62,7 +62,8 @@ impl App {
         let probe = http::dependency_probe(self.nats.clone(), Some(self.pool.clone()));
         http::serve(&self.config.common.health, probe, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
-        let handler = Arc::new(Dispatcher::new(self.pool.clone(), self.relay.clone(), self.config.on_my_way_validity_secs));
+        let handler =
+            Arc::new(Dispatcher::new(self.pool.clone(), self.relay.clone(), self.config.on_my_way_validity_secs));
         let mut spec = ConsumerSpec::new(streams::NOTIFY.name, "dispatch", "notify.>");
         spec.concurrency = self.config.concurrency;
         bus::consumer::run(self.jetstream.clone(), "dispatch", spec, handler, shutdown.clone()).await?;

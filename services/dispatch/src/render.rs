@@ -29,27 +29,45 @@ pub fn sms(request: &NotificationRequest, kind: MessageType) -> Result<String, R
     let text = match kind {
         MessageType::AppointmentConfirmation => format!(
             "{business}: Hi {first}, your {title} is confirmed for {when}.{tech} Reply STOP to opt out.",
-            business = f.business, first = f.first_name, title = f.job_title()?, when = f.window()?, tech = f.tech_sentence()
+            business = f.business,
+            first = f.first_name,
+            title = f.job_title()?,
+            when = f.window()?,
+            tech = f.tech_sentence()
         ),
         MessageType::Reminder => format!(
             "{business}: Reminder, {first}: your {title} is tomorrow, {when}.",
-            business = f.business, first = f.first_name, title = f.job_title()?, when = f.window()?
+            business = f.business,
+            first = f.first_name,
+            title = f.job_title()?,
+            when = f.window()?
         ),
         MessageType::OnMyWay => format!(
             "{business}: Hi {first}, {tech} is on the way to you now.",
-            business = f.business, first = f.first_name, tech = f.technician_or("your technician")
+            business = f.business,
+            first = f.first_name,
+            tech = f.technician_or("your technician")
         ),
         MessageType::JobCompleted => format!(
             "{business}: Your {title} is complete. Thank you, {first}! Invoice {number}: {url}",
-            business = f.business, title = f.job_title()?, first = f.first_name, number = f.invoice_number()?, url = f.invoice_url()?
+            business = f.business,
+            title = f.job_title()?,
+            first = f.first_name,
+            number = f.invoice_number()?,
+            url = f.invoice_url()?
         ),
         MessageType::PaymentLink => format!(
             "{business}: Invoice {number} for {amount} is ready. Pay here: {url}",
-            business = f.business, number = f.invoice_number()?, amount = f.invoice_amount()?, url = f.invoice_url()?
+            business = f.business,
+            number = f.invoice_number()?,
+            amount = f.invoice_amount()?,
+            url = f.invoice_url()?
         ),
         MessageType::PaymentReceipt => format!(
             "{business}: We received your payment of {amount}. Thank you, {first}!",
-            business = f.business, amount = f.payment_amount()?, first = f.first_name
+            business = f.business,
+            amount = f.payment_amount()?,
+            first = f.first_name
         ),
         MessageType::Manual | MessageType::Reply => request.manual_text.clone(),
     };
@@ -71,22 +89,43 @@ pub fn email(request: &NotificationRequest, kind: MessageType) -> Result<Rendere
         ),
         MessageType::Reminder => (
             format!("Reminder: your appointment with {} is tomorrow", f.business),
-            vec![format!("Hi {},", f.first_name), format!("a reminder that your {} is tomorrow, {}.", f.job_title()?, f.window()?), f.address_line()],
+            vec![
+                format!("Hi {},", f.first_name),
+                format!("a reminder that your {} is tomorrow, {}.", f.job_title()?, f.window()?),
+                f.address_line(),
+            ],
         ),
         MessageType::JobCompleted => (
             format!("Your {} is complete", f.job_title()?),
             vec![
                 format!("Hi {},", f.first_name),
-                format!("thank you for choosing {}. Your invoice {} is here: {}", f.business, f.invoice_number()?, f.invoice_url()?),
+                format!(
+                    "thank you for choosing {}. Your invoice {} is here: {}",
+                    f.business,
+                    f.invoice_number()?,
+                    f.invoice_url()?
+                ),
             ],
         ),
         MessageType::PaymentLink => (
             format!("Invoice {} from {}", f.invoice_number()?, f.business),
-            vec![format!("Hi {},", f.first_name), format!("invoice {} for {} is ready. Pay here: {}", f.invoice_number()?, f.invoice_amount()?, f.invoice_url()?)],
+            vec![
+                format!("Hi {},", f.first_name),
+                format!(
+                    "invoice {} for {} is ready. Pay here: {}",
+                    f.invoice_number()?,
+                    f.invoice_amount()?,
+                    f.invoice_url()?
+                ),
+            ],
         ),
         MessageType::PaymentReceipt => (
             format!("Payment received: thank you from {}", f.business),
-            vec![format!("Hi {},", f.first_name), format!("we received your payment of {}. Thank you!", f.payment_amount()?), f.receipt_line()],
+            vec![
+                format!("Hi {},", f.first_name),
+                format!("we received your payment of {}. Thank you!", f.payment_amount()?),
+                f.receipt_line(),
+            ],
         ),
         MessageType::OnMyWay | MessageType::Manual | MessageType::Reply => {
             (request.manual_subject.clone(), vec![request.manual_text.clone()])
@@ -151,9 +190,15 @@ impl<'a> Fields<'a> {
     /// "Sat, Nov 28 between 9:00 AM and 11:00 AM" in the account's zone.
     fn window(&self) -> Result<String, RenderError> {
         let job = self.job()?;
-        let start = local(job.starts_at.as_ref(), self.zone).ok_or(RenderError::Missing("this message", "a start time"))?;
+        let start =
+            local(job.starts_at.as_ref(), self.zone).ok_or(RenderError::Missing("this message", "a start time"))?;
         let end = local(job.ends_at.as_ref(), self.zone).ok_or(RenderError::Missing("this message", "an end time"))?;
-        Ok(format!("{} between {} and {}", start.format("%a, %b %-d"), start.format("%-I:%M %p"), end.format("%-I:%M %p")))
+        Ok(format!(
+            "{} between {} and {}",
+            start.format("%a, %b %-d"),
+            start.format("%-I:%M %p"),
+            end.format("%-I:%M %p")
+        ))
     }
 
     fn technician_or(&self, fallback: &str) -> String {
@@ -222,7 +267,7 @@ fn money(cents: i64, currency: &str) -> String {
     let whole = (cents / 100).to_string();
     let mut grouped = String::new();
     for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);

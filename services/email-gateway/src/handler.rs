@@ -29,10 +29,13 @@ impl<M: Mailer> Handler for EmailSender<M> {
             Ok(command) => command,
             Err(error) => return Outcome::DeadLetter(format!("undecodable send command: {error}")),
         };
-        if delivery.subject != format!("send.email.{}", command.account_id) || command.channel != Channel::Email.to_proto() {
+        if delivery.subject != format!("send.email.{}", command.account_id)
+            || command.channel != Channel::Email.to_proto()
+        {
             return Outcome::DeadLetter(format!("subject {} does not match the command", delivery.subject));
         }
-        let (Ok(account), Ok(message)) = (AccountId::parse(&command.account_id), MessageId::parse(&command.message_id)) else {
+        let (Ok(account), Ok(message)) = (AccountId::parse(&command.account_id), MessageId::parse(&command.message_id))
+        else {
             return Outcome::DeadLetter("send command has invalid ids".into());
         };
         match self.process(&command, &account, &message, delivery.delivered).await {
@@ -43,15 +46,25 @@ impl<M: Mailer> Handler for EmailSender<M> {
 }
 
 impl<M: Mailer> EmailSender<M> {
-    async fn process(&self, command: &SendCommand, account: &AccountId, message: &MessageId, delivered: i64) -> sqlx::Result<Outcome> {
-        let claim = self.claims.claim(message.as_str(), account.as_str(), &command.to, &command.from, &command.body).await?;
+    async fn process(
+        &self,
+        command: &SendCommand,
+        account: &AccountId,
+        message: &MessageId,
+        delivered: i64,
+    ) -> sqlx::Result<Outcome> {
+        let claim =
+            self.claims.claim(message.as_str(), account.as_str(), &command.to, &command.from, &command.body).await?;
         match claim {
             Claim::Won => {}
             Claim::Settled => return Ok(Outcome::Ack),
-            Claim::Busy { retry_in } => return Ok(Outcome::Retry { delay: retry_in, reason: "another gateway holds the claim".into() }),
+            Claim::Busy { retry_in } => {
+                return Ok(Outcome::Retry { delay: retry_in, reason: "another gateway holds the claim".into() });
+            }
             Claim::Orphaned { .. } => {
                 if self.claims.take_over(message.as_str()).await? {
-                    let detail = "a gateway stopped while sending; the relay may or may not have the message".to_owned();
+                    let detail =
+                        "a gateway stopped while sending; the relay may or may not have the message".to_owned();
                     self.settle(message, account, Settlement::Unknown { detail }).await?;
                 }
                 return Ok(Outcome::Ack);
@@ -78,8 +91,12 @@ impl<M: Mailer> EmailSender<M> {
                 tracing::info!(message_id = %message, account_id = %account, "email accepted by relay");
                 Settlement::Sent { provider_id: format!("smtp-{message}") }
             }
-            Err(MailError::Invalid(text)) => Settlement::Failed { reason: "invalid_message".into(), code: String::new(), text },
-            Err(MailError::Permanent(text)) => Settlement::Failed { reason: "rejected".into(), code: smtp_code(&text), text },
+            Err(MailError::Invalid(text)) => {
+                Settlement::Failed { reason: "invalid_message".into(), code: String::new(), text }
+            }
+            Err(MailError::Permanent(text)) => {
+                Settlement::Failed { reason: "rejected".into(), code: smtp_code(&text), text }
+            }
             Err(MailError::Transient(text)) => {
                 self.claims.release(message.as_str()).await?;
                 let delay = Duration::from_secs((1u64 << delivered.clamp(0, 6)).min(60));

@@ -67,7 +67,8 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     anyhow::ensure!(config.lease_secs * 1000 > config.smtp.timeout_ms, "lease_secs must exceed smtp.timeout_ms");
     let pool = db::connect(&config.common.database, shutdown).await?;
     let nats = bus::connect(&config.common.nats, "email-gateway", shutdown).await?;
-    let jetstream = bus::jetstream(nats.clone(), &[streams::SEND_EMAIL, streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
+    let jetstream =
+        bus::jetstream(nats.clone(), &[streams::SEND_EMAIL, streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
     let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
     let domain = config.reply_domain.split('.').skip(1).collect::<Vec<_>>().join(".");
     let sender = Arc::new(EmailSender {
@@ -89,7 +90,8 @@ impl App {
         let mut spec = ConsumerSpec::new(streams::SEND_EMAIL.name, "email-gateway", "send.email.>");
         spec.concurrency = self.config.concurrency;
         spec.ack_wait = Duration::from_secs(self.config.lease_secs + 5);
-        bus::consumer::run(self.jetstream.clone(), "email-gateway", spec, self.sender.clone(), shutdown.clone()).await?;
+        bus::consumer::run(self.jetstream.clone(), "email-gateway", spec, self.sender.clone(), shutdown.clone())
+            .await?;
         let _ = relay_task.await;
         Ok(())
     }

@@ -25,7 +25,14 @@ pub struct SmtpConfig {
 
 impl Default for SmtpConfig {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 2525, tls: "none".into(), username: String::new(), password: String::new(), timeout_ms: 15_000 }
+        Self {
+            host: "127.0.0.1".into(),
+            port: 2525,
+            tls: "none".into(),
+            username: String::new(),
+            password: String::new(),
+            timeout_ms: 15_000,
+        }
     }
 }
 

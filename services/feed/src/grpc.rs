@@ -51,10 +51,19 @@ fn from_timestamp(field: &str, at: Option<prost_types::Timestamp>) -> Result<Opt
     .transpose()
 }
 
-fn names<T: Copy>(values: &[i32], field: &str, parse: impl Fn(i32) -> Option<T>, name: impl Fn(T) -> &'static str) -> Result<Vec<String>, Status> {
+fn names<T: Copy>(
+    values: &[i32],
+    field: &str,
+    parse: impl Fn(i32) -> Option<T>,
+    name: impl Fn(T) -> &'static str,
+) -> Result<Vec<String>, Status> {
     values
         .iter()
-        .map(|v| parse(*v).map(|t| name(t).to_owned()).ok_or_else(|| Status::invalid_argument(format!("{field} has an unknown value {v}"))))
+        .map(|v| {
+            parse(*v)
+                .map(|t| name(t).to_owned())
+                .ok_or_else(|| Status::invalid_argument(format!("{field} has an unknown value {v}")))
+        })
         .collect()
 }
 
@@ -106,7 +115,10 @@ pub(crate) fn to_api(row: &FeedRow) -> api::Message {
 
 #[tonic::async_trait]
 impl FeedService for Feed {
-    async fn list_messages(&self, request: Request<api::ListMessagesRequest>) -> Result<Response<api::ListMessagesResponse>, Status> {
+    async fn list_messages(
+        &self,
+        request: Request<api::ListMessagesRequest>,
+    ) -> Result<Response<api::ListMessagesResponse>, Status> {
         let account = account_of(&request)?;
         let r = request.into_inner();
         let (name_query, phone_digits) = search(&r.query)?;
@@ -122,14 +134,19 @@ impl FeedService for Feed {
             customer_id: None,
         };
         let after = cursor(&r.page_token)?;
-        let (rows, next) = store::list(&self.pool, &account, &filter, after.as_ref(), page_size(r.page_size)?).await.map_err(internal)?;
+        let (rows, next) = store::list(&self.pool, &account, &filter, after.as_ref(), page_size(r.page_size)?)
+            .await
+            .map_err(internal)?;
         Ok(Response::new(api::ListMessagesResponse {
             messages: rows.iter().map(to_api).collect(),
             next_page_token: next.map(|c| c.encode()).unwrap_or_default(),
         }))
     }
 
-    async fn get_thread(&self, request: Request<api::GetThreadRequest>) -> Result<Response<api::GetThreadResponse>, Status> {
+    async fn get_thread(
+        &self,
+        request: Request<api::GetThreadRequest>,
+    ) -> Result<Response<api::GetThreadResponse>, Status> {
         let account = account_of(&request)?;
         let r = request.into_inner();
         if r.customer_id.is_empty() {
@@ -140,7 +157,9 @@ impl FeedService for Feed {
         }
         let filter = Filter { customer_id: Some(r.customer_id.clone()), ..Default::default() };
         let after = cursor(&r.page_token)?;
-        let (rows, next) = store::list(&self.pool, &account, &filter, after.as_ref(), page_size(r.page_size)?).await.map_err(internal)?;
+        let (rows, next) = store::list(&self.pool, &account, &filter, after.as_ref(), page_size(r.page_size)?)
+            .await
+            .map_err(internal)?;
         let Some(first) = rows.first() else {
             return Err(Status::not_found(format!("no thread for customer {}", r.customer_id)));
         };
@@ -157,10 +176,16 @@ impl FeedService for Feed {
         }))
     }
 
-    async fn get_message(&self, request: Request<api::GetMessageRequest>) -> Result<Response<api::GetMessageResponse>, Status> {
+    async fn get_message(
+        &self,
+        request: Request<api::GetMessageRequest>,
+    ) -> Result<Response<api::GetMessageResponse>, Status> {
         let account = account_of(&request)?;
         let id = request.into_inner().message_id;
-        let row = store::get(&self.pool, &account, &id).await.map_err(internal)?.ok_or_else(|| Status::not_found(format!("no message {id}")))?;
+        let row = store::get(&self.pool, &account, &id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no message {id}")))?;
         let timeline = store::timeline(&self.pool, &account, &id).await.map_err(internal)?;
         Ok(Response::new(api::GetMessageResponse {
             message: Some(to_api(&row)),
@@ -178,14 +203,20 @@ impl FeedService for Feed {
         }))
     }
 
-    async fn send_message(&self, request: Request<api::SendMessageRequest>) -> Result<Response<api::SendMessageResponse>, Status> {
+    async fn send_message(
+        &self,
+        request: Request<api::SendMessageRequest>,
+    ) -> Result<Response<api::SendMessageResponse>, Status> {
         account_of(&request)?;
         Err(Status::unimplemented("SendMessage is not available yet"))
     }
 
     type WatchFeedStream = tokio_stream::wrappers::ReceiverStream<Result<api::WatchFeedResponse, Status>>;
 
-    async fn watch_feed(&self, request: Request<api::WatchFeedRequest>) -> Result<Response<Self::WatchFeedStream>, Status> {
+    async fn watch_feed(
+        &self,
+        request: Request<api::WatchFeedRequest>,
+    ) -> Result<Response<Self::WatchFeedStream>, Status> {
         account_of(&request)?;
         Err(Status::unimplemented("WatchFeed is not available yet"))
     }

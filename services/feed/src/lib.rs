@@ -74,7 +74,9 @@ impl App {
             .register_encoded_file_descriptor_set(messaging_proto::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
         let authenticator = Authenticator::hs256(&self.config.jwt_secret);
-        let feed = FeedServiceServer::with_interceptor(grpc::Feed { pool: self.pool.clone() }, move |request| authenticator.intercept(request));
+        let feed = FeedServiceServer::with_interceptor(grpc::Feed { pool: self.pool.clone() }, move |request| {
+            authenticator.intercept(request)
+        });
 
         tracing::info!(listen = %self.listener.local_addr()?, "gRPC listening");
         let incoming = TcpListenerStream::new(self.listener);

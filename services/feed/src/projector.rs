@@ -14,7 +14,8 @@ pub struct Projector {
 }
 
 fn time(at: Option<prost_types::Timestamp>) -> DateTime<Utc> {
-    at.and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))).unwrap_or_else(Utc::now)
+    at.and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+        .unwrap_or_else(Utc::now)
 }
 
 impl Handler for Projector {
@@ -74,7 +75,17 @@ impl Projector {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        timeline(&mut tx, &event.account_id, &event.message_id, Status::Queued, "dispatch", "", at, format!("queued:{}", event.message_id)).await?;
+        timeline(
+            &mut tx,
+            &event.account_id,
+            &event.message_id,
+            Status::Queued,
+            "dispatch",
+            "",
+            at,
+            format!("queued:{}", event.message_id),
+        )
+        .await?;
         tx.commit().await
     }
 
@@ -104,12 +115,13 @@ impl Projector {
         .bind(sent_at)
         .execute(&mut *tx)
         .await?;
-        let detail = [event.failure_reason.as_str(), event.provider_error_code.as_str(), event.provider_error_text.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" · ");
+        let detail =
+            [event.failure_reason.as_str(), event.provider_error_code.as_str(), event.provider_error_text.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" · ");
         let key = format!("status:{}:{}:{}", event.message_id, status.as_str(), event.source);
         timeline(&mut tx, &event.account_id, &event.message_id, status, &event.source, &detail, at, key).await?;
         tx.commit().await

@@ -62,7 +62,8 @@ pub struct FeedRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "message_id, customer_id, customer_name, customer_phone, customer_email, direction, channel, message_type,
+const COLUMNS: &str =
+    "message_id, customer_id, customer_name, customer_phone, customer_email, direction, channel, message_type,
     status, failure_reason, preview, subject, job_id, created_at, sent_at, updated_at";
 
 fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
@@ -87,8 +88,15 @@ fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
 }
 
 /// One page, newest first, plus the cursor of the next page if there is one.
-pub async fn list(pool: &PgPool, account: &AccountId, filter: &Filter, after: Option<&Cursor>, limit: i64) -> sqlx::Result<(Vec<FeedRow>, Option<Cursor>)> {
-    let mut query: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM feed.messages WHERE account_id = "));
+pub async fn list(
+    pool: &PgPool,
+    account: &AccountId,
+    filter: &Filter,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> sqlx::Result<(Vec<FeedRow>, Option<Cursor>)> {
+    let mut query: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM feed.messages WHERE account_id = "));
     query.push_bind(account.as_str()).push(" AND direction IS NOT NULL");
     let any = |query: &mut QueryBuilder<Postgres>, column: &str, values: &[String]| {
         if !values.is_empty() {
@@ -122,7 +130,12 @@ pub async fn list(pool: &PgPool, account: &AccountId, filter: &Filter, after: Op
         (None, None) => {}
     }
     if let Some(cursor) = after {
-        query.push(" AND (created_at, message_id) < (").push_bind(cursor.created_at).push(", ").push_bind(cursor.message_id.clone()).push(")");
+        query
+            .push(" AND (created_at, message_id) < (")
+            .push_bind(cursor.created_at)
+            .push(", ")
+            .push_bind(cursor.message_id.clone())
+            .push(")");
     }
     query.push(" ORDER BY created_at DESC, message_id DESC LIMIT ").push_bind(limit + 1);
     let rows = query.build().fetch_all(pool).await?;
@@ -138,16 +151,22 @@ pub async fn list(pool: &PgPool, account: &AccountId, filter: &Filter, after: Op
 
 /// One message of the account, if it exists.
 pub async fn get(pool: &PgPool, account: &AccountId, message_id: &str) -> sqlx::Result<Option<FeedRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM feed.messages WHERE account_id = $1 AND message_id = $2")))
-        .bind(account.as_str())
-        .bind(message_id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM feed.messages WHERE account_id = $1 AND message_id = $2"
+    )))
+    .bind(account.as_str())
+    .bind(message_id)
+    .fetch_optional(pool)
+    .await?;
     row.as_ref().map(read).transpose()
 }
 
 /// A message's timeline: (status, source, detail, at), oldest first.
-pub async fn timeline(pool: &PgPool, account: &AccountId, message_id: &str) -> sqlx::Result<Vec<(String, String, String, DateTime<Utc>)>> {
+pub async fn timeline(
+    pool: &PgPool,
+    account: &AccountId,
+    message_id: &str,
+) -> sqlx::Result<Vec<(String, String, String, DateTime<Utc>)>> {
     let rows = sqlx::query(
         "SELECT status, source, detail, occurred_at FROM feed.timeline WHERE account_id = $1 AND message_id = $2 ORDER BY occurred_at, id",
     )

@@ -82,13 +82,29 @@ impl EventHandler {
                 EventKind::JobScheduled(_, job) => {
                     store::upsert_job(&mut tx, account_id, customer_id, job, "scheduled", event.occurred_at).await?;
                     let about = Subject { job: Some(job), ..Default::default() };
-                    requests.push(notify::request(event, MessageType::AppointmentConfirmation, both, &account, &contact, about));
+                    requests.push(notify::request(
+                        event,
+                        MessageType::AppointmentConfirmation,
+                        both,
+                        &account,
+                        &contact,
+                        about,
+                    ));
                 }
                 EventKind::JobRescheduled(_, job) => {
-                    let previous = store::upsert_job(&mut tx, account_id, customer_id, job, "scheduled", event.occurred_at).await?;
+                    let previous =
+                        store::upsert_job(&mut tx, account_id, customer_id, job, "scheduled", event.occurred_at)
+                            .await?;
                     if previous != Some(job.starts_at) {
                         let about = Subject { job: Some(job), ..Default::default() };
-                        requests.push(notify::request(event, MessageType::AppointmentConfirmation, both, &account, &contact, about));
+                        requests.push(notify::request(
+                            event,
+                            MessageType::AppointmentConfirmation,
+                            both,
+                            &account,
+                            &contact,
+                            about,
+                        ));
                     }
                 }
                 EventKind::JobCancelled(_, job) => {

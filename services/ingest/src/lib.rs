@@ -54,8 +54,7 @@ pub struct App {
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     let pool = db::connect(&config.common.database, shutdown).await?;
     let nats = bus::connect(&config.common.nats, "ingest", shutdown).await?;
-    let jetstream =
-        bus::jetstream(nats.clone(), &[streams::JOB_EVENTS, streams::NOTIFY, streams::DEAD_LETTER]).await?;
+    let jetstream = bus::jetstream(nats.clone(), &[streams::JOB_EVENTS, streams::NOTIFY, streams::DEAD_LETTER]).await?;
     let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
     Ok(App { config, nats, pool, jetstream, relay })
 }

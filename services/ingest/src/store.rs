@@ -7,7 +7,12 @@ use messaging_domain::{AccountId, E164};
 use sqlx::{PgConnection, Row};
 
 /// Records the event id; false when it was already processed.
-pub async fn mark_processed(tx: &mut PgConnection, event_id: &str, account: &AccountId, kind: &str) -> sqlx::Result<bool> {
+pub async fn mark_processed(
+    tx: &mut PgConnection,
+    event_id: &str,
+    account: &AccountId,
+    kind: &str,
+) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO ingest.processed_events (event_id, account_id, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
@@ -19,7 +24,12 @@ pub async fn mark_processed(tx: &mut PgConnection, event_id: &str, account: &Acc
     Ok(inserted.rows_affected() == 1)
 }
 
-pub async fn upsert_account(tx: &mut PgConnection, account: &AccountId, s: &AccountSettings, as_of: DateTime<Utc>) -> sqlx::Result<()> {
+pub async fn upsert_account(
+    tx: &mut PgConnection,
+    account: &AccountId,
+    s: &AccountSettings,
+    as_of: DateTime<Utc>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO ingest.accounts AS a (account_id, name, timezone, sms_number, email_from, reminder_time, quiet_start, quiet_end, as_of)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -82,7 +92,12 @@ pub async fn load_account(tx: &mut PgConnection, account: &AccountId) -> sqlx::R
     .transpose()
 }
 
-pub async fn upsert_customer(tx: &mut PgConnection, account: &AccountId, c: &Contact, as_of: DateTime<Utc>) -> sqlx::Result<()> {
+pub async fn upsert_customer(
+    tx: &mut PgConnection,
+    account: &AccountId,
+    c: &Contact,
+    as_of: DateTime<Utc>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO ingest.customers AS c (account_id, customer_id, name, phone, email, sms_allowed, email_allowed, as_of)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

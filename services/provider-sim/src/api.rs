@@ -37,11 +37,12 @@ pub fn twilio_error(status: StatusCode, code: i64, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn authorized(state: &SimState, account: &str, headers: &HeaderMap) -> Result<(), Response> {
-    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", state.config.account_sid, state.config.auth_token));
+fn authorized(state: &SimState, account: &str, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let expected = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", state.config.account_sid, state.config.auth_token));
     let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic "));
     if given != Some(expected.as_str()) || account != state.config.account_sid {
-        return Err(twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate"));
+        return Err(Box::new(twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate")));
     }
     Ok(())
 }
@@ -85,23 +86,34 @@ pub fn resource(state: &SimState, m: &SimMessage) -> Value {
     })
 }
 
-async fn create(State(state): Shared, Path(account): Path<String>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>) -> Response {
+async fn create(
+    State(state): Shared,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
     if let Err(denied) = authorized(&state, &account, &headers) {
-        return denied;
+        return *denied;
     }
     let faults = state.faults();
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
     let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
-    let Some(to) = param("To") else { return twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.") };
+    let Some(to) = param("To") else {
+        return twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.");
+    };
     let body = param("Body");
     if body.is_none() && param("MediaUrl").is_none() && param("ContentSid").is_none() {
         return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
     }
     let body = body.unwrap_or_default();
     if body.chars().count() > 1600 {
-        return twilio_error(StatusCode::BAD_REQUEST, 21617, "The concatenated message body exceeds the 1600 character limit.");
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21617,
+            "The concatenated message body exceeds the 1600 character limit.",
+        );
     }
     let from = param("From");
     let service = param("MessagingServiceSid");
@@ -111,20 +123,36 @@ async fn create(State(state): Shared, Path(account): Path<String>, headers: Head
     if E164::parse_strict(&to).is_err() {
         return twilio_error(StatusCode::BAD_REQUEST, 21211, &format!("Invalid 'To' Phone Number: {to}"));
     }
-    if let Some(from) = &from {
-        if E164::parse_strict(from).is_err() {
-            return twilio_error(StatusCode::BAD_REQUEST, 21212, &format!("Invalid 'From' Phone Number: {from}"));
-        }
+    if let Some(from) = &from
+        && E164::parse_strict(from).is_err()
+    {
+        return twilio_error(StatusCode::BAD_REQUEST, 21212, &format!("Invalid 'From' Phone Number: {from}"));
     }
     let validity_period = match param("ValidityPeriod").map(|v| v.parse::<u32>()) {
         None => None,
         Some(Ok(v)) if (1..=36_000).contains(&v) => Some(v),
-        Some(_) => return twilio_error(StatusCode::BAD_REQUEST, 21623, "ValidityPeriod must be between 1 and 36000 seconds."),
+        Some(_) => {
+            return twilio_error(StatusCode::BAD_REQUEST, 21623, "ValidityPeriod must be between 1 and 36000 seconds.");
+        }
     };
     match to.as_str() {
-        "+15005550001" => return twilio_error(StatusCode::BAD_REQUEST, 21211, &format!("The 'To' number {to} is not a valid phone number.")),
-        "+15005550004" => return twilio_error(StatusCode::BAD_REQUEST, 21610, "Attempt to send to unsubscribed recipient"),
-        "+15005550009" => return twilio_error(StatusCode::BAD_REQUEST, 21614, &format!("'To' number {to} is not a valid mobile number")),
+        "+15005550001" => {
+            return twilio_error(
+                StatusCode::BAD_REQUEST,
+                21211,
+                &format!("The 'To' number {to} is not a valid phone number."),
+            );
+        }
+        "+15005550004" => {
+            return twilio_error(StatusCode::BAD_REQUEST, 21610, "Attempt to send to unsubscribed recipient");
+        }
+        "+15005550009" => {
+            return twilio_error(
+                StatusCode::BAD_REQUEST,
+                21614,
+                &format!("'To' number {to} is not a valid mobile number"),
+            );
+        }
         _ => {}
     }
     let roll: f64 = rand::random();
@@ -172,18 +200,27 @@ async fn create(State(state): Shared, Path(account): Path<String>, headers: Head
 
 async fn fetch(State(state): Shared, Path((account, sid)): Path<(String, String)>, headers: HeaderMap) -> Response {
     if let Err(denied) = authorized(&state, &account, &headers) {
-        return denied;
+        return *denied;
     }
     let sid = sid.trim_end_matches(".json");
     match state.get(sid) {
         Some(message) => Json(resource(&state, &message)).into_response(),
-        None => twilio_error(StatusCode::NOT_FOUND, 20404, &format!("The requested resource /2010-04-01/Accounts/{account}/Messages/{sid}.json was not found")),
+        None => twilio_error(
+            StatusCode::NOT_FOUND,
+            20404,
+            &format!("The requested resource /2010-04-01/Accounts/{account}/Messages/{sid}.json was not found"),
+        ),
     }
 }
 
-async fn list(State(state): Shared, Path(account): Path<String>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn list(
+    State(state): Shared,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     if let Err(denied) = authorized(&state, &account, &headers) {
-        return denied;
+        return *denied;
     }
     let date = |key: &str| query.get(key).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
     let (after, before, on) = (date("DateSent>"), date("DateSent<"), date("DateSent"));
@@ -199,7 +236,7 @@ async fn list(State(state): Shared, Path(account): Path<String>, headers: Header
             after.is_none_or(|d| day >= d) && before.is_none_or(|d| day <= d) && on.is_none_or(|d| day == d)
         })
         .collect();
-    matching.sort_by(|a, b| b.date_created.cmp(&a.date_created));
+    matching.sort_by_key(|m| std::cmp::Reverse(m.date_created));
     let start = page * page_size;
     let messages: Vec<Value> = matching.iter().skip(start).take(page_size).map(|m| resource(&state, m)).collect();
     let base = format!("/2010-04-01/Accounts/{account}/Messages.json");

@@ -34,7 +34,13 @@ pub fn spawn_lifecycle(state: Arc<SimState>, sid: String) {
                 return;
             };
             if !message.status_callback.is_empty() {
-                let delivered = post_signed(&state, &message.status_callback, &callback_params(&state, &message), faults.callback_retries).await;
+                let delivered = post_signed(
+                    &state,
+                    &message.status_callback,
+                    &callback_params(&state, &message),
+                    faults.callback_retries,
+                )
+                .await;
                 state.update(&sid, |m| if delivered { m.callbacks_delivered += 1 } else { m.callbacks_failed += 1 });
             }
         }
@@ -67,7 +73,12 @@ pub async fn post_signed(state: &SimState, url: &str, params: &[(String, String)
 }
 
 /// Like [`post_signed`], returning the final status and body.
-pub async fn post_signed_response(state: &SimState, url: &str, params: &[(String, String)], retries: u32) -> Option<(u16, String)> {
+pub async fn post_signed_response(
+    state: &SimState,
+    url: &str,
+    params: &[(String, String)],
+    retries: u32,
+) -> Option<(u16, String)> {
     let signature = twilio_signature(&state.config.auth_token, url, params);
     let mut backoff = Duration::from_millis(200);
     let mut last = None;

@@ -66,7 +66,9 @@ async fn inbound(State(state): State<Arc<SimState>>, Json(message): Json<Inbound
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     match post_signed_response(&state, &state.config.inbound_url, &params, 3).await {
-        Some((status, body)) => (StatusCode::OK, Json(json!({ "sid": sid, "webhook_status": status, "webhook_body": body }))),
+        Some((status, body)) => {
+            (StatusCode::OK, Json(json!({ "sid": sid, "webhook_status": status, "webhook_body": body })))
+        }
         None => (StatusCode::BAD_GATEWAY, Json(json!({ "sid": sid, "error": "webhook unreachable" }))),
     }
 }

@@ -72,7 +72,13 @@ pub struct SimState {
 impl SimState {
     pub fn new(config: SimConfig, http: reqwest::Client) -> Self {
         let faults = config.faults.clone();
-        Self { config, faults: Mutex::new(faults), messages: Mutex::new(Vec::new()), index: Mutex::new(HashMap::new()), http }
+        Self {
+            config,
+            faults: Mutex::new(faults),
+            messages: Mutex::new(Vec::new()),
+            index: Mutex::new(HashMap::new()),
+            http,
+        }
     }
 
     pub fn faults(&self) -> Faults {

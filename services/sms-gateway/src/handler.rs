@@ -30,10 +30,12 @@ impl<P: SmsProvider> Handler for SmsSender<P> {
             Ok(command) => command,
             Err(error) => return Outcome::DeadLetter(format!("undecodable send command: {error}")),
         };
-        if delivery.subject != format!("send.sms.{}", command.account_id) || command.channel != Channel::Sms.to_proto() {
+        if delivery.subject != format!("send.sms.{}", command.account_id) || command.channel != Channel::Sms.to_proto()
+        {
             return Outcome::DeadLetter(format!("subject {} does not match the command", delivery.subject));
         }
-        let (Ok(account), Ok(message)) = (AccountId::parse(&command.account_id), MessageId::parse(&command.message_id)) else {
+        let (Ok(account), Ok(message)) = (AccountId::parse(&command.account_id), MessageId::parse(&command.message_id))
+        else {
             return Outcome::DeadLetter("send command has invalid ids".into());
         };
         match self.process(&command, &account, &message).await {
@@ -45,19 +47,27 @@ impl<P: SmsProvider> Handler for SmsSender<P> {
 
 impl<P: SmsProvider> SmsSender<P> {
     async fn process(&self, command: &SendCommand, account: &AccountId, message: &MessageId) -> sqlx::Result<Outcome> {
-        let claim = self.claims.claim(message.as_str(), account.as_str(), &command.to, &command.from, &command.body).await?;
+        let claim =
+            self.claims.claim(message.as_str(), account.as_str(), &command.to, &command.from, &command.body).await?;
         match claim {
             Claim::Won => self.send(command, account, message).await,
             Claim::Settled => Ok(Outcome::Ack),
-            Claim::Busy { retry_in } => Ok(Outcome::Retry { delay: retry_in, reason: "another gateway holds the claim".into() }),
+            Claim::Busy { retry_in } => {
+                Ok(Outcome::Retry { delay: retry_in, reason: "another gateway holds the claim".into() })
+            }
             Claim::Orphaned { claimed_at } => {
                 if !self.claims.take_over(message.as_str()).await? {
-                    return Ok(Outcome::Retry { delay: Duration::from_secs(1), reason: "claim taken over elsewhere".into() });
+                    return Ok(Outcome::Retry {
+                        delay: Duration::from_secs(1),
+                        reason: "claim taken over elsewhere".into(),
+                    });
                 }
                 let digest = body_digest(&command.body);
                 match self.provider.list(&command.to, &command.from, claimed_at).await {
                     Ok(found) => {
-                        let previous = found.into_iter().find(|m| m.body.as_deref().map(body_digest).as_deref() == Some(digest.as_str()));
+                        let previous = found
+                            .into_iter()
+                            .find(|m| m.body.as_deref().map(body_digest).as_deref() == Some(digest.as_str()));
                         if let Some(previous) = previous {
                             tracing::info!(message_id = %message, provider_id = %previous.sid, "orphaned claim: provider already has it");
                             self.settle(message, account, Settlement::Sent { provider_id: previous.sid }).await?;
@@ -114,7 +124,12 @@ impl<P: SmsProvider> SmsSender<P> {
         Ok(Outcome::Ack)
     }
 
-    pub(crate) async fn settle(&self, message: &MessageId, account: &AccountId, settlement: Settlement) -> sqlx::Result<()> {
+    pub(crate) async fn settle(
+        &self,
+        message: &MessageId,
+        account: &AccountId,
+        settlement: Settlement,
+    ) -> sqlx::Result<()> {
         if self.claims.settle(message.as_str(), account.as_str(), &settlement).await? {
             self.relay.wake();
         }

@@ -77,7 +77,8 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     );
     let pool = db::connect(&config.common.database, shutdown).await?;
     let nats = bus::connect(&config.common.nats, "sms-gateway", shutdown).await?;
-    let jetstream = bus::jetstream(nats.clone(), &[streams::SEND_SMS, streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
+    let jetstream =
+        bus::jetstream(nats.clone(), &[streams::SEND_SMS, streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
     let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
     let sender = Arc::new(SmsSender {
         provider: Arc::new(Twilio::new(config.twilio.clone())?),

@@ -42,7 +42,10 @@ pub async fn reconcile_once<P: SmsProvider>(sender: &SmsSender<P>, timing: Recon
     let mut settled = 0;
     for attempt in sender.claims.open_attempts(timing.grace, 100).await? {
         let Some(settlement) = decide(sender, &attempt, timing).await else { continue };
-        let (Ok(message), Ok(account)) = (MessageId::parse(&attempt.message_id), AccountId::parse(&attempt.account_id)) else { continue };
+        let (Ok(message), Ok(account)) = (MessageId::parse(&attempt.message_id), AccountId::parse(&attempt.account_id))
+        else {
+            continue;
+        };
         tracing::info!(message_id = %message, ?settlement, "reconciled an unknown send");
         sender.settle(&message, &account, settlement).await?;
         settled += 1;
@@ -50,10 +53,17 @@ pub async fn reconcile_once<P: SmsProvider>(sender: &SmsSender<P>, timing: Recon
     Ok(settled)
 }
 
-async fn decide<P: SmsProvider>(sender: &SmsSender<P>, attempt: &OpenAttempt, timing: ReconcileTiming) -> Option<Settlement> {
+async fn decide<P: SmsProvider>(
+    sender: &SmsSender<P>,
+    attempt: &OpenAttempt,
+    timing: ReconcileTiming,
+) -> Option<Settlement> {
     match sender.provider.list(&attempt.recipient, &attempt.sender, attempt.claimed_at).await {
         Ok(found) => {
-            if let Some(message) = found.into_iter().find(|m| m.body.as_deref().map(body_digest).as_deref() == Some(attempt.body_digest.as_str())) {
+            if let Some(message) = found
+                .into_iter()
+                .find(|m| m.body.as_deref().map(body_digest).as_deref() == Some(attempt.body_digest.as_str()))
+            {
                 return Some(Settlement::Sent { provider_id: message.sid });
             }
             let age = (Utc::now() - attempt.claimed_at).to_std().unwrap_or_default();

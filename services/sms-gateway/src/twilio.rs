@@ -76,7 +76,12 @@ pub enum SendError {
 pub trait SmsProvider: Send + Sync + 'static {
     fn send(&self, request: &SmsRequest) -> impl Future<Output = Result<ProviderMessage, SendError>> + Send;
     /// Messages to `to` from `from` created since `since`, newest first.
-    fn list(&self, to: &str, from: &str, since: DateTime<Utc>) -> impl Future<Output = Result<Vec<ProviderMessage>, SendError>> + Send;
+    fn list(
+        &self,
+        to: &str,
+        from: &str,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<ProviderMessage>, SendError>> + Send;
 }
 
 /// Twilio's REST API over HTTPS (or plain HTTP to the simulator).
@@ -112,7 +117,11 @@ impl Twilio {
     }
 
     fn messages_url(&self) -> String {
-        format!("{}/2010-04-01/Accounts/{}/Messages.json", self.config.base_url.trim_end_matches('/'), self.config.account_sid)
+        format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            self.config.base_url.trim_end_matches('/'),
+            self.config.account_sid
+        )
     }
 }
 
@@ -142,7 +151,8 @@ impl SmsProvider for Twilio {
         let retry_after = retry_after(response.headers());
         let bytes = response.bytes().await.map_err(|e| SendError::Ambiguous(format!("reading response: {e}")))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| SendError::Ambiguous(format!("unreadable success response: {e}")));
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| SendError::Ambiguous(format!("unreadable success response: {e}")));
         }
         let error: TwilioError = serde_json::from_slice(&bytes).unwrap_or(TwilioError { code: None, message: None });
         let code = error.code.map(|c| c.to_string()).unwrap_or_default();
@@ -160,7 +170,8 @@ impl SmsProvider for Twilio {
         let mut found = Vec::new();
         let day = (since - chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
         let mut url = self.messages_url();
-        let mut query = vec![("To", to.to_owned()), ("From", from.to_owned()), ("DateSent>", day), ("PageSize", "100".to_owned())];
+        let mut query =
+            vec![("To", to.to_owned()), ("From", from.to_owned()), ("DateSent>", day), ("PageSize", "100".to_owned())];
         for _ in 0..10 {
             let response = self
                 .http
@@ -188,11 +199,7 @@ impl SmsProvider for Twilio {
 }
 
 fn classify_transport(error: reqwest::Error) -> SendError {
-    if error.is_connect() {
-        SendError::NotSent(error.to_string())
-    } else {
-        SendError::Ambiguous(error.to_string())
-    }
+    if error.is_connect() { SendError::NotSent(error.to_string()) } else { SendError::Ambiguous(error.to_string()) }
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

@@ -15,7 +15,8 @@ fn scheduled() -> serde_json::Value {
 }
 
 fn parse(value: &serde_json::Value) -> Result<JobEvent, EventError> {
-    let subject = format!("jobs.{}.{}", value["account_id"].as_str().unwrap_or(""), value["type"].as_str().unwrap_or(""));
+    let subject =
+        format!("jobs.{}.{}", value["account_id"].as_str().unwrap_or(""), value["type"].as_str().unwrap_or(""));
     parse_job_event(&subject, value.to_string().as_bytes())
 }
 

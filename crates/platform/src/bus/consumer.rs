@@ -205,7 +205,10 @@ async fn dead_letter(
 ) -> Result<(), async_nats::Error> {
     tracing::warn!(%reason, "dead-lettering message");
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", format!("dlq-{service}-{}-{}", message_stream(message), delivery.stream_sequence).as_str());
+    headers.insert(
+        "Nats-Msg-Id",
+        format!("dlq-{service}-{}-{}", message_stream(message), delivery.stream_sequence).as_str(),
+    );
     headers.insert("Dlq-Reason", sanitize_header(reason).as_str());
     headers.insert("Dlq-Service", service);
     headers.insert("Dlq-Subject", delivery.subject.as_str());

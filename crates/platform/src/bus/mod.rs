@@ -53,7 +53,10 @@ pub async fn connect(config: &NatsConfig, service: &str, shutdown: &Shutdown) ->
 }
 
 /// A JetStream context with the given streams created or updated.
-pub async fn jetstream(client: async_nats::Client, streams: &[streams::StreamSpec]) -> anyhow::Result<jetstream::Context> {
+pub async fn jetstream(
+    client: async_nats::Client,
+    streams: &[streams::StreamSpec],
+) -> anyhow::Result<jetstream::Context> {
     let context = jetstream::new(client);
     streams::ensure(&context, streams).await?;
     Ok(context)

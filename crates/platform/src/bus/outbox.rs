@@ -144,6 +144,8 @@ impl Relay {
 
     /// Rows waiting to be published.
     pub async fn backlog(&self) -> sqlx::Result<i64> {
-        sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}.outbox", self.schema))).fetch_one(&self.pool).await
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}.outbox", self.schema)))
+            .fetch_one(&self.pool)
+            .await
     }
 }

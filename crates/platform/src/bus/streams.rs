@@ -17,17 +17,23 @@ pub struct StreamSpec {
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// Job events from the scheduling system: `jobs.<account>.<type>`.
-pub const JOB_EVENTS: StreamSpec = StreamSpec { name: "JOB_EVENTS", subjects: "jobs.>", work_queue: false, max_age: DAY.saturating_mul(7) };
+pub const JOB_EVENTS: StreamSpec =
+    StreamSpec { name: "JOB_EVENTS", subjects: "jobs.>", work_queue: false, max_age: DAY.saturating_mul(7) };
 /// Notification requests for dispatch: `notify.<account>`.
-pub const NOTIFY: StreamSpec = StreamSpec { name: "NOTIFY", subjects: "notify.>", work_queue: false, max_age: DAY.saturating_mul(7) };
+pub const NOTIFY: StreamSpec =
+    StreamSpec { name: "NOTIFY", subjects: "notify.>", work_queue: false, max_age: DAY.saturating_mul(7) };
 /// SMS send commands, one shared work-queue consumer: `send.sms.<account>`.
-pub const SEND_SMS: StreamSpec = StreamSpec { name: "SEND_SMS", subjects: "send.sms.>", work_queue: true, max_age: DAY.saturating_mul(7) };
+pub const SEND_SMS: StreamSpec =
+    StreamSpec { name: "SEND_SMS", subjects: "send.sms.>", work_queue: true, max_age: DAY.saturating_mul(7) };
 /// Email send commands: `send.email.<account>`.
-pub const SEND_EMAIL: StreamSpec = StreamSpec { name: "SEND_EMAIL", subjects: "send.email.>", work_queue: true, max_age: DAY.saturating_mul(7) };
+pub const SEND_EMAIL: StreamSpec =
+    StreamSpec { name: "SEND_EMAIL", subjects: "send.email.>", work_queue: true, max_age: DAY.saturating_mul(7) };
 /// Message lifecycle events: `message.<account>.<kind>`.
-pub const MESSAGE_EVENTS: StreamSpec = StreamSpec { name: "MESSAGE_EVENTS", subjects: "message.>", work_queue: false, max_age: DAY.saturating_mul(7) };
+pub const MESSAGE_EVENTS: StreamSpec =
+    StreamSpec { name: "MESSAGE_EVENTS", subjects: "message.>", work_queue: false, max_age: DAY.saturating_mul(7) };
 /// Input no service could process, with the reason in headers: `dlq.<service>.<original subject>`.
-pub const DEAD_LETTER: StreamSpec = StreamSpec { name: "DEAD_LETTER", subjects: "dlq.>", work_queue: false, max_age: DAY.saturating_mul(30) };
+pub const DEAD_LETTER: StreamSpec =
+    StreamSpec { name: "DEAD_LETTER", subjects: "dlq.>", work_queue: false, max_age: DAY.saturating_mul(30) };
 
 /// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -37,7 +43,11 @@ impl StreamSpec {
         stream::Config {
             name: self.name.to_owned(),
             subjects: vec![self.subjects.to_owned()],
-            retention: if self.work_queue { stream::RetentionPolicy::WorkQueue } else { stream::RetentionPolicy::Limits },
+            retention: if self.work_queue {
+                stream::RetentionPolicy::WorkQueue
+            } else {
+                stream::RetentionPolicy::Limits
+            },
             storage: stream::StorageType::File,
             max_age: self.max_age,
             duplicate_window: DUPLICATE_WINDOW,

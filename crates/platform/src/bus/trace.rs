@@ -19,7 +19,8 @@ pub fn current_context_headers() -> BTreeMap<String, String> {
 /// Makes `span` a child of the context carried in `headers`, if any.
 pub fn adopt_parent(span: &tracing::Span, headers: Option<&async_nats::HeaderMap>) {
     let Some(headers) = headers else { return };
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(parent);
 }
 

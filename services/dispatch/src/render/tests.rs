@@ -59,7 +59,8 @@ fn appointment_confirmation_email() {
 
 #[test]
 fn customer_text_is_escaped_in_html_and_never_interpreted() {
-    let rendered = email(&confirmation("<script>alert(1)</script> {{ secret }}"), MessageType::AppointmentConfirmation).expect("renders");
+    let rendered = email(&confirmation("<script>alert(1)</script> {{ secret }}"), MessageType::AppointmentConfirmation)
+        .expect("renders");
     assert!(rendered.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!rendered.html.contains("<script>"));
     let text = sms(&confirmation("{business} %s"), MessageType::AppointmentConfirmation).expect("renders");
