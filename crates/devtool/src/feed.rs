@@ -12,7 +12,8 @@ pub async fn print(url: &str, token: &str, limit: i32) -> anyhow::Result<()> {
     println!("{:<9} {:<6} {:<34} {:<26} {:<10} TIME", "DIRECTION", "CHANNEL", "CUSTOMER", "TYPE", "STATUS");
     for m in &page.messages {
         let customer = m.customer.clone().unwrap_or_default();
-        let contact = if customer.phone.is_empty() { customer.email } else { customer.phone };
+        let by_email = m.channel == Channel::Email as i32 || customer.phone.is_empty();
+        let contact = if by_email { customer.email } else { customer.phone };
         let when = m
             .sent_at
             .or(m.created_at)

@@ -36,6 +36,8 @@ async fn main() -> anyhow::Result<()> {
         smtp: port("SMTP_PORT", 12525)?,
     };
     let data = std::env::var("DATA_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| repo_root().join(".data"));
+    std::fs::create_dir_all(&data)?;
+    let data = data.canonicalize()?;
     println!(
         "starting nats-server, Postgres, the provider simulator, an SMTP server and six services (data in {})",
         data.display()
