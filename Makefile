@@ -47,4 +47,8 @@ unit:
 e2e: deps build
 	cargo nextest run -p messaging-integration-tests --test '*' --no-fail-fast
 
-test: deps fmt-check clippy build unit e2e
+test: deps fmt-check clippy build unit e2e pytest
+
+# Outside clients (nats-py, grpcio, twilio) against a running system.
+pytest: deps build
+	$(PY) -m pytest -q integration-tests/python

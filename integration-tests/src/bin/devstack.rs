@@ -45,10 +45,12 @@ async fn main() -> anyhow::Result<()> {
     let mut stack = Stack::start(&data, ports, true).await?;
     let account = std::env::var("ACCOUNT").unwrap_or_else(|_| "acc_demo".to_owned());
     let nats = stack.infra.nats_url();
-    println!("{}", msgctl(&["demo", "--account", &account, "--nats", &nats], ports.grpc)?.trim());
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    println!("\nThe Messages feed of {account}:\n");
-    println!("{}", msgctl(&["feed", "--account", &account], ports.grpc)?);
+    if std::env::var("DEMO").as_deref() != Ok("0") {
+        println!("{}", msgctl(&["demo", "--account", &account, "--nats", &nats], ports.grpc)?.trim());
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        println!("\nThe Messages feed of {account}:\n");
+        println!("{}", msgctl(&["feed", "--account", &account], ports.grpc)?);
+    }
     println!(
         "Query it yourself:
   token:  make token ACCOUNT={account}
@@ -57,7 +59,8 @@ async fn main() -> anyhow::Result<()> {
   more events: target/debug/msgctl demo --account {account} --nats {nats}
 Logs: {logs}
 Ports: NATS {np}, Postgres {pp}, gRPC {grpc}, webhooks {wp}, simulator {sp}, SMTP {mp}.
-Press Ctrl-C to stop everything.",
+Press Ctrl-C to stop everything.
+READY",
         grpc = ports.grpc,
         logs = data.join("logs").display(),
         np = stack.ports.nats,
@@ -66,7 +69,11 @@ Press Ctrl-C to stop everything.",
         sp = stack.ports.sim,
         mp = stack.ports.smtp,
     );
-    tokio::signal::ctrl_c().await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
     println!("\nstopping…");
     stack.stop().await;
     println!("stopped");
