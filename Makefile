@@ -42,7 +42,7 @@ clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 unit:
-	cargo nextest run --workspace --lib --bins --no-fail-fast
+	cargo nextest run --workspace --exclude messaging-integration-tests --no-fail-fast
 
 e2e: deps build
 	cargo nextest run -p messaging-integration-tests --test '*' --no-fail-fast

@@ -24,7 +24,9 @@ async fn killing_any_service_mid_path_loses_nothing_and_doubles_nothing() -> any
             let n = round * EVENTS_PER_KILL + i;
             let phone = format!("+1512555{:04}", 1000 + n);
             let email = format!("customer{n}@example.com");
-            publisher.event(&job_scheduled(&format!("evt_{n}"), "acc_ace", &format!("cus_{n}"), &phone, &email)).await?;
+            publisher
+                .event(&job_scheduled(&format!("evt_{n}"), "acc_ace", &format!("cus_{n}"), &phone, &email))
+                .await?;
             published += 1;
         }
         tokio::time::sleep(Duration::from_millis(40 + 30 * round as u64)).await;
@@ -74,7 +76,10 @@ async fn killing_any_service_mid_path_loses_nothing_and_doubles_nothing() -> any
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), total, "an email was sent twice");
-    let emails_sent = messages.iter().filter(|m| m.channel == Channel::Email as i32 && m.status == MessageStatus::Sent as i32).count();
+    let emails_sent = messages
+        .iter()
+        .filter(|m| m.channel == Channel::Email as i32 && m.status == MessageStatus::Sent as i32)
+        .count();
     assert_eq!(total, emails_sent, "every email the feed calls sent reached the SMTP server, once");
     stack.stop().await;
     Ok(())
