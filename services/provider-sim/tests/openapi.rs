@@ -39,10 +39,10 @@ fn check(spec: &Value, schema: &Value, value: &Value, at: &str, problems: &mut V
         }
         return;
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            problems.push(format!("{at}: {value} not in {options:?}"));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        problems.push(format!("{at}: {value} not in {options:?}"));
     }
     match schema.get("type").and_then(Value::as_str) {
         Some("string") if !value.is_string() => problems.push(format!("{at}: expected a string, got {value}")),
@@ -104,7 +104,7 @@ async fn create_fetch_and_list_match_the_description() {
         assert!(request_schema["properties"].get(*name).is_some(), "{name} is not a Messages create parameter");
     }
     for required in request_schema["required"].as_array().expect("required") {
-        assert!(form.iter().any(|(name, _)| Value::from(*name) == *required), "missing required {required}");
+        assert!(form.iter().any(|(name, _)| required.as_str() == Some(*name)), "missing required {required}");
     }
 
     let created = http.post(&url).basic_auth(SID, Some(TOKEN)).form(&form).send().await.expect("create");
