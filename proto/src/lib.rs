@@ -20,5 +20,7 @@ pub use messaging::v1;
 /// Messages the services exchange over NATS.
 pub use messaging::bus::v1 as bus;
 
+pub mod time;
+
 /// The encoded descriptor set of every proto file, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

@@ -223,15 +223,11 @@ impl Claims {
 
 /// The `message.<account>.attempt` event for delivery-status.
 pub fn attempt_event(message_id: &str, account_id: &str, channel: Channel, settlement: &Settlement) -> OutboxMessage {
-    let now = Utc::now();
     let mut event = SendAttempt {
         message_id: message_id.to_owned(),
         account_id: account_id.to_owned(),
         channel: channel.to_proto(),
-        occurred_at: Some(prost_types::Timestamp {
-            seconds: now.timestamp(),
-            nanos: now.timestamp_subsec_nanos() as i32,
-        }),
+        occurred_at: Some(messaging_proto::time::now()),
         ..Default::default()
     };
     let outcome = match settlement {

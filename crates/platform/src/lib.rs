@@ -5,8 +5,10 @@ pub mod bus;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod runtime;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
+pub use runtime::Runtime;
 pub use shutdown::Shutdown;

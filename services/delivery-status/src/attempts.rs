@@ -1,6 +1,6 @@
 //! Consumes the gateways' `message.<account>.attempt` events: sent, failed or unknown.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use messaging_domain::{Channel, Status};
 use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
 use messaging_proto::bus::{AttemptOutcome, SendAttempt};
@@ -31,10 +31,7 @@ impl Handler for AttemptHandler {
             _ => return Outcome::DeadLetter(format!("attempt has no outcome ({})", attempt.outcome)),
         };
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        let occurred_at = attempt
-            .occurred_at
-            .and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
-            .unwrap_or_else(Utc::now);
+        let occurred_at = messaging_proto::time::datetime(attempt.occurred_at.as_ref()).unwrap_or_else(Utc::now);
         let report = Report {
             message_id: attempt.message_id.clone(),
             account_id: attempt.account_id.clone(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
 use messaging_platform::config::CommonConfig;
-use messaging_platform::{Shutdown, db, http};
+use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
 /// The Postgres schema delivery-status owns.
@@ -49,21 +49,19 @@ messaging_platform::service_config!(Config);
 /// A built service, ready to run.
 pub struct App {
     config: Config,
-    nats: async_nats::Client,
-    pool: sqlx::PgPool,
-    jetstream: async_nats::jetstream::Context,
+    runtime: Runtime,
     relay: Relay,
     listener: tokio::net::TcpListener,
 }
 
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     anyhow::ensure!(!config.twilio_auth_token.is_empty(), "twilio_auth_token is required to verify webhooks");
-    let pool = db::connect(&config.common.database, shutdown).await?;
-    let nats = bus::connect(&config.common.nats, "delivery-status", shutdown).await?;
-    let jetstream = bus::jetstream(nats.clone(), &[streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
-    let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
+    let runtime =
+        Runtime::connect(&config.common, "delivery-status", &[streams::MESSAGE_EVENTS, streams::DEAD_LETTER], shutdown)
+            .await?;
+    let relay = runtime.relay(SCHEMA);
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    Ok(App { config, nats, pool, jetstream, relay, listener })
+    Ok(App { config, runtime, relay, listener })
 }
 
 impl App {
@@ -73,11 +71,10 @@ impl App {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let probe = http::dependency_probe(self.nats.clone(), Some(self.pool.clone()));
-        http::serve(&self.config.common.health, probe, shutdown.clone()).await?;
+        self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
         let state = Arc::new(webhook::WebhookState {
-            pool: self.pool.clone(),
+            pool: self.runtime.pool.clone(),
             relay: self.relay.clone(),
             public_base_url: self.config.public_base_url.clone(),
             twilio_auth_token: self.config.twilio_auth_token.clone(),
@@ -90,9 +87,9 @@ impl App {
                 .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
                 .into_future(),
         );
-        let handler = Arc::new(attempts::AttemptHandler { pool: self.pool.clone(), relay: self.relay.clone() });
+        let handler = Arc::new(attempts::AttemptHandler { pool: self.runtime.pool.clone(), relay: self.relay.clone() });
         let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt");
-        bus::consumer::run(self.jetstream.clone(), "delivery-status", spec, handler, shutdown.clone()).await?;
+        bus::consumer::run(self.runtime.jetstream.clone(), "delivery-status", spec, handler, shutdown.clone()).await?;
         let _ = server.await;
         let _ = relay_task.await;
         Ok(())

@@ -97,10 +97,7 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
         message_id: report.message_id.clone(),
         account_id: report.account_id.clone(),
         status: report.status.to_proto(),
-        occurred_at: Some(prost_types::Timestamp {
-            seconds: at.timestamp(),
-            nanos: at.timestamp_subsec_nanos() as i32,
-        }),
+        occurred_at: Some(messaging_proto::time::timestamp(at)),
         failure_reason: row.try_get::<Option<String>, _>("failure_reason")?.unwrap_or_default(),
         provider_error_code: row.try_get::<Option<String>, _>("error_code")?.unwrap_or_default(),
         provider_error_text: row.try_get::<Option<String>, _>("error_text")?.unwrap_or_default(),

@@ -145,7 +145,7 @@ impl Dispatcher {
             job_id: request.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default(),
             preview: body.chars().take(160).collect(),
             subject,
-            queued_at: Some(now()),
+            queued_at: Some(messaging_proto::time::now()),
         };
         let send = OutboxMessage {
             id: format!("send:{message_id}"),
@@ -179,9 +179,4 @@ fn eligible_channels(request: &NotificationRequest) -> Vec<Channel> {
         channels.push(Channel::Email);
     }
     channels
-}
-
-fn now() -> prost_types::Timestamp {
-    let at = chrono::Utc::now();
-    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
 use messaging_platform::config::CommonConfig;
-use messaging_platform::{Shutdown, db, http};
+use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
 pub use handler::Dispatcher;
@@ -33,9 +33,7 @@ messaging_platform::service_config!(Config);
 /// A built service, ready to run.
 pub struct App {
     config: Config,
-    nats: async_nats::Client,
-    pool: sqlx::PgPool,
-    jetstream: async_nats::jetstream::Context,
+    runtime: Runtime,
     relay: Relay,
 }
 
@@ -46,27 +44,29 @@ pub async fn build(mut config: Config, shutdown: &Shutdown) -> anyhow::Result<Ap
     if config.on_my_way_validity_secs == 0 {
         config.on_my_way_validity_secs = 1800;
     }
-    let pool = db::connect(&config.common.database, shutdown).await?;
-    let nats = bus::connect(&config.common.nats, "dispatch", shutdown).await?;
-    let jetstream = bus::jetstream(
-        nats.clone(),
+    let runtime = Runtime::connect(
+        &config.common,
+        "dispatch",
         &[streams::NOTIFY, streams::SEND_SMS, streams::SEND_EMAIL, streams::MESSAGE_EVENTS, streams::DEAD_LETTER],
+        shutdown,
     )
     .await?;
-    let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
-    Ok(App { config, nats, pool, jetstream, relay })
+    let relay = runtime.relay(SCHEMA);
+    Ok(App { config, runtime, relay })
 }
 
 impl App {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let probe = http::dependency_probe(self.nats.clone(), Some(self.pool.clone()));
-        http::serve(&self.config.common.health, probe, shutdown.clone()).await?;
+        self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
-        let handler =
-            Arc::new(Dispatcher::new(self.pool.clone(), self.relay.clone(), self.config.on_my_way_validity_secs));
+        let handler = Arc::new(Dispatcher::new(
+            self.runtime.pool.clone(),
+            self.relay.clone(),
+            self.config.on_my_way_validity_secs,
+        ));
         let mut spec = ConsumerSpec::new(streams::NOTIFY.name, "dispatch", "notify.>");
         spec.concurrency = self.config.concurrency;
-        bus::consumer::run(self.jetstream.clone(), "dispatch", spec, handler, shutdown.clone()).await?;
+        bus::consumer::run(self.runtime.jetstream.clone(), "dispatch", spec, handler, shutdown.clone()).await?;
         let _ = relay_task.await;
         Ok(())
     }

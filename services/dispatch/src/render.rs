@@ -1,7 +1,7 @@
 //! The hard-coded templates: one SMS text and one email (subject, text, HTML) per message type.
 //! Customer- and job-provided text is data: interpolated, never interpreted; HTML-escaped in HTML.
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use chrono_tz::Tz;
 use messaging_domain::MessageType;
 use messaging_proto::bus::NotificationRequest;
@@ -256,8 +256,7 @@ impl<'a> Fields<'a> {
 }
 
 fn local(at: Option<&prost_types::Timestamp>, zone: Tz) -> Option<DateTime<Tz>> {
-    let at = at?;
-    DateTime::<Utc>::from_timestamp(at.seconds, u32::try_from(at.nanos).ok()?).map(|t| t.with_timezone(&zone))
+    messaging_proto::time::datetime(at).map(|t| t.with_timezone(&zone))
 }
 
 /// "$1,234.50" for USD, "1,234.50 EUR" otherwise.

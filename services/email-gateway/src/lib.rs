@@ -11,7 +11,7 @@ use messaging_domain::Channel;
 use messaging_gateway::Claims;
 use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
 use messaging_platform::config::CommonConfig;
-use messaging_platform::{Shutdown, db, http};
+use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
 pub use handler::EmailSender;
@@ -31,6 +31,8 @@ pub struct Config {
     pub public_base_url: String,
     /// Domain of the Reply-To address that threads replies back; empty omits Reply-To.
     pub reply_domain: String,
+    /// Right-hand side of the `Message-ID` header.
+    pub message_id_domain: String,
     /// Signs the tokens in links; shared with delivery-status.
     pub link_secret: String,
     pub concurrency: usize,
@@ -44,6 +46,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             public_base_url: "http://127.0.0.1:8080".into(),
             reply_domain: "reply.messages.localhost".into(),
+            message_id_domain: "messages.localhost".into(),
             link_secret: "dev-callback-secret".into(),
             concurrency: 16,
             lease_secs: 60,
@@ -56,42 +59,47 @@ messaging_platform::service_config!(Config);
 /// A built service, ready to run.
 pub struct App {
     config: Config,
-    nats: async_nats::Client,
-    pool: sqlx::PgPool,
-    jetstream: async_nats::jetstream::Context,
+    runtime: Runtime,
     sender: Arc<EmailSender<Smtp>>,
     relay: Relay,
 }
 
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     anyhow::ensure!(config.lease_secs * 1000 > config.smtp.timeout_ms, "lease_secs must exceed smtp.timeout_ms");
-    let pool = db::connect(&config.common.database, shutdown).await?;
-    let nats = bus::connect(&config.common.nats, "email-gateway", shutdown).await?;
-    let jetstream =
-        bus::jetstream(nats.clone(), &[streams::SEND_EMAIL, streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
-    let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
-    let domain = config.reply_domain.split('.').skip(1).collect::<Vec<_>>().join(".");
+    let runtime = Runtime::connect(
+        &config.common,
+        "email-gateway",
+        &[streams::SEND_EMAIL, streams::MESSAGE_EVENTS, streams::DEAD_LETTER],
+        shutdown,
+    )
+    .await?;
+    let relay = runtime.relay(SCHEMA);
     let sender = Arc::new(EmailSender {
-        mailer: Arc::new(Smtp::new(&config.smtp, if domain.is_empty() { "messages.localhost" } else { &domain })?),
-        claims: Claims::new(pool.clone(), SCHEMA, Channel::Email, Duration::from_secs(config.lease_secs)),
+        mailer: Arc::new(Smtp::new(&config.smtp, &config.message_id_domain)?),
+        claims: Claims::new(runtime.pool.clone(), SCHEMA, Channel::Email, Duration::from_secs(config.lease_secs)),
         relay: relay.clone(),
         public_base_url: config.public_base_url.clone(),
         reply_domain: config.reply_domain.clone(),
         secret: config.link_secret.as_bytes().to_vec(),
     });
-    Ok(App { config, nats, pool, jetstream, sender, relay })
+    Ok(App { config, runtime, sender, relay })
 }
 
 impl App {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let probe = http::dependency_probe(self.nats.clone(), Some(self.pool.clone()));
-        http::serve(&self.config.common.health, probe, shutdown.clone()).await?;
+        self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
         let mut spec = ConsumerSpec::new(streams::SEND_EMAIL.name, "email-gateway", "send.email.>");
         spec.concurrency = self.config.concurrency;
         spec.ack_wait = Duration::from_secs(self.config.lease_secs + 5);
-        bus::consumer::run(self.jetstream.clone(), "email-gateway", spec, self.sender.clone(), shutdown.clone())
-            .await?;
+        bus::consumer::run(
+            self.runtime.jetstream.clone(),
+            "email-gateway",
+            spec,
+            self.sender.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let _ = relay_task.await;
         Ok(())
     }

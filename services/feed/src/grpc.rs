@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status as MessageStatus};
+use messaging_proto::time::timestamp;
 use messaging_proto::v1::feed_service_server::FeedService;
 use messaging_proto::v1::{self as api};
 use sqlx::PgPool;
@@ -37,10 +38,6 @@ fn cursor(token: &str) -> Result<Option<Cursor>, Status> {
         return Ok(None);
     }
     Cursor::decode(token).map(Some).ok_or_else(|| Status::invalid_argument("page_token is not one this service issued"))
-}
-
-fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
 }
 
 fn from_timestamp(field: &str, at: Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, Status> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use messaging_platform::bus::{self, ConsumerSpec, streams};
 use messaging_platform::config::CommonConfig;
-use messaging_platform::{Shutdown, db, http};
+use messaging_platform::{Runtime, Shutdown};
 use messaging_proto::v1::feed_service_server::FeedServiceServer;
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -41,19 +41,16 @@ messaging_platform::service_config!(Config);
 /// A built service, ready to run.
 pub struct App {
     config: Config,
-    nats: async_nats::Client,
-    pool: sqlx::PgPool,
-    jetstream: async_nats::jetstream::Context,
+    runtime: Runtime,
     listener: tokio::net::TcpListener,
 }
 
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     anyhow::ensure!(config.jwt_secret.len() >= 16, "jwt_secret must be at least 16 characters");
-    let pool = db::connect(&config.common.database, shutdown).await?;
-    let nats = bus::connect(&config.common.nats, "feed", shutdown).await?;
-    let jetstream = bus::jetstream(nats.clone(), &[streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
+    let runtime =
+        Runtime::connect(&config.common, "feed", &[streams::MESSAGE_EVENTS, streams::DEAD_LETTER], shutdown).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    Ok(App { config, nats, pool, jetstream, listener })
+    Ok(App { config, runtime, listener })
 }
 
 impl App {
@@ -62,8 +59,7 @@ impl App {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let probe = http::dependency_probe(self.nats.clone(), Some(self.pool.clone()));
-        http::serve(&self.config.common.health, probe, shutdown.clone()).await?;
+        self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<FeedServiceServer<grpc::Feed>>().await;
@@ -74,9 +70,10 @@ impl App {
             .register_encoded_file_descriptor_set(messaging_proto::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
         let authenticator = Authenticator::hs256(&self.config.jwt_secret);
-        let feed = FeedServiceServer::with_interceptor(grpc::Feed { pool: self.pool.clone() }, move |request| {
-            authenticator.intercept(request)
-        });
+        let feed =
+            FeedServiceServer::with_interceptor(grpc::Feed { pool: self.runtime.pool.clone() }, move |request| {
+                authenticator.intercept(request)
+            });
 
         tracing::info!(listen = %self.listener.local_addr()?, "gRPC listening");
         let incoming = TcpListenerStream::new(self.listener);
@@ -93,9 +90,9 @@ impl App {
                     reporter.set_not_serving::<FeedServiceServer<grpc::Feed>>().await;
                 }),
         );
-        let projector = Arc::new(projector::Projector { pool: self.pool.clone() });
+        let projector = Arc::new(projector::Projector { pool: self.runtime.pool.clone() });
         let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>");
-        bus::consumer::run(self.jetstream.clone(), "feed", spec, projector, shutdown.clone()).await?;
+        bus::consumer::run(self.runtime.jetstream.clone(), "feed", spec, projector, shutdown.clone()).await?;
         server.await??;
         Ok(())
     }

@@ -14,8 +14,7 @@ pub struct Projector {
 }
 
 fn time(at: Option<prost_types::Timestamp>) -> DateTime<Utc> {
-    at.and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
-        .unwrap_or_else(Utc::now)
+    messaging_proto::time::datetime(at.as_ref()).unwrap_or_else(Utc::now)
 }
 
 impl Handler for Projector {

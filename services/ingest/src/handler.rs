@@ -35,8 +35,6 @@ impl Handler for EventHandler {
             Ok(event) => event,
             Err(error) => return Outcome::DeadLetter(error.to_string()),
         };
-        let span = tracing::Span::current();
-        span.record("event_id", event.event_id.as_str());
         match self.apply(&event).await {
             Ok(applied) => {
                 tracing::info!(event_id = %event.event_id, account_id = %event.account_id, applied, "job event processed");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
 use messaging_platform::config::CommonConfig;
-use messaging_platform::{Shutdown, db, http};
+use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
 pub use handler::EventHandler;
@@ -44,32 +44,33 @@ impl Default for ConsumerConfig {
 /// A built service, ready to run.
 pub struct App {
     config: Config,
-    nats: async_nats::Client,
-    pool: sqlx::PgPool,
-    jetstream: async_nats::jetstream::Context,
+    runtime: Runtime,
     relay: Relay,
 }
 
 /// Connects to Postgres and NATS, migrates, and ensures the streams ingest uses.
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
-    let pool = db::connect(&config.common.database, shutdown).await?;
-    let nats = bus::connect(&config.common.nats, "ingest", shutdown).await?;
-    let jetstream = bus::jetstream(nats.clone(), &[streams::JOB_EVENTS, streams::NOTIFY, streams::DEAD_LETTER]).await?;
-    let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
-    Ok(App { config, nats, pool, jetstream, relay })
+    let runtime = Runtime::connect(
+        &config.common,
+        "ingest",
+        &[streams::JOB_EVENTS, streams::NOTIFY, streams::DEAD_LETTER],
+        shutdown,
+    )
+    .await?;
+    let relay = runtime.relay(SCHEMA);
+    Ok(App { config, runtime, relay })
 }
 
 impl App {
     /// Consumes until shutdown, then finishes in-flight events.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let probe = http::dependency_probe(self.nats.clone(), Some(self.pool.clone()));
-        http::serve(&self.config.common.health, probe, shutdown.clone()).await?;
+        self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
-        let handler = Arc::new(EventHandler::new(self.pool.clone(), self.relay.clone()));
+        let handler = Arc::new(EventHandler::new(self.runtime.pool.clone(), self.relay.clone()));
         let mut spec = ConsumerSpec::new(streams::JOB_EVENTS.name, "ingest", "jobs.>");
         spec.concurrency = self.config.consumer.concurrency;
         spec.max_deliver = self.config.consumer.max_deliver;
-        bus::consumer::run(self.jetstream.clone(), "ingest", spec, handler, shutdown.clone()).await?;
+        bus::consumer::run(self.runtime.jetstream.clone(), "ingest", spec, handler, shutdown.clone()).await?;
         let _ = relay_task.await;
         Ok(())
     }

@@ -1,11 +1,11 @@
 //! Builds the notification requests dispatch renders from: each carries the account, customer
 //! and job snapshot it needs, so dispatch never reads ingest's tables.
 
-use chrono::{DateTime, Utc};
 use messaging_domain::event::{Contact, Invoice, JobEvent, JobInput, Payment};
 use messaging_domain::{AccountId, Channel, MessageType};
 use messaging_platform::bus::OutboxMessage;
 use messaging_proto::bus;
+use messaging_proto::time::timestamp;
 use prost::Message as _;
 
 use crate::store::StoredAccount;
@@ -94,8 +94,4 @@ fn job_snapshot(j: &JobInput) -> bus::JobSnapshot {
         technician_name: j.technician.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
         address: j.address.clone(),
     }
-}
-
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
 }

@@ -13,7 +13,7 @@ use messaging_domain::Channel;
 use messaging_gateway::Claims;
 use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
 use messaging_platform::config::CommonConfig;
-use messaging_platform::{Shutdown, db, http};
+use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
 pub use handler::SmsSender;
@@ -63,9 +63,7 @@ messaging_platform::service_config!(Config);
 /// A built service, ready to run.
 pub struct App {
     config: Config,
-    nats: async_nats::Client,
-    pool: sqlx::PgPool,
-    jetstream: async_nats::jetstream::Context,
+    runtime: Runtime,
     sender: Arc<SmsSender<Twilio>>,
     relay: Relay,
 }
@@ -75,25 +73,27 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
         config.lease_secs * 1000 > config.twilio.timeout_ms,
         "lease_secs must exceed twilio.timeout_ms, or a slow send could be taken over while in flight"
     );
-    let pool = db::connect(&config.common.database, shutdown).await?;
-    let nats = bus::connect(&config.common.nats, "sms-gateway", shutdown).await?;
-    let jetstream =
-        bus::jetstream(nats.clone(), &[streams::SEND_SMS, streams::MESSAGE_EVENTS, streams::DEAD_LETTER]).await?;
-    let relay = Relay::new(pool.clone(), jetstream.clone(), SCHEMA);
+    let runtime = Runtime::connect(
+        &config.common,
+        "sms-gateway",
+        &[streams::SEND_SMS, streams::MESSAGE_EVENTS, streams::DEAD_LETTER],
+        shutdown,
+    )
+    .await?;
+    let relay = runtime.relay(SCHEMA);
     let sender = Arc::new(SmsSender {
         provider: Arc::new(Twilio::new(config.twilio.clone())?),
-        claims: Claims::new(pool.clone(), SCHEMA, Channel::Sms, Duration::from_secs(config.lease_secs)),
+        claims: Claims::new(runtime.pool.clone(), SCHEMA, Channel::Sms, Duration::from_secs(config.lease_secs)),
         relay: relay.clone(),
         callback_base: config.callback_base_url.clone(),
         callback_secret: config.callback_secret.as_bytes().to_vec(),
     });
-    Ok(App { config, nats, pool, jetstream, sender, relay })
+    Ok(App { config, runtime, sender, relay })
 }
 
 impl App {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let probe = http::dependency_probe(self.nats.clone(), Some(self.pool.clone()));
-        http::serve(&self.config.common.health, probe, shutdown.clone()).await?;
+        self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
         let timing = ReconcileTiming {
             interval: Duration::from_millis(self.config.reconcile_interval_ms),
@@ -104,7 +104,8 @@ impl App {
         let mut spec = ConsumerSpec::new(streams::SEND_SMS.name, "sms-gateway", "send.sms.>");
         spec.concurrency = self.config.concurrency;
         spec.ack_wait = Duration::from_secs(self.config.lease_secs + 5);
-        bus::consumer::run(self.jetstream.clone(), "sms-gateway", spec, self.sender.clone(), shutdown.clone()).await?;
+        bus::consumer::run(self.runtime.jetstream.clone(), "sms-gateway", spec, self.sender.clone(), shutdown.clone())
+            .await?;
         let _ = reconcile_task.await;
         let _ = relay_task.await;
         Ok(())
