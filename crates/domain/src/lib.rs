@@ -5,7 +5,9 @@ pub mod event;
 pub mod ids;
 pub mod message;
 pub mod phone;
+pub mod schedule;
 pub mod signing;
+pub mod sms;
 pub mod status;
 
 pub use ids::{AccountId, CustomerId, EventId, IdError, JobId, MessageId};
