@@ -82,7 +82,8 @@ def test_a_scheduled_job_reaches_the_feed_delivered(system, stubs):
     events = [
         {"event_id": "py_acc_1", "type": "account.updated", "occurred_at": "2026-11-26T15:00:00Z", "account_id": account,
          "account": {"name": "Bright Electric", "timezone": "America/New_York", "sms_number": "+12125550100",
-                     "email_from": "hello@bright.example"}},
+                     "email_from": "hello@bright.example",
+                     "quiet_hours": {"start": "00:00", "end": "00:00"}}},
         {"event_id": "py_job_1", "type": "job.scheduled", "occurred_at": "2026-11-26T15:04:05Z", "account_id": account,
          "customer": {"id": "cus_py", "name": "Ada Lovelace", "phone": "(212) 555-0188", "email": "",
                       "notifications": {"sms": True, "email": True}},

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use messaging_proto::v1::feed_service_client::FeedServiceClient;
-use messaging_proto::v1::{ListMessagesRequest, Message};
+use messaging_proto::v1::{Channel, ListMessagesRequest, Message, MessageStatus, MessageType};
 use serde_json::{Value, json};
 use tonic::metadata::MetadataValue;
 
@@ -64,12 +64,13 @@ fn tracing_like(message: &str) {
     eprintln!("publish retry: {message}");
 }
 
-/// `account.updated` for a test account.
+/// `account.updated` for a test account with no quiet hours (start = end), so what a test
+/// sees does not depend on the hour it runs at.
 pub fn account_updated(event_id: &str, account: &str) -> Value {
     json!({
         "event_id": event_id, "type": "account.updated", "occurred_at": "2026-11-26T15:00:00Z", "account_id": account,
         "account": {"name": "Ace Plumbing", "timezone": "America/Chicago", "sms_number": "+15125550100",
-                    "email_from": "office@ace.example"}
+                    "email_from": "office@ace.example", "quiet_hours": {"start": "00:00", "end": "00:00"}}
     })
 }
 
@@ -110,6 +111,44 @@ impl Dashboard {
     pub async fn all(&mut self) -> Vec<Message> {
         self.list(ListMessagesRequest { page_size: 200, ..Default::default() }).await.unwrap_or_default()
     }
+
+    /// Waits until the feed holds at least `count` messages and each has its final status
+    /// (an email sent, an SMS delivered or failed).
+    pub async fn settled(&self, count: usize) -> anyhow::Result<Vec<Message>> {
+        crate::eventually(Duration::from_secs(60), &format!("{count} settled messages in the feed"), || {
+            let mut dashboard = self.clone();
+            async move {
+                let all = dashboard.all().await;
+                let done = |m: &Message| {
+                    let status = MessageStatus::try_from(m.status).unwrap_or_default();
+                    match Channel::try_from(m.channel).unwrap_or_default() {
+                        Channel::Sms => matches!(status, MessageStatus::Delivered | MessageStatus::Failed),
+                        _ => status != MessageStatus::Queued,
+                    }
+                };
+                (all.len() >= count && all.iter().all(done)).then_some(all)
+            }
+        })
+        .await
+    }
+}
+
+/// How many of `messages` are to `customer`, of `kind`, on `channel`.
+pub fn count(messages: &[Message], customer: &str, kind: MessageType, channel: Channel) -> usize {
+    messages
+        .iter()
+        .filter(|m| {
+            m.customer.as_ref().is_some_and(|c| c.customer_id == customer)
+                && m.r#type == kind as i32
+                && m.channel == channel as i32
+        })
+        .count()
+}
+
+/// Every create request the simulator received, accepted or refused.
+pub async fn sim_requests(sim_port: u16) -> anyhow::Result<Vec<Value>> {
+    let body: Value = reqwest::get(format!("http://127.0.0.1:{sim_port}/sim/requests")).await?.json().await?;
+    Ok(body["requests"].as_array().cloned().unwrap_or_default())
 }
 
 /// The simulator's record of what it was asked to send.

@@ -3,8 +3,10 @@
 //! uses the same code through the `devstack` binary. Everything started is stopped on drop.
 
 pub mod client;
+pub mod events;
 pub mod infra;
 pub mod process;
+pub mod quiesce;
 pub mod stack;
 
 pub use infra::Infra;

@@ -51,6 +51,10 @@ pub struct Stack {
     smtp: Managed,
     services: BTreeMap<&'static str, Managed>,
     env: Vec<(String, String)>,
+    /// Each service's health server (`/livez`, `/readyz`, `/metrics`).
+    pub health_ports: BTreeMap<&'static str, u16>,
+    /// Extra variables per service, applied at its next (re)start.
+    overrides: BTreeMap<&'static str, Vec<(String, String)>>,
 }
 
 /// The Python with aiosmtpd (the project's venv unless `MSG_PYTHON` says otherwise).
@@ -109,7 +113,18 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let mut stack = Self { infra, ports, mail_dir, sim, smtp, services: BTreeMap::new(), env };
+        let health_ports = SERVICES.iter().map(|service| (*service, free_port())).collect();
+        let mut stack = Self {
+            infra,
+            ports,
+            mail_dir,
+            sim,
+            smtp,
+            services: BTreeMap::new(),
+            env,
+            health_ports,
+            overrides: BTreeMap::new(),
+        };
         for service in SERVICES {
             stack.start_service(service)?;
         }
@@ -127,6 +142,10 @@ impl Stack {
             "feed" => env.push(("MSG_LISTEN".into(), format!("127.0.0.1:{}", self.ports.grpc))),
             _ => {}
         }
+        if let Some(port) = self.health_ports.get(service) {
+            env.push(("MSG_HEALTH__LISTEN".into(), format!("127.0.0.1:{port}")));
+        }
+        env.extend(self.overrides.get(service).into_iter().flatten().cloned());
         env
     }
 
@@ -152,6 +171,24 @@ impl Stack {
     pub fn restart(&mut self, service: &str) -> anyhow::Result<()> {
         let managed = self.services.get_mut(service).ok_or_else(|| anyhow::anyhow!("no service {service}"))?;
         managed.restart()
+    }
+
+    /// Stops a service (SIGTERM) and starts it again with `extra` variables on top of its own,
+    /// as an operator changing its configuration would.
+    pub async fn restart_with(&mut self, service: &'static str, extra: &[(&str, String)]) -> anyhow::Result<()> {
+        if let Some(managed) = self.services.get_mut(service) {
+            managed.stop().await;
+        }
+        self.overrides.insert(service, extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect());
+        self.start_service(service)?;
+        let port = self.health_ports.get(service).copied().unwrap_or_default();
+        wait_for_port(port, service).await
+    }
+
+    /// A service's Prometheus metrics as text.
+    pub async fn metrics(&self, service: &str) -> anyhow::Result<String> {
+        let port = self.health_ports.get(service).copied().unwrap_or_default();
+        Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await?.error_for_status()?.text().await?)
     }
 
     /// SIGTERM every service and wait; then the simulator and SMTP server.

@@ -41,11 +41,13 @@ pub fn events(account: &str) -> Vec<Value> {
         }
         value
     };
+    // Quiet hours are off (start = end) so the demo shows its messages at whatever hour it runs;
+    // a real account keeps the default 21:00-08:00.
     let mut out = vec![event(
         "account.updated",
         json!({"account": {"name": "Ace Plumbing & Heating", "timezone": "America/Chicago", "sms_number": "+15125550100",
                             "email_from": "office@aceplumbing.example", "reminder_time": "09:00",
-                            "quiet_hours": {"start": "21:00", "end": "08:00"}}}),
+                            "quiet_hours": {"start": "00:00", "end": "00:00"}}}),
     )];
     let titles =
         ["Water heater install", "Leaky faucet repair", "Furnace tune-up", "Panel inspection", "Drain cleaning"];

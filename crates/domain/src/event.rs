@@ -49,6 +49,21 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The event type as it appears in the subject and the `type` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::AccountUpdated(_) => "account.updated",
+            EventKind::CustomerUpdated(_) => "customer.updated",
+            EventKind::JobScheduled(..) => "job.scheduled",
+            EventKind::JobRescheduled(..) => "job.rescheduled",
+            EventKind::JobCancelled(..) => "job.cancelled",
+            EventKind::JobEnRoute(..) => "job.en_route",
+            EventKind::JobCompleted(..) => "job.completed",
+            EventKind::InvoiceSent(..) => "invoice.sent",
+            EventKind::PaymentReceived(..) => "payment.received",
+        }
+    }
+
     /// The customer the event concerns, if it names one.
     pub fn customer(&self) -> Option<&CustomerInput> {
         match self {

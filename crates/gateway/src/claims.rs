@@ -174,7 +174,8 @@ impl Claims {
         let updated = sqlx::query(AssertSqlSafe(format!(
             "UPDATE {}.attempts SET state = $2, provider_id = COALESCE($3, provider_id), failure_reason = $4,
                  error_code = $5, error_text = $6, updated_at = now()
-             WHERE message_id = $1 AND (state = 'claimed' OR (state = 'unknown' AND $2 <> 'unknown'))",
+             WHERE message_id = $1 AND (state = 'claimed' OR (state = 'unknown' AND $2 <> 'unknown'))
+             RETURNING recipient",
             self.schema
         )))
         .bind(message_id)
@@ -183,12 +184,13 @@ impl Claims {
         .bind(reason)
         .bind(code)
         .bind(text)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if updated.rows_affected() == 0 {
+        let Some(recipient) = updated else {
             return Ok(false);
-        }
-        let event = attempt_event(message_id, account_id, self.channel, settlement);
+        };
+        let recipient: String = recipient.try_get("recipient")?;
+        let event = attempt_event(message_id, account_id, &recipient, self.channel, settlement);
         outbox::enqueue(&mut tx, self.schema, &event).await?;
         tx.commit().await?;
         Ok(true)
@@ -222,11 +224,18 @@ impl Claims {
 }
 
 /// The `message.<account>.attempt` event for delivery-status.
-pub fn attempt_event(message_id: &str, account_id: &str, channel: Channel, settlement: &Settlement) -> OutboxMessage {
+pub fn attempt_event(
+    message_id: &str,
+    account_id: &str,
+    recipient: &str,
+    channel: Channel,
+    settlement: &Settlement,
+) -> OutboxMessage {
     let mut event = SendAttempt {
         message_id: message_id.to_owned(),
         account_id: account_id.to_owned(),
         channel: channel.to_proto(),
+        to: recipient.to_owned(),
         occurred_at: Some(messaging_proto::time::now()),
         ..Default::default()
     };

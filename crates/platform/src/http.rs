@@ -1,5 +1,5 @@
-//! A small HTTP server every service runs for liveness (`/livez`) and readiness (`/readyz`,
-//! which really probes NATS and Postgres).
+//! A small HTTP server every service runs for liveness (`/livez`), readiness (`/readyz`, which
+//! really probes NATS and Postgres) and Prometheus metrics (`/metrics`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,18 +46,29 @@ pub async fn serve(config: &HealthConfig, probe: Probe, shutdown: Shutdown) -> a
     }
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
-    let router = Router::new().route("/livez", get(|| async { "ok" })).route(
-        "/readyz",
-        get(move || {
-            let probe = probe.clone();
-            async move {
-                match probe().await {
-                    Ok(()) => (StatusCode::OK, "ready".to_owned()),
-                    Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+    let router = Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    crate::metrics::render(),
+                )
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let probe = probe.clone();
+                async move {
+                    match probe().await {
+                        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+                        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+                    }
                 }
-            }
-        }),
-    );
+            }),
+        );
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
     });

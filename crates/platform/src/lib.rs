@@ -2,9 +2,11 @@
 //! migrations, and the NATS plumbing (streams, the transactional outbox relay, the consumer loop).
 
 pub mod bus;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod metrics;
 pub mod runtime;
 pub mod service;
 pub mod shutdown;

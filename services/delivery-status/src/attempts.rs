@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use messaging_domain::{Channel, Status};
-use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
-use messaging_proto::bus::{AttemptOutcome, SendAttempt};
+use messaging_platform::bus::{Delivery, Handler, OutboxMessage, Outcome, Relay};
+use messaging_proto::bus::{AttemptOutcome, OptOutChanged, SendAttempt};
 use prost::Message as _;
 use sqlx::PgPool;
 
@@ -51,10 +51,11 @@ impl Handler for AttemptHandler {
                 "error_text": attempt.provider_error_text,
             }),
             occurred_at,
+            implies: opt_out_implied(&attempt, status),
         };
         match store::apply(&self.pool, &report).await {
             Ok(applied) => {
-                if applied == Applied::Advanced {
+                if applied != Applied::Duplicate {
                     self.relay.wake();
                 }
                 tracing::info!(message_id = %report.message_id, status = %status, ?applied, "gateway attempt recorded");
@@ -63,4 +64,25 @@ impl Handler for AttemptHandler {
             Err(error) => Outcome::retry(format!("database: {error}")),
         }
     }
+}
+
+/// Twilio's 21610 means the recipient replied STOP to this sender: an opt-out dispatch must honour.
+fn opt_out_implied(attempt: &SendAttempt, status: Status) -> Option<OutboxMessage> {
+    let sms = Channel::from_proto(attempt.channel) == Some(Channel::Sms);
+    if !(sms && status == Status::Failed && attempt.provider_error_code == "21610" && !attempt.to.is_empty()) {
+        return None;
+    }
+    let event = OptOutChanged {
+        account_id: attempt.account_id.clone(),
+        channel: Channel::Sms.to_proto(),
+        address: attempt.to.clone(),
+        opted_out: true,
+        source: "provider_21610".into(),
+        occurred_at: attempt.occurred_at,
+    };
+    Some(OutboxMessage {
+        id: format!("opt_out:{}:21610", attempt.message_id),
+        subject: format!("message.{}.opt_out", attempt.account_id),
+        payload: event.encode_to_vec(),
+    })
 }

@@ -25,6 +25,8 @@ pub struct Report {
     pub dedupe_key: String,
     pub detail: serde_json::Value,
     pub occurred_at: DateTime<Utc>,
+    /// An event the report implies (an opt-out), published with it the first time it is seen.
+    pub implies: Option<OutboxMessage>,
 }
 
 /// What applying a report did.
@@ -54,6 +56,9 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
     let Some(timeline_id) = timeline_id else {
         return Ok(Applied::Duplicate);
     };
+    if let Some(implied) = &report.implies {
+        outbox::enqueue(&mut tx, crate::SCHEMA, implied).await?;
+    }
     // Advance only to a higher rank, or from unknown to sent; keep the first stored error.
     let row = sqlx::query(
         "INSERT INTO delivery_status.messages AS m

@@ -81,6 +81,7 @@ async fn twilio_status(
             params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
         ),
         occurred_at: Utc::now(),
+        implies: None,
     };
     match store::apply(&state.pool, &report).await {
         Ok(applied) => {

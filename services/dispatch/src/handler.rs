@@ -1,13 +1,20 @@
 //! Handles one notification request: channels, rendering, one message per (request, channel).
+//! A channel the recipient opted out of still gets its message row, recorded as failed with
+//! reason `opted_out` so the business sees why, and nothing goes to a gateway.
 
+use messaging_domain::sms::segments;
 use messaging_domain::{Channel, Direction, MessageId, MessageType};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
-use messaging_proto::bus::{MessageQueued, NotificationRequest, SendCommand};
+use messaging_proto::bus::{AttemptOutcome, MessageQueued, NotificationRequest, SendAttempt, SendCommand};
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool};
 
 use crate::render::{self, RenderError};
+use crate::suppression;
+
+/// The failure reason of a message to a recipient who opted out.
+pub const OPTED_OUT: &str = "opted_out";
 
 /// Why a request was not dispatched.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +56,15 @@ impl Handler for Dispatcher {
     }
 }
 
+/// A message's content for one channel.
+struct Content {
+    recipient: String,
+    sender: String,
+    subject: String,
+    body: String,
+    html: String,
+}
+
 impl Dispatcher {
     pub fn new(pool: PgPool, relay: Relay, on_my_way_validity_secs: u32) -> Self {
         Self { pool, relay, on_my_way_validity_secs }
@@ -59,7 +75,9 @@ impl Dispatcher {
         let channels = eligible_channels(request);
         if channels.is_empty() {
             let job_id = request.job.as_ref().map(|j| j.job_id.as_str()).unwrap_or("");
-            tracing::warn!(request_id = %request.request_id, job_id, kind = %kind, "customer has no usable channel; nothing sent");
+            let account_id = request.account.as_ref().map(|a| a.account_id.as_str()).unwrap_or("");
+            crate::metrics::no_usable_channel(kind);
+            tracing::warn!(account_id, request_id = %request.request_id, job_id, kind = %kind, "customer has no usable channel; nothing sent");
             return Ok(0);
         }
         let mut tx = self.pool.begin().await?;
@@ -76,6 +94,30 @@ impl Dispatcher {
         Ok(created)
     }
 
+    fn content(request: &NotificationRequest, kind: MessageType, channel: Channel) -> Result<Content, RenderError> {
+        let account = request.account.clone().unwrap_or_default();
+        let customer = request.customer.clone().unwrap_or_default();
+        Ok(match channel {
+            Channel::Sms => Content {
+                recipient: customer.phone,
+                sender: account.sms_number,
+                subject: String::new(),
+                body: render::sms(request, kind)?,
+                html: String::new(),
+            },
+            Channel::Email => {
+                let rendered = render::email(request, kind)?;
+                Content {
+                    recipient: customer.email,
+                    sender: account.email_from,
+                    subject: rendered.subject,
+                    body: rendered.text,
+                    html: rendered.html,
+                }
+            }
+        })
+    }
+
     async fn create_message(
         &self,
         tx: &mut PgConnection,
@@ -85,81 +127,148 @@ impl Dispatcher {
     ) -> Result<bool, DispatchError> {
         let account = request.account.clone().unwrap_or_default();
         let customer = request.customer.clone().unwrap_or_default();
-        let (recipient, sender, subject, body, html) = match channel {
-            Channel::Sms => (
-                customer.phone.clone(),
-                account.sms_number.clone(),
-                String::new(),
-                render::sms(request, kind)?,
-                String::new(),
-            ),
-            Channel::Email => {
-                let rendered = render::email(request, kind)?;
-                (customer.email.clone(), account.email_from.clone(), rendered.subject, rendered.text, rendered.html)
-            }
-        };
+        let mut content = Self::content(request, kind, channel)?;
+        let account_id = account.account_id.as_str();
+        let suppressed = suppression::is_suppressed(tx, account_id, channel, &content.recipient).await?;
         let message_id = MessageId::from_u128(uuid::Uuid::now_v7().as_u128());
         let idempotency_key = format!("{}:{}", request.request_id, channel.as_str());
         let inserted = sqlx::query(
             "INSERT INTO dispatch.messages (message_id, account_id, idempotency_key, customer_id, channel, message_type,
-                 recipient, sender, subject, body, html_body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 recipient, sender, subject, body, html_body, failure_reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(message_id.as_str())
-        .bind(&account.account_id)
+        .bind(account_id)
         .bind(&idempotency_key)
         .bind(&customer.customer_id)
         .bind(channel.as_str())
         .bind(kind.as_str())
-        .bind(&recipient)
-        .bind(&sender)
-        .bind(&subject)
-        .bind(&body)
-        .bind(&html)
+        .bind(&content.recipient)
+        .bind(&content.sender)
+        .bind(&content.subject)
+        .bind(&content.body)
+        .bind(&content.html)
+        .bind(suppressed.then_some(OPTED_OUT))
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
             return Ok(false);
         }
-        let command = SendCommand {
-            message_id: message_id.to_string(),
-            account_id: account.account_id.clone(),
-            channel: channel.to_proto(),
-            r#type: kind.to_proto(),
-            to: recipient,
-            from: sender,
-            body: body.clone(),
-            subject: subject.clone(),
-            html_body: html,
-            from_name: account.name.clone(),
-            validity_seconds: if kind == MessageType::OnMyWay { self.on_my_way_validity_secs } else { 0 },
+        let sms_segments = if channel == Channel::Sms {
+            if !suppressed && first_sms_to(tx, account_id, &content.recipient, &message_id).await? {
+                content.body = render::with_opt_out_notice(&content.body);
+            }
+            let counted = segments(&content.body);
+            sqlx::query("UPDATE dispatch.messages SET body = $2, segments = $3, encoding = $4 WHERE message_id = $1")
+                .bind(message_id.as_str())
+                .bind(&content.body)
+                .bind(counted.count as i32)
+                .bind(counted.encoding.as_str())
+                .execute(&mut *tx)
+                .await?;
+            counted.count
+        } else {
+            0
         };
         let queued = MessageQueued {
             message_id: message_id.to_string(),
-            account_id: account.account_id.clone(),
+            account_id: account_id.to_owned(),
             direction: Direction::Outbound.to_proto(),
             channel: channel.to_proto(),
             r#type: kind.to_proto(),
             customer: Some(customer),
             job_id: request.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default(),
-            preview: body.chars().take(160).collect(),
-            subject,
+            preview: content.body.chars().take(160).collect(),
+            subject: content.subject.clone(),
             queued_at: Some(messaging_proto::time::now()),
         };
-        let send = OutboxMessage {
-            id: format!("send:{message_id}"),
-            subject: format!("send.{}.{}", channel.as_str(), account.account_id),
-            payload: command.encode_to_vec(),
+        outbox::enqueue(
+            tx,
+            crate::SCHEMA,
+            &OutboxMessage {
+                id: format!("queued:{message_id}"),
+                subject: format!("message.{account_id}.queued"),
+                payload: queued.encode_to_vec(),
+            },
+        )
+        .await?;
+        crate::metrics::message_created(kind, channel, if suppressed { OPTED_OUT } else { "queued" });
+        if suppressed {
+            tracing::info!(account_id, message_id = %message_id, channel = %channel, "recipient opted out; not sent");
+            outbox::enqueue(
+                tx,
+                crate::SCHEMA,
+                &opted_out_attempt(&message_id, account_id, channel, &content.recipient),
+            )
+            .await?;
+            return Ok(true);
+        }
+        let command = SendCommand {
+            message_id: message_id.to_string(),
+            account_id: account_id.to_owned(),
+            channel: channel.to_proto(),
+            r#type: kind.to_proto(),
+            to: content.recipient,
+            from: content.sender,
+            body: content.body,
+            subject: content.subject,
+            html_body: content.html,
+            from_name: account.name.clone(),
+            validity_seconds: if kind == MessageType::OnMyWay { self.on_my_way_validity_secs } else { 0 },
+            segments: sms_segments,
         };
-        let event = OutboxMessage {
-            id: format!("queued:{message_id}"),
-            subject: format!("message.{}.queued", account.account_id),
-            payload: queued.encode_to_vec(),
-        };
-        outbox::enqueue(tx, crate::SCHEMA, &event).await?;
-        outbox::enqueue(tx, crate::SCHEMA, &send).await?;
+        outbox::enqueue(
+            tx,
+            crate::SCHEMA,
+            &OutboxMessage {
+                id: format!("send:{message_id}"),
+                subject: format!("send.{}.{account_id}", channel.as_str()),
+                payload: command.encode_to_vec(),
+            },
+        )
+        .await?;
         Ok(true)
+    }
+}
+
+/// True for the first SMS the account sends this number (it carries the opt-out notice).
+async fn first_sms_to(
+    tx: &mut PgConnection,
+    account_id: &str,
+    recipient: &str,
+    message_id: &MessageId,
+) -> sqlx::Result<bool> {
+    let claimed = sqlx::query(
+        "INSERT INTO dispatch.sms_recipients (account_id, address, first_message_id) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(recipient)
+    .bind(message_id.as_str())
+    .execute(tx)
+    .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
+/// The `attempt` event that records, through delivery-status like any gateway outcome, that the
+/// message was refused because the recipient opted out.
+fn opted_out_attempt(message_id: &MessageId, account_id: &str, channel: Channel, recipient: &str) -> OutboxMessage {
+    let attempt = SendAttempt {
+        message_id: message_id.to_string(),
+        account_id: account_id.to_owned(),
+        channel: channel.to_proto(),
+        outcome: AttemptOutcome::Failed as i32,
+        failure_reason: OPTED_OUT.to_owned(),
+        provider_error_text: "the recipient opted out of this channel".to_owned(),
+        occurred_at: Some(messaging_proto::time::now()),
+        to: recipient.to_owned(),
+        ..Default::default()
+    };
+    OutboxMessage {
+        id: format!("attempt:{message_id}:failed"),
+        subject: format!("message.{account_id}.attempt"),
+        payload: attempt.encode_to_vec(),
     }
 }
 

@@ -3,7 +3,9 @@
 //! + channel), and in the same transaction enqueues the send command and the `queued` event.
 
 mod handler;
+mod metrics;
 mod render;
+mod suppression;
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
 pub use handler::Dispatcher;
+pub use suppression::OptOutHandler;
 
 /// The Postgres schema dispatch owns.
 pub const SCHEMA: &str = "dispatch";
@@ -66,7 +69,16 @@ impl App {
         ));
         let mut spec = ConsumerSpec::new(streams::NOTIFY.name, "dispatch", "notify.>");
         spec.concurrency = self.config.concurrency;
+        let opt_outs = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "dispatch-opt-outs", "message.*.opt_out");
+        let opt_out_task = tokio::spawn(bus::consumer::run(
+            self.runtime.jetstream.clone(),
+            "dispatch",
+            opt_outs,
+            Arc::new(OptOutHandler { pool: self.runtime.pool.clone() }),
+            shutdown.clone(),
+        ));
         bus::consumer::run(self.runtime.jetstream.clone(), "dispatch", spec, handler, shutdown.clone()).await?;
+        opt_out_task.await??;
         let _ = relay_task.await;
         Ok(())
     }

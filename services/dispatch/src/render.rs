@@ -23,12 +23,20 @@ pub enum RenderError {
     Zone(String),
 }
 
+/// What the first SMS a business sends a number ends with.
+pub const OPT_OUT_NOTICE: &str = "Reply STOP to opt out.";
+
+/// `text` with the opt-out notice appended.
+pub fn with_opt_out_notice(text: &str) -> String {
+    format!("{} {OPT_OUT_NOTICE}", text.trim_end())
+}
+
 /// Renders the SMS text for a request.
 pub fn sms(request: &NotificationRequest, kind: MessageType) -> Result<String, RenderError> {
     let f = Fields::of(request)?;
     let text = match kind {
         MessageType::AppointmentConfirmation => format!(
-            "{business}: Hi {first}, your {title} is confirmed for {when}.{tech} Reply STOP to opt out.",
+            "{business}: Hi {first}, your {title} is confirmed for {when}.{tech}",
             business = f.business,
             first = f.first_name,
             title = f.job_title()?,

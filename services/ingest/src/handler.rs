@@ -1,16 +1,20 @@
-//! Applies one job event in one transaction: dedupe on `event_id`, update snapshots, enqueue
-//! notification requests. Bad events are dead-lettered with the reason and change nothing.
+//! Applies one job event in one transaction: dedupe on `event_id`, update snapshots, keep the
+//! job's reminder in step, and release (or hold through quiet hours) its notification requests.
+//! Bad events are dead-lettered with the reason and change nothing.
 
 use std::time::Duration;
 
-use messaging_domain::event::{self, EventError, EventKind, JobEvent};
-use messaging_domain::{Channel, MessageType};
+use chrono::{DateTime, Utc};
+use messaging_domain::MessageType;
+use messaging_domain::event::{self, Contact, EventError, EventKind, JobEvent, JobInput};
 use messaging_platform::bus::outbox;
 use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
-use sqlx::PgPool;
+use messaging_platform::clock::SharedClock;
+use sqlx::{PgConnection, PgPool};
 
-use crate::notify::{self, Subject};
-use crate::store;
+use crate::notify::{self, Notification};
+use crate::schedule;
+use crate::store::{self, StoredAccount};
 
 /// Why an event was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,7 @@ pub enum IngestError {
 pub struct EventHandler {
     pool: PgPool,
     relay: Relay,
+    clock: SharedClock,
 }
 
 impl Handler for EventHandler {
@@ -49,106 +54,160 @@ impl Handler for EventHandler {
     }
 }
 
+/// One event's effects inside its transaction.
+struct Apply<'a> {
+    tx: &'a mut PgConnection,
+    event: &'a JobEvent,
+    account: StoredAccount,
+    now: DateTime<Utc>,
+    released: usize,
+}
+
 impl EventHandler {
-    pub fn new(pool: PgPool, relay: Relay) -> Self {
-        Self { pool, relay }
+    pub fn new(pool: PgPool, relay: Relay, clock: SharedClock) -> Self {
+        Self { pool, relay, clock }
     }
 
     /// Applies the event; `Ok(false)` when it had already been applied.
     pub async fn apply(&self, event: &JobEvent) -> Result<bool, IngestError> {
         let mut tx = self.pool.begin().await?;
-        let kind_name = kind_name(&event.kind);
-        if !store::mark_processed(&mut tx, event.event_id.as_str(), &event.account_id, kind_name).await? {
+        let account_id = event.account_id.as_str();
+        if !store::mark_processed(&mut tx, event.event_id.as_str(), &event.account_id, event.kind.name()).await? {
             return Ok(false);
         }
-        let account_id = &event.account_id;
-        let mut requests = Vec::new();
+        let now = self.clock.now();
         if let EventKind::AccountUpdated(settings) = &event.kind {
-            store::upsert_account(&mut tx, account_id, settings, event.occurred_at).await?;
-        } else {
-            let account = store::load_account(&mut tx, account_id)
-                .await?
-                .ok_or_else(|| IngestError::AccountUnknown(account_id.to_string()))?;
-            let customer = event.kind.customer().ok_or(EventError::Missing("customer"))?;
-            let contact = customer.contact(account.phone_region())?;
-            store::upsert_customer(&mut tx, account_id, &contact, event.occurred_at).await?;
-            let both = &[][..];
-            let sms_only = &[Channel::Sms][..];
-            let customer_id = contact.customer_id.as_str();
-            match &event.kind {
-                EventKind::AccountUpdated(_) | EventKind::CustomerUpdated(_) => {}
-                EventKind::JobScheduled(_, job) => {
-                    store::upsert_job(&mut tx, account_id, customer_id, job, "scheduled", event.occurred_at).await?;
-                    let about = Subject { job: Some(job), ..Default::default() };
-                    requests.push(notify::request(
-                        event,
-                        MessageType::AppointmentConfirmation,
-                        both,
-                        &account,
-                        &contact,
-                        about,
-                    ));
-                }
-                EventKind::JobRescheduled(_, job) => {
-                    let previous =
-                        store::upsert_job(&mut tx, account_id, customer_id, job, "scheduled", event.occurred_at)
-                            .await?;
-                    if previous != Some(job.starts_at) {
-                        let about = Subject { job: Some(job), ..Default::default() };
-                        requests.push(notify::request(
-                            event,
-                            MessageType::AppointmentConfirmation,
-                            both,
-                            &account,
-                            &contact,
-                            about,
-                        ));
-                    }
-                }
-                EventKind::JobCancelled(_, job) => {
-                    store::upsert_job(&mut tx, account_id, customer_id, job, "cancelled", event.occurred_at).await?;
-                }
-                EventKind::JobEnRoute(_, job) => {
-                    store::upsert_job(&mut tx, account_id, customer_id, job, "en_route", event.occurred_at).await?;
-                    let about = Subject { job: Some(job), ..Default::default() };
-                    requests.push(notify::request(event, MessageType::OnMyWay, sms_only, &account, &contact, about));
-                }
-                EventKind::JobCompleted(_, job, invoice) => {
-                    store::upsert_job(&mut tx, account_id, customer_id, job, "completed", event.occurred_at).await?;
-                    let about = Subject { job: Some(job), invoice: Some(invoice), ..Default::default() };
-                    requests.push(notify::request(event, MessageType::JobCompleted, both, &account, &contact, about));
-                }
-                EventKind::InvoiceSent(_, invoice) => {
-                    let about = Subject { invoice: Some(invoice), ..Default::default() };
-                    requests.push(notify::request(event, MessageType::PaymentLink, both, &account, &contact, about));
-                }
-                EventKind::PaymentReceived(_, payment) => {
-                    let about = Subject { payment: Some(payment), ..Default::default() };
-                    requests.push(notify::request(event, MessageType::PaymentReceipt, both, &account, &contact, about));
-                }
+            store::upsert_account(&mut tx, &event.account_id, settings, event.occurred_at).await?;
+            if let Some(account) = store::load_account(&mut tx, account_id).await? {
+                schedule::move_account_reminders(&mut tx, account_id, &account, now).await?;
             }
+            tx.commit().await?;
+            return Ok(true);
         }
-        for request in &requests {
-            outbox::enqueue(&mut tx, crate::SCHEMA, request).await?;
-        }
+        let account = store::load_account(&mut tx, account_id)
+            .await?
+            .ok_or_else(|| IngestError::AccountUnknown(account_id.to_owned()))?;
+        let customer = event.kind.customer().ok_or(EventError::Missing("customer"))?;
+        let contact = customer.contact(account.phone_region())?;
+        store::upsert_customer(&mut tx, &event.account_id, &contact, event.occurred_at).await?;
+        let mut apply = Apply { tx: &mut tx, event, account, now, released: 0 };
+        apply.effects(&contact).await?;
+        let released = apply.released;
         tx.commit().await?;
-        if !requests.is_empty() {
+        if released > 0 {
             self.relay.wake();
         }
         Ok(true)
     }
 }
 
-fn kind_name(kind: &EventKind) -> &'static str {
-    match kind {
-        EventKind::AccountUpdated(_) => "account.updated",
-        EventKind::CustomerUpdated(_) => "customer.updated",
-        EventKind::JobScheduled(..) => "job.scheduled",
-        EventKind::JobRescheduled(..) => "job.rescheduled",
-        EventKind::JobCancelled(..) => "job.cancelled",
-        EventKind::JobEnRoute(..) => "job.en_route",
-        EventKind::JobCompleted(..) => "job.completed",
-        EventKind::InvoiceSent(..) => "invoice.sent",
-        EventKind::PaymentReceived(..) => "payment.received",
+impl Apply<'_> {
+    async fn effects(&mut self, contact: &Contact) -> Result<(), IngestError> {
+        let event = self.event;
+        let notification = |kind| Notification::for_event(event, kind, contact);
+        match &event.kind {
+            EventKind::AccountUpdated(_) | EventKind::CustomerUpdated(_) => {}
+            EventKind::JobScheduled(_, job) => {
+                let upsert = self.job(contact, job, "scheduled").await?;
+                if upsert.applied {
+                    let about = Notification {
+                        job: Some(notify::job_snapshot(job)),
+                        ..notification(MessageType::AppointmentConfirmation)
+                    };
+                    self.release(about).await?;
+                }
+            }
+            EventKind::JobRescheduled(_, job) => {
+                // A new confirmation only if the appointment time changed.
+                let upsert = self.job(contact, job, "scheduled").await?;
+                if upsert.moved_to(job.starts_at) {
+                    let about = Notification {
+                        job: Some(notify::job_snapshot(job)),
+                        ..notification(MessageType::AppointmentConfirmation)
+                    };
+                    self.release(about).await?;
+                }
+            }
+            EventKind::JobCancelled(_, job) => {
+                self.job(contact, job, "cancelled").await?;
+            }
+            EventKind::JobEnRoute(_, job) => {
+                self.job(contact, job, "en_route").await?;
+                self.on_my_way(contact, job).await?;
+            }
+            EventKind::JobCompleted(_, job, invoice) => {
+                self.job(contact, job, "completed").await?;
+                let about = Notification {
+                    job: Some(notify::job_snapshot(job)),
+                    invoice: Some(notify::invoice_snapshot(invoice)),
+                    ..notification(MessageType::JobCompleted)
+                };
+                self.release(about).await?;
+            }
+            EventKind::InvoiceSent(_, invoice) => {
+                let about = Notification {
+                    invoice: Some(notify::invoice_snapshot(invoice)),
+                    ..notification(MessageType::PaymentLink)
+                };
+                self.release(about).await?;
+            }
+            EventKind::PaymentReceived(_, payment) => {
+                let about = Notification {
+                    payment: Some(notify::payment_snapshot(payment)),
+                    ..notification(MessageType::PaymentReceipt)
+                };
+                self.release(about).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Upserts the job snapshot and brings its reminder in line with the job as now stored.
+    async fn job(&mut self, contact: &Contact, job: &JobInput, state: &str) -> Result<store::JobUpsert, IngestError> {
+        let account_id = &self.event.account_id;
+        let upsert =
+            store::upsert_job(self.tx, account_id, contact.customer_id.as_str(), job, state, self.event.occurred_at)
+                .await?;
+        let plan =
+            schedule::sync_reminder(self.tx, account_id.as_str(), &self.account, job.id.as_str(), self.now).await?;
+        tracing::debug!(job_id = %job.id, ?plan, "reminder");
+        Ok(upsert)
+    }
+
+    /// On my way: unless the job is finished, and at most once per job per five minutes.
+    async fn on_my_way(&mut self, contact: &Contact, job: &JobInput) -> Result<(), IngestError> {
+        let account_id = self.event.account_id.as_str();
+        let stored = store::load_job(self.tx, account_id, job.id.as_str()).await?;
+        if let Some(state) =
+            stored.as_ref().map(|j| j.state.as_str()).filter(|s| matches!(*s, "completed" | "cancelled"))
+        {
+            tracing::info!(job_id = %job.id, state, "on-my-way dropped: the job is already {state}");
+            return Ok(());
+        }
+        if !schedule::claim_on_my_way(self.tx, account_id, job.id.as_str(), self.event.occurred_at).await? {
+            tracing::info!(job_id = %job.id, "on-my-way dropped: one went out for this job within 5 minutes");
+            return Ok(());
+        }
+        let notification = Notification {
+            job: Some(notify::job_snapshot(job)),
+            ..Notification::for_event(self.event, MessageType::OnMyWay, contact)
+        };
+        self.release(notification).await
+    }
+
+    /// Hands the request to dispatch now, or holds it until the account's quiet hours end
+    /// (on-my-way never waits: the technician is coming now).
+    async fn release(&mut self, notification: Notification) -> Result<(), IngestError> {
+        let kind = notification.kind;
+        let message = notification.into_outbox(&self.event.account_id, &self.account);
+        let release = self.account.quiet_hours().release_at(self.now, self.account.zone());
+        if kind != MessageType::OnMyWay && release > self.now {
+            tracing::info!(event_id = %self.event.event_id, kind = %kind, until = %release, "held until quiet hours end");
+            schedule::defer(self.tx, self.event.account_id.as_str(), &message, release).await?;
+        } else {
+            outbox::enqueue(self.tx, crate::SCHEMA, &message).await?;
+            self.released += 1;
+        }
+        Ok(())
     }
 }

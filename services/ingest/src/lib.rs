@@ -1,18 +1,24 @@
-//! ingest: consumes job events from `jobs.>`, keeps account, customer and job snapshots, and turns
-//! each event into notification requests for dispatch, exactly once per event.
+//! ingest: consumes job events from `jobs.>`, keeps account, customer and job snapshots, turns
+//! each event into notification requests for dispatch exactly once, and keeps the durable schedule
+//! (day-before reminders, requests waiting out quiet hours).
 
 mod handler;
 mod notify;
+mod schedule;
+mod scheduler;
 mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
+use messaging_platform::clock::{SharedClock, SystemClock};
 use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
 pub use handler::EventHandler;
+pub use scheduler::{Scheduler, Tick};
 
 messaging_platform::service_config!(Config);
 
@@ -26,6 +32,23 @@ pub struct Config {
     #[serde(flatten)]
     pub common: CommonConfig,
     pub consumer: ConsumerConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+/// The reminder and quiet-hours scheduler.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchedulerConfig {
+    /// How often due reminders and deferred requests are looked for.
+    pub interval_ms: u64,
+    /// Shifts the scheduler's clock (dev and tests only: "tomorrow" without waiting). 0 in production.
+    pub clock_offset_secs: i64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self { interval_ms: 1000, clock_offset_secs: 0 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,11 +89,23 @@ impl App {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
-        let handler = Arc::new(EventHandler::new(self.runtime.pool.clone(), self.relay.clone()));
+        let clock: SharedClock = Arc::new(SystemClock::shifted(self.config.scheduler.clock_offset_secs));
+        if self.config.scheduler.clock_offset_secs != 0 {
+            tracing::warn!(offset_secs = self.config.scheduler.clock_offset_secs, "the scheduler's clock is shifted");
+        }
+        let scheduler = Scheduler::new(
+            self.runtime.pool.clone(),
+            self.relay.clone(),
+            clock.clone(),
+            Duration::from_millis(self.config.scheduler.interval_ms.max(10)),
+        );
+        let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
+        let handler = Arc::new(EventHandler::new(self.runtime.pool.clone(), self.relay.clone(), clock));
         let mut spec = ConsumerSpec::new(streams::JOB_EVENTS.name, "ingest", "jobs.>");
         spec.concurrency = self.config.consumer.concurrency;
         spec.max_deliver = self.config.consumer.max_deliver;
         bus::consumer::run(self.runtime.jetstream.clone(), "ingest", spec, handler, shutdown.clone()).await?;
+        let _ = scheduler_task.await;
         let _ = relay_task.await;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Builds the notification requests dispatch renders from: each carries the account, customer
 //! and job snapshot it needs, so dispatch never reads ingest's tables.
 
+use chrono::{DateTime, Utc};
 use messaging_domain::event::{Contact, Invoice, JobEvent, JobInput, Payment};
 use messaging_domain::{AccountId, Channel, MessageType};
 use messaging_platform::bus::OutboxMessage;
@@ -10,54 +11,59 @@ use prost::Message as _;
 
 use crate::store::StoredAccount;
 
-/// What a notification is about, beyond the customer.
-#[derive(Default)]
-pub struct Subject<'a> {
-    pub job: Option<&'a JobInput>,
-    pub invoice: Option<&'a Invoice>,
-    pub payment: Option<&'a Payment>,
+/// One notification to request, before it is addressed to an account.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// Deterministic: the same cause always gives the same id, so dispatch makes one message of it.
+    pub request_id: String,
+    pub event_id: String,
+    pub kind: MessageType,
+    /// Empty: every channel the customer has and allows.
+    pub channels: Vec<Channel>,
+    pub requested_at: DateTime<Utc>,
+    pub customer: bus::CustomerSnapshot,
+    pub job: Option<bus::JobSnapshot>,
+    pub invoice: Option<bus::InvoiceSnapshot>,
+    pub payment: Option<bus::PaymentSnapshot>,
 }
 
-/// One notification request for `event`, as an outbox row for `notify.<account>`.
-pub fn request(
-    event: &JobEvent,
-    kind: MessageType,
-    channels: &[Channel],
-    account: &StoredAccount,
-    contact: &Contact,
-    about: Subject<'_>,
-) -> OutboxMessage {
-    let request_id = format!("{}:{}", event.event_id, kind.as_str());
-    let request = bus::NotificationRequest {
-        request_id: request_id.clone(),
-        event_id: event.event_id.to_string(),
-        r#type: kind.to_proto(),
-        account: Some(account_snapshot(&event.account_id, account)),
-        customer: Some(customer_snapshot(contact)),
-        job: about.job.map(job_snapshot),
-        invoice: about.invoice.map(|i| bus::InvoiceSnapshot {
-            invoice_id: i.id.clone(),
-            number: i.number.clone(),
-            amount_cents: i.amount_cents,
-            currency: i.currency.clone(),
-            url: i.url.clone(),
-        }),
-        payment: about.payment.map(|p| bus::PaymentSnapshot {
-            payment_id: p.id.clone(),
-            amount_cents: p.amount_cents,
-            currency: p.currency.clone(),
-            invoice_id: p.invoice_id.clone(),
-            receipt_url: p.receipt_url.clone().unwrap_or_default(),
-        }),
-        channels: channels.iter().map(|c| c.to_proto()).collect(),
-        manual_text: String::new(),
-        manual_subject: String::new(),
-        requested_at: Some(timestamp(event.occurred_at)),
-    };
-    OutboxMessage {
-        id: format!("notify:{request_id}"),
-        subject: format!("notify.{}", event.account_id),
-        payload: request.encode_to_vec(),
+impl Notification {
+    /// The `kind` notification a job event causes; its id is the event id and the type.
+    pub fn for_event(event: &JobEvent, kind: MessageType, contact: &Contact) -> Self {
+        Self {
+            request_id: format!("{}:{}", event.event_id, kind.as_str()),
+            event_id: event.event_id.to_string(),
+            kind,
+            channels: if kind == MessageType::OnMyWay { vec![Channel::Sms] } else { Vec::new() },
+            requested_at: event.occurred_at,
+            customer: customer_snapshot(contact),
+            job: None,
+            invoice: None,
+            payment: None,
+        }
+    }
+
+    /// The request as an outbox row for `notify.<account>`.
+    pub fn into_outbox(self, account_id: &AccountId, account: &StoredAccount) -> OutboxMessage {
+        let request = bus::NotificationRequest {
+            request_id: self.request_id.clone(),
+            event_id: self.event_id,
+            r#type: self.kind.to_proto(),
+            account: Some(account_snapshot(account_id, account)),
+            customer: Some(self.customer),
+            job: self.job,
+            invoice: self.invoice,
+            payment: self.payment,
+            channels: self.channels.iter().map(|c| c.to_proto()).collect(),
+            manual_text: String::new(),
+            manual_subject: String::new(),
+            requested_at: Some(timestamp(self.requested_at)),
+        };
+        OutboxMessage {
+            id: format!("notify:{}", self.request_id),
+            subject: format!("notify.{account_id}"),
+            payload: request.encode_to_vec(),
+        }
     }
 }
 
@@ -74,7 +80,7 @@ fn account_snapshot(id: &AccountId, a: &StoredAccount) -> bus::AccountSnapshot {
     }
 }
 
-fn customer_snapshot(c: &Contact) -> bus::CustomerSnapshot {
+pub fn customer_snapshot(c: &Contact) -> bus::CustomerSnapshot {
     bus::CustomerSnapshot {
         customer_id: c.customer_id.to_string(),
         name: c.name.clone(),
@@ -85,7 +91,7 @@ fn customer_snapshot(c: &Contact) -> bus::CustomerSnapshot {
     }
 }
 
-fn job_snapshot(j: &JobInput) -> bus::JobSnapshot {
+pub fn job_snapshot(j: &JobInput) -> bus::JobSnapshot {
     bus::JobSnapshot {
         job_id: j.id.to_string(),
         title: j.title.clone(),
@@ -93,5 +99,25 @@ fn job_snapshot(j: &JobInput) -> bus::JobSnapshot {
         ends_at: Some(timestamp(j.ends_at)),
         technician_name: j.technician.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
         address: j.address.clone(),
+    }
+}
+
+pub fn invoice_snapshot(i: &Invoice) -> bus::InvoiceSnapshot {
+    bus::InvoiceSnapshot {
+        invoice_id: i.id.clone(),
+        number: i.number.clone(),
+        amount_cents: i.amount_cents,
+        currency: i.currency.clone(),
+        url: i.url.clone(),
+    }
+}
+
+pub fn payment_snapshot(p: &Payment) -> bus::PaymentSnapshot {
+    bus::PaymentSnapshot {
+        payment_id: p.id.clone(),
+        amount_cents: p.amount_cents,
+        currency: p.currency.clone(),
+        invoice_id: p.invoice_id.clone(),
+        receipt_url: p.receipt_url.clone().unwrap_or_default(),
     }
 }

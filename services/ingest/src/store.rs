@@ -2,8 +2,13 @@
 //! move forward in event time, so a late, older event never overwrites newer state.
 
 use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
 use messaging_domain::event::{AccountSettings, Contact, JobInput};
+use messaging_domain::schedule::QuietHours;
 use messaging_domain::{AccountId, E164};
+use messaging_proto::bus;
+use messaging_proto::time::timestamp;
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 /// Records the event id; false when it was already processed.
@@ -69,13 +74,22 @@ impl StoredAccount {
     pub fn phone_region(&self) -> messaging_domain::phone::PhoneRegion {
         E164::parse_strict(&self.sms_number).map(|n| n.region()).unwrap_or(messaging_domain::phone::PhoneRegion::US)
     }
+
+    /// The account's IANA zone (validated when stored; UTC if it ever is not).
+    pub fn zone(&self) -> Tz {
+        self.timezone.parse().unwrap_or(Tz::UTC)
+    }
+
+    pub fn quiet_hours(&self) -> QuietHours {
+        QuietHours { start: self.quiet_start, end: self.quiet_end }
+    }
 }
 
-pub async fn load_account(tx: &mut PgConnection, account: &AccountId) -> sqlx::Result<Option<StoredAccount>> {
+pub async fn load_account(tx: &mut PgConnection, account: &str) -> sqlx::Result<Option<StoredAccount>> {
     let row = sqlx::query(
         "SELECT name, timezone, sms_number, email_from, reminder_time, quiet_start, quiet_end FROM ingest.accounts WHERE account_id = $1",
     )
-    .bind(account.as_str())
+    .bind(account)
     .fetch_optional(tx)
     .await?;
     row.map(|row| {
@@ -118,7 +132,23 @@ pub async fn upsert_customer(
     Ok(())
 }
 
-/// Upserts the job; returns the previous start time if the job was known.
+/// What an upsert of a job did.
+#[derive(Debug, Clone, Copy)]
+pub struct JobUpsert {
+    /// The start time before the event, if the job was known.
+    pub previous_starts_at: Option<DateTime<Utc>>,
+    /// False when the stored snapshot is newer than the event, which then changes nothing.
+    pub applied: bool,
+}
+
+impl JobUpsert {
+    /// The event moved the appointment (or booked it).
+    pub fn moved_to(&self, starts_at: DateTime<Utc>) -> bool {
+        self.applied && self.previous_starts_at != Some(starts_at)
+    }
+}
+
+/// Upserts the job unless the stored snapshot is newer.
 pub async fn upsert_job(
     tx: &mut PgConnection,
     account: &AccountId,
@@ -126,20 +156,24 @@ pub async fn upsert_job(
     job: &JobInput,
     state: &str,
     as_of: DateTime<Utc>,
-) -> sqlx::Result<Option<DateTime<Utc>>> {
+) -> sqlx::Result<JobUpsert> {
     let previous: Option<DateTime<Utc>> =
         sqlx::query_scalar("SELECT starts_at FROM ingest.jobs WHERE account_id = $1 AND job_id = $2 FOR UPDATE")
             .bind(account.as_str())
             .bind(job.id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-    sqlx::query(
+    let applied = sqlx::query(
         "INSERT INTO ingest.jobs AS j (account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state, as_of)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (account_id, job_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, title = EXCLUDED.title,
              starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, technician_name = EXCLUDED.technician_name,
-             address = EXCLUDED.address, state = EXCLUDED.state, as_of = EXCLUDED.as_of
-         WHERE j.as_of <= EXCLUDED.as_of",
+             address = EXCLUDED.address, as_of = EXCLUDED.as_of,
+             -- A finished job stays finished when a tech taps On my way on it by mistake.
+             state = CASE WHEN j.state IN ('completed', 'cancelled') AND EXCLUDED.state = 'en_route'
+                          THEN j.state ELSE EXCLUDED.state END
+         WHERE j.as_of <= EXCLUDED.as_of
+         RETURNING 1",
     )
     .bind(account.as_str())
     .bind(job.id.as_str())
@@ -151,7 +185,88 @@ pub async fn upsert_job(
     .bind(&job.address)
     .bind(state)
     .bind(as_of)
-    .execute(tx)
+    .fetch_optional(tx)
     .await?;
-    Ok(previous)
+    Ok(JobUpsert { previous_starts_at: previous, applied: applied.is_some() })
+}
+
+/// The job as stored.
+#[derive(Debug, Clone)]
+pub struct StoredJob {
+    pub customer_id: String,
+    pub state: String,
+    pub starts_at: DateTime<Utc>,
+    pub snapshot: bus::JobSnapshot,
+}
+
+const JOB_COLUMNS: &str = "job_id, customer_id, title, starts_at, ends_at, technician_name, address, state";
+
+fn stored_job(row: PgRow) -> sqlx::Result<StoredJob> {
+    let starts_at: DateTime<Utc> = row.try_get("starts_at")?;
+    let ends_at: DateTime<Utc> = row.try_get("ends_at")?;
+    Ok(StoredJob {
+        customer_id: row.try_get("customer_id")?,
+        state: row.try_get("state")?,
+        starts_at,
+        snapshot: bus::JobSnapshot {
+            job_id: row.try_get("job_id")?,
+            title: row.try_get("title")?,
+            starts_at: Some(timestamp(starts_at)),
+            ends_at: Some(timestamp(ends_at)),
+            technician_name: row.try_get("technician_name")?,
+            address: row.try_get("address")?,
+        },
+    })
+}
+
+/// The job, read under a share lock; `None` if unknown or being changed right now (try later).
+pub async fn lock_job(tx: &mut PgConnection, account: &str, job_id: &str) -> sqlx::Result<Option<StoredJob>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {JOB_COLUMNS} FROM ingest.jobs WHERE account_id = $1 AND job_id = $2 FOR SHARE SKIP LOCKED"
+    )))
+    .bind(account)
+    .bind(job_id)
+    .fetch_optional(tx)
+    .await?
+    .map(stored_job)
+    .transpose()
+}
+
+/// The job as it stands, or `None` if unknown.
+pub async fn load_job(tx: &mut PgConnection, account: &str, job_id: &str) -> sqlx::Result<Option<StoredJob>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {JOB_COLUMNS} FROM ingest.jobs WHERE account_id = $1 AND job_id = $2"
+    )))
+    .bind(account)
+    .bind(job_id)
+    .fetch_optional(tx)
+    .await?
+    .map(stored_job)
+    .transpose()
+}
+
+/// The customer as stored, as dispatch needs it.
+pub async fn load_customer(
+    tx: &mut PgConnection,
+    account: &str,
+    customer_id: &str,
+) -> sqlx::Result<Option<bus::CustomerSnapshot>> {
+    let row = sqlx::query(
+        "SELECT name, phone, email, sms_allowed, email_allowed FROM ingest.customers WHERE account_id = $1 AND customer_id = $2",
+    )
+    .bind(account)
+    .bind(customer_id)
+    .fetch_optional(tx)
+    .await?;
+    row.map(|row| {
+        Ok(bus::CustomerSnapshot {
+            customer_id: customer_id.to_owned(),
+            name: row.try_get("name")?,
+            phone: row.try_get::<Option<String>, _>("phone")?.unwrap_or_default(),
+            email: row.try_get::<Option<String>, _>("email")?.unwrap_or_default(),
+            sms_allowed: row.try_get("sms_allowed")?,
+            email_allowed: row.try_get("email_allowed")?,
+        })
+    })
+    .transpose()
 }

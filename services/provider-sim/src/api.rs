@@ -16,7 +16,7 @@ use messaging_domain::E164;
 use serde_json::{Value, json};
 
 use crate::callbacks;
-use crate::state::{SimMessage, SimState, new_sid};
+use crate::state::{SimMessage, SimRequest, SimState, new_sid};
 
 type Shared = State<Arc<SimState>>;
 
@@ -104,6 +104,7 @@ async fn create(
         return twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.");
     };
     let body = param("Body");
+    state.record_request(SimRequest { to: to.clone(), body: body.clone().unwrap_or_default(), at: Utc::now() });
     if body.is_none() && param("MediaUrl").is_none() && param("ContentSid").is_none() {
         return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
     }

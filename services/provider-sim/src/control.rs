@@ -16,6 +16,7 @@ use crate::state::{Faults, SimState, new_sid};
 pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
         .route("/sim/messages", get(messages))
+        .route("/sim/requests", get(requests))
         .route("/sim/faults", get(get_faults).post(set_faults))
         .route("/sim/inbound", post(inbound))
         .route("/healthz", get(|| async { "ok" }))
@@ -23,6 +24,11 @@ pub fn routes() -> Router<Arc<SimState>> {
 
 async fn messages(State(state): State<Arc<SimState>>) -> Json<Value> {
     Json(json!({ "messages": state.all() }))
+}
+
+/// Every authorised create request, accepted or refused (a refused one leaves no message).
+async fn requests(State(state): State<Arc<SimState>>) -> Json<Value> {
+    Json(json!({ "requests": state.requests() }))
 }
 
 async fn get_faults(State(state): State<Arc<SimState>>) -> Json<Faults> {

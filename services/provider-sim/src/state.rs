@@ -61,10 +61,19 @@ pub struct SimMessage {
     pub callbacks_failed: u32,
 }
 
+/// One authorised create request, whatever became of it: how tests count what reached the provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimRequest {
+    pub to: String,
+    pub body: String,
+    pub at: DateTime<Utc>,
+}
+
 pub struct SimState {
     pub config: SimConfig,
     pub faults: Mutex<Faults>,
     pub messages: Mutex<Vec<SimMessage>>,
+    pub requests: Mutex<Vec<SimRequest>>,
     pub index: Mutex<HashMap<String, usize>>,
     pub http: reqwest::Client,
 }
@@ -76,6 +85,7 @@ impl SimState {
             config,
             faults: Mutex::new(faults),
             messages: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
             index: Mutex::new(HashMap::new()),
             http,
         }
@@ -104,6 +114,16 @@ impl SimState {
     pub fn get(&self, sid: &str) -> Option<SimMessage> {
         let position = *self.index.lock().ok()?.get(sid)?;
         self.messages.lock().ok()?.get(position).cloned()
+    }
+
+    pub fn record_request(&self, request: SimRequest) {
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.push(request);
+        }
+    }
+
+    pub fn requests(&self) -> Vec<SimRequest> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     pub fn all(&self) -> Vec<SimMessage> {

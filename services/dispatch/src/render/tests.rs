@@ -1,7 +1,11 @@
-//! Golden tests for the templates that exist so far.
+//! Golden tests for every template, SMS and email (`golden/<type>.txt`; `UPDATE_GOLDEN=1`
+//! rewrites them), and the rules around them: escaping, data never being template code, length.
+
+use std::path::PathBuf;
 
 use super::*;
-use messaging_proto::bus::{AccountSnapshot, CustomerSnapshot, JobSnapshot};
+use messaging_domain::sms::segments;
+use messaging_proto::bus::{AccountSnapshot, CustomerSnapshot, InvoiceSnapshot, JobSnapshot, PaymentSnapshot};
 
 fn confirmation(customer_name: &str) -> NotificationRequest {
     NotificationRequest {
@@ -35,14 +39,102 @@ fn confirmation(customer_name: &str) -> NotificationRequest {
     }
 }
 
+/// A request with everything any template uses.
+fn full(kind: MessageType) -> NotificationRequest {
+    NotificationRequest {
+        request_id: format!("evt_1:{}", kind.as_str()),
+        r#type: kind.to_proto(),
+        invoice: Some(InvoiceSnapshot {
+            invoice_id: "inv_9".into(),
+            number: "INV-1042".into(),
+            amount_cents: 48_250,
+            currency: "USD".into(),
+            url: "https://pay.example.com/i/inv_9".into(),
+        }),
+        payment: Some(PaymentSnapshot {
+            payment_id: "pay_3".into(),
+            amount_cents: 48_250,
+            currency: "USD".into(),
+            invoice_id: "inv_9".into(),
+            receipt_url: "https://pay.example.com/r/pay_3".into(),
+        }),
+        ..confirmation("Dana Reyes")
+    }
+}
+
+const AUTOMATED: &[MessageType] = &[
+    MessageType::AppointmentConfirmation,
+    MessageType::Reminder,
+    MessageType::OnMyWay,
+    MessageType::JobCompleted,
+    MessageType::PaymentLink,
+    MessageType::PaymentReceipt,
+];
+
+fn golden_text(kind: MessageType) -> String {
+    let request = full(kind);
+    let text = sms(&request, kind).expect("renders");
+    let first = with_opt_out_notice(&text);
+    let counted = segments(&text);
+    let mut golden = format!(
+        "== sms ({}, {} segment(s)) ==\n{text}\n== first sms to a number ({} segment(s)) ==\n{first}\n",
+        counted.encoding.as_str(),
+        counted.count,
+        segments(&first).count
+    );
+    if kind != MessageType::OnMyWay {
+        let rendered = email(&request, kind).expect("renders");
+        golden.push_str(&format!(
+            "== email subject ==\n{}\n== email text ==\n{}== email html ==\n{}\n",
+            rendered.subject, rendered.text, rendered.html
+        ));
+    }
+    golden
+}
+
+#[test]
+fn every_template_matches_its_golden_file() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/render/golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    for kind in AUTOMATED {
+        let path = dir.join(format!("{}.txt", kind.as_str()));
+        let actual = golden_text(*kind);
+        if update {
+            std::fs::create_dir_all(&dir).expect("golden dir");
+            std::fs::write(&path, &actual).expect("golden file written");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(actual, expected, "{} differs from its golden file (UPDATE_GOLDEN=1 rewrites it)", kind.as_str());
+    }
+}
+
+#[test]
+fn sms_bodies_stay_within_two_segments_even_the_first() {
+    for kind in AUTOMATED {
+        let text = with_opt_out_notice(&sms(&full(*kind), *kind).expect("renders"));
+        let counted = segments(&text);
+        assert!(counted.count <= 2, "{}: {} segments: {text}", kind.as_str(), counted.count);
+    }
+}
+
 #[test]
 fn appointment_confirmation_sms() {
     let text = sms(&confirmation("Dana Reyes"), MessageType::AppointmentConfirmation).expect("renders");
     assert_eq!(
         text,
         "Ace Plumbing: Hi Dana, your Water heater install is confirmed for Sat, Nov 28 between 9:00 AM and 11:00 AM. \
-         Your technician is Luis Ortega. Reply STOP to opt out."
+         Your technician is Luis Ortega."
     );
+    assert_eq!(with_opt_out_notice(&text), format!("{text} Reply STOP to opt out."));
+}
+
+#[test]
+fn a_template_missing_its_data_is_an_error_not_a_blank() {
+    let mut request = full(MessageType::PaymentLink);
+    request.invoice = None;
+    assert_eq!(sms(&request, MessageType::PaymentLink), Err(RenderError::Missing("this message", "an invoice")));
+    assert!(email(&request, MessageType::PaymentLink).is_err());
 }
 
 #[test]

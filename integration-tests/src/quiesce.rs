@@ -1,0 +1,63 @@
+//! Waiting for the whole system to go idle: every durable consumer drained and acknowledged and
+//! every outbox empty, seen twice in a row. Tests use it before asserting that something did
+//! NOT happen, instead of sleeping.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull};
+
+use crate::eventually;
+use crate::stack::Stack;
+
+/// (stream, durable consumer) of every service.
+pub const CONSUMERS: &[(&str, &str)] = &[
+    ("JOB_EVENTS", "ingest"),
+    ("NOTIFY", "dispatch"),
+    ("MESSAGE_EVENTS", "dispatch-opt-outs"),
+    ("SEND_SMS", "sms-gateway"),
+    ("SEND_EMAIL", "email-gateway"),
+    ("MESSAGE_EVENTS", "delivery-status"),
+    ("MESSAGE_EVENTS", "feed"),
+];
+
+const OUTBOXES: &[&str] = &["ingest", "dispatch", "sms_gateway", "email_gateway", "delivery_status"];
+
+async fn idle(jetstream: &jetstream::Context, pool: &sqlx::PgPool) -> bool {
+    for (stream, durable) in CONSUMERS {
+        let Ok(stream) = jetstream.get_stream(*stream).await else { return false };
+        let Ok(mut consumer) = stream.get_consumer::<pull::Config>(durable).await else { return false };
+        match consumer.info().await {
+            Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 => {}
+            _ => return false,
+        }
+    }
+    for schema in OUTBOXES {
+        let query = format!("SELECT count(*) FROM {schema}.outbox");
+        match sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(query)).fetch_one(pool).await {
+            Ok(0) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+impl Stack {
+    /// Returns once nothing is left to do anywhere (twice in a row, 300 ms apart).
+    pub async fn quiesce(&self) -> anyhow::Result<()> {
+        let jetstream = jetstream::new(async_nats::connect(self.infra.nats_url()).await?);
+        let pool = sqlx::PgPool::connect(&self.infra.database_url()).await?;
+        eventually(Duration::from_secs(60), "the system to go idle", || {
+            let (jetstream, pool) = (jetstream.clone(), pool.clone());
+            async move {
+                if !idle(&jetstream, &pool).await {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                idle(&jetstream, &pool).await.then_some(())
+            }
+        })
+        .await?;
+        pool.close().await;
+        Ok(())
+    }
+}

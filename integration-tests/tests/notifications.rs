@@ -1,0 +1,191 @@
+//! Every trigger end to end through real nats-server and Postgres, exactly once under duplicate
+//! and replayed events, on-my-way throttled, and opted-out recipients refused with a reason.
+
+use chrono::{Duration, Utc};
+use messaging_integration_tests::client::{Dashboard, Publisher, count, sim_messages, sim_requests};
+use messaging_integration_tests::events::{account, customer, event, invoice, job, payment};
+use messaging_integration_tests::{Ports, Stack};
+use messaging_proto::v1::{Channel, MessageStatus, MessageType};
+use serde_json::json;
+
+const ACCOUNT: &str = "acc_ace";
+const NO_QUIET_HOURS: (&str, &str) = ("00:00", "00:00");
+
+async fn start(name: &str) -> anyhow::Result<(Stack, Publisher, Dashboard)> {
+    let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let stack = Stack::start(&dir, Ports::default(), false).await?;
+    let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
+    publisher.event(&account("evt_acc", ACCOUNT, "America/Chicago", NO_QUIET_HOURS)).await?;
+    let dashboard = Dashboard::connect(stack.ports.grpc, ACCOUNT).await?;
+    Ok((stack, publisher, dashboard))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_trigger_sends_its_message_on_every_usable_channel() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) = start("triggers").await?;
+    let now = Utc::now();
+    let dana = customer("cus_dana", "Dana Reyes", "+1 (512) 555-0199", "dana@example.com");
+    let the_job = job("job_1", now + Duration::days(2));
+    let mut pat = customer("cus_pat", "Pat Lee", "(512) 555-0142", "pat@example.com");
+    pat["notifications"]["sms"] = false.into();
+    let ghost = customer("cus_ghost", "Ghost Town", "", "");
+    for (id, kind, objects) in [
+        ("e1", "job.scheduled", json!({"customer": dana, "job": the_job})),
+        ("e2", "job.en_route", json!({"customer": dana, "job": the_job})),
+        ("e3", "job.completed", json!({"customer": dana, "job": the_job, "invoice": invoice("inv_1")})),
+        ("e4", "invoice.sent", json!({"customer": dana, "invoice": invoice("inv_1")})),
+        ("e5", "payment.received", json!({"customer": dana, "payment": payment("pay_1", "inv_1")})),
+        ("e6", "job.scheduled", json!({"customer": pat, "job": job("job_2", now + Duration::days(3))})),
+        ("e7", "job.scheduled", json!({"customer": ghost, "job": job("job_3", now + Duration::days(3))})),
+    ] {
+        publisher.event(&event(id, kind, ACCOUNT, now, objects)).await?;
+    }
+
+    let messages = dashboard.settled(10).await?;
+    stack.quiesce().await?;
+    assert_eq!(messages.len(), 10, "{messages:#?}");
+    for kind in [
+        MessageType::AppointmentConfirmation,
+        MessageType::JobCompleted,
+        MessageType::PaymentLink,
+        MessageType::PaymentReceipt,
+    ] {
+        assert_eq!(count(&messages, "cus_dana", kind, Channel::Sms), 1, "{kind:?} by SMS");
+        assert_eq!(count(&messages, "cus_dana", kind, Channel::Email), 1, "{kind:?} by email");
+    }
+    assert_eq!(count(&messages, "cus_dana", MessageType::OnMyWay, Channel::Sms), 1);
+    assert_eq!(count(&messages, "cus_dana", MessageType::OnMyWay, Channel::Email), 0, "on-my-way is SMS only");
+    assert_eq!(count(&messages, "cus_pat", MessageType::AppointmentConfirmation, Channel::Email), 1);
+    assert_eq!(count(&messages, "cus_pat", MessageType::AppointmentConfirmation, Channel::Sms), 0, "SMS turned off");
+    assert!(messages.iter().all(|m| m.customer.as_ref().is_some_and(|c| c.customer_id != "cus_ghost")));
+
+    // The provider got Dana's five SMS; only the first to her number carries the opt-out notice.
+    let sent = sim_messages(stack.ports.sim).await?;
+    let to_dana: Vec<&str> =
+        sent.iter().filter(|m| m["to"] == "+15125550199").filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(to_dana.len(), 5, "{to_dana:#?}");
+    assert_eq!(to_dana.iter().filter(|b| b.ends_with("Reply STOP to opt out.")).count(), 1, "{to_dana:#?}");
+    let mails = stack.mails();
+    assert_eq!(mails.len(), 5, "four emails to Dana, one to Pat");
+    for subject in [
+        "Subject: Your appointment with Ace Plumbing is confirmed",
+        "Subject: Your Water heater install is complete",
+        "Subject: Invoice INV-1042 from Ace Plumbing",
+        "Subject: Payment received: thank you from Ace Plumbing",
+    ] {
+        assert!(mails.iter().any(|m| m.contains(subject)), "no mail with {subject}");
+    }
+
+    // Nobody could be reached for the ghost's job: counted, not sent.
+    let metrics = stack.metrics("dispatch").await?;
+    assert!(metrics.contains("dispatch_no_usable_channel_total{type=\"appointment_confirmation\"} 1"), "{metrics}");
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_and_replays_yield_one_message_per_event_type_and_channel() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) = start("duplicates").await?;
+    let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "dana@example.com");
+    let scheduled = event(
+        "evt_dup",
+        "job.scheduled",
+        ACCOUNT,
+        Utc::now(),
+        json!({"customer": dana, "job": job("job_1", Utc::now() + Duration::days(2))}),
+    );
+    let payload = serde_json::to_vec(&scheduled)?;
+    // Five times within JetStream's duplicate window (same Nats-Msg-Id)…
+    for _ in 0..5 {
+        publisher.event(&scheduled).await?;
+    }
+    // …and three times as a publisher would after the window, when JetStream no longer remembers the id.
+    for retry in 0..3 {
+        publisher
+            .raw(&format!("jobs.{ACCOUNT}.job.scheduled"), &format!("after-window-{retry}"), payload.clone())
+            .await?;
+    }
+    dashboard.settled(2).await?;
+    stack.quiesce().await?;
+
+    // A crash that loses consumer state: ingest and dispatch re-read their whole streams.
+    let jetstream = async_nats::jetstream::new(async_nats::connect(stack.infra.nats_url()).await?);
+    for (service, stream) in [("ingest", "JOB_EVENTS"), ("dispatch", "NOTIFY")] {
+        stack.kill9(service).await?;
+        jetstream.get_stream(stream).await?.delete_consumer(service).await?;
+        stack.restart(service)?;
+    }
+    stack.quiesce().await?;
+
+    let messages = dashboard.settled(2).await?;
+    assert_eq!(messages.len(), 2, "one SMS and one email: {messages:#?}");
+    assert_eq!(sim_requests(stack.ports.sim).await?.len(), 1, "the provider was asked once");
+    assert_eq!(stack.mails().len(), 1, "the SMTP server got one email");
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_my_way_goes_at_most_once_per_five_minutes_and_never_after_completion() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) = start("on-my-way").await?;
+    let t0 = Utc::now();
+    let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "");
+    let the_job = job("job_1", t0 + Duration::hours(1));
+    let body = json!({"customer": dana, "job": the_job});
+    publisher.event(&event("omw_1", "job.en_route", ACCOUNT, t0, body.clone())).await?;
+    publisher.event(&event("omw_2", "job.en_route", ACCOUNT, t0 + Duration::minutes(2), body.clone())).await?;
+    publisher.event(&event("omw_3", "job.en_route", ACCOUNT, t0 + Duration::minutes(4), body.clone())).await?;
+    dashboard.settled(1).await?;
+    stack.quiesce().await?;
+    publisher.event(&event("omw_4", "job.en_route", ACCOUNT, t0 + Duration::minutes(11), body.clone())).await?;
+    dashboard.settled(2).await?;
+    let completed = json!({"customer": dana, "job": the_job, "invoice": invoice("inv_1")});
+    publisher.event(&event("done", "job.completed", ACCOUNT, t0 + Duration::minutes(60), completed)).await?;
+    dashboard.settled(3).await?;
+    // The tech taps "On my way" on a finished job: dropped.
+    publisher.event(&event("omw_5", "job.en_route", ACCOUNT, t0 + Duration::minutes(70), body)).await?;
+    stack.quiesce().await?;
+
+    let messages = dashboard.settled(3).await?;
+    assert_eq!(count(&messages, "cus_dana", MessageType::OnMyWay, Channel::Sms), 2, "{messages:#?}");
+    assert_eq!(count(&messages, "cus_dana", MessageType::JobCompleted, Channel::Sms), 1);
+    assert_eq!(messages.len(), 3);
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opted_out_customer_gets_no_automated_sms_and_the_feed_says_why() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) = start("opt-out").await?;
+    // The simulator answers 21610 (unsubscribed) for this number, as Twilio's test number does.
+    let lee = customer("cus_lee", "Lee Park", "+15005550004", "lee@example.com");
+    let now = Utc::now();
+    let first = json!({"customer": lee, "job": job("job_1", now + Duration::days(2))});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, now, first)).await?;
+    dashboard.settled(2).await?;
+    stack.quiesce().await?;
+
+    publisher
+        .event(&event("e2", "invoice.sent", ACCOUNT, now, json!({"customer": lee, "invoice": invoice("inv_1")})))
+        .await?;
+    let messages = dashboard.settled(4).await?;
+    stack.quiesce().await?;
+
+    let refused: Vec<_> = messages
+        .iter()
+        .filter(|m| m.r#type == MessageType::PaymentLink as i32 && m.channel == Channel::Sms as i32)
+        .collect();
+    assert_eq!(refused.len(), 1, "{messages:#?}");
+    assert_eq!(refused[0].status, MessageStatus::Failed as i32);
+    assert_eq!(refused[0].failure_reason, "opted_out");
+    let email = messages
+        .iter()
+        .find(|m| m.r#type == MessageType::PaymentLink as i32 && m.channel == Channel::Email as i32)
+        .expect("the payment link by email");
+    assert_eq!(email.status, MessageStatus::Sent as i32, "email is another channel: still sent");
+    let requests = sim_requests(stack.ports.sim).await?;
+    assert_eq!(requests.len(), 1, "only the first SMS reached the provider: {requests:#?}");
+    stack.stop().await;
+    Ok(())
+}
