@@ -1,0 +1,139 @@
+//! The durable schedule end to end: day-before reminders that move on reschedule, vanish on
+//! cancel, are skipped when already past and carry the latest details; quiet hours that hold
+//! messages (all but on-my-way) until they end. ingest's clock is shifted by restarting it with
+//! `MSG_SCHEDULER__CLOCK_OFFSET_SECS`, so nothing waits a day, and every restart also proves the
+//! schedule lives in Postgres.
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono_tz::America::Chicago;
+use messaging_domain::schedule::{DEFAULT_REMINDER_TIME, reminder_due};
+use messaging_integration_tests::client::{Dashboard, Publisher, count};
+use messaging_integration_tests::events::{account, customer, event, job};
+use messaging_integration_tests::{Ports, Stack};
+use messaging_proto::v1::{Channel, MessageType};
+use serde_json::json;
+
+const ACCOUNT: &str = "acc_ace";
+
+async fn start(name: &str, quiet: (&str, &str)) -> anyhow::Result<(Stack, Publisher, Dashboard)> {
+    let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let stack = Stack::start(&dir, Ports::default(), false).await?;
+    let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
+    publisher.event(&account("evt_acc", ACCOUNT, "America/Chicago", quiet)).await?;
+    let dashboard = Dashboard::connect(stack.ports.grpc, ACCOUNT).await?;
+    Ok((stack, publisher, dashboard))
+}
+
+/// Restarts ingest with its clock at `at`.
+async fn travel_to(stack: &mut Stack, at: DateTime<Utc>) -> anyhow::Result<()> {
+    let offset = (at - Utc::now()).num_seconds().max(0);
+    stack.restart_with("ingest", &[("MSG_SCHEDULER__CLOCK_OFFSET_SECS", offset.to_string())]).await
+}
+
+fn reminders(messages: &[messaging_proto::v1::Message], customer: &str) -> usize {
+    count(messages, customer, MessageType::Reminder, Channel::Sms)
+        + count(messages, customer, MessageType::Reminder, Channel::Email)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_move_with_reschedules_vanish_on_cancel_and_skip_the_past() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) = start("reminders", ("00:00", "00:00")).await?;
+    let now = Utc::now();
+    let (ann, bo, cy, di) = (
+        customer("cus_ann", "Ann Moved", "+15125550101", "ann@example.com"),
+        customer("cus_bo", "Bo Cancelled", "+15125550102", "bo@example.com"),
+        customer("cus_cy", "Cy Soon", "+15125550103", "cy@example.com"),
+        customer("cus_di", "Di Kept", "+15125550104", "di@example.com"),
+    );
+    let first_time = now + Duration::days(3);
+    let later_time = now + Duration::days(4);
+    let booked = |id: &str, who: &serde_json::Value, job_id: &str, at| {
+        event(id, "job.scheduled", ACCOUNT, now, json!({"customer": who, "job": job(job_id, at)}))
+    };
+    publisher.event(&booked("a1", &ann, "job_a", first_time)).await?;
+    publisher.event(&booked("b1", &bo, "job_b", first_time)).await?;
+    publisher.event(&booked("c1", &cy, "job_c", now + Duration::hours(2))).await?;
+    publisher.event(&booked("d1", &di, "job_d", first_time)).await?;
+    let later = now + Duration::seconds(1);
+    // Same time again: no second confirmation. Then a real move: a new confirmation.
+    let same = json!({"customer": ann, "job": job("job_a", first_time)});
+    publisher.event(&event("a2", "job.rescheduled", ACCOUNT, later, same)).await?;
+    let moved = json!({"customer": ann, "job": job("job_a", later_time)});
+    publisher.event(&event("a3", "job.rescheduled", ACCOUNT, later + Duration::seconds(1), moved)).await?;
+    let cancel = json!({"customer": bo, "job": job("job_b", first_time)});
+    publisher.event(&event("b2", "job.cancelled", ACCOUNT, later, cancel)).await?;
+    // Di's name changes before her reminder: the reminder uses the latest.
+    let mut renamed = di.clone();
+    renamed["name"] = "Diane Kept".into();
+    publisher.event(&event("d2", "customer.updated", ACCOUNT, later, json!({"customer": renamed}))).await?;
+
+    let messages = dashboard.settled(10).await?;
+    stack.quiesce().await?;
+    assert_eq!(messages.len(), 10, "five confirmations by SMS and email: {messages:#?}");
+    assert_eq!(count(&messages, "cus_ann", MessageType::AppointmentConfirmation, Channel::Sms), 2);
+
+    // The moment Bo's, Di's and Ann's original reminders were due.
+    let first_due = reminder_due(first_time, Chicago, DEFAULT_REMINDER_TIME);
+    travel_to(&mut stack, first_due + Duration::minutes(1)).await?;
+    let messages = dashboard.settled(12).await?;
+    stack.quiesce().await?;
+    assert_eq!(reminders(&messages, "cus_di"), 2, "Di's reminder by SMS and email");
+    let di_sms = messages
+        .iter()
+        .find(|m| m.r#type == MessageType::Reminder as i32 && m.channel == Channel::Sms as i32)
+        .expect("Di's SMS reminder");
+    assert!(di_sms.preview.contains("Reminder, Diane"), "latest name: {}", di_sms.preview);
+    assert_eq!(reminders(&messages, "cus_ann"), 0, "Ann's reminder moved with her appointment");
+    assert_eq!(reminders(&messages, "cus_bo"), 0, "Bo's job was cancelled");
+    assert_eq!(reminders(&messages, "cus_cy"), 0, "Cy's reminder moment had passed when booked");
+
+    let moved_due = reminder_due(later_time, Chicago, DEFAULT_REMINDER_TIME);
+    travel_to(&mut stack, moved_due + Duration::minutes(1)).await?;
+    let messages = dashboard.settled(14).await?;
+    stack.quiesce().await?;
+    assert_eq!(reminders(&messages, "cus_ann"), 2, "Ann's reminder at its new moment");
+    assert_eq!(messages.len(), 14, "{messages:#?}");
+    let local_day = later_time.with_timezone(&Chicago).format("%a, %b %-d").to_string();
+    let ann_sms = messages
+        .iter()
+        .find(|m| {
+            m.r#type == MessageType::Reminder as i32
+                && m.channel == Channel::Sms as i32
+                && m.customer.as_ref().is_some_and(|c| c.customer_id == "cus_ann")
+        })
+        .expect("Ann's SMS reminder");
+    assert!(ann_sms.preview.contains(&local_day), "{} names {local_day}", ann_sms.preview);
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hours_hold_messages_until_they_end_but_not_on_my_way() -> anyhow::Result<()> {
+    // Quiet from an hour ago until two hours from now, Chicago time.
+    let local = Utc::now().with_timezone(&Chicago);
+    let hhmm = |t: chrono::DateTime<chrono_tz::Tz>| format!("{:02}:{:02}", t.hour(), t.minute());
+    let quiet = (hhmm(local - Duration::hours(1)), hhmm(local + Duration::hours(2)));
+    let (mut stack, publisher, dashboard) = start("quiet-hours", (&quiet.0, &quiet.1)).await?;
+    let now = Utc::now();
+    let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "dana@example.com");
+    let body = json!({"customer": dana, "job": job("job_1", now + Duration::days(2))});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, now, body.clone())).await?;
+    publisher.event(&event("e2", "job.en_route", ACCOUNT, now, body)).await?;
+
+    dashboard.settled(1).await?;
+    stack.quiesce().await?;
+    let messages = dashboard.settled(1).await?;
+    assert_eq!(messages.len(), 1, "only on-my-way goes out in quiet hours: {messages:#?}");
+    assert_eq!(messages[0].r#type, MessageType::OnMyWay as i32);
+
+    // Restarted past the end of quiet hours, ingest releases the held confirmation.
+    travel_to(&mut stack, now + Duration::hours(2) + Duration::minutes(1)).await?;
+    let messages = dashboard.settled(3).await?;
+    stack.quiesce().await?;
+    assert_eq!(count(&messages, "cus_dana", MessageType::AppointmentConfirmation, Channel::Sms), 1);
+    assert_eq!(count(&messages, "cus_dana", MessageType::AppointmentConfirmation, Channel::Email), 1);
+    assert_eq!(messages.len(), 3);
+    stack.stop().await;
+    Ok(())
+}
