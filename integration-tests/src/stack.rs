@@ -55,6 +55,8 @@ pub struct Stack {
     pub health_ports: BTreeMap<&'static str, u16>,
     /// Extra variables per service, applied at its next (re)start.
     overrides: BTreeMap<&'static str, Vec<(String, String)>>,
+    /// Further processes of a service, as ops scale it out.
+    replicas: Vec<Managed>,
 }
 
 /// The Python with aiosmtpd (the project's venv unless `MSG_PYTHON` says otherwise).
@@ -124,6 +126,7 @@ impl Stack {
             env,
             health_ports,
             overrides: BTreeMap::new(),
+            replicas: Vec::new(),
         };
         for service in SERVICES {
             stack.start_service(service)?;
@@ -185,6 +188,18 @@ impl Stack {
         wait_for_port(port, service).await
     }
 
+    /// Starts one more process of `service` (its own health port, `extra` variables on top).
+    pub async fn start_replica(&mut self, service: &'static str, extra: &[(&str, String)]) -> anyhow::Result<()> {
+        let health = free_port();
+        let mut env = self.service_env(service);
+        env.push(("MSG_HEALTH__LISTEN".into(), format!("127.0.0.1:{health}")));
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let name = format!("{service}-{}", self.replicas.len() + 2);
+        let binary = bin_dir().join(format!("messaging-{service}"));
+        self.replicas.push(Managed::start(&name, &binary, &[], &env, &self.infra.dir.join("logs"))?);
+        wait_for_port(health, &name).await
+    }
+
     /// A service's Prometheus metrics as text.
     pub async fn metrics(&self, service: &str) -> anyhow::Result<String> {
         let port = self.health_ports.get(service).copied().unwrap_or_default();
@@ -193,6 +208,9 @@ impl Stack {
 
     /// SIGTERM every service and wait; then the simulator and SMTP server.
     pub async fn stop(&mut self) {
+        for replica in &mut self.replicas {
+            replica.stop().await;
+        }
         for service in SERVICES.iter().rev() {
             if let Some(managed) = self.services.get_mut(service) {
                 managed.stop().await;

@@ -25,10 +25,14 @@ async fn start(name: &str, quiet: (&str, &str)) -> anyhow::Result<(Stack, Publis
     Ok((stack, publisher, dashboard))
 }
 
+/// The variable that puts ingest's clock at `at`.
+fn clock_at(at: DateTime<Utc>) -> [(&'static str, String); 1] {
+    [("MSG_SCHEDULER__CLOCK_OFFSET_SECS", (at - Utc::now()).num_seconds().max(0).to_string())]
+}
+
 /// Restarts ingest with its clock at `at`.
 async fn travel_to(stack: &mut Stack, at: DateTime<Utc>) -> anyhow::Result<()> {
-    let offset = (at - Utc::now()).num_seconds().max(0);
-    stack.restart_with("ingest", &[("MSG_SCHEDULER__CLOCK_OFFSET_SECS", offset.to_string())]).await
+    stack.restart_with("ingest", &clock_at(at)).await
 }
 
 fn reminders(messages: &[messaging_proto::v1::Message], customer: &str) -> usize {
@@ -134,6 +138,39 @@ async fn quiet_hours_hold_messages_until_they_end_but_not_on_my_way() -> anyhow:
     assert_eq!(count(&messages, "cus_dana", MessageType::AppointmentConfirmation, Channel::Sms), 1);
     assert_eq!(count(&messages, "cus_dana", MessageType::AppointmentConfirmation, Channel::Email), 1);
     assert_eq!(messages.len(), 3);
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingest_replicas_fire_each_reminder_once() -> anyhow::Result<()> {
+    const JOBS: usize = 12;
+    let (mut stack, publisher, dashboard) = start("replicas", ("00:00", "00:00")).await?;
+    let now = Utc::now();
+    let starts = now + Duration::days(3);
+    for n in 0..JOBS {
+        let who = customer(&format!("cus_{n}"), "Dana Reyes", &format!("+1512555{:04}", 2000 + n), "");
+        let body = json!({"customer": who, "job": job(&format!("job_{n}"), starts)});
+        publisher.event(&event(&format!("e{n}"), "job.scheduled", ACCOUNT, now, body)).await?;
+    }
+    dashboard.settled(JOBS).await?;
+    stack.quiesce().await?;
+
+    // Both replicas come up a few seconds before the reminders are due, then race for them one row
+    // per transaction.
+    let due = reminder_due(starts, Chicago, DEFAULT_REMINDER_TIME);
+    let racing = |at| {
+        let [clock] = clock_at(at);
+        [clock, ("MSG_SCHEDULER__BATCH", "1".to_owned()), ("MSG_SCHEDULER__INTERVAL_MS", "20".to_owned())]
+    };
+    stack.start_replica("ingest", &racing(due - Duration::seconds(4))).await?;
+    stack.restart_with("ingest", &racing(due - Duration::seconds(4))).await?;
+    dashboard.settled(2 * JOBS).await?;
+    stack.quiesce().await?;
+    let messages = dashboard.settled(2 * JOBS).await?;
+    assert_eq!(messages.len(), 2 * JOBS, "a confirmation and a reminder per job: {messages:#?}");
+    let requests = messaging_integration_tests::client::sim_requests(stack.ports.sim).await?;
+    assert_eq!(requests.len(), 2 * JOBS, "the provider got each reminder once");
     stack.stop().await;
     Ok(())
 }

@@ -41,13 +41,15 @@ pub struct Config {
 pub struct SchedulerConfig {
     /// How often due reminders and deferred requests are looked for.
     pub interval_ms: u64,
+    /// Reminders and held requests settled per transaction.
+    pub batch: i64,
     /// Shifts the scheduler's clock (dev and tests only: "tomorrow" without waiting). 0 in production.
     pub clock_offset_secs: i64,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { interval_ms: 1000, clock_offset_secs: 0 }
+        Self { interval_ms: 1000, batch: 200, clock_offset_secs: 0 }
     }
 }
 
@@ -98,6 +100,7 @@ impl App {
             self.relay.clone(),
             clock.clone(),
             Duration::from_millis(self.config.scheduler.interval_ms.max(10)),
+            self.config.scheduler.batch,
         );
         let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
         let handler = Arc::new(EventHandler::new(self.runtime.pool.clone(), self.relay.clone(), clock));

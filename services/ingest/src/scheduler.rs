@@ -34,9 +34,6 @@ impl Tick {
     }
 }
 
-/// Rows settled per transaction.
-const BATCH: i64 = 200;
-
 /// What a due reminder turned out to be.
 enum Fate {
     Send,
@@ -53,11 +50,13 @@ pub struct Scheduler {
     relay: Relay,
     clock: SharedClock,
     interval: Duration,
+    /// Rows settled per transaction.
+    batch: i64,
 }
 
 impl Scheduler {
-    pub fn new(pool: PgPool, relay: Relay, clock: SharedClock, interval: Duration) -> Self {
-        Self { pool, relay, clock, interval }
+    pub fn new(pool: PgPool, relay: Relay, clock: SharedClock, interval: Duration, batch: i64) -> Self {
+        Self { pool, relay, clock, interval, batch: batch.max(1) }
     }
 
     /// Ticks until shutdown.
@@ -68,7 +67,7 @@ impl Scheduler {
                     if tick.busy() {
                         tracing::info!(?tick, "scheduler tick");
                     }
-                    tick.reminders_sent + tick.deferred_released >= BATCH as u64
+                    tick.reminders_sent + tick.deferred_released >= self.batch as u64
                 }
                 Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"), "scheduler tick failed; will retry");
@@ -90,8 +89,8 @@ impl Scheduler {
         let now = self.clock.now();
         let mut tick = Tick::default();
         let mut tx = self.pool.begin().await?;
-        tick.deferred_released = schedule::release_deferred(&mut tx, now, BATCH).await?;
-        for reminder in schedule::lock_due_reminders(&mut tx, now, BATCH).await? {
+        tick.deferred_released = schedule::release_deferred(&mut tx, now, self.batch).await?;
+        for reminder in schedule::lock_due_reminders(&mut tx, now, self.batch).await? {
             match self.fate(&mut tx, &reminder, now).await? {
                 Fate::Send => tick.reminders_sent += 1,
                 Fate::Postpone(until) => {
