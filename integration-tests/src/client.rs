@@ -10,6 +10,16 @@ use tonic::metadata::MetadataValue;
 
 use crate::stack::JWT_SECRET;
 
+/// A fresh system with `account_event` applied, a publisher and the account's dashboard.
+pub async fn start_with(name: &str, account_event: &Value) -> anyhow::Result<(crate::Stack, Publisher, Dashboard)> {
+    let stack = crate::Stack::start_fresh(name).await?;
+    let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
+    publisher.event(account_event).await?;
+    let account = account_event["account_id"].as_str().unwrap_or_default();
+    let dashboard = Dashboard::connect(stack.ports.grpc, account).await?;
+    Ok((stack, publisher, dashboard))
+}
+
 /// A dashboard token for `account`.
 pub fn token(account: &str) -> String {
     let claims = json!({"account_id": account, "exp": chrono::Utc::now().timestamp() + 3600});

@@ -138,6 +138,13 @@ impl Stack {
         Ok(stack)
     }
 
+    /// Starts everything in a fresh temporary folder named after the test, on free ports.
+    pub async fn start_fresh(name: &str) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self::start(&dir, Ports::default(), false).await
+    }
+
     fn service_env(&self, service: &str) -> Vec<(String, String)> {
         let mut env = self.env.clone();
         match service {

@@ -2,37 +2,29 @@
 //! and replayed events, on-my-way throttled, and opted-out recipients refused with a reason.
 
 use chrono::{Duration, Utc};
-use messaging_integration_tests::client::{Dashboard, Publisher, count, sim_messages, sim_requests};
+use messaging_integration_tests::client::{count, sim_messages, sim_requests, start_with};
 use messaging_integration_tests::events::{account, customer, event, invoice, job, payment};
-use messaging_integration_tests::{Ports, Stack};
 use messaging_proto::v1::{Channel, MessageStatus, MessageType};
 use serde_json::json;
 
 const ACCOUNT: &str = "acc_ace";
 const NO_QUIET_HOURS: (&str, &str) = ("00:00", "00:00");
 
-async fn start(name: &str) -> anyhow::Result<(Stack, Publisher, Dashboard)> {
-    let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let stack = Stack::start(&dir, Ports::default(), false).await?;
-    let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
-    publisher.event(&account("evt_acc", ACCOUNT, "America/Chicago", NO_QUIET_HOURS)).await?;
-    let dashboard = Dashboard::connect(stack.ports.grpc, ACCOUNT).await?;
-    Ok((stack, publisher, dashboard))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_trigger_sends_its_message_on_every_usable_channel() -> anyhow::Result<()> {
-    let (mut stack, publisher, dashboard) = start("triggers").await?;
+    let (mut stack, publisher, dashboard) =
+        start_with("triggers", &account("evt_acc", ACCOUNT, "America/Chicago", NO_QUIET_HOURS)).await?;
     let now = Utc::now();
     let dana = customer("cus_dana", "Dana Reyes", "+1 (512) 555-0199", "dana@example.com");
     let the_job = job("job_1", now + Duration::days(2));
     let mut pat = customer("cus_pat", "Pat Lee", "(512) 555-0142", "pat@example.com");
     pat["notifications"]["sms"] = false.into();
     let ghost = customer("cus_ghost", "Ghost Town", "", "");
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, now, json!({"customer": dana, "job": the_job}))).await?;
+    publisher.event(&event("e2", "job.en_route", ACCOUNT, now, json!({"customer": dana, "job": the_job}))).await?;
+    // Events are applied concurrently: a completion applied first would rightly drop the on-my-way.
+    dashboard.settled(3).await?;
     for (id, kind, objects) in [
-        ("e1", "job.scheduled", json!({"customer": dana, "job": the_job})),
-        ("e2", "job.en_route", json!({"customer": dana, "job": the_job})),
         ("e3", "job.completed", json!({"customer": dana, "job": the_job, "invoice": invoice("inv_1")})),
         ("e4", "invoice.sent", json!({"customer": dana, "invoice": invoice("inv_1")})),
         ("e5", "payment.received", json!({"customer": dana, "payment": payment("pay_1", "inv_1")})),
@@ -86,7 +78,8 @@ async fn every_trigger_sends_its_message_on_every_usable_channel() -> anyhow::Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_and_replays_yield_one_message_per_event_type_and_channel() -> anyhow::Result<()> {
-    let (mut stack, publisher, dashboard) = start("duplicates").await?;
+    let (mut stack, publisher, dashboard) =
+        start_with("duplicates", &account("evt_acc", ACCOUNT, "America/Chicago", NO_QUIET_HOURS)).await?;
     let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "dana@example.com");
     let scheduled = event(
         "evt_dup",
@@ -128,7 +121,8 @@ async fn duplicates_and_replays_yield_one_message_per_event_type_and_channel() -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_my_way_goes_at_most_once_per_five_minutes_and_never_after_completion() -> anyhow::Result<()> {
-    let (mut stack, publisher, dashboard) = start("on-my-way").await?;
+    let (mut stack, publisher, dashboard) =
+        start_with("on-my-way", &account("evt_acc", ACCOUNT, "America/Chicago", NO_QUIET_HOURS)).await?;
     let t0 = Utc::now();
     let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "");
     let the_job = job("job_1", t0 + Duration::hours(1));
@@ -157,7 +151,8 @@ async fn on_my_way_goes_at_most_once_per_five_minutes_and_never_after_completion
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opted_out_customer_gets_no_automated_sms_and_the_feed_says_why() -> anyhow::Result<()> {
-    let (mut stack, publisher, dashboard) = start("opt-out").await?;
+    let (mut stack, publisher, dashboard) =
+        start_with("opt-out", &account("evt_acc", ACCOUNT, "America/Chicago", NO_QUIET_HOURS)).await?;
     // The simulator answers 21610 (unsubscribed) for this number, as Twilio's test number does.
     let lee = customer("cus_lee", "Lee Park", "+15005550004", "lee@example.com");
     let now = Utc::now();

@@ -7,23 +7,13 @@
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::America::Chicago;
 use messaging_domain::schedule::{DEFAULT_REMINDER_TIME, reminder_due};
-use messaging_integration_tests::client::{Dashboard, Publisher, count};
+use messaging_integration_tests::Stack;
+use messaging_integration_tests::client::{count, start_with};
 use messaging_integration_tests::events::{account, customer, event, job};
-use messaging_integration_tests::{Ports, Stack};
 use messaging_proto::v1::{Channel, MessageType};
 use serde_json::json;
 
 const ACCOUNT: &str = "acc_ace";
-
-async fn start(name: &str, quiet: (&str, &str)) -> anyhow::Result<(Stack, Publisher, Dashboard)> {
-    let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let stack = Stack::start(&dir, Ports::default(), false).await?;
-    let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
-    publisher.event(&account("evt_acc", ACCOUNT, "America/Chicago", quiet)).await?;
-    let dashboard = Dashboard::connect(stack.ports.grpc, ACCOUNT).await?;
-    Ok((stack, publisher, dashboard))
-}
 
 /// The variable that puts ingest's clock at `at`.
 fn clock_at(at: DateTime<Utc>) -> [(&'static str, String); 1] {
@@ -42,7 +32,8 @@ fn reminders(messages: &[messaging_proto::v1::Message], customer: &str) -> usize
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reminders_move_with_reschedules_vanish_on_cancel_and_skip_the_past() -> anyhow::Result<()> {
-    let (mut stack, publisher, dashboard) = start("reminders", ("00:00", "00:00")).await?;
+    let (mut stack, publisher, dashboard) =
+        start_with("reminders", &account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"))).await?;
     let now = Utc::now();
     let (ann, bo, cy, di) = (
         customer("cus_ann", "Ann Moved", "+15125550101", "ann@example.com"),
@@ -59,6 +50,8 @@ async fn reminders_move_with_reschedules_vanish_on_cancel_and_skip_the_past() ->
     publisher.event(&booked("b1", &bo, "job_b", first_time)).await?;
     publisher.event(&booked("c1", &cy, "job_c", now + Duration::hours(2))).await?;
     publisher.event(&booked("d1", &di, "job_d", first_time)).await?;
+    // Events are applied concurrently; the changes below must find the bookings applied.
+    dashboard.settled(8).await?;
     let later = now + Duration::seconds(1);
     // Same time again: no second confirmation. Then a real move: a new confirmation.
     let same = json!({"customer": ann, "job": job("job_a", first_time)});
@@ -118,7 +111,8 @@ async fn quiet_hours_hold_messages_until_they_end_but_not_on_my_way() -> anyhow:
     let local = Utc::now().with_timezone(&Chicago);
     let hhmm = |t: chrono::DateTime<chrono_tz::Tz>| format!("{:02}:{:02}", t.hour(), t.minute());
     let quiet = (hhmm(local - Duration::hours(1)), hhmm(local + Duration::hours(2)));
-    let (mut stack, publisher, dashboard) = start("quiet-hours", (&quiet.0, &quiet.1)).await?;
+    let (mut stack, publisher, dashboard) =
+        start_with("quiet-hours", &account("evt_acc", ACCOUNT, "America/Chicago", (&quiet.0, &quiet.1))).await?;
     let now = Utc::now();
     let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "dana@example.com");
     let body = json!({"customer": dana, "job": job("job_1", now + Duration::days(2))});
@@ -145,7 +139,8 @@ async fn quiet_hours_hold_messages_until_they_end_but_not_on_my_way() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ingest_replicas_fire_each_reminder_once() -> anyhow::Result<()> {
     const JOBS: usize = 12;
-    let (mut stack, publisher, dashboard) = start("replicas", ("00:00", "00:00")).await?;
+    let (mut stack, publisher, dashboard) =
+        start_with("replicas", &account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"))).await?;
     let now = Utc::now();
     let starts = now + Duration::days(3);
     for n in 0..JOBS {

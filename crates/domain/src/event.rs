@@ -1,7 +1,7 @@
 //! Job events from the scheduling system (design brief 4.1): parsed, validated and typed
 //! before anything is stored. Unknown fields are ignored; missing required ones are errors.
 
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -259,7 +259,17 @@ pub fn parse_job_event(subject: &str, payload: &[u8]) -> Result<JobEvent, EventE
         });
     }
     let customer = || raw.customer.clone().ok_or(EventError::Missing("customer"));
-    let job = || raw.job.clone().ok_or(EventError::Missing("job"));
+    // Times keep microseconds, as Postgres stores them, so a time read back compares equal.
+    let job = || {
+        raw.job
+            .clone()
+            .map(|job| JobInput {
+                starts_at: job.starts_at.trunc_subsecs(6),
+                ends_at: job.ends_at.trunc_subsecs(6),
+                ..job
+            })
+            .ok_or(EventError::Missing("job"))
+    };
     let invoice = || raw.invoice.clone().ok_or(EventError::Missing("invoice"));
     let kind = match raw.kind.as_str() {
         "account.updated" => EventKind::AccountUpdated(account_settings(raw.account.as_ref())?),

@@ -177,7 +177,7 @@ impl Apply<'_> {
     /// On my way: unless the job is finished, and at most once per job per five minutes.
     async fn on_my_way(&mut self, contact: &Contact, job: &JobInput) -> Result<(), IngestError> {
         let account_id = self.event.account_id.as_str();
-        let stored = store::load_job(self.tx, account_id, job.id.as_str()).await?;
+        let stored = store::load_job(self.tx, account_id, job.id.as_str(), store::Read::Plain).await?;
         if let Some(state) =
             stored.as_ref().map(|j| j.state.as_str()).filter(|s| matches!(*s, "completed" | "cancelled"))
         {

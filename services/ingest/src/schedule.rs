@@ -30,7 +30,7 @@ pub async fn sync_reminder(
     job_id: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<ReminderPlan> {
-    let job = store::load_job(tx, account_id, job_id).await?;
+    let job = store::load_job(tx, account_id, job_id, store::Read::Plain).await?;
     let due = job.filter(|job| job.state == "scheduled").and_then(|job| {
         Some((job.starts_at, schedule::reminder_for(job.starts_at, account.zone(), account.reminder_time, now)?))
     });

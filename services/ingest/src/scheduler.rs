@@ -120,7 +120,9 @@ impl Scheduler {
         reminder: &DueReminder,
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<Fate> {
-        let Some(job) = store::lock_job(tx, &reminder.account_id, &reminder.job_id).await? else {
+        let Some(job) =
+            store::load_job(tx, &reminder.account_id, &reminder.job_id, store::Read::ShareSkipLocked).await?
+        else {
             return Ok(Fate::Wait);
         };
         if job.state != "scheduled" {

@@ -219,23 +219,25 @@ fn stored_job(row: PgRow) -> sqlx::Result<StoredJob> {
     })
 }
 
-/// The job, read under a share lock; `None` if unknown or being changed right now (try later).
-pub async fn lock_job(tx: &mut PgConnection, account: &str, job_id: &str) -> sqlx::Result<Option<StoredJob>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM ingest.jobs WHERE account_id = $1 AND job_id = $2 FOR SHARE SKIP LOCKED"
-    )))
-    .bind(account)
-    .bind(job_id)
-    .fetch_optional(tx)
-    .await?
-    .map(stored_job)
-    .transpose()
+/// How a job is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// As it stands.
+    Plain,
+    /// Under a share lock, skipping a row being changed right now (reads as `None`: try later).
+    ShareSkipLocked,
 }
 
-/// The job as it stands, or `None` if unknown.
-pub async fn load_job(tx: &mut PgConnection, account: &str, job_id: &str) -> sqlx::Result<Option<StoredJob>> {
+/// The job, or `None` if unknown (or, with [`Read::ShareSkipLocked`], locked by a writer).
+pub async fn load_job(
+    tx: &mut PgConnection,
+    account: &str,
+    job_id: &str,
+    read: Read,
+) -> sqlx::Result<Option<StoredJob>> {
+    let lock = if read == Read::ShareSkipLocked { "FOR SHARE SKIP LOCKED" } else { "" };
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM ingest.jobs WHERE account_id = $1 AND job_id = $2"
+        "SELECT {JOB_COLUMNS} FROM ingest.jobs WHERE account_id = $1 AND job_id = $2 {lock}"
     )))
     .bind(account)
     .bind(job_id)

@@ -99,3 +99,12 @@ fn emails() {
         assert!(check_email(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn job_times_keep_microseconds_as_storage_does() {
+    let mut raw = scheduled();
+    raw["job"]["starts_at"] = "2026-11-28T15:00:00.123456789Z".into();
+    let event = parse(&raw).expect("valid");
+    let EventKind::JobScheduled(_, job) = event.kind else { panic!("a scheduled job") };
+    assert_eq!(job.starts_at.to_rfc3339(), "2026-11-28T15:00:00.123456+00:00");
+}
