@@ -4,7 +4,9 @@
 use chrono::{Duration, Utc};
 use messaging_integration_tests::client::{count, sim_messages, sim_requests, start_with};
 use messaging_integration_tests::events::{account, customer, event, invoice, job, payment};
+use messaging_proto::bus::OptOutChanged;
 use messaging_proto::v1::{Channel, MessageStatus, MessageType};
+use prost::Message as _;
 use serde_json::json;
 
 const ACCOUNT: &str = "acc_ace";
@@ -181,6 +183,44 @@ async fn an_opted_out_customer_gets_no_automated_sms_and_the_feed_says_why() -> 
     assert_eq!(email.status, MessageStatus::Sent as i32, "email is another channel: still sent");
     let requests = sim_requests(stack.ports.sim).await?;
     assert_eq!(requests.len(), 1, "only the first SMS reached the provider: {requests:#?}");
+
+    // An email unsubscribe, as delivery-status publishes it, then a later opt back in: the first
+    // blocks the receipt's email, the second lets the next one through.
+    let opt = |opted_out: bool, at: chrono::DateTime<Utc>| OptOutChanged {
+        account_id: ACCOUNT.into(),
+        channel: Channel::Email as i32,
+        address: "LEE@example.com".into(),
+        opted_out,
+        source: "unsubscribe".into(),
+        occurred_at: Some(messaging_proto::time::timestamp(at)),
+    };
+    let subject = format!("message.{ACCOUNT}.opt_out");
+    publisher.raw(&subject, "unsub-1", opt(true, now).encode_to_vec()).await?;
+    stack.quiesce().await?;
+    // An opt-in older than the opt-out arrives late: it changes nothing.
+    publisher.raw(&subject, "unsub-0", opt(false, now - Duration::days(1)).encode_to_vec()).await?;
+    stack.quiesce().await?;
+    let paid = json!({"customer": lee, "payment": payment("pay_1", "inv_1")});
+    publisher.event(&event("e3", "payment.received", ACCOUNT, now, paid.clone())).await?;
+    let messages = dashboard.settled(6).await?;
+    let receipt_email = messages
+        .iter()
+        .find(|m| m.r#type == MessageType::PaymentReceipt as i32 && m.channel == Channel::Email as i32)
+        .expect("the receipt's email, refused");
+    assert_eq!(receipt_email.failure_reason, "opted_out");
+    // A newer opt-in lets email through again.
+    publisher.raw(&subject, "resub-1", opt(false, now + Duration::seconds(1)).encode_to_vec()).await?;
+    stack.quiesce().await?;
+    publisher
+        .event(&event("e4", "invoice.sent", ACCOUNT, now, json!({"customer": lee, "invoice": invoice("inv_2")})))
+        .await?;
+    let messages = dashboard.settled(8).await?;
+    let emails_sent = messages
+        .iter()
+        .filter(|m| m.channel == Channel::Email as i32 && m.status == MessageStatus::Sent as i32)
+        .count();
+    assert_eq!(emails_sent, 3, "before the unsubscribe and after the opt-in: {messages:#?}");
+    assert_eq!(stack.mails().len(), 3);
     stack.stop().await;
     Ok(())
 }
