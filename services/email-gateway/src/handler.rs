@@ -85,6 +85,7 @@ impl<M: Mailer> EmailSender<M> {
             text: command.body.clone(),
             html: command.html_body.clone(),
             unsubscribe_url: format!("{}/unsubscribe/{token}", self.public_base_url.trim_end_matches('/')),
+            open_pixel_url: format!("{}/o/{token}.gif", self.public_base_url.trim_end_matches('/')),
         };
         let settlement = match self.mailer.send(&email).await {
             Ok(()) => {
@@ -99,8 +100,7 @@ impl<M: Mailer> EmailSender<M> {
             }
             Err(MailError::Transient(text)) => {
                 self.claims.release(message.as_str()).await?;
-                let delay = Duration::from_secs((1u64 << delivered.clamp(0, 6)).min(60));
-                return Ok(Outcome::Retry { delay, reason: format!("smtp: {text}") });
+                return Ok(Outcome::backoff(delivered, Duration::ZERO, format!("smtp: {text}")));
             }
         };
         if let Settlement::Failed { reason, text, .. } = &settlement {

@@ -48,6 +48,8 @@ pub struct Email {
     pub text: String,
     pub html: String,
     pub unsubscribe_url: String,
+    /// A signed open-tracking pixel, added to the HTML part; empty for none.
+    pub open_pixel_url: String,
 }
 
 /// How a send failed.
@@ -113,6 +115,7 @@ pub fn build(email: &Email, domain: &str) -> Result<Message, MailError> {
         ("reply-to", &email.reply_to),
         ("subject", &email.subject),
         ("unsubscribe url", &email.unsubscribe_url),
+        ("open pixel url", &email.open_pixel_url),
     ] {
         if value.contains(['\r', '\n']) {
             return Err(MailError::Invalid(format!("{field} contains a line break")));
@@ -134,8 +137,23 @@ pub fn build(email: &Email, domain: &str) -> Result<Message, MailError> {
             .raw_header(raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned())?);
     }
     builder
-        .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
+        .multipart(MultiPart::alternative_plain_html(
+            email.text.clone(),
+            with_pixel(&email.html, &email.open_pixel_url),
+        ))
         .map_err(|e| MailError::Invalid(e.to_string()))
+}
+
+/// The HTML with the open-tracking pixel just before `</body>` (or at the end).
+fn with_pixel(html: &str, pixel_url: &str) -> String {
+    if pixel_url.is_empty() || pixel_url.contains(['"', '<', '>']) {
+        return html.to_owned();
+    }
+    let img = format!("<img src=\"{pixel_url}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\">");
+    match html.rfind("</body>") {
+        Some(at) => format!("{}{img}{}", &html[..at], &html[at..]),
+        None => format!("{html}{img}"),
+    }
 }
 
 fn raw(name: &'static str, value: String) -> Result<HeaderValue, MailError> {
@@ -158,7 +176,17 @@ mod tests {
             text: "Hi".into(),
             html: "<p>Hi</p>".into(),
             unsubscribe_url: "http://127.0.0.1:8080/unsubscribe/tok".into(),
+            open_pixel_url: "http://127.0.0.1:8080/o/tok.gif".into(),
         }
+    }
+
+    #[test]
+    fn the_html_part_carries_the_open_pixel() {
+        assert_eq!(
+            with_pixel("<html><body><p>Hi</p></body></html>", "http://h/o/t.gif"),
+            "<html><body><p>Hi</p><img src=\"http://h/o/t.gif\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\"></body></html>"
+        );
+        assert_eq!(with_pixel("<p>Hi</p>", ""), "<p>Hi</p>");
     }
 
     #[test]

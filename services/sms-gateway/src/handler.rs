@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use messaging_domain::signing::message_token;
+use messaging_domain::sms::segments;
 use messaging_domain::{AccountId, Channel, MessageId};
 use messaging_gateway::claims::body_digest;
 use messaging_gateway::{Claim, Claims, Settlement};
@@ -12,16 +13,33 @@ use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
 use messaging_proto::bus::SendCommand;
 use prost::Message as _;
 
+use crate::pace::{Pace, Slot};
 use crate::twilio::{SendError, SmsProvider, SmsRequest, failure_reason};
+
+/// Where a test may have the process abort, as `kill -9` would, around the provider call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashPoint {
+    #[default]
+    Never,
+    /// The claim is committed; the provider has not been called.
+    AfterClaim,
+    /// The provider accepted the message; nothing is recorded yet.
+    AfterProvider,
+    /// The result is recorded; the command is not acknowledged yet.
+    AfterRecord,
+}
 
 /// The send-command handler.
 pub struct SmsSender<P> {
     pub(crate) provider: Arc<P>,
     pub(crate) claims: Claims,
     pub(crate) relay: Relay,
+    pub(crate) pace: Pace,
     /// Public base URL of delivery-status, for `StatusCallback`.
     pub(crate) callback_base: String,
     pub(crate) callback_secret: Vec<u8>,
+    pub(crate) crash_at: CrashPoint,
 }
 
 impl<P: SmsProvider> Handler for SmsSender<P> {
@@ -38,19 +56,39 @@ impl<P: SmsProvider> Handler for SmsSender<P> {
         else {
             return Outcome::DeadLetter("send command has invalid ids".into());
         };
-        match self.process(&command, &account, &message).await {
-            Ok(outcome) => outcome,
+        match self.process(&command, &account, &message, delivery.delivered).await {
+            Ok(outcome) => {
+                self.crash_if(CrashPoint::AfterRecord);
+                outcome
+            }
             Err(error) => Outcome::retry(format!("database: {error}")),
         }
     }
 }
 
 impl<P: SmsProvider> SmsSender<P> {
-    async fn process(&self, command: &SendCommand, account: &AccountId, message: &MessageId) -> sqlx::Result<Outcome> {
+    /// Aborts the process at `point` when configured to (fault-injection tests only).
+    fn crash_if(&self, point: CrashPoint) {
+        if self.crash_at == point {
+            tracing::error!(?point, "crashing on purpose (fault injection)");
+            std::process::abort();
+        }
+    }
+
+    async fn process(
+        &self,
+        command: &SendCommand,
+        account: &AccountId,
+        message: &MessageId,
+        delivered: i64,
+    ) -> sqlx::Result<Outcome> {
         let claim =
             self.claims.claim(message.as_str(), account.as_str(), &command.to, &command.from, &command.body).await?;
         match claim {
-            Claim::Won => self.send(command, account, message).await,
+            Claim::Won => {
+                self.crash_if(CrashPoint::AfterClaim);
+                self.send(command, account, message, delivered).await
+            }
             Claim::Settled => Ok(Outcome::Ack),
             Claim::Busy { retry_in } => {
                 Ok(Outcome::Retry { delay: retry_in, reason: "another gateway holds the claim".into() })
@@ -74,7 +112,7 @@ impl<P: SmsProvider> SmsSender<P> {
                             Ok(Outcome::Ack)
                         } else {
                             tracing::info!(message_id = %message, "orphaned claim: provider has no such message; sending");
-                            self.send(command, account, message).await
+                            self.send(command, account, message, delivered).await
                         }
                     }
                     Err(error) => {
@@ -86,7 +124,22 @@ impl<P: SmsProvider> SmsSender<P> {
         }
     }
 
-    async fn send(&self, command: &SendCommand, account: &AccountId, message: &MessageId) -> sqlx::Result<Outcome> {
+    async fn send(
+        &self,
+        command: &SendCommand,
+        account: &AccountId,
+        message: &MessageId,
+        delivered: i64,
+    ) -> sqlx::Result<Outcome> {
+        let segments = if command.segments > 0 { command.segments } else { segments(&command.body).count };
+        match self.pace.reserve(&command.from, segments).await? {
+            Slot::After(wait) => tokio::time::sleep(wait).await,
+            Slot::Later(retry_in) => {
+                self.claims.release(message.as_str()).await?;
+                crate::metrics::rate_limited(true);
+                return Ok(Outcome::Retry { delay: retry_in, reason: "sending number at its rate limit".into() });
+            }
+        }
         let token = message_token(&self.callback_secret, account, message);
         let request = SmsRequest {
             to: command.to.clone(),
@@ -98,6 +151,10 @@ impl<P: SmsProvider> SmsSender<P> {
         let started = std::time::Instant::now();
         let result = self.provider.send(&request).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        crate::metrics::provider_call(started.elapsed(), outcome_label(&result));
+        if result.is_ok() {
+            self.crash_if(CrashPoint::AfterProvider);
+        }
         let settlement = match result {
             Ok(sent) => {
                 tracing::info!(message_id = %message, account_id = %account, provider_id = %sent.sid, elapsed_ms, "sms accepted by provider");
@@ -109,11 +166,12 @@ impl<P: SmsProvider> SmsSender<P> {
             }
             Err(SendError::RateLimited { retry_after }) => {
                 self.claims.release(message.as_str()).await?;
-                return Ok(Outcome::Retry { delay: retry_after, reason: "provider rate limit".into() });
+                crate::metrics::rate_limited(false);
+                return Ok(Outcome::backoff(delivered, retry_after, "provider rate limit"));
             }
             Err(SendError::NotSent(detail)) => {
                 self.claims.release(message.as_str()).await?;
-                return Ok(Outcome::retry(format!("provider unreachable: {detail}")));
+                return Ok(Outcome::backoff(delivered, Duration::ZERO, format!("provider unreachable: {detail}")));
             }
             Err(SendError::Ambiguous(detail)) => {
                 tracing::warn!(message_id = %message, %detail, "sms outcome unknown; reconciliation will settle it");
@@ -134,5 +192,15 @@ impl<P: SmsProvider> SmsSender<P> {
             self.relay.wake();
         }
         Ok(())
+    }
+}
+
+fn outcome_label(result: &Result<crate::twilio::ProviderMessage, SendError>) -> &'static str {
+    match result {
+        Ok(_) => "accepted",
+        Err(SendError::Permanent { .. }) => "refused",
+        Err(SendError::RateLimited { .. }) => "rate_limited",
+        Err(SendError::NotSent(_)) => "not_sent",
+        Err(SendError::Ambiguous(_)) => "ambiguous",
     }
 }

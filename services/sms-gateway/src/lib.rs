@@ -3,6 +3,8 @@
 //! transaction, and reconciles ambiguous sends through the provider's list API.
 
 mod handler;
+mod metrics;
+pub mod pace;
 pub mod reconcile;
 pub mod twilio;
 
@@ -16,7 +18,8 @@ use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
-pub use handler::SmsSender;
+pub use handler::{CrashPoint, SmsSender};
+use pace::{Pace, RateLimitConfig};
 use reconcile::ReconcileTiming;
 use twilio::{Twilio, TwilioConfig};
 
@@ -40,6 +43,9 @@ pub struct Config {
     pub reconcile_interval_ms: u64,
     pub unknown_grace_secs: u64,
     pub unknown_deadline_secs: u64,
+    pub rate_limit: RateLimitConfig,
+    /// Fault injection for tests only: abort the process at this point of the send path.
+    pub crash_at: CrashPoint,
 }
 
 impl Default for Config {
@@ -54,6 +60,8 @@ impl Default for Config {
             reconcile_interval_ms: 2_000,
             unknown_grace_secs: 5,
             unknown_deadline_secs: 600,
+            rate_limit: RateLimitConfig::default(),
+            crash_at: CrashPoint::Never,
         }
     }
 }
@@ -85,9 +93,14 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
         provider: Arc::new(Twilio::new(config.twilio.clone())?),
         claims: Claims::new(runtime.pool.clone(), SCHEMA, Channel::Sms, Duration::from_secs(config.lease_secs)),
         relay: relay.clone(),
+        pace: Pace::new(runtime.pool.clone(), config.rate_limit.clone()),
         callback_base: config.callback_base_url.clone(),
         callback_secret: config.callback_secret.as_bytes().to_vec(),
+        crash_at: config.crash_at,
     });
+    if config.crash_at != CrashPoint::Never {
+        tracing::warn!(crash_at = ?config.crash_at, "fault injection is on: this process will abort on purpose");
+    }
     Ok(App { config, runtime, sender, relay })
 }
 

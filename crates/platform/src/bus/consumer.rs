@@ -30,6 +30,21 @@ impl Outcome {
     pub fn retry(reason: impl std::fmt::Display) -> Self {
         Outcome::Retry { delay: Duration::from_secs(1), reason: reason.to_string() }
     }
+
+    /// Retry after exponential backoff for the `delivered`-th delivery (0.5 s doubling, at most
+    /// 60 s), never sooner than `floor` (a provider's Retry-After), with ±20 % jitter so retries
+    /// from many workers do not arrive together.
+    pub fn backoff(delivered: i64, floor: Duration, reason: impl std::fmt::Display) -> Self {
+        Outcome::Retry { delay: backoff_delay(delivered, floor, rand::random::<f64>()), reason: reason.to_string() }
+    }
+}
+
+/// The delay [`Outcome::backoff`] uses; `unit` in [0, 1) picks the jitter.
+pub fn backoff_delay(delivered: i64, floor: Duration, unit: f64) -> Duration {
+    let exponent = u32::try_from(delivered.clamp(1, 8) - 1).unwrap_or(0);
+    let base = (Duration::from_millis(500) * 2u32.pow(exponent)).min(Duration::from_secs(60));
+    let jittered = base.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0));
+    jittered.max(floor)
 }
 
 /// One received message, as handlers see it.
@@ -226,4 +241,20 @@ fn message_stream(message: &jetstream::Message) -> String {
 /// Header values cannot carry CR/LF; keep reasons on one line and bounded.
 fn sanitize_header(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_jittered_and_honours_the_floor() {
+        assert_eq!(backoff_delay(1, Duration::ZERO, 0.5), Duration::from_millis(500));
+        assert_eq!(backoff_delay(2, Duration::ZERO, 0.5), Duration::from_secs(1));
+        assert_eq!(backoff_delay(4, Duration::ZERO, 0.5), Duration::from_secs(4));
+        assert_eq!(backoff_delay(50, Duration::ZERO, 0.5), Duration::from_secs(60));
+        assert_eq!(backoff_delay(1, Duration::ZERO, 0.0), Duration::from_millis(400));
+        assert!(backoff_delay(1, Duration::ZERO, 0.999) < Duration::from_millis(600));
+        assert_eq!(backoff_delay(1, Duration::from_secs(7), 0.5), Duration::from_secs(7), "Retry-After wins");
+    }
 }
