@@ -155,6 +155,17 @@ pub fn count(messages: &[Message], customer: &str, kind: MessageType, channel: C
         .count()
 }
 
+/// Sets the simulator's faults (`{"error_500_rate": 1.0}`; omitted fields are off).
+pub async fn sim_faults(sim_port: u16, faults: Value) -> anyhow::Result<()> {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{sim_port}/sim/faults"))
+        .json(&faults)
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
 /// Every create request the simulator received, accepted or refused.
 pub async fn sim_requests(sim_port: u16) -> anyhow::Result<Vec<Value>> {
     let body: Value = reqwest::get(format!("http://127.0.0.1:{sim_port}/sim/requests")).await?.json().await?;

@@ -74,6 +74,11 @@ impl Managed {
         }
     }
 
+    /// Whether the process has exited (or was never running).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|child| !matches!(child.try_wait(), Ok(None)))
+    }
+
     /// Starts it again with the same command and environment.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.spawn()

@@ -67,6 +67,16 @@ pub fn python() -> PathBuf {
 impl Stack {
     /// Starts everything under `dir`.
     pub async fn start(dir: &Path, ports: Ports, durable: bool) -> anyhow::Result<Self> {
+        Self::start_configured(dir, ports, durable, &[]).await
+    }
+
+    /// Starts everything under `dir`, some services with extra variables from the first start.
+    pub async fn start_configured(
+        dir: &Path,
+        ports: Ports,
+        durable: bool,
+        overrides: &[(&'static str, &[(&str, String)])],
+    ) -> anyhow::Result<Self> {
         let infra = Infra::start(dir, ports.nats, ports.postgres, durable).await?;
         let ports = Ports { nats: infra.nats_port, postgres: infra.postgres_port, ..ports }.resolve();
         let logs = infra.dir.join("logs");
@@ -128,7 +138,10 @@ impl Stack {
             services: BTreeMap::new(),
             env,
             health_ports,
-            overrides: BTreeMap::new(),
+            overrides: overrides
+                .iter()
+                .map(|(service, vars)| (*service, vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()))
+                .collect(),
             replicas: Vec::new(),
         };
         for service in SERVICES {
@@ -143,9 +156,19 @@ impl Stack {
 
     /// Starts everything in a fresh temporary folder named after the test, on free ports.
     pub async fn start_fresh(name: &str) -> anyhow::Result<Self> {
+        Self::start_fresh_with(name, &[]).await
+    }
+
+    /// [`Stack::start_fresh`] with extra variables for some services.
+    pub async fn start_fresh_with(name: &str, overrides: &[(&'static str, &[(&str, String)])]) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Self::start(&dir, Ports::default(), false).await
+        Self::start_configured(&dir, Ports::default(), false, overrides).await
+    }
+
+    /// Whether a service's process has exited (crashed, say).
+    pub fn has_exited(&mut self, service: &str) -> bool {
+        self.services.get_mut(service).is_some_and(Managed::has_exited)
     }
 
     fn service_env(&self, service: &str) -> Vec<(String, String)> {

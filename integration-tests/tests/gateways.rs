@@ -1,0 +1,200 @@
+//! The SMS gateway against the simulator's fault modes, scaled out to three processes, killed
+//! at each point around the provider call, and held to the per-number rate limit.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use messaging_integration_tests::client::{Dashboard, Publisher, sim_faults, sim_messages, sim_requests, start_with};
+use messaging_integration_tests::events::{account, customer, event, job};
+use messaging_integration_tests::{Stack, eventually, wait_for_port};
+use messaging_proto::v1::{MessageStatus, MessageType};
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "acc_ace";
+
+/// A gateway that gives up on the provider after 1 s and settles unknown sends within seconds.
+fn quick_gateway() -> Vec<(&'static str, String)> {
+    vec![
+        ("MSG_LEASE_SECS", "3".into()),
+        ("MSG_TWILIO__TIMEOUT_MS", "1000".into()),
+        ("MSG_UNKNOWN_GRACE_SECS", "1".into()),
+        ("MSG_UNKNOWN_DEADLINE_SECS", "4".into()),
+        ("MSG_RECONCILE_INTERVAL_MS", "200".into()),
+    ]
+}
+
+async fn start(name: &str, gateway: &[(&str, String)]) -> anyhow::Result<(Stack, Publisher, Dashboard)> {
+    let stack = Stack::start_fresh_with(name, &[("sms-gateway", gateway)]).await?;
+    let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
+    publisher.event(&account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"))).await?;
+    let dashboard = Dashboard::connect(stack.ports.grpc, ACCOUNT).await?;
+    Ok((stack, publisher, dashboard))
+}
+
+/// Books a job for a customer with only a phone: one SMS.
+async fn book(publisher: &Publisher, n: usize, phone: &str) -> anyhow::Result<()> {
+    let who = customer(&format!("cus_{n}"), "Dana Reyes", phone, "");
+    let body = json!({"customer": who, "job": job(&format!("job_{n}"), Utc::now() + chrono::Duration::days(2))});
+    publisher.event(&event(&format!("e{n}"), "job.scheduled", ACCOUNT, Utc::now(), body)).await
+}
+
+/// Waits until customer `n`'s SMS has `status`; returns its failure reason.
+async fn sms_reaches(dashboard: &Dashboard, n: usize, status: MessageStatus) -> anyhow::Result<String> {
+    let customer = format!("cus_{n}");
+    eventually(Duration::from_secs(60), &format!("{customer}'s SMS {status:?}"), || {
+        let (mut dashboard, customer) = (dashboard.clone(), customer.clone());
+        async move {
+            let all = dashboard.all().await;
+            let sms = all.iter().find(|m| m.customer.as_ref().is_some_and(|c| c.customer_id == customer))?;
+            (sms.status == status as i32).then(|| sms.failure_reason.clone())
+        }
+    })
+    .await
+}
+
+fn to(records: &[Value], phone: &str) -> usize {
+    records.iter().filter(|r| r["to"] == phone).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_provider_error_class_is_handled_as_it_must_be() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) = start("error-classes", &quick_gateway()).await?;
+    let sim = stack.ports.sim;
+
+    // Permanent refusals: failed with a normalised reason, never retried.
+    book(&publisher, 1, "+15005550001").await?;
+    book(&publisher, 2, "+15005550009").await?;
+    assert_eq!(sms_reaches(&dashboard, 1, MessageStatus::Failed).await?, "invalid_number");
+    assert_eq!(sms_reaches(&dashboard, 2, MessageStatus::Failed).await?, "not_sms_capable");
+
+    // 429: waits (Retry-After) and retries until the provider takes it.
+    sim_faults(sim, json!({"error_429_rate": 1.0})).await?;
+    book(&publisher, 3, "+15125550103").await?;
+    eventually(Duration::from_secs(30), "two refused tries", || async move {
+        (to(&sim_requests(sim).await.ok()?, "+15125550103") >= 2).then_some(())
+    })
+    .await?;
+    sim_faults(sim, json!({})).await?;
+    sms_reaches(&dashboard, 3, MessageStatus::Delivered).await?;
+    assert_eq!(to(&sim_messages(sim).await?, "+15125550103"), 1);
+
+    // 500 before creating anything: ambiguous, so never resent; failed as send_unknown at the deadline.
+    sim_faults(sim, json!({"error_500_rate": 1.0})).await?;
+    book(&publisher, 4, "+15125550104").await?;
+    assert_eq!(sms_reaches(&dashboard, 4, MessageStatus::Failed).await?, "send_unknown");
+    sim_faults(sim, json!({})).await?;
+    assert_eq!(to(&sim_requests(sim).await?, "+15125550104"), 1, "asked once, never blindly again");
+
+    // Accepted, then a 500; accepted, then no answer in time: the list API shows it was sent.
+    for (n, phone, fault) in [(5, "+15125550105", "accept_then_500_rate"), (6, "+15125550106", "timeout_rate")] {
+        sim_faults(sim, json!({ fault: 1.0 })).await?;
+        book(&publisher, n, phone).await?;
+        sms_reaches(&dashboard, n, MessageStatus::Delivered).await?;
+        sim_faults(sim, json!({})).await?;
+        assert_eq!(to(&sim_requests(sim).await?, phone), 1, "{fault}: one request");
+        assert_eq!(to(&sim_messages(sim).await?, phone), 1, "{fault}: one message");
+    }
+
+    // Connection refused: certainly not sent, so retried until the provider is back.
+    stack.sim.stop().await;
+    book(&publisher, 7, "+15125550107").await?;
+    let gateway = stack.health_ports["sms-gateway"];
+    eventually(Duration::from_secs(30), "refused connections counted", || async move {
+        let metrics = reqwest::get(format!("http://127.0.0.1:{gateway}/metrics")).await.ok()?.text().await.ok()?;
+        metrics.contains("sms_gateway_provider_call_seconds_count{outcome=\"not_sent\"} 2").then_some(())
+    })
+    .await?;
+    stack.sim.restart()?;
+    wait_for_port(sim, "simulator").await?;
+    sms_reaches(&dashboard, 7, MessageStatus::Delivered).await?;
+    assert_eq!(to(&sim_requests(sim).await?, "+15125550107"), 1);
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sms_gateways_share_the_queue_and_send_each_message_once() -> anyhow::Result<()> {
+    const MESSAGES: usize = 45;
+    // 30 ms of provider latency, so no one process drains the queue before the others pull.
+    let (mut stack, publisher, dashboard) = start("scale-out", &[]).await?;
+    sim_faults(stack.ports.sim, json!({"latency_ms": 30})).await?;
+    stack.start_replica("sms-gateway", &[]).await?;
+    stack.start_replica("sms-gateway", &[]).await?;
+    for n in 0..MESSAGES {
+        book(&publisher, n, &format!("+1512555{:04}", 3000 + n)).await?;
+    }
+    dashboard.settled(MESSAGES).await?;
+    let sent = sim_messages(stack.ports.sim).await?;
+    assert_eq!(sent.len(), MESSAGES);
+    let mut callbacks: Vec<&str> = sent.iter().filter_map(|m| m["status_callback"].as_str()).collect();
+    callbacks.sort_unstable();
+    callbacks.dedup();
+    assert_eq!(callbacks.len(), MESSAGES, "each message id reached the provider once");
+    let logs = stack.infra.dir.join("logs");
+    let per_process: Vec<usize> = ["sms-gateway", "sms-gateway-2", "sms-gateway-3"]
+        .iter()
+        .map(|name| {
+            let log = std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default();
+            log.matches("sms accepted by provider").count()
+        })
+        .collect();
+    assert_eq!(per_process.iter().sum::<usize>(), MESSAGES, "{per_process:?}");
+    assert!(per_process.iter().all(|&n| n > 0), "every process took a share: {per_process:?}");
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_around_the_provider_call_never_sends_twice() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) = start("gateway-kill9", &quick_gateway()).await?;
+    for (n, point) in ["after_claim", "after_provider", "after_record"].into_iter().enumerate() {
+        let mut crashing = quick_gateway();
+        crashing.push(("MSG_CRASH_AT", point.to_owned()));
+        stack.restart_with("sms-gateway", &crashing).await?;
+        let phone = format!("+1512555{:04}", 4000 + n);
+        book(&publisher, n, &phone).await?;
+        eventually(Duration::from_secs(30), &format!("the gateway to crash {point}"), || {
+            let exited = stack.has_exited("sms-gateway");
+            async move { exited.then_some(()) }
+        })
+        .await?;
+        stack.restart_with("sms-gateway", &quick_gateway()).await?;
+        sms_reaches(&dashboard, n, MessageStatus::Delivered).await?;
+        // The crashed delivery comes back once its ack deadline passes and is settled, not resent.
+        stack.quiesce().await?;
+        let sim = stack.ports.sim;
+        assert_eq!(to(&sim_messages(sim).await?, &phone), 1, "{point}: the provider has it once");
+        assert_eq!(to(&sim_requests(sim).await?, &phone), 1, "{point}: and was asked once");
+    }
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_number_rate_limit_holds_across_gateway_processes() -> anyhow::Result<()> {
+    const MESSAGES: usize = 10;
+    const RATE: f64 = 4.0;
+    let limited = [("MSG_RATE_LIMIT__SEGMENTS_PER_SECOND", RATE.to_string())];
+    let (mut stack, publisher, dashboard) = start("rate-limit", &limited).await?;
+    stack.start_replica("sms-gateway", &limited).await?;
+    stack.start_replica("sms-gateway", &limited).await?;
+    for n in 0..MESSAGES {
+        book(&publisher, n, &format!("+1512555{:04}", 5000 + n)).await?;
+    }
+    dashboard.settled(MESSAGES).await?;
+    let mut sent = sim_messages(stack.ports.sim).await?;
+    sent.sort_by_key(|m| m["date_created"].as_str().unwrap_or_default().to_owned());
+    let at = |m: &Value| m["date_created"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok());
+    let (Some(first), Some(last)) = (sent.first().and_then(at), sent.last().and_then(at)) else {
+        anyhow::bail!("no send times: {sent:#?}");
+    };
+    let segments: u64 = sent.iter().filter_map(|m| m["num_segments"].as_u64()).sum();
+    let last_segments = sent.last().and_then(|m| m["num_segments"].as_u64()).unwrap_or(1);
+    // Every segment before the last message's had to fit the schedule first (100 ms for clock noise).
+    let floor = (segments - last_segments) as f64 / RATE - 0.1;
+    let span = (last - first).num_milliseconds() as f64 / 1000.0;
+    assert!(span >= floor, "{segments} segments at {RATE}/s went out over {span:.2}s, under {floor:.2}s");
+    assert!(dashboard.clone().all().await.iter().all(|m| m.r#type == MessageType::AppointmentConfirmation as i32));
+    stack.stop().await;
+    Ok(())
+}
