@@ -98,12 +98,12 @@ impl Stack {
         .collect();
         let sim = Managed::start("provider-sim", &bin_dir().join("messaging-provider-sim"), &[], &sim_env, &logs)?;
 
-        let smtp_args: Vec<String> =
-            ["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", ports.smtp), "-c", "aiosmtpd.handlers.Mailbox"]
-                .into_iter()
-                .map(str::to_owned)
-                .chain([mail_dir.display().to_string()])
-                .collect();
+        let smtp_args: Vec<String> = vec![
+            repo_root().join("integration-tests/python/smtp_sink.py").display().to_string(),
+            "127.0.0.1".to_owned(),
+            ports.smtp.to_string(),
+            mail_dir.display().to_string(),
+        ];
         let smtp = Managed::start("smtp", &python(), &smtp_args, &[], &logs)?;
 
         let env: Vec<(String, String)> = [

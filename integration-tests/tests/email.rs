@@ -1,0 +1,82 @@
+//! The email gateway against a real SMTP server (aiosmtpd): exact messages, recipients and
+//! headers; a header-injection attempt that reaches only the intended recipient; a relay's 4xx
+//! retried and its 5xx recorded with the server's reply.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use messaging_integration_tests::client::{Dashboard, start_with};
+use messaging_integration_tests::events::{account, customer, event, invoice, job};
+use messaging_integration_tests::eventually;
+use messaging_proto::v1::{Channel, Message, MessageStatus};
+use serde_json::json;
+
+const ACCOUNT: &str = "acc_ace";
+
+/// Waits until the email to `customer` has left `queued`, and returns it.
+async fn email_of(dashboard: &Dashboard, customer: &str) -> anyhow::Result<Message> {
+    eventually(Duration::from_secs(60), &format!("{customer}'s email settled"), || {
+        let mut dashboard = dashboard.clone();
+        async move {
+            dashboard.all().await.into_iter().find(|m| {
+                m.channel == Channel::Email as i32
+                    && m.customer.as_ref().is_some_and(|c| c.customer_id == customer)
+                    && m.status != MessageStatus::Queued as i32
+            })
+        }
+    })
+    .await
+}
+
+fn header<'a>(mail: &'a str, name: &str) -> Vec<&'a str> {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    mail.lines().take_while(|l| !l.is_empty()).filter(|l| l.to_ascii_lowercase().starts_with(&prefix)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_reach_a_real_smtp_server_with_their_headers_and_nothing_more() -> anyhow::Result<()> {
+    let setup = account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"));
+    let (mut stack, publisher, dashboard) = start_with("email", &setup).await?;
+    // Line breaks in customer- and job-provided text try to smuggle in a Bcc header.
+    let dana = customer("cus_dana", "Dana\r\nBcc: evil@example.com", "", "dana@example.com");
+    let mut sneaky = job("job_1", Utc::now() + chrono::Duration::days(2));
+    sneaky["title"] = "Sink\r\nBcc: evil@example.com\r\n\r\nfake body".into();
+    let completed = json!({"customer": dana, "job": sneaky, "invoice": invoice("inv_1")});
+    publisher.event(&event("e1", "job.completed", ACCOUNT, Utc::now(), completed)).await?;
+    let sent = email_of(&dashboard, "cus_dana").await?;
+    assert_eq!(sent.status, MessageStatus::Sent as i32, "{sent:#?}");
+
+    let mails = stack.mails();
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let mail = &mails[0];
+    assert_eq!(header(mail, "X-RcptTo"), ["X-RcptTo: dana@example.com"], "the envelope names Dana only");
+    assert!(header(mail, "Bcc").is_empty(), "no Bcc header was smuggled in:\n{mail}");
+    assert_eq!(header(mail, "To"), ["To: dana@example.com"]);
+    assert!(header(mail, "Message-ID")[0].contains(&format!("<{}@", sent.message_id)), "{mail}");
+    assert!(header(mail, "Reply-To")[0].starts_with("Reply-To: reply+"), "{mail}");
+    assert!(header(mail, "List-Unsubscribe")[0].contains("/unsubscribe/"), "{mail}");
+    assert_eq!(header(mail, "List-Unsubscribe-Post"), ["List-Unsubscribe-Post: List-Unsubscribe=One-Click"]);
+    assert!(mail.contains("multipart/alternative"), "{mail}");
+    assert!(mail.contains("text/plain") && mail.contains("text/html"), "{mail}");
+    let unfolded = mail.replace("=\r\n", "").replace("=\n", "");
+    assert!(unfolded.contains("/o/") && unfolded.contains(".gif"), "the HTML carries the open pixel:\n{mail}");
+
+    // A relay answering 451 twice: retried with backoff, then sent once.
+    let busy = customer("cus_busy", "Bo Busy", "", "defer451@example.com");
+    let body = json!({"customer": busy, "job": job("job_2", Utc::now() + chrono::Duration::days(2))});
+    publisher.event(&event("e2", "job.scheduled", ACCOUNT, Utc::now(), body)).await?;
+    assert_eq!(email_of(&dashboard, "cus_busy").await?.status, MessageStatus::Sent as i32);
+    // A relay answering 550: failed for good, with the reason shown.
+    let gone = customer("cus_gone", "Gil Gone", "", "fail550@example.com");
+    let body = json!({"customer": gone, "job": job("job_3", Utc::now() + chrono::Duration::days(2))});
+    publisher.event(&event("e3", "job.scheduled", ACCOUNT, Utc::now(), body)).await?;
+    let refused = email_of(&dashboard, "cus_gone").await?;
+    assert_eq!(refused.status, MessageStatus::Failed as i32);
+    assert_eq!(refused.failure_reason, "rejected");
+    stack.quiesce().await?;
+    let mails = stack.mails();
+    assert_eq!(mails.len(), 2, "Dana's and, after two deferrals, Bo's");
+    assert_eq!(mails.iter().filter(|m| m.contains("X-RcptTo: defer451@example.com")).count(), 1);
+    stack.stop().await;
+    Ok(())
+}
