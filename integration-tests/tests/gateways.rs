@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use messaging_integration_tests::client::{Dashboard, Publisher, sim_faults, sim_messages, sim_requests, start_with};
+use messaging_integration_tests::client::{Dashboard, Publisher, sim_faults, sim_messages, sim_requests};
 use messaging_integration_tests::events::{account, customer, event, job};
 use messaging_integration_tests::{Stack, eventually, wait_for_port};
 use messaging_proto::v1::{MessageStatus, MessageType};
