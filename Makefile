@@ -12,12 +12,13 @@ export WEBHOOK_PORT ?= 18080
 export SIM_PORT ?= 14010
 export SMTP_PORT ?= 12525
 
-.PHONY: help deps run token test fmt-check clippy unit e2e build
+.PHONY: help deps run token test fmt-check clippy unit e2e build bench-gateways
 
 help:
 	@echo "make run     - the whole system on this machine, with a demo (Ctrl-C stops it)"
 	@echo "make test    - fmt check, clippy -D warnings, unit and end-to-end tests"
 	@echo "make token ACCOUNT=<id> - a dev bearer token for FeedService"
+	@echo "make bench-gateways - SMS gateway messages/s with 1, 2, 4 processes, and the per-number limit"
 
 # System packages and a Python venv with the real peers the tests and the demo use.
 deps:
@@ -52,3 +53,8 @@ test: deps fmt-check clippy build unit e2e pytest
 # Outside clients (nats-py, grpcio, twilio) against a running system.
 pytest: deps build
 	$(PY) -m pytest -q integration-tests/python
+
+# SMS gateway throughput against the simulator (50 ms latency) with 1, 2 and 4 processes, beside
+# the floor of direct provider calls; then the per-number limit holding. BENCH_MESSAGES=1000.
+bench-gateways: deps build
+	target/debug/bench-gateways

@@ -233,6 +233,13 @@ impl Stack {
         wait_for_port(health, &name).await
     }
 
+    /// Stops every extra process started with [`Stack::start_replica`].
+    pub async fn stop_replicas(&mut self) {
+        for mut replica in self.replicas.drain(..) {
+            replica.stop().await;
+        }
+    }
+
     /// A service's Prometheus metrics as text.
     pub async fn metrics(&self, service: &str) -> anyhow::Result<String> {
         let port = self.health_ports.get(service).copied().unwrap_or_default();

@@ -172,7 +172,9 @@ async fn kill9_around_the_provider_call_never_sends_twice() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_number_rate_limit_holds_across_gateway_processes() -> anyhow::Result<()> {
-    const MESSAGES: usize = 10;
+    // About ten seconds of segments for one number: most messages wait well past max_wait, go back
+    // to the queue for their slot, and must come back for it rather than run out of deliveries.
+    const MESSAGES: usize = 20;
     const RATE: f64 = 4.0;
     let limited = [("MSG_RATE_LIMIT__SEGMENTS_PER_SECOND", RATE.to_string())];
     let (mut stack, publisher, dashboard) = start("rate-limit", &limited).await?;

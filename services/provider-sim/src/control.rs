@@ -17,6 +17,7 @@ pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
         .route("/sim/messages", get(messages))
         .route("/sim/requests", get(requests))
+        .route("/sim/stats", get(stats))
         .route("/sim/faults", get(get_faults).post(set_faults))
         .route("/sim/inbound", post(inbound))
         .route("/healthz", get(|| async { "ok" }))
@@ -29,6 +30,13 @@ async fn messages(State(state): State<Arc<SimState>>) -> Json<Value> {
 /// Every authorised create request, accepted or refused (a refused one leaves no message).
 async fn requests(State(state): State<Arc<SimState>>) -> Json<Value> {
     Json(json!({ "requests": state.requests() }))
+}
+
+/// How many messages were accepted and create requests received: cheap to poll in benchmarks.
+async fn stats(State(state): State<Arc<SimState>>) -> Json<Value> {
+    let messages = state.messages.lock().map(|m| m.len()).unwrap_or(0);
+    let requests = state.requests.lock().map(|r| r.len()).unwrap_or(0);
+    Json(json!({ "messages": messages, "requests": requests }))
 }
 
 async fn get_faults(State(state): State<Arc<SimState>>) -> Json<Faults> {

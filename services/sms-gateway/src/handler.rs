@@ -132,7 +132,7 @@ impl<P: SmsProvider> SmsSender<P> {
         delivered: i64,
     ) -> sqlx::Result<Outcome> {
         let segments = if command.segments > 0 { command.segments } else { segments(&command.body).count };
-        match self.pace.reserve(&command.from, segments).await? {
+        match self.pace.reserve(message.as_str(), &command.from, segments).await? {
             Slot::After(wait) => tokio::time::sleep(wait).await,
             Slot::Later(retry_in) => {
                 self.claims.release(message.as_str()).await?;
@@ -150,6 +150,9 @@ impl<P: SmsProvider> SmsSender<P> {
         };
         let started = std::time::Instant::now();
         let result = self.provider.send(&request).await;
+        if let Err(error) = self.pace.release(message.as_str(), &command.from).await {
+            tracing::warn!(message_id = %message, %error, "could not forget the message's rate-limit slot");
+        }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         crate::metrics::provider_call(started.elapsed(), outcome_label(&result));
         if result.is_ok() {

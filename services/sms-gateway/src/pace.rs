@@ -1,7 +1,8 @@
 //! The per-sending-number rate limit (default 1 segment per second), correct across any number of
-//! gateway processes: each send reserves its segments on the number's virtual schedule in
-//! Postgres with one conditional upsert, then waits for its slot; a slot further off than
-//! `max_wait` is not taken, and the command is retried when the schedule has room.
+//! gateway processes: each message reserves its segments on the number's virtual schedule in
+//! Postgres, in one statement, and waits for its slot. A slot further off than `max_wait` is kept
+//! for the message, which goes back to the queue until then: waiting costs one redelivery, never
+//! a dead letter, and a backlog on one number does not hold the workers other numbers need.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,7 +18,8 @@ pub struct RateLimitConfig {
     pub segments_per_second: f64,
     /// Per-number overrides, by E.164 number ("+15125550100" = 10.0).
     pub per_number: BTreeMap<String, f64>,
-    /// The longest a send waits for its slot while holding its message; beyond it, it retries later.
+    /// The longest a send waits for its slot while holding its message; a later slot is kept and
+    /// the message goes back to the queue until then.
     pub max_wait_ms: u64,
 }
 
@@ -32,7 +34,7 @@ impl Default for RateLimitConfig {
 pub enum Slot {
     /// Send after waiting this long.
     After(Duration),
-    /// The schedule is full for now: try again in this long.
+    /// The slot is this far off: come back then.
     Later(Duration),
 }
 
@@ -52,38 +54,50 @@ impl Pace {
         self.config.per_number.get(sender).copied().unwrap_or(self.config.segments_per_second)
     }
 
-    /// Reserves `segments` on `sender`'s schedule.
-    pub async fn reserve(&self, sender: &str, segments: u32) -> sqlx::Result<Slot> {
+    /// The slot for `message_id`: the one it reserved before, or a new one for `segments` on
+    /// `sender`'s schedule. A slot further off than `max_wait` is kept for the message's return.
+    pub async fn reserve(&self, message_id: &str, sender: &str, segments: u32) -> sqlx::Result<Slot> {
         let rate = self.rate(sender);
         if rate <= 0.0 {
             return Ok(Slot::After(Duration::ZERO));
         }
         let cost_secs = f64::from(segments.max(1)) / rate;
-        let max_wait_secs = self.config.max_wait_ms as f64 / 1000.0;
-        // The slot starts at the later of now and the schedule's end; it is taken only if it starts
-        // within max_wait. Returns the wait before the slot, or nothing when the schedule is full.
-        let wait: Option<f64> = sqlx::query_scalar(
-            "INSERT INTO sms_gateway.sender_pace AS p (sender, next_at) VALUES ($1, now() + make_interval(secs => $2))
-             ON CONFLICT (sender) DO UPDATE SET next_at = GREATEST(p.next_at, now()) + make_interval(secs => $2)
-             WHERE p.next_at <= now() + make_interval(secs => $3)
-             RETURNING GREATEST(EXTRACT(EPOCH FROM (next_at - now())) - $2, 0)::float8",
+        // One statement: reuse the message's slot, or move the number's schedule on and record the
+        // new slot. Returns seconds until the slot starts.
+        let wait: f64 = sqlx::query_scalar(
+            "WITH previous AS (
+                 SELECT slot_at FROM sms_gateway.pace_reservations WHERE message_id = $1
+             ), moved AS (
+                 INSERT INTO sms_gateway.sender_pace AS p (sender, next_at)
+                 SELECT $2, now() + make_interval(secs => $3) WHERE NOT EXISTS (SELECT 1 FROM previous)
+                 ON CONFLICT (sender) DO UPDATE SET next_at = GREATEST(p.next_at, now()) + make_interval(secs => $3)
+                 RETURNING next_at - make_interval(secs => $3) AS slot_at
+             ), recorded AS (
+                 INSERT INTO sms_gateway.pace_reservations (message_id, sender, slot_at)
+                 SELECT $1, $2, slot_at FROM moved
+                 ON CONFLICT (message_id) DO NOTHING
+             )
+             SELECT GREATEST(EXTRACT(EPOCH FROM (slot_at - now())), 0)::float8
+             FROM (SELECT slot_at FROM previous UNION ALL SELECT slot_at FROM moved) AS slot LIMIT 1",
         )
+        .bind(message_id)
         .bind(sender)
         .bind(cost_secs)
-        .bind(max_wait_secs)
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        if let Some(wait) = wait {
-            return Ok(Slot::After(Duration::from_secs_f64(wait)));
+        let wait = Duration::from_secs_f64(wait);
+        Ok(if wait <= Duration::from_millis(self.config.max_wait_ms) { Slot::After(wait) } else { Slot::Later(wait) })
+    }
+
+    /// Forgets the message's slot once its send was attempted.
+    pub async fn release(&self, message_id: &str, sender: &str) -> sqlx::Result<()> {
+        if self.rate(sender) <= 0.0 {
+            return Ok(());
         }
-        let full_for: f64 = sqlx::query_scalar(
-            "SELECT GREATEST(EXTRACT(EPOCH FROM (next_at - now())) - $2, 0)::float8 FROM sms_gateway.sender_pace WHERE sender = $1",
-        )
-        .bind(sender)
-        .bind(max_wait_secs)
-        .fetch_optional(&self.pool)
-        .await?
-        .unwrap_or(0.0);
-        Ok(Slot::Later(Duration::from_secs_f64(full_for) + Duration::from_millis(50)))
+        sqlx::query("DELETE FROM sms_gateway.pace_reservations WHERE message_id = $1")
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
