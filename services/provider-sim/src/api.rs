@@ -104,7 +104,12 @@ async fn create(
         return twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.");
     };
     let body = param("Body");
-    state.record_request(SimRequest { to: to.clone(), body: body.clone().unwrap_or_default(), at: Utc::now() });
+    state.record_request(SimRequest {
+        to: to.clone(),
+        body: body.clone().unwrap_or_default(),
+        at: Utc::now(),
+        params: form.clone(),
+    });
     if body.is_none() && param("MediaUrl").is_none() && param("ContentSid").is_none() {
         return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
     }

@@ -67,6 +67,8 @@ pub struct SimRequest {
     pub to: String,
     pub body: String,
     pub at: DateTime<Utc>,
+    /// Every form parameter as sent, for conformance checks of clients.
+    pub params: Vec<(String, String)>,
 }
 
 pub struct SimState {
