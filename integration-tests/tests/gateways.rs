@@ -200,3 +200,45 @@ async fn the_per_number_rate_limit_holds_across_gateway_processes() -> anyhow::R
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_send_finishes_what_is_in_flight_and_loses_nothing() -> anyhow::Result<()> {
+    const MESSAGES: usize = 12;
+    let (mut stack, publisher, dashboard) = start("sigterm", &[]).await?;
+    let sim = stack.ports.sim;
+    // Slow provider calls, so the stop lands while sends are in flight.
+    sim_faults(sim, json!({"latency_ms": 800})).await?;
+    for n in 0..MESSAGES {
+        book(&publisher, n, &format!("+1512555{:04}", 6000 + n)).await?;
+    }
+    let jetstream = async_nats::jetstream::new(async_nats::connect(stack.infra.nats_url()).await?);
+    eventually(Duration::from_secs(30), "sends in flight", || {
+        let jetstream = jetstream.clone();
+        async move {
+            let mut consumer = jetstream
+                .get_stream("SEND_SMS")
+                .await
+                .ok()?
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>("sms-gateway")
+                .await
+                .ok()?;
+            (consumer.info().await.ok()?.num_ack_pending > 0).then_some(())
+        }
+    })
+    .await?;
+    let stopping = std::time::Instant::now();
+    stack.restart_with("sms-gateway", &[]).await?;
+    let took = stopping.elapsed();
+    let log = std::fs::read_to_string(stack.infra.dir.join("logs/sms-gateway.log"))?;
+    assert!(!log.contains("did not finish within the grace period"), "in-flight sends finished before exit");
+    dashboard.settled(MESSAGES).await?;
+    stack.quiesce().await?;
+    // Sends finished during the stop were acknowledged before exit: none came back.
+    let log = std::fs::read_to_string(stack.infra.dir.join("logs/sms-gateway.log"))?;
+    assert!(!log.contains("\"delivered\":2"), "a send command was redelivered after the stop ({took:?} to stop)");
+    let sent = sim_messages(sim).await?;
+    assert_eq!(sent.len(), MESSAGES, "every message sent");
+    assert_eq!(sim_requests(sim).await?.len(), MESSAGES, "and none twice");
+    stack.stop().await;
+    Ok(())
+}

@@ -160,6 +160,13 @@ pub async fn run<H: Handler>(
     if tokio::time::timeout(GRACE_PERIOD, permits.acquire_many(all)).await.is_err() {
         tracing::warn!(consumer = %spec.durable, "in-flight messages did not finish within the grace period");
     }
+    // Acks are buffered by the client: send them before the process exits, or the work just
+    // finished would be redelivered after the ack deadline.
+    match tokio::time::timeout(Duration::from_secs(5), context.client().flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(consumer = %spec.durable, %error, "acks may not have reached the server"),
+        Err(_) => tracing::warn!(consumer = %spec.durable, "acks may not have reached the server in time"),
+    }
     Ok(())
 }
 
