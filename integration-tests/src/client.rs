@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use messaging_proto::v1::feed_service_client::FeedServiceClient;
-use messaging_proto::v1::{Channel, ListMessagesRequest, Message, MessageStatus, MessageType};
+use messaging_proto::v1::{Channel, GetThreadRequest, ListMessagesRequest, Message, MessageStatus, MessageType};
 use serde_json::{Value, json};
 use tonic::metadata::MetadataValue;
 
@@ -117,13 +117,28 @@ impl Dashboard {
         Ok(self.client.list_messages(request).await?.into_inner().messages)
     }
 
+    /// One customer's thread, oldest first (the last 200).
+    pub async fn thread(&mut self, customer_id: &str) -> Result<Vec<Message>, tonic::Status> {
+        let mut request = tonic::Request::new(GetThreadRequest {
+            customer_id: customer_id.to_owned(),
+            page_size: 200,
+            ..Default::default()
+        });
+        let bearer =
+            MetadataValue::try_from(format!("Bearer {}", self.token)).map_err(|_| tonic::Status::internal("token"))?;
+        request.metadata_mut().insert("authorization", bearer);
+        let mut messages = self.client.get_thread(request).await?.into_inner().messages;
+        messages.reverse();
+        Ok(messages)
+    }
+
     /// Every message of the account (first 200).
     pub async fn all(&mut self) -> Vec<Message> {
         self.list(ListMessagesRequest { page_size: 200, ..Default::default() }).await.unwrap_or_default()
     }
 
     /// Waits until the feed holds at least `count` messages and each has its final status
-    /// (an email sent, an SMS delivered or failed).
+    /// (an email sent, an SMS delivered or failed, a reply received).
     pub async fn settled(&self, count: usize) -> anyhow::Result<Vec<Message>> {
         crate::eventually(Duration::from_secs(60), &format!("{count} settled messages in the feed"), || {
             let mut dashboard = self.clone();
@@ -132,6 +147,7 @@ impl Dashboard {
                 let done = |m: &Message| {
                     let status = MessageStatus::try_from(m.status).unwrap_or_default();
                     match Channel::try_from(m.channel).unwrap_or_default() {
+                        _ if status == MessageStatus::Received => true,
                         Channel::Sms => matches!(status, MessageStatus::Delivered | MessageStatus::Failed),
                         _ => status != MessageStatus::Queued,
                     }
@@ -164,6 +180,18 @@ pub async fn sim_faults(sim_port: u16, faults: Value) -> anyhow::Result<()> {
         .await?
         .error_for_status()?;
     Ok(())
+}
+
+/// Has the simulator deliver an inbound SMS (signed as Twilio signs it); returns its answer,
+/// with the webhook's status and body.
+pub async fn sim_inbound(sim_port: u16, from: &str, to: &str, body: &str) -> anyhow::Result<Value> {
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{sim_port}/sim/inbound"))
+        .json(&json!({"from": from, "to": to, "body": body}))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(answer.json().await?)
 }
 
 /// Every create request the simulator received, accepted or refused.

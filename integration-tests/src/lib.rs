@@ -29,9 +29,21 @@ pub fn bin_dir() -> PathBuf {
     target.join("debug")
 }
 
-/// A port nobody is listening on right now.
+/// A port nobody is listening on right now, never handed out twice by this process.
+///
+/// Picked below Linux's ephemeral range (32768-60999), where the many client connections of a
+/// running stack take their local ports: a port picked there can be taken by an outgoing
+/// connection before the server that was meant to listen on it starts.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = rand::random_range(20_000..32_000);
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.

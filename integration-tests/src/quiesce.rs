@@ -18,6 +18,7 @@ pub const CONSUMERS: &[(&str, &str)] = &[
     ("SEND_EMAIL", "email-gateway"),
     ("MESSAGE_EVENTS", "delivery-status"),
     ("MESSAGE_EVENTS", "feed"),
+    ("DIRECTORY", "delivery-status-directory"),
 ];
 
 const OUTBOXES: &[&str] = &["ingest", "dispatch", "sms_gateway", "email_gateway", "delivery_status"];

@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod ids;
+pub mod keywords;
 pub mod message;
 pub mod phone;
 pub mod schedule;

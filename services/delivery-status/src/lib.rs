@@ -3,6 +3,8 @@
 //! message's timeline, moves status only forward, and tells the feed.
 
 mod attempts;
+mod directory;
+mod inbound;
 mod store;
 mod webhook;
 
@@ -56,9 +58,13 @@ pub struct App {
 
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     anyhow::ensure!(!config.twilio_auth_token.is_empty(), "twilio_auth_token is required to verify webhooks");
-    let runtime =
-        Runtime::connect(&config.common, "delivery-status", &[streams::MESSAGE_EVENTS, streams::DEAD_LETTER], shutdown)
-            .await?;
+    let runtime = Runtime::connect(
+        &config.common,
+        "delivery-status",
+        &[streams::MESSAGE_EVENTS, streams::DIRECTORY, streams::DEAD_LETTER],
+        shutdown,
+    )
+    .await?;
     let relay = runtime.relay(SCHEMA);
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     Ok(App { config, runtime, relay, listener })
@@ -89,7 +95,16 @@ impl App {
         );
         let handler = Arc::new(attempts::AttemptHandler { pool: self.runtime.pool.clone(), relay: self.relay.clone() });
         let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt");
+        let directory_spec = ConsumerSpec::new(streams::DIRECTORY.name, "delivery-status-directory", "directory.>");
+        let directory_task = tokio::spawn(bus::consumer::run(
+            self.runtime.jetstream.clone(),
+            "delivery-status",
+            directory_spec,
+            Arc::new(directory::DirectoryHandler { pool: self.runtime.pool.clone() }),
+            shutdown.clone(),
+        ));
         bus::consumer::run(self.runtime.jetstream.clone(), "delivery-status", spec, handler, shutdown.clone()).await?;
+        directory_task.await??;
         let _ = server.await;
         let _ = relay_task.await;
         Ok(())

@@ -29,9 +29,28 @@ pub struct WebhookState {
 pub fn router(state: Arc<WebhookState>) -> Router {
     Router::new()
         .route("/webhooks/twilio/status/{token}", post(twilio_status))
+        .route("/webhooks/twilio/inbound", post(crate::inbound::twilio_inbound))
         .route("/livez", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
+}
+
+/// Whether the request carries Twilio's signature over the public URL it was sent to and its
+/// parameters (constant-time; with and without the default port).
+pub(crate) fn signed_by_twilio(
+    state: &WebhookState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> bool {
+    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
+    let url = format!("{}{}", state.public_base_url.trim_end_matches('/'), path);
+    let valid = !signature.is_empty() && twilio_signature_matches(&state.twilio_auth_token, &url, params, signature);
+    if !valid {
+        tracing::warn!(%url, "webhook with a bad Twilio signature refused");
+    }
+    valid
 }
 
 async fn twilio_status(
@@ -41,11 +60,7 @@ async fn twilio_status(
     headers: HeaderMap,
     Form(params): Form<Vec<(String, String)>>,
 ) -> StatusCode {
-    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
-    let url = format!("{}{}", state.public_base_url.trim_end_matches('/'), path);
-    if signature.is_empty() || !twilio_signature_matches(&state.twilio_auth_token, &url, &params, signature) {
-        tracing::warn!(%url, "status callback with a bad signature refused");
+    if !signed_by_twilio(&state, &uri, &headers, &params) {
         return StatusCode::FORBIDDEN;
     }
     let Some((account, message)) = verify_message_token(&state.token_secret, &token) else {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status};
 use messaging_platform::bus::{Delivery, Handler, Outcome};
-use messaging_proto::bus::{MessageQueued, StatusChanged};
+use messaging_proto::bus::{MessageQueued, MessageReceived, StatusChanged};
 use prost::Message as _;
 use sqlx::PgPool;
 
@@ -33,6 +33,11 @@ impl Handler for Projector {
                 Ok(event) if event.account_id == account => self.status(event).await,
                 Ok(_) => return Outcome::DeadLetter("status event for another account".into()),
                 Err(error) => return Outcome::DeadLetter(format!("undecodable status event: {error}")),
+            },
+            "received" => match MessageReceived::decode(delivery.payload.as_ref()) {
+                Ok(event) if event.account_id == account => self.received(event).await,
+                Ok(_) => return Outcome::DeadLetter("received event for another account".into()),
+                Err(error) => return Outcome::DeadLetter(format!("undecodable received event: {error}")),
             },
             _ => return Outcome::Ack,
         };
@@ -85,6 +90,35 @@ impl Projector {
             format!("queued:{}", event.message_id),
         )
         .await?;
+        tx.commit().await
+    }
+
+    /// An inbound message joins the customer's thread (or its sender's, when unknown) as a reply.
+    async fn received(&self, event: MessageReceived) -> sqlx::Result<()> {
+        let customer = event.customer.unwrap_or_default();
+        let at = time(event.received_at);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone, customer_email,
+                 direction, channel, message_type, status, status_rank, preview, subject, job_id, created_at, sent_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, 'reply', 'received', $8, $9, $10, '', $11, $11, $11)
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(&event.message_id)
+        .bind(&event.account_id)
+        .bind(&customer.customer_id)
+        .bind(&customer.name)
+        .bind(&customer.phone)
+        .bind(&customer.email)
+        .bind(Channel::from_proto(event.channel).map(|c| c.as_str()))
+        .bind(i16::from(Status::Received.rank()))
+        .bind(event.body.chars().take(160).collect::<String>())
+        .bind(&event.subject)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let key = format!("received:{}", event.message_id);
+        timeline(&mut tx, &event.account_id, &event.message_id, Status::Received, "provider", "", at, key).await?;
         tx.commit().await
     }
 

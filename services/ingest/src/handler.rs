@@ -12,6 +12,7 @@ use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
 use messaging_platform::clock::SharedClock;
 use sqlx::{PgConnection, PgPool};
 
+use crate::directory;
 use crate::notify::{self, Notification};
 use crate::schedule;
 use crate::store::{self, StoredAccount};
@@ -60,7 +61,6 @@ struct Apply<'a> {
     event: &'a JobEvent,
     account: StoredAccount,
     now: DateTime<Utc>,
-    released: usize,
 }
 
 impl EventHandler {
@@ -81,7 +81,10 @@ impl EventHandler {
             if let Some(account) = store::load_account(&mut tx, account_id).await? {
                 schedule::move_account_reminders(&mut tx, account_id, &account, now).await?;
             }
+            let listing = directory::account(&event.event_id, &event.account_id, settings, event.occurred_at);
+            outbox::enqueue(&mut tx, crate::SCHEMA, &listing).await?;
             tx.commit().await?;
+            self.relay.wake();
             return Ok(true);
         }
         let account = store::load_account(&mut tx, account_id)
@@ -90,13 +93,12 @@ impl EventHandler {
         let customer = event.kind.customer().ok_or(EventError::Missing("customer"))?;
         let contact = customer.contact(account.phone_region())?;
         store::upsert_customer(&mut tx, &event.account_id, &contact, event.occurred_at).await?;
-        let mut apply = Apply { tx: &mut tx, event, account, now, released: 0 };
+        let listing = directory::customer(&event.event_id, &event.account_id, &contact, event.occurred_at);
+        outbox::enqueue(&mut tx, crate::SCHEMA, &listing).await?;
+        let mut apply = Apply { tx: &mut tx, event, account, now };
         apply.effects(&contact).await?;
-        let released = apply.released;
         tx.commit().await?;
-        if released > 0 {
-            self.relay.wake();
-        }
+        self.relay.wake();
         Ok(true)
     }
 }
@@ -206,7 +208,6 @@ impl Apply<'_> {
             schedule::defer(self.tx, self.event.account_id.as_str(), &message, release).await?;
         } else {
             outbox::enqueue(self.tx, crate::SCHEMA, &message).await?;
-            self.released += 1;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! each event into notification requests for dispatch exactly once, and keeps the durable schedule
 //! (day-before reminders, requests waiting out quiet hours).
 
+mod directory;
 mod handler;
 mod notify;
 mod schedule;
@@ -78,7 +79,7 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     let runtime = Runtime::connect(
         &config.common,
         "ingest",
-        &[streams::JOB_EVENTS, streams::NOTIFY, streams::DEAD_LETTER],
+        &[streams::JOB_EVENTS, streams::NOTIFY, streams::DIRECTORY, streams::DEAD_LETTER],
         shutdown,
     )
     .await?;

@@ -12,28 +12,70 @@ pub struct StreamSpec {
     pub subjects: &'static str,
     pub work_queue: bool,
     pub max_age: Duration,
+    /// Keep only the newest this many messages per subject (a compacted log); 0 keeps all.
+    pub max_per_subject: i64,
 }
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// Job events from the scheduling system: `jobs.<account>.<type>`.
-pub const JOB_EVENTS: StreamSpec =
-    StreamSpec { name: "JOB_EVENTS", subjects: "jobs.>", work_queue: false, max_age: DAY.saturating_mul(7) };
+pub const JOB_EVENTS: StreamSpec = StreamSpec {
+    name: "JOB_EVENTS",
+    subjects: "jobs.>",
+    work_queue: false,
+    max_age: DAY.saturating_mul(7),
+    max_per_subject: 0,
+};
 /// Notification requests for dispatch: `notify.<account>`.
-pub const NOTIFY: StreamSpec =
-    StreamSpec { name: "NOTIFY", subjects: "notify.>", work_queue: false, max_age: DAY.saturating_mul(7) };
+pub const NOTIFY: StreamSpec = StreamSpec {
+    name: "NOTIFY",
+    subjects: "notify.>",
+    work_queue: false,
+    max_age: DAY.saturating_mul(7),
+    max_per_subject: 0,
+};
 /// SMS send commands, one shared work-queue consumer: `send.sms.<account>`.
-pub const SEND_SMS: StreamSpec =
-    StreamSpec { name: "SEND_SMS", subjects: "send.sms.>", work_queue: true, max_age: DAY.saturating_mul(7) };
+pub const SEND_SMS: StreamSpec = StreamSpec {
+    name: "SEND_SMS",
+    subjects: "send.sms.>",
+    work_queue: true,
+    max_age: DAY.saturating_mul(7),
+    max_per_subject: 0,
+};
 /// Email send commands: `send.email.<account>`.
-pub const SEND_EMAIL: StreamSpec =
-    StreamSpec { name: "SEND_EMAIL", subjects: "send.email.>", work_queue: true, max_age: DAY.saturating_mul(7) };
+pub const SEND_EMAIL: StreamSpec = StreamSpec {
+    name: "SEND_EMAIL",
+    subjects: "send.email.>",
+    work_queue: true,
+    max_age: DAY.saturating_mul(7),
+    max_per_subject: 0,
+};
 /// Message lifecycle events: `message.<account>.<kind>`.
-pub const MESSAGE_EVENTS: StreamSpec =
-    StreamSpec { name: "MESSAGE_EVENTS", subjects: "message.>", work_queue: false, max_age: DAY.saturating_mul(7) };
+pub const MESSAGE_EVENTS: StreamSpec = StreamSpec {
+    name: "MESSAGE_EVENTS",
+    subjects: "message.>",
+    work_queue: false,
+    max_age: DAY.saturating_mul(7),
+    max_per_subject: 0,
+};
 /// Input no service could process, with the reason in headers: `dlq.<service>.<original subject>`.
-pub const DEAD_LETTER: StreamSpec =
-    StreamSpec { name: "DEAD_LETTER", subjects: "dlq.>", work_queue: false, max_age: DAY.saturating_mul(30) };
+pub const DEAD_LETTER: StreamSpec = StreamSpec {
+    name: "DEAD_LETTER",
+    subjects: "dlq.>",
+    work_queue: false,
+    max_age: DAY.saturating_mul(30),
+    max_per_subject: 0,
+};
+
+/// Who accounts and customers are, newest per subject (`directory.<account>.account`,
+/// `directory.<account>.customer.<customer>`): what delivery-status needs to route replies.
+pub const DIRECTORY: StreamSpec = StreamSpec {
+    name: "DIRECTORY",
+    subjects: "directory.>",
+    work_queue: false,
+    max_age: Duration::ZERO,
+    max_per_subject: 1,
+};
 
 /// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -50,6 +92,7 @@ impl StreamSpec {
             },
             storage: stream::StorageType::File,
             max_age: self.max_age,
+            max_messages_per_subject: self.max_per_subject,
             duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()
         }

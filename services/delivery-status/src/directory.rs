@@ -1,0 +1,118 @@
+//! The directory of accounts and customers, kept from ingest's `DIRECTORY` listings (newest wins),
+//! and the lookups inbound routing needs: the account by its business number, the customer by
+//! phone number.
+
+use chrono::Utc;
+use messaging_platform::bus::{Delivery, Handler, Outcome};
+use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
+use prost::Message as _;
+use sqlx::{PgConnection, PgPool, Row};
+
+/// Consumes `directory.>`.
+pub struct DirectoryHandler {
+    pub pool: PgPool,
+}
+
+impl Handler for DirectoryHandler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let parts: Vec<&str> = delivery.subject.split('.').collect();
+        let result = match parts.as_slice() {
+            ["directory", account, "account"] => match AccountListing::decode(delivery.payload.as_ref()) {
+                Ok(listing) if listing.account_id == *account => self.account(listing).await,
+                Ok(_) => return Outcome::DeadLetter("account listing for another account".into()),
+                Err(error) => return Outcome::DeadLetter(format!("undecodable account listing: {error}")),
+            },
+            ["directory", account, "customer", customer] => match CustomerListing::decode(delivery.payload.as_ref()) {
+                Ok(listing)
+                    if listing.account_id == *account
+                        && listing.customer.as_ref().is_some_and(|c| c.customer_id == *customer) =>
+                {
+                    self.customer(listing).await
+                }
+                Ok(_) => return Outcome::DeadLetter("customer listing does not match its subject".into()),
+                Err(error) => return Outcome::DeadLetter(format!("undecodable customer listing: {error}")),
+            },
+            _ => return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject)),
+        };
+        match result {
+            Ok(()) => Outcome::Ack,
+            Err(error) => Outcome::retry(format!("database: {error}")),
+        }
+    }
+}
+
+impl DirectoryHandler {
+    async fn account(&self, listing: AccountListing) -> sqlx::Result<()> {
+        let as_of = messaging_proto::time::datetime(listing.as_of.as_ref()).unwrap_or_else(Utc::now);
+        sqlx::query(
+            "INSERT INTO delivery_status.accounts AS a (account_id, name, sms_number, email_from, as_of)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, sms_number = EXCLUDED.sms_number,
+                 email_from = EXCLUDED.email_from, as_of = EXCLUDED.as_of
+             WHERE a.as_of <= EXCLUDED.as_of",
+        )
+        .bind(&listing.account_id)
+        .bind(&listing.name)
+        .bind(&listing.sms_number)
+        .bind(&listing.email_from)
+        .bind(as_of)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn customer(&self, listing: CustomerListing) -> sqlx::Result<()> {
+        let customer = listing.customer.unwrap_or_default();
+        let as_of = messaging_proto::time::datetime(listing.as_of.as_ref()).unwrap_or_else(Utc::now);
+        sqlx::query(
+            "INSERT INTO delivery_status.contacts AS c (account_id, customer_id, name, phone, email, as_of)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
+                 email = EXCLUDED.email, as_of = EXCLUDED.as_of
+             WHERE c.as_of <= EXCLUDED.as_of",
+        )
+        .bind(&listing.account_id)
+        .bind(&customer.customer_id)
+        .bind(&customer.name)
+        .bind(&customer.phone)
+        .bind(&customer.email)
+        .bind(as_of)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The account a business number belongs to now: (account id, business name).
+pub async fn account_by_number(tx: &mut PgConnection, number: &str) -> sqlx::Result<Option<(String, String)>> {
+    let row = sqlx::query(
+        "SELECT account_id, name FROM delivery_status.accounts WHERE sms_number = $1 ORDER BY as_of DESC LIMIT 1",
+    )
+    .bind(number)
+    .fetch_optional(tx)
+    .await?;
+    row.map(|row| Ok((row.try_get("account_id")?, row.try_get("name")?))).transpose()
+}
+
+/// The account's customer with this phone number; an unknown number is a customer with no id.
+pub async fn customer_by_phone(tx: &mut PgConnection, account: &str, phone: &str) -> sqlx::Result<CustomerSnapshot> {
+    let row = sqlx::query(
+        "SELECT customer_id, name, email FROM delivery_status.contacts WHERE account_id = $1 AND phone = $2
+         ORDER BY as_of DESC LIMIT 1",
+    )
+    .bind(account)
+    .bind(phone)
+    .fetch_optional(tx)
+    .await?;
+    Ok(match row {
+        Some(row) => CustomerSnapshot {
+            customer_id: row.try_get("customer_id")?,
+            name: row.try_get("name")?,
+            phone: phone.to_owned(),
+            email: row.try_get("email")?,
+            sms_allowed: true,
+            email_allowed: true,
+        },
+        None => CustomerSnapshot { phone: phone.to_owned(), ..Default::default() },
+    })
+}

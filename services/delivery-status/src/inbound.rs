@@ -1,0 +1,156 @@
+//! Inbound SMS from Twilio: verified, routed to the account by the signed To number and to the
+//! customer by the From number (an unknown number gets a thread of its own), recorded once per
+//! MessageSid, published to the feed, and acted on when it is a carrier keyword: STOP opts the
+//! number out of this business's SMS, START opts it back in, HELP is answered in TwiML.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use messaging_domain::keywords::{self, Keyword};
+use messaging_domain::{Channel, E164, MessageId};
+use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_proto::bus::{MessageReceived, OptOutChanged};
+use messaging_proto::time::timestamp;
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+
+use crate::directory;
+use crate::webhook::{WebhookState, signed_by_twilio};
+
+/// The message id of an inbound message: derived from the provider's id, so a retried webhook
+/// names the same message.
+fn inbound_message_id(provider_id: &str) -> MessageId {
+    let digest = Sha256::digest(provider_id.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    MessageId::from_u128(u128::from_be_bytes(bytes))
+}
+
+fn twiml(reply: Option<&str>) -> Response {
+    let body = match reply {
+        Some(text) => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
+            escape_xml(text)
+        ),
+        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>".to_owned(),
+    };
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+}
+
+fn escape_xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+pub async fn twilio_inbound(
+    State(state): State<Arc<WebhookState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> Response {
+    if !signed_by_twilio(&state, &uri, &headers, &params) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (provider_id, body) = (param("MessageSid"), param("Body"));
+    let (Ok(to), Ok(from)) = (E164::parse_strict(&param("To")), E164::parse_strict(&param("From"))) else {
+        return (StatusCode::BAD_REQUEST, "To and From must be E.164 numbers").into_response();
+    };
+    if provider_id.is_empty() {
+        return (StatusCode::BAD_REQUEST, "MessageSid is required").into_response();
+    }
+    match record(&state, &provider_id, to.as_str(), from.as_str(), &body).await {
+        Ok(Some(business)) => {
+            state.relay.wake();
+            let reply = (keywords::classify(&body) == Some(Keyword::Help))
+                .then(|| format!("{business}: reply to this number to reach us. Reply STOP to opt out."));
+            twiml(reply.as_deref())
+        }
+        // Signed for a number no account has (yet: the directory may lag a new account by moments).
+        // Not stored; a provider that retries, or Twilio's fallback URL, gets another chance.
+        Ok(None) => (StatusCode::SERVICE_UNAVAILABLE, "no account uses this number yet").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "inbound SMS not stored; Twilio will retry");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+/// Stores the message and its events once; returns the business name, or `None` when the To
+/// number is no account's.
+async fn record(
+    state: &WebhookState,
+    provider_id: &str,
+    to: &str,
+    from: &str,
+    body: &str,
+) -> sqlx::Result<Option<String>> {
+    let mut tx = state.pool.begin().await?;
+    let Some((account_id, business)) = directory::account_by_number(&mut tx, to).await? else {
+        tracing::warn!(to, "inbound SMS to a number no account uses (yet); refused for a retry");
+        return Ok(None);
+    };
+    let customer = directory::customer_by_phone(&mut tx, &account_id, from).await?;
+    let keyword = keywords::classify(body);
+    let message_id = inbound_message_id(provider_id);
+    let inserted = sqlx::query(
+        "INSERT INTO delivery_status.inbound (provider_id, message_id, account_id, channel, sender, customer_id, body, keyword)
+         VALUES ($1, $2, $3, 'sms', $4, $5, $6, $7) ON CONFLICT (provider_id) DO NOTHING",
+    )
+    .bind(provider_id)
+    .bind(message_id.as_str())
+    .bind(&account_id)
+    .bind(from)
+    .bind(&customer.customer_id)
+    .bind(body)
+    .bind(keyword.map(|k| format!("{k:?}").to_ascii_lowercase()))
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(Some(business));
+    }
+    let now = Utc::now();
+    let received = MessageReceived {
+        message_id: message_id.to_string(),
+        account_id: account_id.clone(),
+        channel: Channel::Sms.to_proto(),
+        customer: Some(customer.clone()),
+        body: body.to_owned(),
+        subject: String::new(),
+        received_at: Some(timestamp(now)),
+        provider_id: provider_id.to_owned(),
+    };
+    let event = OutboxMessage {
+        id: format!("received:{message_id}"),
+        subject: format!("message.{account_id}.received"),
+        payload: received.encode_to_vec(),
+    };
+    outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
+    if let Some(opted_out) = match keyword {
+        Some(Keyword::Stop) => Some(true),
+        Some(Keyword::Start) => Some(false),
+        _ => None,
+    } {
+        let change = OptOutChanged {
+            account_id: account_id.clone(),
+            channel: Channel::Sms.to_proto(),
+            address: from.to_owned(),
+            opted_out,
+            source: "keyword".into(),
+            occurred_at: Some(timestamp(now)),
+        };
+        let event = OutboxMessage {
+            id: format!("opt_out:{message_id}"),
+            subject: format!("message.{account_id}.opt_out"),
+            payload: change.encode_to_vec(),
+        };
+        outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
+        tracing::info!(account_id, customer_id = %customer.customer_id, opted_out, "SMS keyword applied");
+    }
+    tx.commit().await?;
+    tracing::info!(account_id, message_id = %message_id, customer_id = %customer.customer_id, "inbound SMS recorded");
+    Ok(Some(business))
+}

@@ -1,0 +1,48 @@
+//! The directory ingest publishes for delivery-status: each account's and customer's newest
+//! listing on its own subject of the compacted `DIRECTORY` stream, in the transaction that stored
+//! the snapshot, so replies can be routed without reading ingest's tables.
+
+use chrono::{DateTime, Utc};
+use messaging_domain::event::{AccountSettings, Contact};
+use messaging_domain::{AccountId, EventId};
+use messaging_platform::bus::OutboxMessage;
+use messaging_proto::bus::{AccountListing, CustomerListing};
+use messaging_proto::time::timestamp;
+use prost::Message as _;
+
+use crate::notify;
+
+/// The account's listing, as of the event that described it.
+pub fn account(
+    event: &EventId,
+    account_id: &AccountId,
+    settings: &AccountSettings,
+    as_of: DateTime<Utc>,
+) -> OutboxMessage {
+    let listing = AccountListing {
+        account_id: account_id.to_string(),
+        name: settings.name.clone(),
+        sms_number: settings.sms_number.to_string(),
+        email_from: settings.email_from.clone(),
+        as_of: Some(timestamp(as_of)),
+    };
+    OutboxMessage {
+        id: format!("directory:{event}:account"),
+        subject: format!("directory.{account_id}.account"),
+        payload: listing.encode_to_vec(),
+    }
+}
+
+/// The customer's listing, as of the event that described them.
+pub fn customer(event: &EventId, account_id: &AccountId, contact: &Contact, as_of: DateTime<Utc>) -> OutboxMessage {
+    let listing = CustomerListing {
+        account_id: account_id.to_string(),
+        customer: Some(notify::customer_snapshot(contact)),
+        as_of: Some(timestamp(as_of)),
+    };
+    OutboxMessage {
+        id: format!("directory:{event}:customer"),
+        subject: format!("directory.{account_id}.customer.{}", contact.customer_id),
+        payload: listing.encode_to_vec(),
+    }
+}
