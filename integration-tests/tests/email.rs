@@ -80,3 +80,57 @@ async fn emails_reach_a_real_smtp_server_with_their_headers_and_nothing_more() -
     stack.stop().await;
     Ok(())
 }
+
+/// The URL in `mail` that starts with `from` and ends before `until`, quoted-printable undone.
+fn url_in(mail: &str, from: &str, until: char) -> Option<String> {
+    let unfolded = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let start = unfolded.find(from)?;
+    let rest = &unfolded[start..];
+    Some(rest[..rest.find(until)?].to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_marks_the_email_opened_and_only_a_post_unsubscribes() -> anyhow::Result<()> {
+    let setup = account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"));
+    let (mut stack, publisher, dashboard) = start_with("engagement", &setup).await?;
+    let dana = customer("cus_dana", "Dana Reyes", "", "dana@example.com");
+    let body = json!({"customer": dana, "job": job("job_1", Utc::now() + chrono::Duration::days(2))});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, Utc::now(), body)).await?;
+    assert_eq!(email_of(&dashboard, "cus_dana").await?.status, MessageStatus::Sent as i32);
+    let mail = stack.mails().pop().unwrap_or_default();
+    let base = format!("http://127.0.0.1:{}", stack.ports.webhook);
+    let pixel = url_in(&mail, &format!("{base}/o/"), '"').expect("a pixel URL");
+    let unsubscribe = url_in(&mail, &format!("{base}/unsubscribe/"), '>').expect("an unsubscribe URL");
+
+    let image = reqwest::get(&pixel).await?;
+    assert_eq!(image.headers()["content-type"], "image/gif");
+    eventually(Duration::from_secs(30), "the email opened", || {
+        let dashboard = dashboard.clone();
+        async move { (email_of(&dashboard, "cus_dana").await.ok()?.status == MessageStatus::Opened as i32).then_some(()) }
+    })
+    .await?;
+    let forged = pixel.replace(".gif", "x.gif");
+    assert_eq!(reqwest::get(&forged).await?.status().as_u16(), 404);
+
+    // A link scanner's GET shows the page and changes nothing; the recipient's POST unsubscribes.
+    let page = reqwest::get(&unsubscribe).await?.text().await?;
+    assert!(page.contains("method=\"post\""), "{page}");
+    let invoice_sent = |n: usize| {
+        let body = json!({"customer": dana, "invoice": invoice(&format!("inv_{n}"))});
+        event(&format!("i{n}"), "invoice.sent", ACCOUNT, Utc::now(), body)
+    };
+    stack.quiesce().await?;
+    publisher.event(&invoice_sent(1)).await?;
+    dashboard.settled(2).await?;
+    let one_click = [("List-Unsubscribe", "One-Click")];
+    let posted = reqwest::Client::new().post(&unsubscribe).form(&one_click).send().await?;
+    assert_eq!(posted.status().as_u16(), 200);
+    stack.quiesce().await?;
+    publisher.event(&invoice_sent(2)).await?;
+    let all = dashboard.settled(3).await?;
+    let statuses: Vec<(i32, &str)> = all.iter().map(|m| (m.status, m.failure_reason.as_str())).collect();
+    assert!(statuses.contains(&(MessageStatus::Failed as i32, "opted_out")), "{all:#?}");
+    assert_eq!(stack.mails().len(), 2, "the confirmation and the first invoice; not the second");
+    stack.stop().await;
+    Ok(())
+}

@@ -52,6 +52,7 @@ impl Handler for AttemptHandler {
             }),
             occurred_at,
             implies: opt_out_implied(&attempt, status),
+            recipient: non_empty(&attempt.to),
         };
         match store::apply(&self.pool, &report).await {
             Ok(applied) => {

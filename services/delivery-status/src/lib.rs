@@ -4,6 +4,7 @@
 
 mod attempts;
 mod directory;
+mod engagement;
 mod inbound;
 mod store;
 mod webhook;

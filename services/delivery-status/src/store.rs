@@ -27,6 +27,8 @@ pub struct Report {
     pub occurred_at: DateTime<Utc>,
     /// An event the report implies (an opt-out), published with it the first time it is seen.
     pub implies: Option<OutboxMessage>,
+    /// The address the message went to, when the report knows it.
+    pub recipient: Option<String>,
 }
 
 /// What applying a report did.
@@ -62,9 +64,10 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
     // Advance only to a higher rank, or from unknown to sent; keep the first stored error.
     let row = sqlx::query(
         "INSERT INTO delivery_status.messages AS m
-             (message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code, error_text)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             (message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code, error_text, recipient)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (message_id) DO UPDATE SET
+             recipient = COALESCE(m.recipient, EXCLUDED.recipient),
              provider_id = COALESCE(m.provider_id, EXCLUDED.provider_id),
              channel = COALESCE(m.channel, EXCLUDED.channel),
              failure_reason = COALESCE(m.failure_reason, EXCLUDED.failure_reason),
@@ -86,6 +89,7 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
     .bind(&report.failure_reason)
     .bind(&report.error_code)
     .bind(&report.error_text)
+    .bind(&report.recipient)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {

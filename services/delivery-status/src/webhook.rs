@@ -30,6 +30,8 @@ pub fn router(state: Arc<WebhookState>) -> Router {
     Router::new()
         .route("/webhooks/twilio/status/{token}", post(twilio_status))
         .route("/webhooks/twilio/inbound", post(crate::inbound::twilio_inbound))
+        .route("/o/{file}", get(crate::engagement::open_pixel))
+        .route("/unsubscribe/{token}", get(crate::engagement::unsubscribe_page).post(crate::engagement::unsubscribe))
         .route("/livez", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
@@ -97,6 +99,7 @@ async fn twilio_status(
         ),
         occurred_at: Utc::now(),
         implies: None,
+        recipient: None,
     };
     match store::apply(&state.pool, &report).await {
         Ok(applied) => {

@@ -1,0 +1,120 @@
+//! What recipients do with an email: open it (the signed tracking pixel moves the message to
+//! `opened`) and unsubscribe (RFC 8058: only a POST to the signed link unsubscribes; a GET shows
+//! a page with the button, so link scanners change nothing).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+use messaging_domain::signing::verify_message_token;
+use messaging_domain::{Channel, Status};
+use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_proto::bus::OptOutChanged;
+use messaging_proto::time::timestamp;
+use prost::Message as _;
+
+use crate::store::{self, Applied, Report};
+use crate::webhook::WebhookState;
+
+/// A transparent 1×1 GIF.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+    0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02,
+    0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// `GET /o/<token>.gif`: the first open of a message moves it to `opened`.
+pub async fn open_pixel(State(state): State<Arc<WebhookState>>, Path(file): Path<String>) -> Response {
+    let token = file.strip_suffix(".gif").unwrap_or(&file);
+    let Some((account, message)) = verify_message_token(&state.token_secret, token) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let report = Report {
+        message_id: message.to_string(),
+        account_id: account.to_string(),
+        channel: Some(Channel::Email),
+        status: Status::Opened,
+        provider_id: None,
+        failure_reason: None,
+        error_code: None,
+        error_text: None,
+        source: "open_pixel",
+        dedupe_key: format!("open:{message}"),
+        detail: serde_json::json!({"event": "open"}),
+        occurred_at: Utc::now(),
+        implies: None,
+        recipient: None,
+    };
+    match store::apply(&state.pool, &report).await {
+        Ok(applied) => {
+            if applied != Applied::Duplicate {
+                state.relay.wake();
+            }
+        }
+        Err(error) => tracing::warn!(%error, message_id = %message, "open not recorded"),
+    }
+    let no_store = [(header::CONTENT_TYPE, "image/gif"), (header::CACHE_CONTROL, "no-store")];
+    (no_store, PIXEL).into_response()
+}
+
+/// `GET /unsubscribe/<token>`: a page with the button; changes nothing.
+pub async fn unsubscribe_page(State(state): State<Arc<WebhookState>>, Path(token): Path<String>) -> Response {
+    if verify_message_token(&state.token_secret, &token).is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    Html(
+        "<!DOCTYPE html><html><body><form method=\"post\"><p>Stop these emails?</p>\
+         <button type=\"submit\" name=\"List-Unsubscribe\" value=\"One-Click\">Unsubscribe</button></form></body></html>",
+    )
+    .into_response()
+}
+
+/// `POST /unsubscribe/<token>`: opts the message's recipient out of this account's email.
+pub async fn unsubscribe(State(state): State<Arc<WebhookState>>, Path(token): Path<String>) -> Response {
+    let Some((account, message)) = verify_message_token(&state.token_secret, &token) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match opt_out(&state, account.as_str(), message.as_str()).await {
+        Ok(true) => {
+            state.relay.wake();
+            tracing::info!(account_id = %account, message_id = %message, "unsubscribed by one-click");
+            Html("<!DOCTYPE html><html><body><p>You are unsubscribed.</p></body></html>").into_response()
+        }
+        Ok(false) => (StatusCode::NOT_FOUND, "this message is not known yet; try again shortly").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "unsubscribe not recorded");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+/// Publishes the opt-out for the message's recipient; false when the message is not known.
+async fn opt_out(state: &WebhookState, account: &str, message: &str) -> sqlx::Result<bool> {
+    let mut tx = state.pool.begin().await?;
+    let recipient: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT recipient FROM delivery_status.messages WHERE message_id = $1 AND account_id = $2 AND channel = 'email'",
+    )
+    .bind(message)
+    .bind(account)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(address) = recipient.flatten() else { return Ok(false) };
+    let change = OptOutChanged {
+        account_id: account.to_owned(),
+        channel: Channel::Email.to_proto(),
+        address,
+        opted_out: true,
+        source: "unsubscribe".into(),
+        occurred_at: Some(timestamp(Utc::now())),
+    };
+    let event = OutboxMessage {
+        id: format!("unsubscribe:{message}"),
+        subject: format!("message.{account}.opt_out"),
+        payload: change.encode_to_vec(),
+    };
+    outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
+    tx.commit().await?;
+    Ok(true)
+}
