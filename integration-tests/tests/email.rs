@@ -134,3 +134,69 @@ async fn an_open_marks_the_email_opened_and_only_a_post_unsubscribes() -> anyhow
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_sendgrid_events_mark_a_bounce_failed_and_forgeries_change_nothing() -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use p256::ecdsa::signature::Signer as _;
+    use p256::ecdsa::{Signature, SigningKey};
+
+    let signing = SigningKey::from_slice(&[11u8; 32])?;
+    let mut der = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200")?;
+    der.extend_from_slice(signing.verifying_key().to_encoded_point(false).as_bytes());
+    let key = [("MSG_SENDGRID_PUBLIC_KEY", STANDARD.encode(&der))];
+    let mut stack =
+        messaging_integration_tests::Stack::start_fresh_with("sendgrid", &[("delivery-status", &key)]).await?;
+    let publisher = messaging_integration_tests::client::Publisher::connect(&stack.infra.nats_url()).await?;
+    publisher.event(&account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"))).await?;
+    let dashboard = Dashboard::connect(stack.ports.grpc, ACCOUNT).await?;
+    let dana = customer("cus_dana", "Dana Reyes", "", "dana@example.com");
+    let body = json!({"customer": dana, "job": job("job_1", Utc::now() + chrono::Duration::days(2))});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, Utc::now(), body)).await?;
+    email_of(&dashboard, "cus_dana").await?;
+    let mail = stack.mails().pop().unwrap_or_default();
+    let token = url_in(&mail, "\"message_token\":\"", '}')
+        .map(|t| t.trim_start_matches("\"message_token\":\"").trim_end_matches('"').to_owned())
+        .expect("the message token in X-SMTPAPI");
+
+    let url = format!("http://127.0.0.1:{}/webhooks/sendgrid/events", stack.ports.webhook);
+    let bounce = json!([
+        {"email": "dana@example.com", "timestamp": 1_790_000_000, "event": "bounce", "sg_event_id": "ev_1",
+         "message_token": token, "reason": "550 5.1.1 The email account does not exist", "status": "5.1.1"},
+        {"email": "dana@example.com", "timestamp": 1_790_000_000, "event": "delivered", "sg_event_id": "ev_2",
+         "message_token": format!("{token}x")}
+    ])
+    .to_string();
+    let signed_at = "1790000001";
+    let signature: Signature = signing.sign(&[signed_at.as_bytes(), bounce.as_bytes()].concat());
+    let signature = STANDARD.encode(signature.to_der().as_bytes());
+    let http = reqwest::Client::new();
+    let post = |signature: &str, body: &str| {
+        http.post(&url)
+            .header("X-Twilio-Email-Event-Webhook-Signature", signature.to_owned())
+            .header("X-Twilio-Email-Event-Webhook-Timestamp", signed_at)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+    };
+    assert_eq!(post("", &bounce).await?.status().as_u16(), 403, "unsigned");
+    assert_eq!(post(&signature, &bounce.replace("bounce", "open")).await?.status().as_u16(), 403, "altered");
+    assert_eq!(post(&signature, "[").await?.status().as_u16(), 403, "a body it did not sign");
+    for _ in 0..2 {
+        assert_eq!(post(&signature, &bounce).await?.status().as_u16(), 200);
+    }
+    let failed = eventually(Duration::from_secs(30), "the bounce applied", || {
+        let dashboard = dashboard.clone();
+        async move {
+            let email = email_of(&dashboard, "cus_dana").await.ok()?;
+            (email.status == MessageStatus::Failed as i32).then_some(email)
+        }
+    })
+    .await?;
+    assert_eq!(failed.failure_reason, "bounced");
+    stack.quiesce().await?;
+    assert_eq!(dashboard.clone().all().await.len(), 1);
+    stack.stop().await;
+    Ok(())
+}

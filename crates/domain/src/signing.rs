@@ -10,6 +10,9 @@ use subtle::ConstantTimeEq;
 
 use crate::ids::{AccountId, MessageId};
 
+mod sendgrid;
+pub use sendgrid::SendgridKey;
+
 /// X-Twilio-Signature: base64(HMAC-SHA1(auth token, URL + each POST parameter's name and value,
 /// sorted by name)).
 pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {

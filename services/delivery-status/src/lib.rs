@@ -6,6 +6,7 @@ mod attempts;
 mod directory;
 mod engagement;
 mod inbound;
+mod sendgrid;
 mod store;
 mod webhook;
 
@@ -33,6 +34,8 @@ pub struct Config {
     pub twilio_auth_token: String,
     /// Shared with the gateways: verifies message tokens in callback URLs.
     pub callback_secret: String,
+    /// SendGrid's event-webhook verification key (base64 DER); empty accepts events unverified.
+    pub sendgrid_public_key: String,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             public_base_url: "http://127.0.0.1:8080".into(),
             twilio_auth_token: String::new(),
             callback_secret: "dev-callback-secret".into(),
+            sendgrid_public_key: String::new(),
         }
     }
 }
@@ -55,10 +59,18 @@ pub struct App {
     runtime: Runtime,
     relay: Relay,
     listener: tokio::net::TcpListener,
+    sendgrid_key: Option<messaging_domain::signing::SendgridKey>,
 }
 
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     anyhow::ensure!(!config.twilio_auth_token.is_empty(), "twilio_auth_token is required to verify webhooks");
+    let sendgrid_key = match config.sendgrid_public_key.trim() {
+        "" => None,
+        key => Some(
+            messaging_domain::signing::SendgridKey::parse(key)
+                .ok_or_else(|| anyhow::anyhow!("sendgrid_public_key is not a base64 DER P-256 public key"))?,
+        ),
+    };
     let runtime = Runtime::connect(
         &config.common,
         "delivery-status",
@@ -68,7 +80,7 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     .await?;
     let relay = runtime.relay(SCHEMA);
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    Ok(App { config, runtime, relay, listener })
+    Ok(App { config, runtime, relay, listener, sendgrid_key })
 }
 
 impl App {
@@ -86,6 +98,7 @@ impl App {
             public_base_url: self.config.public_base_url.clone(),
             twilio_auth_token: self.config.twilio_auth_token.clone(),
             token_secret: self.config.callback_secret.as_bytes().to_vec(),
+            sendgrid_key: self.sendgrid_key.clone(),
         });
         let server_shutdown = shutdown.clone();
         tracing::info!(listen = %self.listener.local_addr()?, "webhook server listening");

@@ -86,6 +86,7 @@ impl<M: Mailer> EmailSender<M> {
             html: command.html_body.clone(),
             unsubscribe_url: format!("{}/unsubscribe/{token}", self.public_base_url.trim_end_matches('/')),
             open_pixel_url: format!("{}/o/{token}.gif", self.public_base_url.trim_end_matches('/')),
+            tracking_token: token.clone(),
         };
         let settlement = match self.mailer.send(&email).await {
             Ok(()) => {

@@ -50,6 +50,8 @@ pub struct Email {
     pub unsubscribe_url: String,
     /// A signed open-tracking pixel, added to the HTML part; empty for none.
     pub open_pixel_url: String,
+    /// Our signed message token, carried to an event webhook (SendGrid's unique args); empty for none.
+    pub tracking_token: String,
 }
 
 /// How a send failed.
@@ -116,6 +118,7 @@ pub fn build(email: &Email, domain: &str) -> Result<Message, MailError> {
         ("subject", &email.subject),
         ("unsubscribe url", &email.unsubscribe_url),
         ("open pixel url", &email.open_pixel_url),
+        ("tracking token", &email.tracking_token),
     ] {
         if value.contains(['\r', '\n']) {
             return Err(MailError::Invalid(format!("{field} contains a line break")));
@@ -135,6 +138,10 @@ pub fn build(email: &Email, domain: &str) -> Result<Message, MailError> {
         builder = builder
             .raw_header(raw("List-Unsubscribe", format!("<{}>", email.unsubscribe_url))?)
             .raw_header(raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned())?);
+    }
+    if !email.tracking_token.is_empty() {
+        let args = serde_json::json!({"unique_args": {"message_token": email.tracking_token}});
+        builder = builder.raw_header(raw("X-SMTPAPI", args.to_string())?);
     }
     builder
         .multipart(MultiPart::alternative_plain_html(
@@ -177,6 +184,7 @@ mod tests {
             html: "<p>Hi</p>".into(),
             unsubscribe_url: "http://127.0.0.1:8080/unsubscribe/tok".into(),
             open_pixel_url: "http://127.0.0.1:8080/o/tok.gif".into(),
+            tracking_token: "acc.msg.sig".into(),
         }
     }
 
@@ -197,6 +205,7 @@ mod tests {
         assert!(text.contains("List-Unsubscribe: <http://127.0.0.1:8080/unsubscribe/tok>"), "{text}");
         assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{text}");
         assert!(text.contains("Reply-To: reply+tok@reply.example"), "{text}");
+        assert!(text.contains(r#"X-SMTPAPI: {"unique_args":{"message_token":"acc.msg.sig"}}"#), "{text}");
     }
 
     #[test]

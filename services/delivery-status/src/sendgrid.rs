@@ -1,0 +1,136 @@
+//! SendGrid's event webhook: a JSON array of email events, verified with ECDSA when a public key
+//! is configured, each attributed to our message by the signed `message_token` the email gateway
+//! put in `X-SMTPAPI` unique args (never by an unsigned field), deduplicated on `sg_event_id`,
+//! kept in the timeline and applied forward-only: delivered, bounce and dropped (failed with the
+//! reason), open and click (opened); spamreport and unsubscribe opt the address out.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{TimeZone, Utc};
+use messaging_domain::signing::verify_message_token;
+use messaging_domain::{Channel, Status};
+use messaging_platform::bus::OutboxMessage;
+use messaging_proto::bus::OptOutChanged;
+use messaging_proto::time::timestamp;
+use prost::Message as _;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::store::{self, Applied, Report};
+use crate::webhook::WebhookState;
+
+/// The most events one request may carry.
+const MAX_EVENTS: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    event: String,
+    #[serde(default)]
+    sg_event_id: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    timestamp: Option<i64>,
+    #[serde(default)]
+    message_token: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// What an event means for the message: its status, a failure reason, and whether it opts out.
+fn meaning(event: &str) -> Option<(Status, Option<&'static str>, bool)> {
+    Some(match event {
+        "processed" | "deferred" => (Status::Sent, None, false),
+        "delivered" => (Status::Delivered, None, false),
+        "bounce" => (Status::Failed, Some("bounced"), false),
+        "dropped" => (Status::Failed, Some("dropped"), false),
+        "open" | "click" => (Status::Opened, None, false),
+        "spamreport" | "unsubscribe" | "group_unsubscribe" => (Status::Sent, None, true),
+        _ => return None,
+    })
+}
+
+pub async fn events(State(state): State<Arc<WebhookState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if let Some(key) = &state.sendgrid_key {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let signature = header("x-twilio-email-event-webhook-signature");
+        let signed_at = header("x-twilio-email-event-webhook-timestamp");
+        if signature.is_empty() || !key.verifies(signed_at, &body, signature) {
+            tracing::warn!("SendGrid event webhook with a bad signature refused");
+            return StatusCode::FORBIDDEN;
+        }
+    }
+    let raw: Vec<Value> = match serde_json::from_slice(&body) {
+        Ok(raw) => raw,
+        Err(_) => return StatusCode::BAD_REQUEST,
+    };
+    if raw.len() > MAX_EVENTS {
+        return StatusCode::PAYLOAD_TOO_LARGE;
+    }
+    let mut unattributed = 0;
+    for value in raw {
+        let Some(report) = serde_json::from_value::<Event>(value).ok().and_then(|event| report(&state, &event)) else {
+            unattributed += 1;
+            continue;
+        };
+        match store::apply(&state.pool, &report).await {
+            Ok(Applied::Duplicate) => {}
+            Ok(_) => state.relay.wake(),
+            Err(error) => {
+                tracing::warn!(%error, "SendGrid event not stored; SendGrid will retry the batch");
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+    }
+    if unattributed > 0 {
+        tracing::info!(unattributed, "SendGrid events without a valid message token ignored");
+    }
+    StatusCode::OK
+}
+
+/// The report an event makes, or `None` for an event we cannot attribute or do not track.
+fn report(state: &WebhookState, event: &Event) -> Option<Report> {
+    let (status, reason, opts_out) = meaning(&event.event)?;
+    let (account, message) = verify_message_token(&state.token_secret, event.message_token.as_deref()?)?;
+    let event_id = event.sg_event_id.as_deref().filter(|id| !id.is_empty())?;
+    let occurred_at = event.timestamp.and_then(|t| Utc.timestamp_opt(t, 0).single()).unwrap_or_else(Utc::now);
+    let detail = serde_json::json!({
+        "event": event.event, "email": event.email, "reason": event.reason, "status": event.status,
+    });
+    let implies = opts_out.then(|| event.email.clone()).flatten().map(|address| {
+        let change = OptOutChanged {
+            account_id: account.to_string(),
+            channel: Channel::Email.to_proto(),
+            address,
+            opted_out: true,
+            source: format!("sendgrid_{}", event.event),
+            occurred_at: Some(timestamp(occurred_at)),
+        };
+        OutboxMessage {
+            id: format!("opt_out:sendgrid:{event_id}"),
+            subject: format!("message.{account}.opt_out"),
+            payload: change.encode_to_vec(),
+        }
+    });
+    Some(Report {
+        message_id: message.to_string(),
+        account_id: account.to_string(),
+        channel: Some(Channel::Email),
+        status,
+        provider_id: None,
+        failure_reason: reason.map(str::to_owned),
+        error_code: event.status.clone().filter(|s| !s.is_empty()),
+        error_text: event.reason.clone().filter(|s| !s.is_empty()),
+        source: "sendgrid",
+        dedupe_key: format!("sendgrid:{event_id}"),
+        detail,
+        occurred_at,
+        implies,
+        recipient: event.email.clone(),
+    })
+}
