@@ -1,0 +1,76 @@
+//! Garbage at every webhook: oversized bodies, bytes that are not UTF-8, repeated keys, ten
+//! thousand parameters, forged tokens, malformed JSON. Every answer is a 4xx, nothing is stored,
+//! and the server keeps serving.
+
+use messaging_integration_tests::client::start_with;
+use messaging_integration_tests::events::account;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_webhook_answers_garbage_with_a_4xx_and_changes_nothing() -> anyhow::Result<()> {
+    let setup = account("evt_acc", "acc_ace", "America/Chicago", ("00:00", "00:00"));
+    let (mut stack, _publisher, dashboard) = start_with("garbage", &setup).await?;
+    stack.quiesce().await?;
+    let base = format!("http://127.0.0.1:{}", stack.ports.webhook);
+    let token = "acc_ace.msg_0123456789abcdef0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAA";
+    let form_routes = [format!("{base}/webhooks/twilio/status/{token}"), format!("{base}/webhooks/twilio/inbound")];
+    let many: String = (0..10_000).map(|i| format!("k{i}=v&")).collect();
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("oversized", vec![b'a'; 10 * 1024 * 1024]),
+        ("not UTF-8", vec![0xff, 0xfe, 0x00, 0x80, b'=', 0xc3, 0x28]),
+        ("repeated keys", b"To=%2B15125550100&To=%2B15125550199&From=%2B15125550199&Body=STOP&MessageSid=SM1".to_vec()),
+        ("ten thousand parameters", many.into_bytes()),
+        ("empty", Vec::new()),
+    ];
+    let http = reqwest::Client::new();
+    for url in &form_routes {
+        for (what, body) in &bodies {
+            for signature in ["", "bm90IGEgc2lnbmF0dXJl"] {
+                let answer = http
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("X-Twilio-Signature", signature)
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                let status = answer.status().as_u16();
+                assert!((400..500).contains(&status), "{url} with {what}: {status}");
+            }
+        }
+    }
+    let sendgrid = format!("{base}/webhooks/sendgrid/events");
+    let events: String = format!("[{}]", vec![r#"{"event":"open"}"#; 10_001].join(","));
+    let json_bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("oversized", vec![b'['; 10 * 1024 * 1024]),
+        ("not JSON", b"{{{{".to_vec()),
+        ("an object", br#"{"event":"bounce"}"#.to_vec()),
+        ("not UTF-8", vec![b'[', 0xff, 0xfe, b']']),
+        ("too many events", events.into_bytes()),
+        ("forged tokens", br#"[{"event":"bounce","sg_event_id":"x","message_token":"acc_ace.msg_1.forged"}]"#.to_vec()),
+    ];
+    for (what, body) in json_bodies {
+        let answer = http.post(&sendgrid).header("content-type", "application/json").body(body).send().await?;
+        let status = answer.status().as_u16();
+        // A well-formed batch whose events cannot be attributed is accepted and ignored.
+        assert!((400..500).contains(&status) || (what == "forged tokens" && status == 200), "{what}: {status}");
+    }
+    for url in [format!("{base}/o/{token}.gif"), format!("{base}/o/%ff%fe.gif"), format!("{base}/unsubscribe/{token}")]
+    {
+        let status = http.get(&url).send().await?.status().as_u16();
+        assert!((400..500).contains(&status), "GET {url}: {status}");
+        let status = http.post(&url).send().await?.status().as_u16();
+        assert!((400..500).contains(&status), "POST {url}: {status}");
+    }
+
+    assert_eq!(http.get(format!("{base}/livez")).send().await?.status().as_u16(), 200, "still serving");
+    stack.quiesce().await?;
+    assert!(dashboard.clone().all().await.is_empty(), "nothing was stored");
+    let pool = sqlx::PgPool::connect(&stack.infra.database_url()).await?;
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM delivery_status.timeline) + (SELECT count(*) FROM delivery_status.inbound)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(kept, 0, "no timeline entry, no inbound message");
+    stack.stop().await;
+    Ok(())
+}
