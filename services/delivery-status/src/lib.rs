@@ -7,7 +7,7 @@ mod directory;
 mod engagement;
 mod inbound;
 mod sendgrid;
-mod store;
+pub mod store;
 mod webhook;
 
 use std::net::SocketAddr;

@@ -1,0 +1,92 @@
+//! Every ordering and duplication of one message's reports, applied through the real store on
+//! Postgres: the final status is the highest-ranked one reported (the domain's state machine),
+//! it never moves backwards on the way, and the first stored error survives later reports.
+
+use chrono::Utc;
+use messaging_delivery_status::store::{self, Report};
+use messaging_domain::{Channel, Status};
+use messaging_integration_tests::Infra;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+/// The reports a message can get, each with its own dedupe key (a repeat is a duplicate).
+fn report(message_id: &str, which: usize) -> (Report, Status, Option<&'static str>) {
+    let (status, key, code): (Status, &str, Option<&'static str>) = match which {
+        0 => (Status::Unknown, "attempt:unknown", None),
+        1 => (Status::Sent, "attempt:sent", None),
+        2 => (Status::Sent, "twilio:sent", None),
+        3 => (Status::Delivered, "twilio:delivered", None),
+        4 => (Status::Failed, "twilio:undelivered", Some("30003")),
+        5 => (Status::Failed, "twilio:failed", Some("30005")),
+        _ => (Status::Read, "twilio:read", None),
+    };
+    let report = Report {
+        message_id: message_id.to_owned(),
+        account_id: "acc_prop".into(),
+        channel: Some(Channel::Sms),
+        status,
+        provider_id: Some(format!("SM{message_id}")),
+        failure_reason: code.map(|_| "undelivered".to_owned()),
+        error_code: code.map(str::to_owned),
+        error_text: None,
+        source: "provider",
+        dedupe_key: format!("{message_id}:{key}"),
+        detail: serde_json::json!({ "which": which }),
+        occurred_at: Utc::now(),
+        implies: None,
+        recipient: None,
+    };
+    (report, status, code)
+}
+
+#[test]
+fn any_order_and_any_repeat_of_reports_ends_in_the_same_state() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("msg-prop-ordering-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (infra, pool) = runtime.block_on(async {
+        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
+        let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");
+        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
+        (infra, pool)
+    });
+    let mut runner = TestRunner::new(Config { cases: 96, failure_persistence: None, ..Config::default() });
+    let sequences = proptest::collection::vec(0usize..7, 1..12);
+    runner
+        .run(&sequences, |sequence| {
+            let message_id = format!("msg_{:032x}", uuid::Uuid::new_v4().as_u128());
+            let mut expected: Option<Status> = None;
+            let mut first_error: Option<&str> = None;
+            for which in &sequence {
+                let (report, status, code) = report(&message_id, *which);
+                let before = current(&runtime, &pool, &message_id);
+                runtime.block_on(store::apply(&pool, &report)).expect("applied");
+                expected = Some(expected.map_or(status, |s| s.apply(status)));
+                first_error = first_error.or(code);
+                let (now, error) = current(&runtime, &pool, &message_id).expect("a row");
+                if let Some((was, _)) = before {
+                    prop_assert!(now.rank() >= was.rank(), "{was} went back to {now} in {sequence:?}");
+                }
+                prop_assert_eq!(Some(now), expected, "after {:?}", sequence);
+                prop_assert_eq!(error.as_deref(), first_error, "stored error in {:?}", sequence);
+            }
+            Ok(())
+        })
+        .expect("every ordering ends in the state machine's state");
+    drop(infra);
+}
+
+fn current(
+    runtime: &tokio::runtime::Runtime,
+    pool: &sqlx::PgPool,
+    message_id: &str,
+) -> Option<(Status, Option<String>)> {
+    let row: Option<(String, Option<String>)> = runtime
+        .block_on(
+            sqlx::query_as("SELECT status, error_code FROM delivery_status.messages WHERE message_id = $1")
+                .bind(message_id)
+                .fetch_optional(pool),
+        )
+        .expect("query");
+    row.map(|(status, code)| (Status::parse(&status).expect("a status"), code))
+}
