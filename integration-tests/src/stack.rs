@@ -16,6 +16,8 @@ pub const JWT_SECRET: &str = "dev-jwt-secret-change-me";
 pub const CALLBACK_SECRET: &str = "dev-callback-secret";
 pub const TWILIO_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 pub const TWILIO_AUTH_TOKEN: &str = "dev-auth-token";
+/// The secret path segment of delivery-status's inbound-email URL.
+pub const INBOUND_EMAIL_SECRET: &str = "dev-inbound-secret";
 
 /// Ports; 0 picks a free one.
 #[derive(Debug, Clone, Copy, Default)]
@@ -121,6 +123,7 @@ impl Stack {
             ("MSG_SMTP__HOST", "127.0.0.1".to_owned()),
             ("MSG_SMTP__PORT", ports.smtp.to_string()),
             ("MSG_JWT_SECRET", JWT_SECRET.to_owned()),
+            ("MSG_INBOUND_EMAIL_SECRET", INBOUND_EMAIL_SECRET.to_owned()),
             // Tests and the demo send many SMS from one business number at once; the per-number limit
             // (1 segment/s by default) has tests of its own, which turn it on.
             ("MSG_RATE_LIMIT__SEGMENTS_PER_SECOND", "0".to_owned()),

@@ -200,3 +200,53 @@ async fn signed_sendgrid_events_mark_a_bounce_failed_and_forgeries_change_nothin
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_email_joins_its_thread_by_token_and_a_stranger_gets_their_own() -> anyhow::Result<()> {
+    use messaging_integration_tests::stack::INBOUND_EMAIL_SECRET;
+    use messaging_proto::v1::Direction;
+
+    let setup = account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"));
+    let (mut stack, publisher, dashboard) = start_with("inbound-email", &setup).await?;
+    let dana = customer("cus_dana", "Dana Reyes", "", "dana@example.com");
+    let body = json!({"customer": dana, "job": job("job_1", Utc::now() + chrono::Duration::days(2))});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, Utc::now(), body)).await?;
+    email_of(&dashboard, "cus_dana").await?;
+    stack.quiesce().await?;
+    let mail = stack.mails().pop().unwrap_or_default();
+    let reply_to = header(&mail, "Reply-To")[0].trim_start_matches("Reply-To:").trim().to_owned();
+
+    let base = format!("http://127.0.0.1:{}/webhooks/sendgrid/inbound", stack.ports.webhook);
+    let post = |secret: &str, from: &str, to: &str, text: &str, message_id: &str| {
+        let form = reqwest::multipart::Form::new()
+            .text("from", from.to_owned())
+            .text("to", to.to_owned())
+            .text("subject", "Re: Your appointment")
+            .text("text", text.to_owned())
+            .text("headers", format!("Message-ID: <{message_id}@mail.example>\nSubject: Re: Your appointment\n"));
+        reqwest::Client::new().post(format!("{base}/{secret}")).multipart(form).send()
+    };
+    let reply = "Yes, 10 works.\n\nOn Fri, Nov 27, 2026 Ace Plumbing <office@ace.example> wrote:\n> Your appointment\n";
+    assert_eq!(post("wrong", "Dana Reyes <dana@example.com>", &reply_to, reply, "m1").await?.status().as_u16(), 403);
+    for _ in 0..2 {
+        let answer = post(INBOUND_EMAIL_SECRET, "Dana Reyes <Dana@Example.com>", &reply_to, reply, "m1").await?;
+        assert_eq!(answer.status().as_u16(), 200);
+    }
+    let stranger =
+        post(INBOUND_EMAIL_SECRET, "pat@elsewhere.example", "office@ace.example", "Do you fix boilers?", "m2");
+    assert_eq!(stranger.await?.status().as_u16(), 200);
+
+    let all = dashboard.settled(3).await?;
+    stack.quiesce().await?;
+    let thread = dashboard.clone().thread("cus_dana").await?;
+    assert_eq!(thread.len(), 2, "the confirmation and one reply: {thread:#?}");
+    let answer = &thread[1];
+    assert_eq!((answer.direction, answer.channel), (Direction::Inbound as i32, Channel::Email as i32));
+    assert_eq!(answer.preview, "Yes, 10 works.", "quoted text stripped");
+    let pat = all.iter().find(|m| m.preview == "Do you fix boilers?").expect("the stranger's email");
+    let who = pat.customer.clone().unwrap_or_default();
+    assert_eq!((who.customer_id.as_str(), who.email.as_str()), ("", "pat@elsewhere.example"));
+    assert_eq!(dashboard.clone().all().await.len(), 3);
+    stack.stop().await;
+    Ok(())
+}

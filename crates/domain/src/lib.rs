@@ -6,6 +6,7 @@ pub mod ids;
 pub mod keywords;
 pub mod message;
 pub mod phone;
+pub mod reply;
 pub mod schedule;
 pub mod signing;
 pub mod sms;

@@ -6,6 +6,7 @@ mod attempts;
 mod directory;
 mod engagement;
 mod inbound;
+mod inbound_email;
 mod sendgrid;
 pub mod store;
 mod webhook;
@@ -36,6 +37,8 @@ pub struct Config {
     pub callback_secret: String,
     /// SendGrid's event-webhook verification key (base64 DER); empty accepts events unverified.
     pub sendgrid_public_key: String,
+    /// The secret path segment SendGrid's inbound parse posts to; empty refuses inbound email.
+    pub inbound_email_secret: String,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             twilio_auth_token: String::new(),
             callback_secret: "dev-callback-secret".into(),
             sendgrid_public_key: String::new(),
+            inbound_email_secret: String::new(),
         }
     }
 }
@@ -99,6 +103,7 @@ impl App {
             twilio_auth_token: self.config.twilio_auth_token.clone(),
             token_secret: self.config.callback_secret.as_bytes().to_vec(),
             sendgrid_key: self.sendgrid_key.clone(),
+            inbound_email_secret: self.config.inbound_email_secret.clone(),
         });
         let server_shutdown = shutdown.clone();
         tracing::info!(listen = %self.listener.local_addr()?, "webhook server listening");

@@ -23,6 +23,8 @@ pub struct WebhookState {
     pub public_base_url: String,
     pub twilio_auth_token: String,
     pub token_secret: Vec<u8>,
+    /// The secret in the inbound-email URL (`/webhooks/sendgrid/inbound/<secret>`); empty refuses all.
+    pub inbound_email_secret: String,
     /// Verifies SendGrid's signed event webhook; `None` accepts events unverified.
     pub sendgrid_key: Option<messaging_domain::signing::SendgridKey>,
 }
@@ -33,6 +35,10 @@ pub fn router(state: Arc<WebhookState>) -> Router {
         .route("/webhooks/twilio/status/{token}", post(twilio_status))
         .route("/webhooks/twilio/inbound", post(crate::inbound::twilio_inbound))
         .route("/webhooks/sendgrid/events", post(crate::sendgrid::events).layer(DefaultBodyLimit::max(4 * 1024 * 1024)))
+        .route(
+            "/webhooks/sendgrid/inbound/{secret}",
+            post(crate::inbound_email::sendgrid_inbound).layer(DefaultBodyLimit::max(8 * 1024 * 1024)),
+        )
         .route("/o/{file}", get(crate::engagement::open_pixel))
         .route("/unsubscribe/{token}", get(crate::engagement::unsubscribe_page).post(crate::engagement::unsubscribe))
         .route("/livez", get(|| async { "ok" }))
