@@ -165,3 +165,56 @@ def test_simulator_signs_callbacks_as_twilio_does(system):
     for path, params, signature in received:
         assert validator.validate(callback, params, signature), (path, params)
         assert not validator.validate(callback, dict(params, MessageStatus="failed"), signature)
+
+
+def test_webhooks_accept_only_what_twilios_helper_signed(system, stubs):
+    """delivery-status checks X-Twilio-Signature as Twilio computes it: a request signed with Twilio's
+    own RequestValidator for the public URL is accepted, once however often it is replayed; forged,
+    modified, wrong-URL and replayed-at-another-URL requests get 403 and change nothing."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from twilio.request_validator import RequestValidator
+
+    feed_pb2, feed_pb2_grpc = stubs
+    validator = RequestValidator("dev-auth-token")
+    url = f"http://127.0.0.1:{system['WEBHOOK_PORT']}/webhooks/twilio/inbound"
+    params = {"MessageSid": "SMpython000000000000000000000001", "From": "+12125550188", "To": "+12125550100",
+              "Body": "Running 10 minutes late?", "AccountSid": "AC00000000000000000000000000000000"}
+
+    def post(target, form, signature):
+        request = urllib.request.Request(target, data=urllib.parse.urlencode(form).encode())
+        request.add_header("X-Twilio-Signature", signature)
+        try:
+            with urllib.request.urlopen(request) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    signature = validator.compute_signature(url, params)
+    assert post(url, params, "bm90IGEgc2lnbmF0dXJl")[0] == 403, "forged"
+    assert post(url, dict(params, Body="STOP"), signature)[0] == 403, "modified"
+    assert post(url, params, validator.compute_signature(f"https://evil.example/webhooks/twilio/inbound", params))[0] == 403, "wrong URL"
+    assert post(url + "?extra=1", params, signature)[0] == 403, "replayed at another URL"
+    deadline = time.time() + 30
+    while True:
+        status, body = post(url, params, signature)
+        if status == 200 or time.time() > deadline:
+            break
+        time.sleep(0.3)  # the account's listing may still be on its way to delivery-status
+    assert status == 200 and body.startswith("<?xml") and "<Response>" in body, (status, body)
+    assert post(url, params, signature)[0] == 200, "a replay is answered, and changes nothing"
+
+    stub = feed_pb2_grpc.FeedServiceStub(grpc.insecure_channel(f"127.0.0.1:{system['GRPC_PORT']}"))
+    metadata = [("authorization", f"Bearer {token('acc_python')}")]
+    deadline = time.time() + 30
+    inbound = []
+    while time.time() < deadline and not inbound:
+        messages = stub.ListMessages(feed_pb2.ListMessagesRequest(page_size=50), metadata=metadata).messages
+        inbound = [m for m in messages if m.direction == feed_pb2.DIRECTION_INBOUND]
+        time.sleep(0.3)
+    # The replay was refused a second row in the same transaction that would have published it.
+    assert len(inbound) == 1, inbound
+    assert inbound[0].preview == "Running 10 minutes late?"
+    assert inbound[0].customer.customer_id == "cus_py"
