@@ -5,6 +5,16 @@
 use messaging_integration_tests::client::start_with;
 use messaging_integration_tests::events::account;
 
+/// The answer's status; `None` when the server hung up on an oversized body before reading it all
+/// (its 413 can race the client still sending), which is a refusal too.
+fn refused(answer: reqwest::Result<reqwest::Response>, what: &str) -> anyhow::Result<Option<u16>> {
+    match answer {
+        Ok(answer) => Ok(Some(answer.status().as_u16())),
+        Err(error) if what == "oversized" && error.is_request() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_webhook_answers_garbage_with_a_4xx_and_changes_nothing() -> anyhow::Result<()> {
     let setup = account("evt_acc", "acc_ace", "America/Chicago", ("00:00", "00:00"));
@@ -21,7 +31,8 @@ async fn every_webhook_answers_garbage_with_a_4xx_and_changes_nothing() -> anyho
         ("ten thousand parameters", many.into_bytes()),
         ("empty", Vec::new()),
     ];
-    let http = reqwest::Client::new();
+    // No connection reuse: the server closes the connection after refusing an oversized body.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
     for url in &form_routes {
         for (what, body) in &bodies {
             for signature in ["", "bm90IGEgc2lnbmF0dXJl"] {
@@ -31,8 +42,8 @@ async fn every_webhook_answers_garbage_with_a_4xx_and_changes_nothing() -> anyho
                     .header("X-Twilio-Signature", signature)
                     .body(body.clone())
                     .send()
-                    .await?;
-                let status = answer.status().as_u16();
+                    .await;
+                let Some(status) = refused(answer, what)? else { continue };
                 assert!((400..500).contains(&status), "{url} with {what}: {status}");
             }
         }
@@ -48,8 +59,8 @@ async fn every_webhook_answers_garbage_with_a_4xx_and_changes_nothing() -> anyho
         ("forged tokens", br#"[{"event":"bounce","sg_event_id":"x","message_token":"acc_ace.msg_1.forged"}]"#.to_vec()),
     ];
     for (what, body) in json_bodies {
-        let answer = http.post(&sendgrid).header("content-type", "application/json").body(body).send().await?;
-        let status = answer.status().as_u16();
+        let answer = http.post(&sendgrid).header("content-type", "application/json").body(body).send().await;
+        let Some(status) = refused(answer, what)? else { continue };
         // A well-formed batch whose events cannot be attributed is accepted and ignored.
         assert!((400..500).contains(&status) || (what == "forged tokens" && status == 200), "{what}: {status}");
     }
