@@ -116,6 +116,8 @@ impl Stack {
             ("MSG_TWILIO__ACCOUNT_SID", TWILIO_ACCOUNT_SID.to_owned()),
             ("MSG_TWILIO__AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
             ("MSG_TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
+            ("MSG_TWILIO_ACCOUNT_SID", TWILIO_ACCOUNT_SID.to_owned()),
+            ("MSG_TWILIO_BASE_URL", format!("http://127.0.0.1:{}", ports.sim)),
             ("MSG_CALLBACK_BASE_URL", webhook_base.clone()),
             ("MSG_CALLBACK_SECRET", CALLBACK_SECRET.to_owned()),
             ("MSG_LINK_SECRET", CALLBACK_SECRET.to_owned()),

@@ -242,3 +242,25 @@ async fn sigterm_mid_send_finishes_what_is_in_flight_and_loses_nothing() -> anyh
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_stuck_in_sent_is_settled_by_asking_the_provider() -> anyhow::Result<()> {
+    // Status callbacks go to a port nobody listens on: they are lost, as callbacks sometimes are.
+    let lost_callbacks = [("MSG_CALLBACK_BASE_URL", "http://127.0.0.1:9".to_owned())];
+    let quick_check = [("MSG_STUCK_AFTER_SECS", "1".to_owned()), ("MSG_STUCK_CHECK_INTERVAL_MS", "200".to_owned())];
+    let overrides: [(&str, &[(&str, String)]); 2] =
+        [("sms-gateway", &lost_callbacks), ("delivery-status", &quick_check)];
+    let mut stack = Stack::start_fresh_with("stuck", &overrides).await?;
+    // The simulator gives up on a callback at once rather than retrying it for seconds.
+    sim_faults(stack.ports.sim, json!({"callback_delay_ms": 100, "callback_retries": 0})).await?;
+    let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
+    publisher.event(&account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"))).await?;
+    let dashboard = Dashboard::connect(stack.ports.grpc, ACCOUNT).await?;
+    book(&publisher, 1, "+15125550111").await?;
+    sms_reaches(&dashboard, 1, MessageStatus::Delivered).await?;
+    let sent = sim_messages(stack.ports.sim).await?;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["callbacks_delivered"], 0, "no callback reached us: the provider was asked");
+    stack.stop().await;
+    Ok(())
+}

@@ -9,6 +9,7 @@ mod inbound;
 mod inbound_email;
 mod sendgrid;
 pub mod store;
+mod stuck;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -39,6 +40,12 @@ pub struct Config {
     pub sendgrid_public_key: String,
     /// The secret path segment SendGrid's inbound parse posts to; empty refuses inbound email.
     pub inbound_email_secret: String,
+    /// Twilio's API, to ask about messages stuck in `sent`; an empty account SID turns that off.
+    pub twilio_base_url: String,
+    pub twilio_account_sid: String,
+    /// An SMS `sent` this long without a final status is looked up at the provider.
+    pub stuck_after_secs: u64,
+    pub stuck_check_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -51,6 +58,10 @@ impl Default for Config {
             callback_secret: "dev-callback-secret".into(),
             sendgrid_public_key: String::new(),
             inbound_email_secret: String::new(),
+            twilio_base_url: "https://api.twilio.com".into(),
+            twilio_account_sid: String::new(),
+            stuck_after_secs: 1800,
+            stuck_check_interval_ms: 60_000,
         }
     }
 }
@@ -105,6 +116,16 @@ impl App {
             sendgrid_key: self.sendgrid_key.clone(),
             inbound_email_secret: self.config.inbound_email_secret.clone(),
         });
+        let stuck_task = (!self.config.twilio_account_sid.is_empty()).then(|| {
+            let check = stuck::StuckCheck {
+                base_url: self.config.twilio_base_url.clone(),
+                account_sid: self.config.twilio_account_sid.clone(),
+                auth_token: self.config.twilio_auth_token.clone(),
+                after: std::time::Duration::from_secs(self.config.stuck_after_secs),
+                interval: std::time::Duration::from_millis(self.config.stuck_check_interval_ms.max(10)),
+            };
+            tokio::spawn(stuck::run(state.clone(), check, shutdown.clone()))
+        });
         let server_shutdown = shutdown.clone();
         tracing::info!(listen = %self.listener.local_addr()?, "webhook server listening");
         let server = tokio::spawn(
@@ -124,6 +145,9 @@ impl App {
         ));
         bus::consumer::run(self.runtime.jetstream.clone(), "delivery-status", spec, handler, shutdown.clone()).await?;
         directory_task.await??;
+        if let Some(task) = stuck_task {
+            let _ = task.await;
+        }
         let _ = server.await;
         let _ = relay_task.await;
         Ok(())

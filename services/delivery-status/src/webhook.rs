@@ -126,7 +126,7 @@ async fn twilio_status(
 }
 
 /// Carrier-side delivery failures reported in status callbacks.
-fn failure_reason_for(code: &str) -> &'static str {
+pub(crate) fn failure_reason_for(code: &str) -> &'static str {
     match code {
         "30003" => "unreachable",
         "30004" => "blocked",

@@ -1,0 +1,116 @@
+//! Messages stuck in `sent`: a status callback can be lost. An SMS still `sent` after a configured
+//! time is looked up at the provider (Twilio's fetch API) and its answer applied as the callback
+//! would have been, under the same dedupe key, so a late callback changes nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use messaging_domain::{Channel, Status};
+use messaging_platform::Shutdown;
+use serde::Deserialize;
+use sqlx::Row;
+
+use crate::store::{self, Applied, Report};
+use crate::webhook::{WebhookState, failure_reason_for};
+
+/// Where and how often to ask.
+#[derive(Debug, Clone)]
+pub struct StuckCheck {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    /// A message `sent` for longer than this is asked about (and again after as long).
+    pub after: Duration,
+    pub interval: Duration,
+}
+
+#[derive(Deserialize)]
+struct ProviderMessage {
+    status: String,
+    #[serde(default)]
+    error_code: Option<i64>,
+    #[serde(default)]
+    error_message: Option<String>,
+}
+
+/// Runs until shutdown.
+pub async fn run(state: Arc<WebhookState>, check: StuckCheck, shutdown: Shutdown) {
+    let http = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
+        Ok(http) => http,
+        Err(error) => {
+            tracing::error!(%error, "no HTTP client for stuck-message checks");
+            return;
+        }
+    };
+    loop {
+        match check_once(&state, &check, &http).await {
+            Ok(0) => {}
+            Ok(settled) => tracing::info!(settled, "stuck messages settled by asking the provider"),
+            Err(error) => tracing::warn!(%error, "stuck-message check failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(check.interval) => {}
+        }
+    }
+}
+
+/// One pass; returns how many messages moved on.
+pub async fn check_once(state: &WebhookState, check: &StuckCheck, http: &reqwest::Client) -> anyhow::Result<usize> {
+    let after = check.after.as_secs_f64();
+    let rows = sqlx::query(
+        "UPDATE delivery_status.messages SET checked_at = now() WHERE message_id IN (
+             SELECT message_id FROM delivery_status.messages
+             WHERE status = 'sent' AND channel = 'sms' AND provider_id IS NOT NULL
+               AND updated_at < now() - make_interval(secs => $1)
+               AND (checked_at IS NULL OR checked_at < now() - make_interval(secs => $1))
+             ORDER BY updated_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+         RETURNING message_id, account_id, provider_id",
+    )
+    .bind(after)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut settled = 0;
+    for row in rows {
+        let (message_id, account_id, provider_id): (String, String, String) =
+            (row.try_get("message_id")?, row.try_get("account_id")?, row.try_get("provider_id")?);
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages/{provider_id}.json",
+            check.base_url.trim_end_matches('/'),
+            check.account_sid
+        );
+        let response = http.get(&url).basic_auth(&check.account_sid, Some(&check.auth_token)).send().await?;
+        if !response.status().is_success() {
+            tracing::warn!(%message_id, status = %response.status(), "provider could not say what became of a message");
+            continue;
+        }
+        let found: ProviderMessage = response.json().await?;
+        let Some(status) = Status::from_twilio(&found.status).filter(|s| s.rank() > Status::Sent.rank()) else {
+            continue;
+        };
+        let code = found.error_code.map(|c| c.to_string());
+        let report = Report {
+            message_id: message_id.clone(),
+            account_id,
+            channel: Some(Channel::Sms),
+            status,
+            provider_id: Some(provider_id.clone()),
+            failure_reason: (status == Status::Failed)
+                .then(|| code.as_deref().map(failure_reason_for).unwrap_or("undelivered").to_owned()),
+            error_code: code,
+            error_text: found.error_message,
+            source: "provider_check",
+            dedupe_key: format!("twilio:{provider_id}:{}", found.status),
+            detail: serde_json::json!({"fetched": found.status, "at": Utc::now().to_rfc3339()}),
+            occurred_at: Utc::now(),
+            implies: None,
+            recipient: None,
+        };
+        if store::apply(&state.pool, &report).await? != Applied::Duplicate {
+            state.relay.wake();
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
