@@ -42,11 +42,13 @@ fmt-check:
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# Both select with filters over the whole workspace, so they share one build (selecting packages
+# instead would unify features differently and compile the dependency tree twice).
 unit:
-	cargo nextest run --workspace --exclude messaging-integration-tests --no-fail-fast
+	cargo nextest run --workspace -E 'not package(messaging-integration-tests)' --no-fail-fast
 
 e2e: deps build
-	cargo nextest run -p messaging-integration-tests --test '*' --no-fail-fast
+	cargo nextest run --workspace -E 'package(messaging-integration-tests)' --no-fail-fast
 
 test: deps fmt-check clippy build unit e2e pytest
 
