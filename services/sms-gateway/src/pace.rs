@@ -89,6 +89,16 @@ impl Pace {
         Ok(if wait <= Duration::from_millis(self.config.max_wait_ms) { Slot::After(wait) } else { Slot::Later(wait) })
     }
 
+    /// Forgets slots a day past: their messages were settled elsewhere (a duplicate delivery, a
+    /// claim found already settled) and will not come back for them.
+    pub async fn forget_stale(&self) -> sqlx::Result<u64> {
+        let forgotten =
+            sqlx::query("DELETE FROM sms_gateway.pace_reservations WHERE slot_at < now() - interval '1 day'")
+                .execute(&self.pool)
+                .await?;
+        Ok(forgotten.rows_affected())
+    }
+
     /// Forgets the message's slot once its send was attempted.
     pub async fn release(&self, message_id: &str, sender: &str) -> sqlx::Result<()> {
         if self.rate(sender) <= 0.0 {

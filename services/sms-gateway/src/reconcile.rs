@@ -30,6 +30,9 @@ pub async fn run<P: SmsProvider>(sender: Arc<SmsSender<P>>, timing: ReconcileTim
         if let Err(error) = reconcile_once(&sender, timing).await {
             tracing::warn!(%error, "reconciliation pass failed");
         }
+        if let Err(error) = sender.pace.forget_stale().await {
+            tracing::warn!(%error, "could not forget old rate-limit slots");
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(timing.interval) => {}
