@@ -119,3 +119,24 @@ async fn stop_blocks_automated_sms_and_start_restores_it() -> anyhow::Result<()>
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_a_number_no_account_uses_yet_is_kept_until_one_does() -> anyhow::Result<()> {
+    let first = account("evt_acc", "acc_other", "America/Chicago", ("00:00", "00:00"));
+    let (mut stack, publisher, _) = start_with("pending-reply", &first).await?;
+    stack.quiesce().await?;
+    // A reply to a number the directory does not know yet: answered, and kept.
+    let answer = sim_inbound(stack.ports.sim, DANA, "+15125550155", "Is this still the plumber?").await?;
+    assert_eq!(answer["webhook_status"], 200, "{answer}");
+    let mut newcomer = account("evt_new", ACCOUNT, "America/Chicago", ("00:00", "00:00"));
+    newcomer["account"]["sms_number"] = "+15125550155".into();
+    publisher.event(&newcomer).await?;
+    let dashboard = messaging_integration_tests::client::Dashboard::connect(stack.ports.grpc, ACCOUNT).await?;
+    let all = dashboard.settled(1).await?;
+    assert_eq!(all[0].preview, "Is this still the plumber?");
+    assert_eq!(all[0].direction, Direction::Inbound as i32);
+    stack.quiesce().await?;
+    assert_eq!(dashboard.clone().all().await.len(), 1);
+    stack.stop().await;
+    Ok(())
+}

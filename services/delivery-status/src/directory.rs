@@ -11,6 +11,7 @@ use sqlx::{PgConnection, PgPool, Row};
 /// Consumes `directory.>`.
 pub struct DirectoryHandler {
     pub pool: PgPool,
+    pub relay: messaging_platform::bus::Relay,
 }
 
 impl Handler for DirectoryHandler {
@@ -42,9 +43,11 @@ impl Handler for DirectoryHandler {
 }
 
 impl DirectoryHandler {
+    /// Stores the listing and records the replies kept for its number until now.
     async fn account(&self, listing: AccountListing) -> sqlx::Result<()> {
         let as_of = messaging_proto::time::datetime(listing.as_of.as_ref()).unwrap_or_else(Utc::now);
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let stored = sqlx::query(
             "INSERT INTO delivery_status.accounts AS a (account_id, name, sms_number, email_from, as_of)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, sms_number = EXCLUDED.sms_number,
@@ -56,8 +59,19 @@ impl DirectoryHandler {
         .bind(&listing.sms_number)
         .bind(&listing.email_from)
         .bind(as_of)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Only the number's newest owner gets its kept replies.
+        let kept = if stored.rows_affected() == 1 {
+            crate::inbound::apply_pending(&mut tx, &listing.account_id, &listing.sms_number).await?
+        } else {
+            0
+        };
+        tx.commit().await?;
+        if kept > 0 {
+            tracing::info!(account_id = %listing.account_id, kept, "replies kept for a new number recorded");
+            self.relay.wake();
+        }
         Ok(())
     }
 

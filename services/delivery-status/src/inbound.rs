@@ -17,6 +17,7 @@ use messaging_proto::bus::{MessageReceived, OptOutChanged};
 use messaging_proto::time::timestamp;
 use prost::Message as _;
 use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, Row};
 
 use crate::directory;
 use crate::webhook::{WebhookState, signed_by_twilio};
@@ -69,9 +70,8 @@ pub async fn twilio_inbound(
                 .then(|| format!("{business}: reply to this number to reach us. Reply STOP to opt out."));
             twiml(reply.as_deref())
         }
-        // Signed for a number no account has (yet: the directory may lag a new account by moments).
-        // Not stored; a provider that retries, or Twilio's fallback URL, gets another chance.
-        Ok(None) => (StatusCode::SERVICE_UNAVAILABLE, "no account uses this number yet").into_response(),
+        // Signed for a number no account has yet (the directory may lag a new account): kept.
+        Ok(None) => twiml(None),
         Err(error) => {
             tracing::warn!(%error, "inbound SMS not stored; Twilio will retry");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
@@ -80,7 +80,7 @@ pub async fn twilio_inbound(
 }
 
 /// Stores the message and its events once; returns the business name, or `None` when the To
-/// number is no account's.
+/// number is no account's yet (the message is then kept until the directory names its account).
 async fn record(
     state: &WebhookState,
     provider_id: &str,
@@ -90,10 +90,52 @@ async fn record(
 ) -> sqlx::Result<Option<String>> {
     let mut tx = state.pool.begin().await?;
     let Some((account_id, business)) = directory::account_by_number(&mut tx, to).await? else {
-        tracing::warn!(to, "inbound SMS to a number no account uses (yet); refused for a retry");
+        sqlx::query(
+            "INSERT INTO delivery_status.pending_inbound (provider_id, to_number, from_number, body)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (provider_id) DO NOTHING",
+        )
+        .bind(provider_id)
+        .bind(to)
+        .bind(from)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::warn!(to, "inbound SMS to a number no account uses yet; kept until one does");
         return Ok(None);
     };
-    let customer = directory::customer_by_phone(&mut tx, &account_id, from).await?;
+    record_for(&mut tx, &account_id, provider_id, from, body).await?;
+    tx.commit().await?;
+    Ok(Some(business))
+}
+
+/// Records kept messages to `sms_number` now that `account_id` uses it; returns how many.
+pub(crate) async fn apply_pending(tx: &mut PgConnection, account_id: &str, sms_number: &str) -> sqlx::Result<usize> {
+    let rows = sqlx::query(
+        "DELETE FROM delivery_status.pending_inbound WHERE to_number = $1
+         RETURNING provider_id, from_number, body",
+    )
+    .bind(sms_number)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &rows {
+        let (provider_id, from, body): (String, String, String) =
+            (row.try_get("provider_id")?, row.try_get("from_number")?, row.try_get("body")?);
+        record_for(tx, account_id, &provider_id, &from, &body).await?;
+    }
+    Ok(rows.len())
+}
+
+/// Records one inbound SMS for `account_id` and enqueues what it implies, inside `tx`; false when
+/// it was recorded before.
+async fn record_for(
+    tx: &mut PgConnection,
+    account_id: &str,
+    provider_id: &str,
+    from: &str,
+    body: &str,
+) -> sqlx::Result<bool> {
+    let customer = directory::customer_by_phone(&mut *tx, account_id, from).await?;
     let keyword = keywords::classify(body);
     let message_id = inbound_message_id(provider_id);
     let inserted = sqlx::query(
@@ -102,7 +144,7 @@ async fn record(
     )
     .bind(provider_id)
     .bind(message_id.as_str())
-    .bind(&account_id)
+    .bind(account_id)
     .bind(from)
     .bind(&customer.customer_id)
     .bind(body)
@@ -110,12 +152,12 @@ async fn record(
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Ok(Some(business));
+        return Ok(false);
     }
     let now = Utc::now();
     let received = MessageReceived {
         message_id: message_id.to_string(),
-        account_id: account_id.clone(),
+        account_id: account_id.to_owned(),
         channel: Channel::Sms.to_proto(),
         customer: Some(customer.clone()),
         body: body.to_owned(),
@@ -128,14 +170,14 @@ async fn record(
         subject: format!("message.{account_id}.received"),
         payload: received.encode_to_vec(),
     };
-    outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
+    outbox::enqueue(&mut *tx, crate::SCHEMA, &event).await?;
     if let Some(opted_out) = match keyword {
         Some(Keyword::Stop) => Some(true),
         Some(Keyword::Start) => Some(false),
         _ => None,
     } {
         let change = OptOutChanged {
-            account_id: account_id.clone(),
+            account_id: account_id.to_owned(),
             channel: Channel::Sms.to_proto(),
             address: from.to_owned(),
             opted_out,
@@ -147,10 +189,9 @@ async fn record(
             subject: format!("message.{account_id}.opt_out"),
             payload: change.encode_to_vec(),
         };
-        outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
+        outbox::enqueue(&mut *tx, crate::SCHEMA, &event).await?;
         tracing::info!(account_id, customer_id = %customer.customer_id, opted_out, "SMS keyword applied");
     }
-    tx.commit().await?;
     tracing::info!(account_id, message_id = %message_id, customer_id = %customer.customer_id, "inbound SMS recorded");
-    Ok(Some(business))
+    Ok(true)
 }

@@ -140,7 +140,7 @@ impl App {
             self.runtime.jetstream.clone(),
             "delivery-status",
             directory_spec,
-            Arc::new(directory::DirectoryHandler { pool: self.runtime.pool.clone() }),
+            Arc::new(directory::DirectoryHandler { pool: self.runtime.pool.clone(), relay: self.relay.clone() }),
             shutdown.clone(),
         ));
         bus::consumer::run(self.runtime.jetstream.clone(), "delivery-status", spec, handler, shutdown.clone()).await?;
