@@ -70,3 +70,29 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_classified_without_panicking(body in any::<String>()) {
+            let keyword = classify(&body);
+            // A keyword is always a single word: no inner whitespace survives in one.
+            if keyword.is_some() {
+                prop_assert!(!body.trim().trim_matches(|c: char| !c.is_alphanumeric()).contains(char::is_whitespace));
+            }
+        }
+
+        #[test]
+        fn a_keyword_with_any_punctuation_around_it_is_still_that_keyword(
+            before in "[ .!?\"']{0,4}", after in "[ .!?\"']{0,4}", upper in any::<bool>(),
+        ) {
+            let word = if upper { "STOP" } else { "stop" };
+            prop_assert_eq!(classify(&format!("{before}{word}{after}")), Some(Keyword::Stop));
+        }
+    }
+}

@@ -32,3 +32,19 @@ mod tests {
         assert_eq!(strip_quoted("See you\n\nFrom: Ace Plumbing\nSent: Friday"), "See you");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn stripping_never_panics_and_never_adds_text(text in any::<String>()) {
+            let kept = strip_quoted(&text);
+            prop_assert!(kept.len() <= text.len());
+            prop_assert!(!kept.lines().any(|l| l.trim_start().starts_with('>')));
+        }
+    }
+}

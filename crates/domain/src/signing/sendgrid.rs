@@ -50,6 +50,19 @@ mod tests {
         STANDARD.encode(signature.to_der().as_bytes())
     }
 
+    proptest::proptest! {
+        #[test]
+        fn garbage_signatures_and_keys_are_refused_without_panicking(
+            signature in proptest::prelude::any::<String>(),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            key in proptest::prelude::any::<String>(),
+        ) {
+            let (_, good) = keys();
+            proptest::prop_assert!(!good.verifies("1700000000", &body, &signature));
+            proptest::prop_assert!(SendgridKey::parse(&key).is_none());
+        }
+    }
+
     #[test]
     fn accepts_what_was_signed_and_nothing_else() {
         let (signing, key) = keys();
