@@ -76,11 +76,16 @@ async fn killing_any_service_mid_path_loses_nothing_and_doubles_nothing() -> any
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), total, "an email was sent twice");
-    let emails_sent = messages
-        .iter()
-        .filter(|m| m.channel == Channel::Email as i32 && m.status == MessageStatus::Sent as i32)
-        .count();
-    assert_eq!(total, emails_sent, "every email the feed calls sent reached the SMTP server, once");
+    let emails = |status: MessageStatus| {
+        messages.iter().filter(|m| m.channel == Channel::Email as i32 && m.status == status as i32).count()
+    };
+    let (emails_sent, emails_unknown) = (emails(MessageStatus::Sent), emails(MessageStatus::Unknown));
+    // A gateway killed between the relay's acceptance and recording it leaves the email `unknown`
+    // (SMTP has no way to ask): it may or may not have arrived, but never twice.
+    assert!(
+        (emails_sent..=emails_sent + emails_unknown).contains(&total),
+        "{total} emails at the SMTP server; the feed calls {emails_sent} sent and {emails_unknown} unknown"
+    );
     stack.stop().await;
     Ok(())
 }
