@@ -60,6 +60,13 @@ async fn every_trigger_sends_its_message_on_every_usable_channel() -> anyhow::Re
         sent.iter().filter(|m| m["to"] == "+15125550199").filter_map(|m| m["body"].as_str()).collect();
     assert_eq!(to_dana.len(), 5, "{to_dana:#?}");
     assert_eq!(to_dana.iter().filter(|b| b.ends_with("Reply STOP to opt out.")).count(), 1, "{to_dana:#?}");
+    // Only on-my-way carries a ValidityPeriod (30 minutes by default): late, it expires instead of arriving.
+    let validity: Vec<(bool, Option<u64>)> = sent
+        .iter()
+        .filter(|m| m["to"] == "+15125550199")
+        .map(|m| (m["body"].as_str().unwrap_or_default().contains("on the way"), m["validity_period"].as_u64()))
+        .collect();
+    assert!(validity.iter().all(|(omw, period)| *period == omw.then_some(1800)), "{validity:?}");
     let mails = stack.mails();
     assert_eq!(mails.len(), 5, "four emails to Dana, one to Pat");
     for subject in [
