@@ -19,6 +19,7 @@ pub const CONSUMERS: &[(&str, &str)] = &[
     ("MESSAGE_EVENTS", "delivery-status"),
     ("MESSAGE_EVENTS", "feed"),
     ("DIRECTORY", "delivery-status-directory"),
+    ("DIRECTORY", "feed-directory"),
 ];
 
 const OUTBOXES: &[&str] = &["ingest", "dispatch", "sms_gateway", "email_gateway", "delivery_status"];

@@ -60,6 +60,17 @@ async fn a_reply_joins_the_customers_thread_and_an_unknown_number_gets_its_own()
     stack.quiesce().await?;
     let all = dashboard.settled(4).await?;
     assert_eq!(all.len(), 4, "one message for three deliveries of the same signed webhook: {all:#?}");
+
+    // The business adds the stranger as a customer: their earlier message joins the new customer's thread.
+    let pat = customer("cus_pat", "Pat Newman", "+15125550777", "");
+    publisher.event(&event("c1", "customer.updated", ACCOUNT, Utc::now(), json!({"customer": pat}))).await?;
+    let thread = messaging_integration_tests::eventually(std::time::Duration::from_secs(30), "Pat's thread", || {
+        let mut dashboard = dashboard.clone();
+        async move { dashboard.thread("cus_pat").await.ok().filter(|t| !t.is_empty()) }
+    })
+    .await?;
+    assert_eq!(thread.len(), 1);
+    assert_eq!(thread[0].preview, "Who is this?");
     stack.stop().await;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! feed: the Messages page's read model and `FeedService`. It projects message events into
 //! `feed.messages` and answers the dashboard over gRPC, every call scoped by the token's account.
 
+mod attach;
 mod auth;
 mod grpc;
 mod projector;
@@ -47,8 +48,13 @@ pub struct App {
 
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     anyhow::ensure!(config.jwt_secret.len() >= 16, "jwt_secret must be at least 16 characters");
-    let runtime =
-        Runtime::connect(&config.common, "feed", &[streams::MESSAGE_EVENTS, streams::DEAD_LETTER], shutdown).await?;
+    let runtime = Runtime::connect(
+        &config.common,
+        "feed",
+        &[streams::MESSAGE_EVENTS, streams::DIRECTORY, streams::DEAD_LETTER],
+        shutdown,
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     Ok(App { config, runtime, listener })
 }
@@ -92,7 +98,16 @@ impl App {
         );
         let projector = Arc::new(projector::Projector { pool: self.runtime.pool.clone() });
         let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>");
+        let listings = ConsumerSpec::new(streams::DIRECTORY.name, "feed-directory", "directory.*.customer.*");
+        let attach_task = tokio::spawn(bus::consumer::run(
+            self.runtime.jetstream.clone(),
+            "feed",
+            listings,
+            Arc::new(attach::Attacher { pool: self.runtime.pool.clone() }),
+            shutdown.clone(),
+        ));
         bus::consumer::run(self.runtime.jetstream.clone(), "feed", spec, projector, shutdown.clone()).await?;
+        attach_task.await??;
         server.await??;
         Ok(())
     }
