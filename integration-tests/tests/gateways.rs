@@ -247,7 +247,11 @@ async fn sigterm_mid_send_finishes_what_is_in_flight_and_loses_nothing() -> anyh
 async fn a_message_stuck_in_sent_is_settled_by_asking_the_provider() -> anyhow::Result<()> {
     // Status callbacks go to a port nobody listens on: they are lost, as callbacks sometimes are.
     let lost_callbacks = [("MSG_CALLBACK_BASE_URL", "http://127.0.0.1:9".to_owned())];
-    let quick_check = [("MSG_STUCK_AFTER_SECS", "1".to_owned()), ("MSG_STUCK_CHECK_INTERVAL_MS", "200".to_owned())];
+    let quick_check = [
+        ("MSG_STUCK_AFTER_SECS", "1".to_owned()),
+        ("MSG_STUCK_CHECK_INTERVAL_MS", "200".to_owned()),
+        ("MSG_DELIVERY_UNKNOWN_AFTER_SECS", "2".to_owned()),
+    ];
     let overrides: [(&str, &[(&str, String)]); 2] =
         [("sms-gateway", &lost_callbacks), ("delivery-status", &quick_check)];
     let mut stack = Stack::start_fresh_with("stuck", &overrides).await?;
@@ -261,6 +265,27 @@ async fn a_message_stuck_in_sent_is_settled_by_asking_the_provider() -> anyhow::
     let sent = sim_messages(stack.ports.sim).await?;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["callbacks_delivered"], 0, "no callback reached us: the provider was asked");
+
+    // A message the provider never gets past `sent`: after a while the feed says its delivery is unknown.
+    sim_faults(stack.ports.sim, json!({"callback_delay_ms": 100, "callback_retries": 0, "outcome": "sent"})).await?;
+    book(&publisher, 2, "+15125550112").await?;
+    let unknown = eventually(Duration::from_secs(30), "delivery unknown", || {
+        let mut dashboard = dashboard.clone();
+        async move {
+            let all = dashboard.all().await;
+            all.into_iter()
+                .find(|m| m.delivery_unknown && m.customer.as_ref().is_some_and(|c| c.customer_id == "cus_2"))
+        }
+    })
+    .await?;
+    assert_eq!(unknown.status, MessageStatus::Sent as i32, "still sent, and honestly unconfirmed");
+    let first = dashboard
+        .clone()
+        .all()
+        .await
+        .into_iter()
+        .find(|m| m.customer.as_ref().is_some_and(|c| c.customer_id == "cus_1"));
+    assert!(first.is_some_and(|m| !m.delivery_unknown), "a delivered message is not unknown");
     stack.stop().await;
     Ok(())
 }

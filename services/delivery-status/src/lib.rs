@@ -46,6 +46,8 @@ pub struct Config {
     /// An SMS `sent` this long without a final status is looked up at the provider.
     pub stuck_after_secs: u64,
     pub stuck_check_interval_ms: u64,
+    /// Still `sent` at the provider this long after sending: shown as "delivery unknown".
+    pub delivery_unknown_after_secs: u64,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             twilio_account_sid: String::new(),
             stuck_after_secs: 1800,
             stuck_check_interval_ms: 60_000,
+            delivery_unknown_after_secs: 86_400,
         }
     }
 }
@@ -123,6 +126,7 @@ impl App {
                 auth_token: self.config.twilio_auth_token.clone(),
                 after: std::time::Duration::from_secs(self.config.stuck_after_secs),
                 interval: std::time::Duration::from_millis(self.config.stuck_check_interval_ms.max(10)),
+                unknown_after: std::time::Duration::from_secs(self.config.delivery_unknown_after_secs),
             };
             tokio::spawn(stuck::run(state.clone(), check, shutdown.clone()))
         });

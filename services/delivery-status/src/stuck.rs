@@ -13,6 +13,9 @@ use sqlx::Row;
 
 use crate::store::{self, Applied, Report};
 use crate::webhook::{WebhookState, failure_reason_for};
+use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_proto::bus::DeliveryUnknown;
+use prost::Message as _;
 
 /// Where and how often to ask.
 #[derive(Debug, Clone)]
@@ -23,6 +26,8 @@ pub struct StuckCheck {
     /// A message `sent` for longer than this is asked about (and again after as long).
     pub after: Duration,
     pub interval: Duration,
+    /// Still `sent` at the provider this long after it was sent: its delivery is unknown, and the feed says so.
+    pub unknown_after: Duration,
 }
 
 #[derive(Deserialize)]
@@ -66,7 +71,7 @@ pub async fn check_once(state: &WebhookState, check: &StuckCheck, http: &reqwest
                AND updated_at < now() - make_interval(secs => $1)
                AND (checked_at IS NULL OR checked_at < now() - make_interval(secs => $1))
              ORDER BY updated_at LIMIT 100 FOR UPDATE SKIP LOCKED)
-         RETURNING message_id, account_id, provider_id",
+         RETURNING message_id, account_id, provider_id, updated_at, unknown_reported_at IS NOT NULL AS reported",
     )
     .bind(after)
     .fetch_all(&state.pool)
@@ -87,6 +92,11 @@ pub async fn check_once(state: &WebhookState, check: &StuckCheck, http: &reqwest
         }
         let found: ProviderMessage = response.json().await?;
         let Some(status) = Status::from_twilio(&found.status).filter(|s| s.rank() > Status::Sent.rank()) else {
+            let sent_at: chrono::DateTime<Utc> = row.try_get("updated_at")?;
+            let overdue = (Utc::now() - sent_at).to_std().unwrap_or_default() >= check.unknown_after;
+            if overdue && !row.try_get::<bool, _>("reported")? {
+                report_unknown(state, &message_id, &account_id, sent_at).await?;
+            }
             continue;
         };
         let code = found.error_code.map(|c| c.to_string());
@@ -113,4 +123,33 @@ pub async fn check_once(state: &WebhookState, check: &StuckCheck, http: &reqwest
         }
     }
     Ok(settled)
+}
+
+/// Tells the feed, once, that the provider cannot confirm the message's delivery.
+async fn report_unknown(
+    state: &WebhookState,
+    message_id: &str,
+    account_id: &str,
+    sent_at: chrono::DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("UPDATE delivery_status.messages SET unknown_reported_at = now() WHERE message_id = $1")
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?;
+    let event = DeliveryUnknown {
+        message_id: message_id.to_owned(),
+        account_id: account_id.to_owned(),
+        sent_at: Some(messaging_proto::time::timestamp(sent_at)),
+    };
+    let message = OutboxMessage {
+        id: format!("delivery_unknown:{message_id}"),
+        subject: format!("message.{account_id}.delivery_unknown"),
+        payload: event.encode_to_vec(),
+    };
+    outbox::enqueue(&mut tx, crate::SCHEMA, &message).await?;
+    tx.commit().await?;
+    state.relay.wake();
+    tracing::warn!(message_id, account_id, "the provider still reports the message sent: delivery unknown");
+    Ok(())
 }

@@ -107,6 +107,7 @@ pub(crate) fn to_api(row: &FeedRow) -> api::Message {
         updated_at: Some(timestamp(row.updated_at)),
         subject: row.subject.clone(),
         job_id: row.job_id.clone(),
+        delivery_unknown: row.delivery_unknown,
     }
 }
 

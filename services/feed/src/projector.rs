@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status};
 use messaging_platform::bus::{Delivery, Handler, Outcome};
-use messaging_proto::bus::{MessageQueued, MessageReceived, StatusChanged};
+use messaging_proto::bus::{DeliveryUnknown, MessageQueued, MessageReceived, StatusChanged};
 use prost::Message as _;
 use sqlx::PgPool;
 
@@ -38,6 +38,11 @@ impl Handler for Projector {
                 Ok(event) if event.account_id == account => self.received(event).await,
                 Ok(_) => return Outcome::DeadLetter("received event for another account".into()),
                 Err(error) => return Outcome::DeadLetter(format!("undecodable received event: {error}")),
+            },
+            "delivery_unknown" => match DeliveryUnknown::decode(delivery.payload.as_ref()) {
+                Ok(event) if event.account_id == account => self.delivery_unknown(event).await,
+                Ok(_) => return Outcome::DeadLetter("delivery-unknown event for another account".into()),
+                Err(error) => return Outcome::DeadLetter(format!("undecodable delivery-unknown event: {error}")),
             },
             _ => return Outcome::Ack,
         };
@@ -120,6 +125,16 @@ impl Projector {
         let key = format!("received:{}", event.message_id);
         timeline(&mut tx, &event.account_id, &event.message_id, Status::Received, "provider", "", at, key).await?;
         tx.commit().await
+    }
+
+    /// Marks a sent message whose delivery the provider cannot confirm; shown while it stays `sent`.
+    async fn delivery_unknown(&self, event: DeliveryUnknown) -> sqlx::Result<()> {
+        sqlx::query("UPDATE feed.messages SET delivery_unknown = true WHERE message_id = $1 AND account_id = $2")
+            .bind(&event.message_id)
+            .bind(&event.account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn status(&self, event: StatusChanged) -> sqlx::Result<()> {

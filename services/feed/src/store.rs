@@ -60,11 +60,13 @@ pub struct FeedRow {
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    pub delivery_unknown: bool,
 }
 
 const COLUMNS: &str =
     "message_id, customer_id, customer_name, customer_phone, customer_email, direction, channel, message_type,
-    status, failure_reason, preview, subject, job_id, created_at, sent_at, updated_at";
+    status, failure_reason, preview, subject, job_id, created_at, sent_at, updated_at,
+    delivery_unknown AND status IN ('sent', 'unknown') AS delivery_unknown";
 
 fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
     Ok(FeedRow {
@@ -84,6 +86,7 @@ fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
         created_at: row.try_get("created_at")?,
         sent_at: row.try_get("sent_at")?,
         updated_at: row.try_get("updated_at")?,
+        delivery_unknown: row.try_get("delivery_unknown")?,
     })
 }
 
