@@ -1,9 +1,10 @@
 //! Garbage at every webhook: oversized bodies, bytes that are not UTF-8, repeated keys, ten
-//! thousand parameters, forged tokens, malformed JSON. Every answer is a 4xx, nothing is stored,
-//! and the server keeps serving.
+//! thousand parameters, forged tokens, malformed JSON, then random bytes as a property. Every
+//! answer is a 4xx (never a 5xx), nothing is stored, and the server keeps serving.
 
 use messaging_integration_tests::client::start_with;
 use messaging_integration_tests::events::account;
+use proptest::strategy::{Strategy, ValueTree};
 
 /// The answer's status; `None` when the server hung up on an oversized body before reading it all
 /// (its 413 can race the client still sending), which is a refusal too.
@@ -70,6 +71,22 @@ async fn every_webhook_answers_garbage_with_a_4xx_and_changes_nothing() -> anyho
         assert!((400..500).contains(&status), "GET {url}: {status}");
         let status = http.post(&url).send().await?.status().as_u16();
         assert!((400..500).contains(&status), "POST {url}: {status}");
+    }
+
+    // Then random bytes at every route, as a property: never a 2xx for a form route, never a 5xx anywhere.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096);
+    let routes =
+        [form_routes[0].clone(), form_routes[1].clone(), sendgrid.clone(), format!("{base}/unsubscribe/{token}")];
+    for _ in 0..64 {
+        let body = strategy.new_tree(&mut runner).map_err(|e| anyhow::anyhow!("{e}"))?.current();
+        for url in &routes {
+            let status = http.post(url).body(body.clone()).send().await?.status().as_u16();
+            assert!(status < 500, "{url} answered {status} to random bytes");
+            if url.contains("/twilio/") {
+                assert!((400..500).contains(&status), "{url} answered {status} to random bytes");
+            }
+        }
     }
 
     assert_eq!(http.get(format!("{base}/livez")).send().await?.status().as_u16(), 200, "still serving");
