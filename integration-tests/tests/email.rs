@@ -112,6 +112,11 @@ async fn an_open_marks_the_email_opened_and_only_a_post_unsubscribes() -> anyhow
     let forged = pixel.replace(".gif", "x.gif");
     assert_eq!(reqwest::get(&forged).await?.status().as_u16(), 404);
 
+    // The unsubscribe token is opaque: it names neither the account nor the message, and a made-up one is unknown.
+    let token = unsubscribe.rsplit('/').next().unwrap_or_default().to_owned();
+    assert!(!token.contains(ACCOUNT) && !token.contains("msg_"), "{token}");
+    let made_up = unsubscribe.replace(&token, &"A".repeat(token.len()));
+    assert_eq!(reqwest::Client::new().post(&made_up).send().await?.status().as_u16(), 404);
     // A link scanner's GET shows the page and changes nothing; the recipient's POST unsubscribes.
     let page = reqwest::get(&unsubscribe).await?.text().await?;
     assert!(page.contains("method=\"post\""), "{page}");

@@ -62,6 +62,13 @@ fn token_mac(secret: &[u8], payload: &str) -> String {
     URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
 }
 
+/// The opaque token of a message's one-click unsubscribe link: a keyed hash of the message id, so
+/// it names nothing a reader can see and nobody without the secret can make one. The holder of the
+/// secret finds the message by recomputing it for messages it knows.
+pub fn unsubscribe_token(secret: &[u8], message: &MessageId) -> String {
+    token_mac(secret, &format!("unsubscribe:{message}"))
+}
+
 /// A URL-safe token binding a message to its account: `<account>.<message>.<mac>`.
 pub fn message_token(secret: &[u8], account: &AccountId, message: &MessageId) -> String {
     let payload = format!("{account}.{message}");
@@ -164,5 +171,15 @@ mod tests {
         assert_eq!(verify_message_ref_token(b"k", &token), Some(message.clone()));
         assert_eq!(verify_message_ref_token(b"other", &token), None);
         assert_eq!(verify_message_ref_token(b"k", &token.replace("msg_f", "msg_e")), None);
+    }
+
+    #[test]
+    fn unsubscribe_tokens_are_opaque_and_keyed() {
+        let message = MessageId::parse("msg_0123456789abcdef0123456789abcdef").expect("id");
+        let token = unsubscribe_token(b"secret", &message);
+        assert_eq!(token.len(), 22);
+        assert!(!token.contains("msg_") && !token.contains('.'), "names nothing: {token}");
+        assert_eq!(token, unsubscribe_token(b"secret", &message));
+        assert_ne!(token, unsubscribe_token(b"another secret", &message));
     }
 }

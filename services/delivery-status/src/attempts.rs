@@ -1,7 +1,8 @@
 //! Consumes the gateways' `message.<account>.attempt` events: sent, failed or unknown.
 
 use chrono::Utc;
-use messaging_domain::{Channel, Status};
+use messaging_domain::signing::unsubscribe_token;
+use messaging_domain::{Channel, MessageId, Status};
 use messaging_platform::bus::{Delivery, Handler, OutboxMessage, Outcome, Relay};
 use messaging_proto::bus::{AttemptOutcome, OptOutChanged, SendAttempt};
 use prost::Message as _;
@@ -13,6 +14,8 @@ use crate::store::{self, Applied, Report};
 pub struct AttemptHandler {
     pub(crate) pool: PgPool,
     pub(crate) relay: Relay,
+    /// Derives each email's one-click unsubscribe token, as the email gateway did.
+    pub(crate) token_secret: Vec<u8>,
 }
 
 impl Handler for AttemptHandler {
@@ -53,6 +56,10 @@ impl Handler for AttemptHandler {
             occurred_at,
             implies: opt_out_implied(&attempt, status),
             recipient: non_empty(&attempt.to),
+            unsubscribe_token: (Channel::from_proto(attempt.channel) == Some(Channel::Email))
+                .then(|| MessageId::parse(&attempt.message_id).ok())
+                .flatten()
+                .map(|message| unsubscribe_token(&self.token_secret, &message)),
         };
         match store::apply(&self.pool, &report).await {
             Ok(applied) => {

@@ -1,6 +1,6 @@
 //! What recipients do with an email: open it (the signed tracking pixel moves the message to
-//! `opened`) and unsubscribe (RFC 8058: only a POST to the signed link unsubscribes; a GET shows
-//! a page with the button, so link scanners change nothing).
+//! `opened`) and unsubscribe (RFC 8058: only a POST to the link unsubscribes; a GET shows a page
+//! with the button, so link scanners change nothing). The unsubscribe token is opaque.
 
 use std::sync::Arc;
 
@@ -46,6 +46,7 @@ pub async fn open_pixel(State(state): State<Arc<WebhookState>>, Path(file): Path
         occurred_at: Utc::now(),
         implies: None,
         recipient: None,
+        unsubscribe_token: None,
     };
     match store::apply(&state.pool, &report).await {
         Ok(applied) => {
@@ -59,30 +60,54 @@ pub async fn open_pixel(State(state): State<Arc<WebhookState>>, Path(file): Path
     (no_store, PIXEL).into_response()
 }
 
+/// The email an unsubscribe token belongs to: (account, message, recipient). The token is opaque
+/// (a keyed hash of the message id the attempt event told us), so it is looked up, never decoded.
+async fn unsubscribe_target(
+    state: &WebhookState,
+    token: &str,
+) -> sqlx::Result<Option<(String, String, Option<String>)>> {
+    if token.len() != 22 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Ok(None);
+    }
+    sqlx::query_as(
+        "SELECT account_id, message_id, recipient FROM delivery_status.messages
+         WHERE unsubscribe_token = $1 AND channel = 'email'",
+    )
+    .bind(token)
+    .fetch_optional(&state.pool)
+    .await
+}
+
 /// `GET /unsubscribe/<token>`: a page with the button; changes nothing.
 pub async fn unsubscribe_page(State(state): State<Arc<WebhookState>>, Path(token): Path<String>) -> Response {
-    if verify_message_token(&state.token_secret, &token).is_none() {
-        return StatusCode::NOT_FOUND.into_response();
+    match unsubscribe_target(&state, &token).await {
+        Ok(Some(_)) => Html(
+            "<!DOCTYPE html><html><body><form method=\"post\"><p>Stop these emails?</p>\
+             <button type=\"submit\" name=\"List-Unsubscribe\" value=\"One-Click\">Unsubscribe</button></form></body></html>",
+        )
+        .into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
-    Html(
-        "<!DOCTYPE html><html><body><form method=\"post\"><p>Stop these emails?</p>\
-         <button type=\"submit\" name=\"List-Unsubscribe\" value=\"One-Click\">Unsubscribe</button></form></body></html>",
-    )
-    .into_response()
 }
 
 /// `POST /unsubscribe/<token>`: opts the message's recipient out of this account's email.
 pub async fn unsubscribe(State(state): State<Arc<WebhookState>>, Path(token): Path<String>) -> Response {
-    let Some((account, message)) = verify_message_token(&state.token_secret, &token) else {
-        return StatusCode::NOT_FOUND.into_response();
+    let target = match unsubscribe_target(&state, &token).await {
+        Ok(Some((account, message, Some(recipient)))) => (account, message, recipient),
+        Ok(_) => return StatusCode::NOT_FOUND.into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "unsubscribe not recorded");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
     };
-    match opt_out(&state, account.as_str(), message.as_str()).await {
-        Ok(true) => {
+    let (account, message, recipient) = target;
+    match opt_out(&state, &account, &message, recipient).await {
+        Ok(()) => {
             state.relay.wake();
             tracing::info!(account_id = %account, message_id = %message, "unsubscribed by one-click");
             Html("<!DOCTYPE html><html><body><p>You are unsubscribed.</p></body></html>").into_response()
         }
-        Ok(false) => (StatusCode::NOT_FOUND, "this message is not known yet; try again shortly").into_response(),
         Err(error) => {
             tracing::warn!(%error, "unsubscribe not recorded");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
@@ -90,17 +115,9 @@ pub async fn unsubscribe(State(state): State<Arc<WebhookState>>, Path(token): Pa
     }
 }
 
-/// Publishes the opt-out for the message's recipient; false when the message is not known.
-async fn opt_out(state: &WebhookState, account: &str, message: &str) -> sqlx::Result<bool> {
+/// Publishes the opt-out of the message's recipient for the account's email.
+async fn opt_out(state: &WebhookState, account: &str, message: &str, address: String) -> sqlx::Result<()> {
     let mut tx = state.pool.begin().await?;
-    let recipient: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT recipient FROM delivery_status.messages WHERE message_id = $1 AND account_id = $2 AND channel = 'email'",
-    )
-    .bind(message)
-    .bind(account)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(address) = recipient.flatten() else { return Ok(false) };
     let change = OptOutChanged {
         account_id: account.to_owned(),
         channel: Channel::Email.to_proto(),
@@ -116,5 +133,5 @@ async fn opt_out(state: &WebhookState, account: &str, message: &str) -> sqlx::Re
     };
     outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(())
 }

@@ -137,7 +137,11 @@ impl App {
                 .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
                 .into_future(),
         );
-        let handler = Arc::new(attempts::AttemptHandler { pool: self.runtime.pool.clone(), relay: self.relay.clone() });
+        let handler = Arc::new(attempts::AttemptHandler {
+            pool: self.runtime.pool.clone(),
+            relay: self.relay.clone(),
+            token_secret: self.config.callback_secret.as_bytes().to_vec(),
+        });
         let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt");
         let directory_spec = ConsumerSpec::new(streams::DIRECTORY.name, "delivery-status-directory", "directory.>");
         let directory_task = tokio::spawn(bus::consumer::run(

@@ -132,5 +132,6 @@ fn report(state: &WebhookState, event: &Event) -> Option<Report> {
         occurred_at,
         implies,
         recipient: event.email.clone(),
+        unsubscribe_token: None,
     })
 }

@@ -29,6 +29,8 @@ pub struct Report {
     pub implies: Option<OutboxMessage>,
     /// The address the message went to, when the report knows it.
     pub recipient: Option<String>,
+    /// An email's opaque one-click unsubscribe token, when the report knows it.
+    pub unsubscribe_token: Option<String>,
 }
 
 /// What applying a report did.
@@ -64,10 +66,12 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
     // Advance only to a higher rank, or from unknown to sent; keep the first stored error.
     let row = sqlx::query(
         "INSERT INTO delivery_status.messages AS m
-             (message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code, error_text, recipient)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             (message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code, error_text,
+              recipient, unsubscribe_token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (message_id) DO UPDATE SET
              recipient = COALESCE(m.recipient, EXCLUDED.recipient),
+             unsubscribe_token = COALESCE(m.unsubscribe_token, EXCLUDED.unsubscribe_token),
              provider_id = COALESCE(m.provider_id, EXCLUDED.provider_id),
              channel = COALESCE(m.channel, EXCLUDED.channel),
              failure_reason = COALESCE(m.failure_reason, EXCLUDED.failure_reason),
@@ -90,6 +94,7 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
     .bind(&report.error_code)
     .bind(&report.error_text)
     .bind(&report.recipient)
+    .bind(&report.unsubscribe_token)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {

@@ -116,6 +116,7 @@ pub async fn check_once(state: &WebhookState, check: &StuckCheck, http: &reqwest
             occurred_at: Utc::now(),
             implies: None,
             recipient: None,
+            unsubscribe_token: None,
         };
         if store::apply(&state.pool, &report).await? != Applied::Duplicate {
             state.relay.wake();

@@ -109,6 +109,7 @@ async fn twilio_status(
         occurred_at: Utc::now(),
         implies: None,
         recipient: None,
+        unsubscribe_token: None,
     };
     match store::apply(&state.pool, &report).await {
         Ok(applied) => {

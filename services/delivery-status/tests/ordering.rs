@@ -35,6 +35,7 @@ fn report(message_id: &str, which: usize) -> (Report, Status, Option<&'static st
         occurred_at: Utc::now(),
         implies: None,
         recipient: None,
+        unsubscribe_token: None,
     };
     (report, status, code)
 }

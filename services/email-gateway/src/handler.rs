@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use messaging_domain::signing::{message_ref_token, message_token};
+use messaging_domain::signing::{message_ref_token, message_token, unsubscribe_token};
 use messaging_domain::{AccountId, Channel, MessageId};
 use messaging_gateway::{Claim, Claims, Settlement};
 use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
@@ -84,7 +84,11 @@ impl<M: Mailer> EmailSender<M> {
             subject: command.subject.clone(),
             text: command.body.clone(),
             html: command.html_body.clone(),
-            unsubscribe_url: format!("{}/unsubscribe/{token}", self.public_base_url.trim_end_matches('/')),
+            unsubscribe_url: format!(
+                "{}/unsubscribe/{}",
+                self.public_base_url.trim_end_matches('/'),
+                unsubscribe_token(&self.secret, message)
+            ),
             open_pixel_url: format!("{}/o/{token}.gif", self.public_base_url.trim_end_matches('/')),
             tracking_token: token.clone(),
         };
