@@ -4,6 +4,7 @@
 
 use messaging_integration_tests::client::start_with;
 use messaging_integration_tests::events::account;
+use messaging_integration_tests::stack::INBOUND_EMAIL_SECRET;
 use proptest::strategy::{Strategy, ValueTree};
 
 /// The answer's status; `None` when the server hung up on an oversized body before reading it all
@@ -76,14 +77,20 @@ async fn every_webhook_answers_garbage_with_a_4xx_and_changes_nothing() -> anyho
     // Then random bytes at every route, as a property: never a 2xx for a form route, never a 5xx anywhere.
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096);
-    let routes =
-        [form_routes[0].clone(), form_routes[1].clone(), sendgrid.clone(), format!("{base}/unsubscribe/{token}")];
+    let inbound_email = format!("{base}/webhooks/sendgrid/inbound/{INBOUND_EMAIL_SECRET}");
+    let routes = [
+        form_routes[0].clone(),
+        form_routes[1].clone(),
+        sendgrid.clone(),
+        inbound_email,
+        format!("{base}/unsubscribe/{token}"),
+    ];
     for _ in 0..64 {
         let body = strategy.new_tree(&mut runner).map_err(|e| anyhow::anyhow!("{e}"))?.current();
         for url in &routes {
             let status = http.post(url).body(body.clone()).send().await?.status().as_u16();
             assert!(status < 500, "{url} answered {status} to random bytes");
-            if url.contains("/twilio/") {
+            if url.contains("/twilio/") || url.contains("/inbound/") {
                 assert!((400..500).contains(&status), "{url} answered {status} to random bytes");
             }
         }

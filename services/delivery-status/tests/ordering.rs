@@ -77,6 +77,32 @@ fn any_order_and_any_repeat_of_reports_ends_in_the_same_state() {
     drop(infra);
 }
 
+#[test]
+fn a_report_naming_another_accounts_message_changes_nothing() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("msg-prop-tenant-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    runtime.block_on(async {
+        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
+        let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");
+        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
+        let message_id = "msg_00000000000000000000000000000abc";
+        let (sent, _, _) = report(message_id, 1);
+        store::apply(&pool, &sent).await.expect("applied");
+        let (mut foreign, _, _) = report(message_id, 4);
+        foreign.account_id = "acc_intruder".into();
+        store::apply(&pool, &foreign).await.expect("applied");
+        let row: (String, String, Option<String>) =
+            sqlx::query_as("SELECT account_id, status, error_code FROM delivery_status.messages WHERE message_id = $1")
+                .bind(message_id)
+                .fetch_one(&pool)
+                .await
+                .expect("row");
+        assert_eq!(row, ("acc_prop".to_owned(), "sent".to_owned(), None));
+        drop(infra);
+    });
+}
+
 fn current(
     runtime: &tokio::runtime::Runtime,
     pool: &sqlx::PgPool,
