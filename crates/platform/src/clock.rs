@@ -1,7 +1,7 @@
 //! The time services schedule by, injectable: the system clock, optionally shifted by a
-//! configured offset (dev and tests only), or a manual clock a test moves by hand.
+//! configured offset (dev and tests only: "tomorrow" without waiting a day).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -29,32 +29,5 @@ impl SystemClock {
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now() + self.offset
-    }
-}
-
-/// A clock that stands still until told to move.
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    now: Arc<Mutex<DateTime<Utc>>>,
-}
-
-impl ManualClock {
-    pub fn at(now: DateTime<Utc>) -> Self {
-        Self { now: Arc::new(Mutex::new(now)) }
-    }
-
-    pub fn set(&self, now: DateTime<Utc>) {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -31,23 +31,15 @@ pub async fn open_pixel(State(state): State<Arc<WebhookState>>, Path(file): Path
     let Some((account, message)) = verify_message_token(&state.token_secret, token) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let report = Report {
-        message_id: message.to_string(),
-        account_id: account.to_string(),
-        channel: Some(Channel::Email),
-        status: Status::Opened,
-        provider_id: None,
-        failure_reason: None,
-        error_code: None,
-        error_text: None,
-        source: "open_pixel",
-        dedupe_key: format!("open:{message}"),
-        detail: serde_json::json!({"event": "open"}),
-        occurred_at: Utc::now(),
-        implies: None,
-        recipient: None,
-        unsubscribe_token: None,
-    };
+    let report = Report::new(
+        message.as_str(),
+        account.as_str(),
+        Channel::Email,
+        Status::Opened,
+        "open_pixel",
+        format!("open:{message}"),
+        serde_json::json!({"event": "open"}),
+    );
     match store::apply(&state.pool, &report).await {
         Ok(applied) => {
             if applied != Applied::Duplicate {

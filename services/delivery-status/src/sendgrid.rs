@@ -118,20 +118,20 @@ fn report(state: &WebhookState, event: &Event) -> Option<Report> {
         }
     });
     Some(Report {
-        message_id: message.to_string(),
-        account_id: account.to_string(),
-        channel: Some(Channel::Email),
-        status,
-        provider_id: None,
         failure_reason: reason.map(str::to_owned),
         error_code: event.status.clone().filter(|s| !s.is_empty()),
         error_text: event.reason.clone().filter(|s| !s.is_empty()),
-        source: "sendgrid",
-        dedupe_key: format!("sendgrid:{event_id}"),
-        detail,
         occurred_at,
         implies,
         recipient: event.email.clone(),
-        unsubscribe_token: None,
+        ..Report::new(
+            message.as_str(),
+            account.as_str(),
+            Channel::Email,
+            status,
+            "sendgrid",
+            format!("sendgrid:{event_id}"),
+            detail,
+        )
     })
 }

@@ -33,6 +33,37 @@ pub struct Report {
     pub unsubscribe_token: Option<String>,
 }
 
+impl Report {
+    /// A report that `status` happened now, with nothing else known; callers fill in the rest.
+    pub fn new(
+        message_id: impl Into<String>,
+        account_id: impl Into<String>,
+        channel: Channel,
+        status: Status,
+        source: &'static str,
+        dedupe_key: String,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self {
+            message_id: message_id.into(),
+            account_id: account_id.into(),
+            channel: Some(channel),
+            status,
+            provider_id: None,
+            failure_reason: None,
+            error_code: None,
+            error_text: None,
+            source,
+            dedupe_key,
+            detail,
+            occurred_at: Utc::now(),
+            implies: None,
+            recipient: None,
+            unsubscribe_token: None,
+        }
+    }
+}
+
 /// What applying a report did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {

@@ -101,22 +101,20 @@ pub async fn check_once(state: &WebhookState, check: &StuckCheck, http: &reqwest
         };
         let code = found.error_code.map(|c| c.to_string());
         let report = Report {
-            message_id: message_id.clone(),
-            account_id,
-            channel: Some(Channel::Sms),
-            status,
             provider_id: Some(provider_id.clone()),
             failure_reason: (status == Status::Failed)
                 .then(|| code.as_deref().map(failure_reason_for).unwrap_or("undelivered").to_owned()),
             error_code: code,
             error_text: found.error_message,
-            source: "provider_check",
-            dedupe_key: format!("twilio:{provider_id}:{}", found.status),
-            detail: serde_json::json!({"fetched": found.status, "at": Utc::now().to_rfc3339()}),
-            occurred_at: Utc::now(),
-            implies: None,
-            recipient: None,
-            unsubscribe_token: None,
+            ..Report::new(
+                message_id.as_str(),
+                account_id,
+                Channel::Sms,
+                status,
+                "provider_check",
+                format!("twilio:{provider_id}:{}", found.status),
+                serde_json::json!({"fetched": found.status, "at": Utc::now().to_rfc3339()}),
+            )
         };
         if store::apply(&state.pool, &report).await? != Applied::Duplicate {
             state.relay.wake();

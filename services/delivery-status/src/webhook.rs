@@ -7,7 +7,6 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use chrono::Utc;
 use messaging_domain::signing::{twilio_signature_matches, verify_message_token};
 use messaging_domain::{Channel, Status};
 use messaging_platform::bus::Relay;
@@ -92,24 +91,21 @@ async fn twilio_status(
     let error_code = param("ErrorCode");
     let failure_reason = (status == Status::Failed)
         .then(|| error_code.as_deref().map(|c| failure_reason_for(c).to_owned()).unwrap_or_else(|| raw_status.clone()));
+    let detail = params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
     let report = Report {
-        message_id: message.to_string(),
-        account_id: account.to_string(),
-        channel: Some(Channel::Sms),
-        status,
         provider_id: Some(provider_id.clone()),
         failure_reason,
         error_text: param("ErrorMessage"),
         error_code,
-        source: "provider",
-        dedupe_key: format!("twilio:{provider_id}:{raw_status}"),
-        detail: serde_json::Value::Object(
-            params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
-        ),
-        occurred_at: Utc::now(),
-        implies: None,
-        recipient: None,
-        unsubscribe_token: None,
+        ..Report::new(
+            message.as_str(),
+            account.as_str(),
+            Channel::Sms,
+            status,
+            "provider",
+            format!("twilio:{provider_id}:{raw_status}"),
+            serde_json::Value::Object(detail),
+        )
     };
     match store::apply(&state.pool, &report).await {
         Ok(applied) => {

@@ -132,10 +132,11 @@ impl Dispatcher {
         let suppressed = suppression::is_suppressed(tx, account_id, channel, &content.recipient).await?;
         let message_id = MessageId::from_u128(uuid::Uuid::now_v7().as_u128());
         let idempotency_key = format!("{}:{}", request.request_id, channel.as_str());
+        let mut counted = (channel == Channel::Sms).then(|| segments(&content.body));
         let inserted = sqlx::query(
             "INSERT INTO dispatch.messages (message_id, account_id, idempotency_key, customer_id, channel, message_type,
-                 recipient, sender, subject, body, html_body, failure_reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 recipient, sender, subject, body, html_body, failure_reason, segments, encoding)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(message_id.as_str())
@@ -150,27 +151,29 @@ impl Dispatcher {
         .bind(&content.body)
         .bind(&content.html)
         .bind(suppressed.then_some(OPTED_OUT))
+        .bind(counted.map_or(0, |c| c.count as i32))
+        .bind(counted.map_or("", |c| c.encoding.as_str()))
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
             return Ok(false);
         }
-        let sms_segments = if channel == Channel::Sms {
-            if !suppressed && first_sms_to(tx, account_id, &content.recipient, &message_id).await? {
-                content.body = render::with_opt_out_notice(&content.body);
-            }
-            let counted = segments(&content.body);
+        // The first SMS the account sends this number carries the opt-out notice.
+        if channel == Channel::Sms
+            && !suppressed
+            && first_sms_to(tx, account_id, &content.recipient, &message_id).await?
+        {
+            content.body = render::with_opt_out_notice(&content.body);
+            let with_notice = segments(&content.body);
             sqlx::query("UPDATE dispatch.messages SET body = $2, segments = $3, encoding = $4 WHERE message_id = $1")
                 .bind(message_id.as_str())
                 .bind(&content.body)
-                .bind(counted.count as i32)
-                .bind(counted.encoding.as_str())
+                .bind(with_notice.count as i32)
+                .bind(with_notice.encoding.as_str())
                 .execute(&mut *tx)
                 .await?;
-            counted.count
-        } else {
-            0
-        };
+            counted = Some(with_notice);
+        }
         let queued = MessageQueued {
             message_id: message_id.to_string(),
             account_id: account_id.to_owned(),
@@ -216,7 +219,7 @@ impl Dispatcher {
             html_body: content.html,
             from_name: account.name.clone(),
             validity_seconds: if kind == MessageType::OnMyWay { self.on_my_way_validity_secs } else { 0 },
-            segments: sms_segments,
+            segments: counted.map_or(0, |c| c.count),
         };
         outbox::enqueue(
             tx,

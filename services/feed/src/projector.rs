@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status};
 use messaging_platform::bus::{Delivery, Handler, Outcome};
 use messaging_proto::bus::{DeliveryUnknown, MessageQueued, MessageReceived, StatusChanged};
-use prost::Message as _;
 use sqlx::PgPool;
 
 /// The message-event handler.
@@ -17,32 +16,44 @@ fn time(at: Option<prost_types::Timestamp>) -> DateTime<Utc> {
     messaging_proto::time::datetime(at.as_ref()).unwrap_or_else(Utc::now)
 }
 
+/// Decodes a `kind` event for `account`; an undecodable one, or one naming another account than its
+/// subject, is a dead letter.
+fn decode<T: prost::Message + Default>(
+    payload: &[u8],
+    account: &str,
+    kind: &str,
+    account_of: fn(&T) -> &String,
+) -> Result<T, Outcome> {
+    match T::decode(payload) {
+        Ok(event) if account_of(&event) == account => Ok(event),
+        Ok(_) => Err(Outcome::DeadLetter(format!("{kind} event for another account"))),
+        Err(error) => Err(Outcome::DeadLetter(format!("undecodable {kind} event: {error}"))),
+    }
+}
+
 impl Handler for Projector {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
         let mut parts = delivery.subject.split('.');
         let (Some("message"), Some(account), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
             return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject));
         };
+        let payload = delivery.payload.as_ref();
         let result = match kind {
-            "queued" => match MessageQueued::decode(delivery.payload.as_ref()) {
-                Ok(event) if event.account_id == account => self.queued(event).await,
-                Ok(_) => return Outcome::DeadLetter("queued event for another account".into()),
-                Err(error) => return Outcome::DeadLetter(format!("undecodable queued event: {error}")),
+            "queued" => match decode::<MessageQueued>(payload, account, kind, |e| &e.account_id) {
+                Ok(event) => self.queued(event).await,
+                Err(dead) => return dead,
             },
-            "status" => match StatusChanged::decode(delivery.payload.as_ref()) {
-                Ok(event) if event.account_id == account => self.status(event).await,
-                Ok(_) => return Outcome::DeadLetter("status event for another account".into()),
-                Err(error) => return Outcome::DeadLetter(format!("undecodable status event: {error}")),
+            "status" => match decode::<StatusChanged>(payload, account, kind, |e| &e.account_id) {
+                Ok(event) => self.status(event).await,
+                Err(dead) => return dead,
             },
-            "received" => match MessageReceived::decode(delivery.payload.as_ref()) {
-                Ok(event) if event.account_id == account => self.received(event).await,
-                Ok(_) => return Outcome::DeadLetter("received event for another account".into()),
-                Err(error) => return Outcome::DeadLetter(format!("undecodable received event: {error}")),
+            "received" => match decode::<MessageReceived>(payload, account, kind, |e| &e.account_id) {
+                Ok(event) => self.received(event).await,
+                Err(dead) => return dead,
             },
-            "delivery_unknown" => match DeliveryUnknown::decode(delivery.payload.as_ref()) {
-                Ok(event) if event.account_id == account => self.delivery_unknown(event).await,
-                Ok(_) => return Outcome::DeadLetter("delivery-unknown event for another account".into()),
-                Err(error) => return Outcome::DeadLetter(format!("undecodable delivery-unknown event: {error}")),
+            "delivery_unknown" => match decode::<DeliveryUnknown>(payload, account, kind, |e| &e.account_id) {
+                Ok(event) => self.delivery_unknown(event).await,
+                Err(dead) => return dead,
             },
             _ => return Outcome::Ack,
         };

@@ -56,8 +56,21 @@ pub async fn connect(config: &NatsConfig, service: &str, shutdown: &Shutdown) ->
 pub async fn jetstream(
     client: async_nats::Client,
     streams: &[streams::StreamSpec],
+    shutdown: &Shutdown,
 ) -> anyhow::Result<jetstream::Context> {
     let context = jetstream::new(client);
-    streams::ensure(&context, streams).await?;
-    Ok(context)
+    // A busy or restarting server can time out a stream request; keep trying, as connect does.
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match streams::ensure(&context, streams).await {
+            Ok(()) => return Ok(context),
+            Err(error) if shutdown.is_cancelled() => return Err(error),
+            Err(error) => tracing::warn!(error = %format!("{error:#}"), "streams not ensured yet; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down before the streams were ensured"),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
