@@ -31,6 +31,15 @@ pub fn token(account: &str) -> String {
     .unwrap_or_default()
 }
 
+/// `body` as a request with `authorization: Bearer <token>`.
+pub fn with_bearer<T>(body: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(body);
+    if let Ok(bearer) = MetadataValue::try_from(format!("Bearer {token}")) {
+        request.metadata_mut().insert("authorization", bearer);
+    }
+    request
+}
+
 /// Publishes job events with JetStream, `Nats-Msg-Id` = event id.
 pub struct Publisher {
     jetstream: async_nats::jetstream::Context,
@@ -109,24 +118,25 @@ impl Dashboard {
         Ok(Self { client, token: token(account) })
     }
 
+    /// The generated client, for calls the helpers below do not cover.
+    pub fn grpc(&self) -> FeedServiceClient<tonic::transport::Channel> {
+        self.client.clone()
+    }
+
+    /// `body` as a request carrying this dashboard's bearer token.
+    pub fn authed<T>(&self, body: T) -> tonic::Request<T> {
+        with_bearer(body, &self.token)
+    }
+
     pub async fn list(&mut self, request: ListMessagesRequest) -> Result<Vec<Message>, tonic::Status> {
-        let mut request = tonic::Request::new(request);
-        let bearer =
-            MetadataValue::try_from(format!("Bearer {}", self.token)).map_err(|_| tonic::Status::internal("token"))?;
-        request.metadata_mut().insert("authorization", bearer);
+        let request = self.authed(request);
         Ok(self.client.list_messages(request).await?.into_inner().messages)
     }
 
     /// One customer's thread, oldest first (the last 200).
     pub async fn thread(&mut self, customer_id: &str) -> Result<Vec<Message>, tonic::Status> {
-        let mut request = tonic::Request::new(GetThreadRequest {
-            customer_id: customer_id.to_owned(),
-            page_size: 200,
-            ..Default::default()
-        });
-        let bearer =
-            MetadataValue::try_from(format!("Bearer {}", self.token)).map_err(|_| tonic::Status::internal("token"))?;
-        request.metadata_mut().insert("authorization", bearer);
+        let request =
+            self.authed(GetThreadRequest { customer_id: customer_id.to_owned(), page_size: 200, ..Default::default() });
         let mut messages = self.client.get_thread(request).await?.into_inner().messages;
         messages.reverse();
         Ok(messages)
@@ -204,4 +214,9 @@ pub async fn sim_requests(sim_port: u16) -> anyhow::Result<Vec<Value>> {
 pub async fn sim_messages(sim_port: u16) -> anyhow::Result<Vec<Value>> {
     let body: Value = reqwest::get(format!("http://127.0.0.1:{sim_port}/sim/messages")).await?.json().await?;
     Ok(body["messages"].as_array().cloned().unwrap_or_default())
+}
+
+/// The status code a call ended with (`Ok` when it succeeded).
+pub fn code<T>(result: Result<T, tonic::Status>) -> tonic::Code {
+    result.err().map_or(tonic::Code::Ok, |status| status.code())
 }

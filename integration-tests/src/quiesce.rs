@@ -19,10 +19,10 @@ pub const CONSUMERS: &[(&str, &str)] = &[
     ("MESSAGE_EVENTS", "delivery-status"),
     ("MESSAGE_EVENTS", "feed"),
     ("DIRECTORY", "delivery-status-directory"),
-    ("DIRECTORY", "feed-directory"),
+    ("DIRECTORY", "feed-listings"),
 ];
 
-const OUTBOXES: &[&str] = &["ingest", "dispatch", "sms_gateway", "email_gateway", "delivery_status"];
+const OUTBOXES: &[&str] = &["ingest", "dispatch", "sms_gateway", "email_gateway", "delivery_status", "feed"];
 
 async fn idle(jetstream: &jetstream::Context, pool: &sqlx::PgPool) -> bool {
     for (stream, durable) in CONSUMERS {

@@ -8,6 +8,7 @@ pub mod message;
 pub mod phone;
 pub mod reply;
 pub mod schedule;
+pub mod search;
 pub mod signing;
 pub mod sms;
 pub mod status;

@@ -43,11 +43,18 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Run the migrations in `migrations/` at start-up.
     pub migrate: bool,
+    /// Cancels any statement running longer (milliseconds); 0 leaves Postgres's own setting.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: "postgres://postgres@127.0.0.1:5432/messaging".into(), max_connections: 10, migrate: true }
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/messaging".into(),
+            max_connections: 10,
+            migrate: true,
+            statement_timeout_ms: 0,
+        }
     }
 }
 

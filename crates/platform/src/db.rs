@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr};
 
 use crate::config::DatabaseConfig;
@@ -31,9 +31,13 @@ pub fn migrator() -> Migrator {
 /// Connects, retrying until Postgres answers or shutdown, then migrates if configured.
 pub async fn connect(config: &DatabaseConfig, shutdown: &Shutdown) -> anyhow::Result<PgPool> {
     let options = PgPoolOptions::new().max_connections(config.max_connections).acquire_timeout(Duration::from_secs(10));
+    let mut connect_options: PgConnectOptions = config.url.parse()?;
+    if config.statement_timeout_ms > 0 {
+        connect_options = connect_options.options([("statement_timeout", config.statement_timeout_ms.to_string())]);
+    }
     let mut delay = Duration::from_millis(100);
     let pool = loop {
-        match options.clone().connect(&config.url).await {
+        match options.clone().connect_with(connect_options.clone()).await {
             Ok(pool) => break pool,
             Err(error) => {
                 tracing::warn!(%error, "Postgres not reachable yet");

@@ -130,7 +130,10 @@ impl Dispatcher {
         let mut content = Self::content(request, kind, channel)?;
         let account_id = account.account_id.as_str();
         let suppressed = suppression::is_suppressed(tx, account_id, channel, &content.recipient).await?;
-        let message_id = MessageId::from_u128(uuid::Uuid::now_v7().as_u128());
+        let message_id = match MessageId::parse(request.message_id.as_str()) {
+            Ok(chosen) => chosen,
+            Err(_) => MessageId::from_u128(uuid::Uuid::now_v7().as_u128()),
+        };
         let idempotency_key = format!("{}:{}", request.request_id, channel.as_str());
         let mut counted = (channel == Channel::Sms).then(|| segments(&content.body));
         let inserted = sqlx::query(

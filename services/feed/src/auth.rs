@@ -1,5 +1,7 @@
-//! Bearer-token authentication: a JWT (HS256 with the configured secret) whose `account_id` claim
-//! scopes every call. The interceptor puts the verified [`AccountId`] into request extensions.
+//! Bearer-token authentication: a JWT whose `account_id` claim scopes every call, HS256 with the
+//! configured secret or, when a public key is configured, RS256. The algorithm must be one of
+//! those (never `none`), `exp` is required and checked. The interceptor puts the verified
+//! [`AccountId`] into request extensions.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use messaging_domain::AccountId;
@@ -14,16 +16,26 @@ struct Claims {
 /// Verifies tokens.
 #[derive(Clone)]
 pub struct Authenticator {
-    key: DecodingKey,
-    validation: Validation,
+    hs256: DecodingKey,
+    rs256: Option<DecodingKey>,
+}
+
+fn validation(algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_required_spec_claims(&["exp"]);
+    validation.leeway = 5;
+    validation
 }
 
 impl Authenticator {
     pub fn hs256(secret: &str) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp"]);
-        validation.leeway = 5;
-        Self { key: DecodingKey::from_secret(secret.as_bytes()), validation }
+        Self { hs256: DecodingKey::from_secret(secret.as_bytes()), rs256: None }
+    }
+
+    /// Also accepts RS256 tokens signed by the holder of this public key (PEM).
+    pub fn with_rs256(mut self, public_key_pem: &[u8]) -> anyhow::Result<Self> {
+        self.rs256 = Some(DecodingKey::from_rsa_pem(public_key_pem)?);
+        Ok(self)
     }
 
     /// The account a request's bearer token grants, or UNAUTHENTICATED.
@@ -36,9 +48,16 @@ impl Authenticator {
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| Status::unauthenticated("authorization must be a Bearer token"))?;
-        let data = jsonwebtoken::decode::<Claims>(token.trim(), &self.key, &self.validation)
-            .map_err(|_| Status::unauthenticated("invalid or expired token"))?;
+            .ok_or_else(|| Status::unauthenticated("authorization must be a Bearer token"))?
+            .trim();
+        let invalid = || Status::unauthenticated("invalid or expired token");
+        let algorithm = jsonwebtoken::decode_header(token).map_err(|_| invalid())?.alg;
+        let key = match (algorithm, &self.rs256) {
+            (Algorithm::HS256, _) => &self.hs256,
+            (Algorithm::RS256, Some(key)) => key,
+            _ => return Err(Status::unauthenticated("token algorithm not accepted")),
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation(algorithm)).map_err(|_| invalid())?;
         AccountId::parse(data.claims.account_id).map_err(|_| Status::unauthenticated("token has an invalid account_id"))
     }
 

@@ -1,114 +1,43 @@
-//! `messaging.v1.FeedService` over the read model. Errors become `tonic::Status` here and only
-//! here, with a clear message and never internals.
+//! `messaging.v1.FeedService` over the read model. Every call is scoped by the account of its
+//! verified token; ids of another account's rows are simply not found. Errors become
+//! `tonic::Status` here and only here, with a clear message and never internals.
 
-use chrono::{DateTime, Utc};
-use messaging_domain::{Channel, Direction, MessageType, Status as MessageStatus};
+use std::time::Duration;
+
+use messaging_domain::{AccountId, Channel, Direction, MessageType, Status as MessageStatus};
+use messaging_platform::Shutdown;
+use messaging_platform::bus::Relay;
 use messaging_proto::time::timestamp;
 use messaging_proto::v1::feed_service_server::FeedService;
 use messaging_proto::v1::{self as api};
 use sqlx::PgPool;
+use tokio::sync::{broadcast, mpsc};
 use tonic::{Request, Response, Status};
 
 use crate::auth::account_of;
-use crate::store::{self, Cursor, FeedRow, Filter};
+use crate::changes::{self, WatchCursor};
+use crate::convert::{self, internal};
+use crate::send::{self, Compose, SendError};
+use crate::store::{self, Filter, Order};
+use crate::threads;
 
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 200;
+/// Changes a watcher reads per query.
+const WATCH_BATCH: i64 = 100;
+/// How often a watcher looks for changes without a notification (one may have been missed, or the
+/// change's transaction was not yet older than every running one).
+const WATCH_POLL: Duration = Duration::from_secs(1);
+/// How long a quiet stream waits before sending a fresh cursor without a message, so a client
+/// resuming after a quiet day still holds a cursor within the retention.
+const WATCH_HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// The gRPC service.
 pub struct Feed {
     pub(crate) pool: PgPool,
-}
-
-fn internal(error: sqlx::Error) -> Status {
-    tracing::error!(%error, "feed query failed");
-    Status::unavailable("the feed is temporarily unavailable; retry")
-}
-
-fn page_size(requested: i32) -> Result<i64, Status> {
-    match requested {
-        0 => Ok(DEFAULT_PAGE),
-        n if n < 0 => Err(Status::invalid_argument("page_size must not be negative")),
-        n => Ok(i64::from(n).min(MAX_PAGE)),
-    }
-}
-
-fn cursor(token: &str) -> Result<Option<Cursor>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    Cursor::decode(token).map(Some).ok_or_else(|| Status::invalid_argument("page_token is not one this service issued"))
-}
-
-fn from_timestamp(field: &str, at: Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, Status> {
-    at.map(|t| {
-        DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-            .ok_or_else(|| Status::invalid_argument(format!("{field} is out of range")))
-    })
-    .transpose()
-}
-
-fn names<T: Copy>(
-    values: &[i32],
-    field: &str,
-    parse: impl Fn(i32) -> Option<T>,
-    name: impl Fn(T) -> &'static str,
-) -> Result<Vec<String>, Status> {
-    values
-        .iter()
-        .map(|v| {
-            parse(*v)
-                .map(|t| name(t).to_owned())
-                .ok_or_else(|| Status::invalid_argument(format!("{field} has an unknown value {v}")))
-        })
-        .collect()
-}
-
-/// A search term is a phone number when it is mostly digits.
-fn search(query: &str) -> Result<(Option<String>, Option<String>), Status> {
-    let query = query.trim();
-    if query.is_empty() {
-        return Ok((None, None));
-    }
-    if query.chars().count() > 100 {
-        return Err(Status::invalid_argument("query is longer than 100 characters"));
-    }
-    let digits: String = query.chars().filter(|c| c.is_ascii_digit()).collect();
-    let phone_like = query.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
-    if phone_like {
-        if digits.len() < 4 {
-            return Err(Status::invalid_argument("a phone search needs at least 4 digits"));
-        }
-        return Ok((None, Some(digits)));
-    }
-    if query.chars().count() < 2 {
-        return Err(Status::invalid_argument("a name search needs at least 2 characters"));
-    }
-    Ok((Some(query.to_owned()), None))
-}
-
-pub(crate) fn to_api(row: &FeedRow) -> api::Message {
-    api::Message {
-        message_id: row.message_id.clone(),
-        direction: Direction::parse(&row.direction).map(Direction::to_proto).unwrap_or(0),
-        channel: Channel::parse(&row.channel).map(Channel::to_proto).unwrap_or(0),
-        r#type: MessageType::parse(&row.message_type).map(MessageType::to_proto).unwrap_or(0),
-        status: MessageStatus::parse(&row.status).map(MessageStatus::to_proto).unwrap_or(0),
-        customer: Some(api::Customer {
-            customer_id: row.customer_id.clone(),
-            name: row.customer_name.clone(),
-            phone: row.customer_phone.clone(),
-            email: row.customer_email.clone(),
-        }),
-        preview: row.preview.clone(),
-        failure_reason: row.failure_reason.clone(),
-        created_at: Some(timestamp(row.created_at)),
-        sent_at: row.sent_at.map(timestamp),
-        updated_at: Some(timestamp(row.updated_at)),
-        subject: row.subject.clone(),
-        job_id: row.job_id.clone(),
-        delivery_unknown: row.delivery_unknown,
-    }
+    pub(crate) relay: Relay,
+    pub(crate) signals: broadcast::Sender<String>,
+    pub(crate) shutdown: Shutdown,
+    /// How long WatchFeed cursors stay resumable.
+    pub(crate) retention: Duration,
 }
 
 #[tonic::async_trait]
@@ -119,24 +48,24 @@ impl FeedService for Feed {
     ) -> Result<Response<api::ListMessagesResponse>, Status> {
         let account = account_of(&request)?;
         let r = request.into_inner();
-        let (name_query, phone_digits) = search(&r.query)?;
+        let (since, until) = convert::range(r.since, r.until)?;
         let filter = Filter {
-            directions: names(&r.directions, "directions", Direction::from_proto, Direction::as_str)?,
-            channels: names(&r.channels, "channels", Channel::from_proto, Channel::as_str)?,
-            types: names(&r.types, "types", MessageType::from_proto, MessageType::as_str)?,
-            statuses: names(&r.statuses, "statuses", MessageStatus::from_proto, MessageStatus::as_str)?,
-            since: from_timestamp("since", r.since)?,
-            until: from_timestamp("until", r.until)?,
-            name_query,
-            phone_digits,
+            directions: convert::names(&r.directions, "directions", Direction::from_proto, Direction::as_str)?,
+            channels: convert::names(&r.channels, "channels", Channel::from_proto, Channel::as_str)?,
+            types: convert::names(&r.types, "types", MessageType::from_proto, MessageType::as_str)?,
+            statuses: convert::names(&r.statuses, "statuses", MessageStatus::from_proto, MessageStatus::as_str)?,
+            since,
+            until,
+            search: convert::term(&r.query)?,
             customer_id: None,
         };
-        let after = cursor(&r.page_token)?;
-        let (rows, next) = store::list(&self.pool, &account, &filter, after.as_ref(), page_size(r.page_size)?)
+        let after = convert::cursor(&r.page_token)?;
+        let limit = convert::page_size(r.page_size)?;
+        let (rows, next) = store::list(&self.pool, &account, &filter, after.as_ref(), limit, Order::NewestFirst)
             .await
             .map_err(internal)?;
         Ok(Response::new(api::ListMessagesResponse {
-            messages: rows.iter().map(to_api).collect(),
+            messages: rows.iter().map(convert::message).collect(),
             next_page_token: next.map(|c| c.encode()).unwrap_or_default(),
         }))
     }
@@ -150,26 +79,24 @@ impl FeedService for Feed {
         if r.customer_id.is_empty() {
             return Err(Status::invalid_argument("customer_id is required"));
         }
-        if r.oldest_first {
-            return Err(Status::unimplemented("oldest_first is not supported yet"));
-        }
-        let filter = Filter { customer_id: Some(r.customer_id.clone()), ..Default::default() };
-        let after = cursor(&r.page_token)?;
-        let (rows, next) = store::list(&self.pool, &account, &filter, after.as_ref(), page_size(r.page_size)?)
+        let customer = threads::customer(&self.pool, &account, &r.customer_id)
             .await
-            .map_err(internal)?;
-        let Some(first) = rows.first() else {
-            return Err(Status::not_found(format!("no thread for customer {}", r.customer_id)));
-        };
-        let customer = api::Customer {
-            customer_id: first.customer_id.clone(),
-            name: first.customer_name.clone(),
-            phone: first.customer_phone.clone(),
-            email: first.customer_email.clone(),
-        };
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no customer {}", r.customer_id)))?;
+        let filter = Filter { customer_id: Some(r.customer_id.clone()), ..Default::default() };
+        let order = if r.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
+        let after = convert::cursor(&r.page_token)?;
+        let limit = convert::page_size(r.page_size)?;
+        let (rows, next) =
+            store::list(&self.pool, &account, &filter, after.as_ref(), limit, order).await.map_err(internal)?;
         Ok(Response::new(api::GetThreadResponse {
-            customer: Some(customer),
-            messages: rows.iter().map(to_api).collect(),
+            customer: Some(api::Customer {
+                customer_id: customer.customer_id,
+                name: customer.name,
+                phone: customer.phone,
+                email: customer.email,
+            }),
+            messages: rows.iter().map(convert::message).collect(),
             next_page_token: next.map(|c| c.encode()).unwrap_or_default(),
         }))
     }
@@ -180,24 +107,27 @@ impl FeedService for Feed {
     ) -> Result<Response<api::GetMessageResponse>, Status> {
         let account = account_of(&request)?;
         let id = request.into_inner().message_id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("message_id is required"));
+        }
         let row = store::get(&self.pool, &account, &id)
             .await
             .map_err(internal)?
             .ok_or_else(|| Status::not_found(format!("no message {id}")))?;
         let timeline = store::timeline(&self.pool, &account, &id).await.map_err(internal)?;
         Ok(Response::new(api::GetMessageResponse {
-            message: Some(to_api(&row)),
+            message: Some(convert::message(&row)),
             timeline: timeline
                 .into_iter()
                 .map(|(status, source, detail, at)| api::StatusEvent {
-                    status: MessageStatus::parse(&status).map(MessageStatus::to_proto).unwrap_or(0),
+                    status: convert::status(&status),
                     occurred_at: Some(timestamp(at)),
                     source,
                     detail,
                 })
                 .collect(),
-            provider_error_code: String::new(),
-            provider_error_text: String::new(),
+            provider_error_code: row.provider_error_code,
+            provider_error_text: row.provider_error_text,
         }))
     }
 
@@ -205,8 +135,23 @@ impl FeedService for Feed {
         &self,
         request: Request<api::SendMessageRequest>,
     ) -> Result<Response<api::SendMessageResponse>, Status> {
-        account_of(&request)?;
-        Err(Status::unimplemented("SendMessage is not available yet"))
+        let account = account_of(&request)?;
+        let r = request.into_inner();
+        let channel = Channel::from_proto(r.channel)
+            .ok_or_else(|| Status::invalid_argument("channel must be CHANNEL_SMS or CHANNEL_EMAIL"))?;
+        let compose =
+            Compose { request_id: r.request_id, customer_id: r.customer_id, channel, text: r.text, subject: r.subject };
+        match send::send(&self.pool, &account, compose).await {
+            Ok((message_id, status)) => {
+                self.relay.wake();
+                Ok(Response::new(api::SendMessageResponse { message_id, status: convert::status(&status) }))
+            }
+            Err(SendError::Invalid(why)) => Err(Status::invalid_argument(why)),
+            Err(error @ SendError::NoCustomer(_)) => Err(Status::not_found(error.to_string())),
+            Err(SendError::Refused(why)) => Err(Status::failed_precondition(why)),
+            Err(error @ SendError::Reused(_)) => Err(Status::already_exists(error.to_string())),
+            Err(SendError::Database(error)) => Err(internal(error)),
+        }
     }
 
     type WatchFeedStream = tokio_stream::wrappers::ReceiverStream<Result<api::WatchFeedResponse, Status>>;
@@ -215,7 +160,125 @@ impl FeedService for Feed {
         &self,
         request: Request<api::WatchFeedRequest>,
     ) -> Result<Response<Self::WatchFeedStream>, Status> {
-        account_of(&request)?;
-        Err(Status::unimplemented("WatchFeed is not available yet"))
+        let account = account_of(&request)?;
+        let token = request.into_inner().cursor;
+        let cursor = if token.is_empty() {
+            changes::now(&self.pool).await.map_err(internal)?
+        } else {
+            let cursor = WatchCursor::decode(&token)
+                .ok_or_else(|| Status::invalid_argument("cursor is not one this service issued"))?;
+            let oldest = chrono::Utc::now() - chrono::Duration::from_std(self.retention).unwrap_or_default();
+            if cursor.at < oldest {
+                return Err(Status::failed_precondition("cursor has expired; list the feed again and watch from now"));
+            }
+            cursor
+        };
+        let (sender, receiver) = mpsc::channel(64);
+        let watcher = Watcher {
+            pool: self.pool.clone(),
+            account,
+            signals: self.signals.subscribe(),
+            shutdown: self.shutdown.clone(),
+        };
+        tokio::spawn(watcher.run(cursor, sender));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(receiver)))
+    }
+
+    async fn get_counts(
+        &self,
+        request: Request<api::GetCountsRequest>,
+    ) -> Result<Response<api::GetCountsResponse>, Status> {
+        let account = account_of(&request)?;
+        let r = request.into_inner();
+        let (since, until) = convert::range(r.since, r.until)?;
+        let (unread_total, threads) = threads::unread(&self.pool, &account).await.map_err(internal)?;
+        let failed = threads::failed(&self.pool, &account, since, until).await.map_err(internal)?;
+        Ok(Response::new(api::GetCountsResponse {
+            unread_total,
+            threads: threads
+                .into_iter()
+                .map(|(customer_id, sender, unread)| api::ThreadUnread { customer_id, sender, unread })
+                .collect(),
+            failed,
+        }))
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<api::MarkReadRequest>,
+    ) -> Result<Response<api::MarkReadResponse>, Status> {
+        let account = account_of(&request)?;
+        let r = request.into_inner();
+        if r.customer_id.is_empty() && r.message_ids.is_empty() {
+            return Err(Status::invalid_argument("customer_id or message_ids is required"));
+        }
+        if r.message_ids.len() > 500 {
+            return Err(Status::invalid_argument("at most 500 message_ids at once"));
+        }
+        let customer = (!r.customer_id.is_empty()).then_some(r.customer_id.as_str());
+        let marked = threads::mark_read(&self.pool, &account, customer, &r.message_ids).await.map_err(internal)?;
+        Ok(Response::new(api::MarkReadResponse { marked: marked as i64 }))
+    }
+}
+
+/// One WatchFeed stream.
+struct Watcher {
+    pool: PgPool,
+    account: AccountId,
+    signals: broadcast::Receiver<String>,
+    shutdown: Shutdown,
+}
+
+impl Watcher {
+    /// Sends every change after `cursor` until the client goes away or the service stops.
+    async fn run(mut self, mut cursor: WatchCursor, sender: mpsc::Sender<Result<api::WatchFeedResponse, Status>>) {
+        let mut quiet_since = tokio::time::Instant::now();
+        loop {
+            let batch = match changes::after(&self.pool, self.account.as_str(), &cursor, WATCH_BATCH).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    let _ = sender.send(Err(internal(error))).await;
+                    return;
+                }
+            };
+            let full = batch.len() as i64 == WATCH_BATCH;
+            for (next, row) in batch {
+                cursor = WatchCursor { at: chrono::Utc::now(), ..next };
+                let Some(row) = row else { continue };
+                let change = api::WatchFeedResponse { message: Some(convert::message(&row)), cursor: cursor.encode() };
+                if sender.send(Ok(change)).await.is_err() {
+                    return;
+                }
+                quiet_since = tokio::time::Instant::now();
+            }
+            if quiet_since.elapsed() >= WATCH_HEARTBEAT {
+                cursor.at = chrono::Utc::now();
+                if sender.send(Ok(api::WatchFeedResponse { message: None, cursor: cursor.encode() })).await.is_err() {
+                    return;
+                }
+                quiet_since = tokio::time::Instant::now();
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = sender.closed() => return,
+                () = tokio::time::sleep(WATCH_POLL) => {}
+                () = signalled(&mut self.signals, self.account.as_str()) => {}
+            }
+        }
+    }
+}
+
+/// Returns once a change for `account` is signalled (or signals were missed).
+async fn signalled(signals: &mut broadcast::Receiver<String>, account: &str) {
+    loop {
+        match signals.recv().await {
+            Ok(changed) if changed == account => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
     }
 }

@@ -1,14 +1,19 @@
 //! feed: the Messages page's read model and `FeedService`. It projects message events into
 //! `feed.messages` and answers the dashboard over gRPC, every call scoped by the token's account.
 
-mod attach;
 mod auth;
+mod changes;
+mod convert;
+mod directory;
 mod grpc;
 mod projector;
+mod send;
 mod store;
+mod threads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use messaging_platform::bus::{self, ConsumerSpec, streams};
 use messaging_platform::config::CommonConfig;
@@ -29,11 +34,24 @@ pub struct Config {
     pub listen: String,
     /// HS256 secret for dashboard tokens.
     pub jwt_secret: String,
+    /// A PEM file with an RSA public key: RS256 tokens it verifies are accepted too. Empty: HS256 only.
+    pub jwt_public_key_file: String,
+    /// How long WatchFeed cursors stay resumable (the change log's retention), in hours.
+    pub watch_retention_hours: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { common: CommonConfig::default(), listen: "127.0.0.1:50051".into(), jwt_secret: String::new() }
+        let mut common = CommonConfig::default();
+        // Every feed query is an index lookup; one that runs longer is cancelled, not queued behind.
+        common.database.statement_timeout_ms = 3000;
+        Self {
+            common,
+            listen: "127.0.0.1:50051".into(),
+            jwt_secret: String::new(),
+            jwt_public_key_file: String::new(),
+            watch_retention_hours: 24,
+        }
     }
 }
 
@@ -44,19 +62,26 @@ pub struct App {
     config: Config,
     runtime: Runtime,
     listener: tokio::net::TcpListener,
+    authenticator: Authenticator,
 }
 
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     anyhow::ensure!(config.jwt_secret.len() >= 16, "jwt_secret must be at least 16 characters");
+    let mut authenticator = Authenticator::hs256(&config.jwt_secret);
+    if !config.jwt_public_key_file.is_empty() {
+        let pem = std::fs::read(&config.jwt_public_key_file)
+            .map_err(|e| anyhow::anyhow!("jwt_public_key_file {}: {e}", config.jwt_public_key_file))?;
+        authenticator = authenticator.with_rs256(&pem)?;
+    }
     let runtime = Runtime::connect(
         &config.common,
         "feed",
-        &[streams::MESSAGE_EVENTS, streams::DIRECTORY, streams::DEAD_LETTER],
+        &[streams::MESSAGE_EVENTS, streams::DIRECTORY, streams::NOTIFY, streams::DEAD_LETTER],
         shutdown,
     )
     .await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    Ok(App { config, runtime, listener })
+    Ok(App { config, runtime, listener, authenticator })
 }
 
 impl App {
@@ -75,11 +100,16 @@ impl App {
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(messaging_proto::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let authenticator = Authenticator::hs256(&self.config.jwt_secret);
-        let feed =
-            FeedServiceServer::with_interceptor(grpc::Feed { pool: self.runtime.pool.clone() }, move |request| {
-                authenticator.intercept(request)
-            });
+        let authenticator = self.authenticator.clone();
+        let relay = self.runtime.relay("feed");
+        let relay_task = tokio::spawn(relay.clone().run(shutdown.clone()));
+        let (signals, _) = tokio::sync::broadcast::channel(1024);
+        let listen_task = tokio::spawn(changes::listen(self.runtime.pool.clone(), signals.clone(), shutdown.clone()));
+        let retention = Duration::from_secs(self.config.watch_retention_hours.max(1) * 3600);
+        let prune_task = tokio::spawn(prune(self.runtime.pool.clone(), retention, shutdown.clone()));
+        let service =
+            grpc::Feed { pool: self.runtime.pool.clone(), relay, signals, shutdown: shutdown.clone(), retention };
+        let feed = FeedServiceServer::with_interceptor(service, move |request| authenticator.intercept(request));
 
         tracing::info!(listen = %self.listener.local_addr()?, "gRPC listening");
         let incoming = TcpListenerStream::new(self.listener);
@@ -98,17 +128,33 @@ impl App {
         );
         let projector = Arc::new(projector::Projector { pool: self.runtime.pool.clone() });
         let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>");
-        let listings = ConsumerSpec::new(streams::DIRECTORY.name, "feed-directory", "directory.*.customer.*");
-        let attach_task = tokio::spawn(bus::consumer::run(
+        let listings = ConsumerSpec::new(streams::DIRECTORY.name, "feed-listings", "directory.>");
+        let directory_task = tokio::spawn(bus::consumer::run(
             self.runtime.jetstream.clone(),
             "feed",
             listings,
-            Arc::new(attach::Attacher { pool: self.runtime.pool.clone() }),
+            Arc::new(directory::Directory { pool: self.runtime.pool.clone() }),
             shutdown.clone(),
         ));
         bus::consumer::run(self.runtime.jetstream.clone(), "feed", spec, projector, shutdown.clone()).await?;
-        attach_task.await??;
+        directory_task.await??;
         server.await??;
+        let _ = tokio::join!(relay_task, listen_task, prune_task);
         Ok(())
+    }
+}
+
+/// Deletes WatchFeed changes older than the retention, every minute.
+async fn prune(pool: sqlx::PgPool, retention: Duration, shutdown: Shutdown) {
+    loop {
+        match changes::prune(&pool, retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "old feed changes pruned"),
+            Err(error) => tracing::warn!(%error, "pruning feed changes failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
     }
 }

@@ -1,11 +1,18 @@
 //! Projects message events into the feed's read model: `queued` creates the row, `status` moves it
-//! forward. Either may arrive first; both are idempotent upserts scoped by account.
+//! forward (either may arrive first; both are idempotent upserts scoped by account), `received`
+//! adds an unread reply, `opt_out` keeps the suppression the manual composer checks. Every row
+//! change is recorded in the change log for WatchFeed in the same transaction.
 
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status};
 use messaging_platform::bus::{Delivery, Handler, Outcome};
-use messaging_proto::bus::{DeliveryUnknown, MessageQueued, MessageReceived, StatusChanged};
+use messaging_proto::bus::{DeliveryUnknown, MessageQueued, MessageReceived, OptOutChanged, StatusChanged};
 use sqlx::PgPool;
+
+use crate::changes;
+
+/// The failure reason the SMS gateway gives a number that cannot take SMS (Twilio's 21614).
+const NOT_SMS_CAPABLE: &str = "not_sms_capable";
 
 /// The message-event handler.
 pub struct Projector {
@@ -55,6 +62,10 @@ impl Handler for Projector {
                 Ok(event) => self.delivery_unknown(event).await,
                 Err(dead) => return dead,
             },
+            "opt_out" => match decode::<OptOutChanged>(payload, account, kind, |e| &e.account_id) {
+                Ok(event) => self.opt_out(event).await,
+                Err(dead) => return dead,
+            },
             _ => return Outcome::Ack,
         };
         match result {
@@ -95,17 +106,10 @@ impl Projector {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        timeline(
-            &mut tx,
-            &event.account_id,
-            &event.message_id,
-            Status::Queued,
-            "dispatch",
-            "",
-            at,
-            format!("queued:{}", event.message_id),
-        )
-        .await?;
+        let key = format!("queued:{}", event.message_id);
+        if timeline(&mut tx, &event.account_id, &event.message_id, Status::Queued, "dispatch", "", at, key).await? {
+            changes::record(&mut tx, &event.account_id, &event.message_id).await?;
+        }
         tx.commit().await
     }
 
@@ -114,10 +118,11 @@ impl Projector {
         let customer = event.customer.unwrap_or_default();
         let at = time(event.received_at);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone, customer_email,
-                 direction, channel, message_type, status, status_rank, preview, subject, job_id, created_at, sent_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, 'reply', 'received', $8, $9, $10, '', $11, $11, $11)
+                 direction, channel, message_type, status, status_rank, preview, subject, job_id, created_at, sent_at,
+                 updated_at, unread)
+             VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, 'reply', 'received', $8, $9, $10, '', $11, $11, $11, true)
              ON CONFLICT (message_id) DO NOTHING",
         )
         .bind(&event.message_id)
@@ -132,7 +137,11 @@ impl Projector {
         .bind(&event.subject)
         .bind(at)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if inserted > 0 {
+            changes::record(&mut tx, &event.account_id, &event.message_id).await?;
+        }
         let key = format!("received:{}", event.message_id);
         timeline(&mut tx, &event.account_id, &event.message_id, Status::Received, "provider", "", at, key).await?;
         tx.commit().await
@@ -140,11 +149,40 @@ impl Projector {
 
     /// Marks a sent message whose delivery the provider cannot confirm; shown while it stays `sent`.
     async fn delivery_unknown(&self, event: DeliveryUnknown) -> sqlx::Result<()> {
-        sqlx::query("UPDATE feed.messages SET delivery_unknown = true WHERE message_id = $1 AND account_id = $2")
-            .bind(&event.message_id)
-            .bind(&event.account_id)
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin().await?;
+        let marked = sqlx::query(
+            "UPDATE feed.messages SET delivery_unknown = true WHERE message_id = $1 AND account_id = $2 AND NOT delivery_unknown",
+        )
+        .bind(&event.message_id)
+        .bind(&event.account_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if marked > 0 {
+            changes::record(&mut tx, &event.account_id, &event.message_id).await?;
+        }
+        tx.commit().await
+    }
+
+    /// The latest opt-out or opt-in by event time, for the manual composer's refusal.
+    async fn opt_out(&self, event: OptOutChanged) -> sqlx::Result<()> {
+        let Some(channel) = Channel::from_proto(event.channel) else { return Ok(()) };
+        let address = match channel {
+            Channel::Email => event.address.to_lowercase(),
+            Channel::Sms => event.address.clone(),
+        };
+        sqlx::query(
+            "INSERT INTO feed.opt_outs AS o (account_id, channel, address, opted_out, occurred_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (account_id, channel, address) DO UPDATE SET opted_out = EXCLUDED.opted_out, occurred_at = EXCLUDED.occurred_at
+             WHERE o.occurred_at < EXCLUDED.occurred_at",
+        )
+        .bind(&event.account_id)
+        .bind(channel.as_str())
+        .bind(address)
+        .bind(event.opted_out)
+        .bind(time(event.occurred_at))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -154,15 +192,20 @@ impl Projector {
         let sent_at = matches!(status, Status::Sent | Status::Delivered | Status::Read | Status::Opened).then_some(at);
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO feed.messages AS m (message_id, account_id, status, status_rank, failure_reason, created_at, sent_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $6)
+            "INSERT INTO feed.messages AS m (message_id, account_id, status, status_rank, failure_reason, created_at, sent_at,
+                 updated_at, provider_error_code, provider_error_text)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8, $9)
              ON CONFLICT (message_id) DO UPDATE SET
                  status = CASE WHEN EXCLUDED.status_rank > m.status_rank OR (m.status = 'unknown' AND EXCLUDED.status = 'sent')
                                THEN EXCLUDED.status ELSE m.status END,
                  status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
                  failure_reason = CASE WHEN m.failure_reason = '' THEN EXCLUDED.failure_reason ELSE m.failure_reason END,
                  sent_at = COALESCE(LEAST(m.sent_at, EXCLUDED.sent_at), m.sent_at, EXCLUDED.sent_at),
-                 updated_at = GREATEST(m.updated_at, EXCLUDED.updated_at)
+                 updated_at = GREATEST(m.updated_at, EXCLUDED.updated_at),
+                 provider_error_code = CASE WHEN m.provider_error_code = '' THEN EXCLUDED.provider_error_code
+                                            ELSE m.provider_error_code END,
+                 provider_error_text = CASE WHEN m.provider_error_code = '' AND m.provider_error_text = ''
+                                            THEN EXCLUDED.provider_error_text ELSE m.provider_error_text END
              WHERE m.account_id = EXCLUDED.account_id",
         )
         .bind(&event.message_id)
@@ -172,8 +215,23 @@ impl Projector {
         .bind(&event.failure_reason)
         .bind(at)
         .bind(sent_at)
+        .bind(&event.provider_error_code)
+        .bind(&event.provider_error_text)
         .execute(&mut *tx)
         .await?;
+        if event.failure_reason == NOT_SMS_CAPABLE {
+            sqlx::query(
+                "INSERT INTO feed.landlines (account_id, phone, occurred_at)
+                 SELECT account_id, customer_phone, $3 FROM feed.messages
+                 WHERE message_id = $1 AND account_id = $2 AND channel = 'sms' AND customer_phone <> ''
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&event.message_id)
+            .bind(&event.account_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
         let detail =
             [event.failure_reason.as_str(), event.provider_error_code.as_str(), event.provider_error_text.as_str()]
                 .iter()
@@ -182,7 +240,9 @@ impl Projector {
                 .collect::<Vec<_>>()
                 .join(" · ");
         let key = format!("status:{}:{}:{}", event.message_id, status.as_str(), event.source);
-        timeline(&mut tx, &event.account_id, &event.message_id, status, &event.source, &detail, at, key).await?;
+        if timeline(&mut tx, &event.account_id, &event.message_id, status, &event.source, &detail, at, key).await? {
+            changes::record(&mut tx, &event.account_id, &event.message_id).await?;
+        }
         tx.commit().await
     }
 }
@@ -197,8 +257,8 @@ async fn timeline(
     detail: &str,
     at: DateTime<Utc>,
     key: String,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
         "INSERT INTO feed.timeline (account_id, message_id, status, source, detail, occurred_at, event_key)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_key) DO NOTHING",
     )
@@ -211,5 +271,5 @@ async fn timeline(
     .bind(key)
     .execute(tx)
     .await?;
-    Ok(())
+    Ok(inserted.rows_affected() > 0)
 }

@@ -1,14 +1,20 @@
-//! Read-model queries: every one scoped by the verified account, newest first, keyset-paginated on
+//! Read-model queries, every one scoped by the verified account and keyset-paginated on
 //! (created_at, message_id) so pages stay stable while new messages arrive.
+//!
+//! A filter naming several statuses (or types) becomes one index-ordered branch per value, merged
+//! by a `UNION ALL` that Postgres reads as a merge: no page ever sorts all matching rows. A search
+//! finds the account's customers by trigram index first, then their messages by the thread index;
+//! a phone search also looks at messages from senders no customer owns.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use messaging_domain::AccountId;
+use messaging_domain::search::Term;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
-/// A position in a newest-first listing.
+/// A position in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: DateTime<Utc>,
@@ -36,9 +42,32 @@ pub struct Filter {
     pub statuses: Vec<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
-    pub name_query: Option<String>,
-    pub phone_digits: Option<String>,
+    pub search: Option<Term>,
     pub customer_id: Option<String>,
+}
+
+/// Which end of the listing comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+impl Order {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::NewestFirst => " ORDER BY created_at DESC, message_id DESC",
+            Self::OldestFirst => " ORDER BY created_at, message_id",
+        }
+    }
+
+    fn after(self) -> &'static str {
+        match self {
+            Self::NewestFirst => " AND (created_at, message_id) < (",
+            Self::OldestFirst => " AND (created_at, message_id) > (",
+        }
+    }
 }
 
 /// A feed row.
@@ -61,14 +90,19 @@ pub struct FeedRow {
     pub sent_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub delivery_unknown: bool,
+    pub unread: bool,
+    pub provider_error_code: String,
+    pub provider_error_text: String,
 }
 
-const COLUMNS: &str =
+/// The columns [`read`] expects, unqualified.
+pub const COLUMNS: &str =
     "message_id, customer_id, customer_name, customer_phone, customer_email, direction, channel, message_type,
     status, failure_reason, preview, subject, job_id, created_at, sent_at, updated_at,
-    delivery_unknown AND status IN ('sent', 'unknown') AS delivery_unknown";
+    delivery_unknown AND status IN ('sent', 'unknown') AS delivery_unknown, unread, provider_error_code,
+    provider_error_text";
 
-fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
+pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
     Ok(FeedRow {
         message_id: row.try_get("message_id")?,
         customer_id: row.try_get("customer_id")?,
@@ -87,29 +121,110 @@ fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
         sent_at: row.try_get("sent_at")?,
         updated_at: row.try_get("updated_at")?,
         delivery_unknown: row.try_get("delivery_unknown")?,
+        unread: row.try_get("unread")?,
+        provider_error_code: row.try_get("provider_error_code")?,
+        provider_error_text: row.try_get("provider_error_text")?,
     })
 }
 
-/// One page, newest first, plus the cursor of the next page if there is one.
-pub async fn list(
-    pool: &PgPool,
+/// One predicate a branch adds beside the shared filters.
+enum Narrow<'a> {
+    Column(&'static str, &'a str),
+    Customers(&'static str, String),
+    Strangers(String),
+}
+
+/// The branches of a listing: one per value of the multi-valued filter with an index, crossed
+/// with the search's two sources for a phone search.
+fn branches(filter: &Filter) -> Vec<Vec<Narrow<'_>>> {
+    let split: Vec<Option<Narrow<'_>>> = if filter.statuses.len() > 1 {
+        filter.statuses.iter().map(|s| Some(Narrow::Column("status", s))).collect()
+    } else if filter.types.len() > 1 {
+        filter.types.iter().map(|t| Some(Narrow::Column("message_type", t))).collect()
+    } else {
+        vec![None]
+    };
+    let sources: Vec<Option<Narrow<'_>>> = match &filter.search {
+        None => vec![None],
+        Some(Term::Name(name)) => vec![Some(Narrow::Customers("search_name", like(name)))],
+        Some(Term::Phone(digits)) => {
+            vec![Some(Narrow::Customers("phone_digits", like(digits))), Some(Narrow::Strangers(like(digits)))]
+        }
+    };
+    let mut all = Vec::new();
+    for source in &sources {
+        for value in &split {
+            let narrow = [value, source].into_iter().flatten().map(Narrow::clone_ref).collect();
+            all.push(narrow);
+        }
+    }
+    all
+}
+
+impl Narrow<'_> {
+    fn clone_ref(&self) -> Self {
+        match self {
+            Narrow::Column(column, value) => Narrow::Column(column, value),
+            Narrow::Customers(column, pattern) => Narrow::Customers(column, pattern.clone()),
+            Narrow::Strangers(pattern) => Narrow::Strangers(pattern.clone()),
+        }
+    }
+
+    fn push(&self, query: &mut QueryBuilder<Postgres>, account: &AccountId) {
+        match self {
+            Narrow::Column(column, value) => {
+                query.push(format!(" AND {column} = ")).push_bind(value.to_string());
+            }
+            Narrow::Customers(column, pattern) => {
+                query
+                    .push(" AND customer_id IN (SELECT customer_id FROM feed.customers WHERE account_id = ")
+                    .push_bind(account.as_str().to_owned())
+                    .push(format!(" AND {column} LIKE "))
+                    .push_bind(pattern.clone())
+                    .push(")");
+            }
+            Narrow::Strangers(pattern) => {
+                query
+                    .push(" AND customer_id = '' AND regexp_replace(customer_phone, '[^0-9]', '', 'g') LIKE ")
+                    .push_bind(pattern.clone());
+            }
+        }
+    }
+}
+
+fn like(text: &str) -> String {
+    format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+/// The shared predicates of every branch.
+fn push_common(
+    query: &mut QueryBuilder<Postgres>,
     account: &AccountId,
     filter: &Filter,
     after: Option<&Cursor>,
-    limit: i64,
-) -> sqlx::Result<(Vec<FeedRow>, Option<Cursor>)> {
-    let mut query: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM feed.messages WHERE account_id = "));
-    query.push_bind(account.as_str()).push(" AND direction IS NOT NULL");
-    let any = |query: &mut QueryBuilder<Postgres>, column: &str, values: &[String]| {
-        if !values.is_empty() {
-            query.push(format!(" AND {column} = ANY(")).push_bind(values.to_vec()).push(")");
+    order: Order,
+) {
+    query.push(" FROM feed.messages WHERE account_id = ").push_bind(account.as_str().to_owned());
+    query.push(" AND direction IS NOT NULL");
+    let mut any = |column: &str, values: &[String], split: bool| {
+        if split {
+            return;
+        }
+        match values {
+            [] => {}
+            [one] => {
+                query.push(format!(" AND {column} = ")).push_bind(one.clone());
+            }
+            many => {
+                query.push(format!(" AND {column} = ANY(")).push_bind(many.to_vec()).push(")");
+            }
         }
     };
-    any(&mut query, "direction", &filter.directions);
-    any(&mut query, "channel", &filter.channels);
-    any(&mut query, "message_type", &filter.types);
-    any(&mut query, "status", &filter.statuses);
+    let split_statuses = filter.statuses.len() > 1;
+    any("direction", &filter.directions, false);
+    any("channel", &filter.channels, false);
+    any("status", &filter.statuses, split_statuses);
+    any("message_type", &filter.types, !split_statuses && filter.types.len() > 1);
     if let Some(since) = filter.since {
         query.push(" AND created_at >= ").push_bind(since);
     }
@@ -119,28 +234,57 @@ pub async fn list(
     if let Some(customer) = &filter.customer_id {
         query.push(" AND customer_id = ").push_bind(customer.clone());
     }
-    match (&filter.name_query, &filter.phone_digits) {
-        (Some(name), Some(digits)) => {
-            query.push(" AND (customer_name ILIKE ").push_bind(format!("%{}%", escape_like(name)));
-            query.push(" OR customer_phone LIKE ").push_bind(format!("%{digits}%")).push(")");
-        }
-        (Some(name), None) => {
-            query.push(" AND customer_name ILIKE ").push_bind(format!("%{}%", escape_like(name)));
-        }
-        (None, Some(digits)) => {
-            query.push(" AND customer_phone LIKE ").push_bind(format!("%{digits}%"));
-        }
-        (None, None) => {}
-    }
     if let Some(cursor) = after {
         query
-            .push(" AND (created_at, message_id) < (")
+            .push(order.after())
             .push_bind(cursor.created_at)
             .push(", ")
             .push_bind(cursor.message_id.clone())
             .push(")");
     }
-    query.push(" ORDER BY created_at DESC, message_id DESC LIMIT ").push_bind(limit + 1);
+}
+
+/// The SQL of one page: what [`list`] runs, and what EXPLAIN shows.
+pub fn page_query(
+    account: &AccountId,
+    filter: &Filter,
+    after: Option<&Cursor>,
+    limit: i64,
+    order: Order,
+) -> QueryBuilder<Postgres> {
+    let branches = branches(filter);
+    let mut query: QueryBuilder<Postgres> = QueryBuilder::new("");
+    let merged = branches.len() > 1;
+    if merged {
+        query.push(format!("SELECT {COLUMNS} FROM ("));
+    }
+    for (i, narrow) in branches.iter().enumerate() {
+        if i > 0 {
+            query.push(" UNION ALL ");
+        }
+        query.push(format!("(SELECT {COLUMNS}"));
+        push_common(&mut query, account, filter, after, order);
+        for n in narrow {
+            n.push(&mut query, account);
+        }
+        query.push(order.sql()).push(" LIMIT ").push_bind(limit + 1).push(")");
+    }
+    if merged {
+        query.push(") AS page").push(order.sql()).push(" LIMIT ").push_bind(limit + 1);
+    }
+    query
+}
+
+/// One page, plus the cursor of the next page if there is one.
+pub async fn list(
+    pool: &PgPool,
+    account: &AccountId,
+    filter: &Filter,
+    after: Option<&Cursor>,
+    limit: i64,
+    order: Order,
+) -> sqlx::Result<(Vec<FeedRow>, Option<Cursor>)> {
+    let mut query = page_query(account, filter, after, limit, order);
     let rows = query.build().fetch_all(pool).await?;
     let mut page: Vec<FeedRow> = rows.iter().map(read).collect::<sqlx::Result<_>>()?;
     let next = if page.len() as i64 > limit {
@@ -155,7 +299,7 @@ pub async fn list(
 /// One message of the account, if it exists.
 pub async fn get(pool: &PgPool, account: &AccountId, message_id: &str) -> sqlx::Result<Option<FeedRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM feed.messages WHERE account_id = $1 AND message_id = $2"
+        "SELECT {COLUMNS} FROM feed.messages WHERE account_id = $1 AND message_id = $2 AND direction IS NOT NULL"
     )))
     .bind(account.as_str())
     .bind(message_id)
@@ -180,8 +324,4 @@ pub async fn timeline(
     rows.iter()
         .map(|r| Ok((r.try_get("status")?, r.try_get("source")?, r.try_get("detail")?, r.try_get("occurred_at")?)))
         .collect()
-}
-
-fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

@@ -58,6 +58,7 @@ impl Notification {
             manual_text: String::new(),
             manual_subject: String::new(),
             requested_at: Some(timestamp(self.requested_at)),
+            message_id: String::new(),
         };
         OutboxMessage {
             id: format!("notify:{}", self.request_id),

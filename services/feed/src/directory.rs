@@ -1,0 +1,119 @@
+//! The directory as the feed needs it (`directory.<account>.account`, `…customer.<id>`): accounts
+//! to send manual messages from, customers to search and send to. A customer listing also claims
+//! the account's messages from its phone number or email address that no customer owned, so the
+//! customer's thread shows them. Older listings never overwrite newer ones.
+
+use chrono::{DateTime, Utc};
+use messaging_domain::search;
+use messaging_platform::bus::{Delivery, Handler, Outcome};
+use messaging_proto::bus::{AccountListing, CustomerListing};
+use prost::Message as _;
+use sqlx::PgPool;
+
+/// Consumes the directory.
+pub struct Directory {
+    pub(crate) pool: PgPool,
+}
+
+fn as_of(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
+    messaging_proto::time::datetime(at).unwrap_or_else(Utc::now)
+}
+
+impl Handler for Directory {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let parts: Vec<&str> = delivery.subject.split('.').collect();
+        let result = match parts.as_slice() {
+            ["directory", account, "account"] => match AccountListing::decode(delivery.payload.as_ref()) {
+                Ok(listing) if listing.account_id == *account => self.account(listing).await,
+                Ok(_) => {
+                    return Outcome::DeadLetter(format!("subject {} does not match the listing", delivery.subject));
+                }
+                Err(error) => return Outcome::DeadLetter(format!("undecodable account listing: {error}")),
+            },
+            ["directory", account, "customer", id] => match CustomerListing::decode(delivery.payload.as_ref()) {
+                Ok(listing)
+                    if listing.account_id == *account
+                        && listing.customer.as_ref().is_some_and(|c| c.customer_id == *id) =>
+                {
+                    self.customer(listing).await
+                }
+                Ok(_) => {
+                    return Outcome::DeadLetter(format!("subject {} does not match the listing", delivery.subject));
+                }
+                Err(error) => return Outcome::DeadLetter(format!("undecodable customer listing: {error}")),
+            },
+            _ => return Outcome::Ack,
+        };
+        match result {
+            Ok(()) => Outcome::Ack,
+            Err(error) => Outcome::retry(format!("database: {error}")),
+        }
+    }
+}
+
+impl Directory {
+    async fn account(&self, listing: AccountListing) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO feed.accounts AS a (account_id, name, sms_number, email_from, as_of) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, sms_number = EXCLUDED.sms_number,
+                 email_from = EXCLUDED.email_from, as_of = EXCLUDED.as_of
+             WHERE a.as_of <= EXCLUDED.as_of",
+        )
+        .bind(&listing.account_id)
+        .bind(&listing.name)
+        .bind(&listing.sms_number)
+        .bind(&listing.email_from)
+        .bind(as_of(listing.as_of.as_ref()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn customer(&self, listing: CustomerListing) -> sqlx::Result<()> {
+        let customer = listing.customer.unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO feed.customers AS c (account_id, customer_id, name, phone, email, sms_allowed, email_allowed,
+                 search_name, phone_digits, as_of)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
+                 email = EXCLUDED.email, sms_allowed = EXCLUDED.sms_allowed, email_allowed = EXCLUDED.email_allowed,
+                 search_name = EXCLUDED.search_name, phone_digits = EXCLUDED.phone_digits, as_of = EXCLUDED.as_of
+             WHERE c.as_of <= EXCLUDED.as_of",
+        )
+        .bind(&listing.account_id)
+        .bind(&customer.customer_id)
+        .bind(&customer.name)
+        .bind(&customer.phone)
+        .bind(&customer.email)
+        .bind(customer.sms_allowed)
+        .bind(customer.email_allowed)
+        .bind(search::fold(&customer.name))
+        .bind(search::digits(&customer.phone))
+        .bind(as_of(listing.as_of.as_ref()))
+        .execute(&mut *tx)
+        .await?;
+        let attached = sqlx::query(
+            "WITH claimed AS (
+                 UPDATE feed.messages SET customer_id = $2, customer_name = $3
+                 WHERE account_id = $1 AND customer_id = ''
+                   AND ((customer_phone <> '' AND customer_phone = $4) OR (customer_email <> '' AND lower(customer_email) = lower($5)))
+                 RETURNING message_id)
+             INSERT INTO feed.changes (account_id, message_id) SELECT $1, message_id FROM claimed",
+        )
+        .bind(&listing.account_id)
+        .bind(&customer.customer_id)
+        .bind(&customer.name)
+        .bind(&customer.phone)
+        .bind(&customer.email)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if attached > 0 {
+            crate::changes::notify(&mut tx, &listing.account_id).await?;
+            tracing::info!(account_id = %listing.account_id, customer_id = %customer.customer_id, attached,
+                "unknown sender's messages attached to a customer");
+        }
+        tx.commit().await
+    }
+}

@@ -1,0 +1,122 @@
+//! Threads: the customer a thread belongs to, unread replies per thread and in total, marking a
+//! thread read, and the failed-message count for a date range.
+
+use chrono::{DateTime, Utc};
+use messaging_domain::AccountId;
+use sqlx::{PgPool, Row};
+
+use crate::changes;
+
+/// Threads listed with unread replies, at most.
+const MAX_UNREAD_THREADS: i64 = 500;
+
+/// A customer as the directory lists it.
+#[derive(Debug, Clone)]
+pub struct CustomerRow {
+    pub customer_id: String,
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+    pub sms_allowed: bool,
+    pub email_allowed: bool,
+}
+
+/// The account's customer, or the customer as its latest message names it (a thread can exist
+/// before the directory's listing arrives).
+pub async fn customer(pool: &PgPool, account: &AccountId, customer_id: &str) -> sqlx::Result<Option<CustomerRow>> {
+    let row = sqlx::query(
+        "SELECT customer_id, name, phone, email, sms_allowed, email_allowed FROM feed.customers
+         WHERE account_id = $1 AND customer_id = $2
+         UNION ALL
+         (SELECT customer_id, customer_name, customer_phone, customer_email, true, true FROM feed.messages
+          WHERE account_id = $1 AND customer_id = $2 AND direction IS NOT NULL
+          ORDER BY created_at DESC, message_id DESC LIMIT 1)
+         LIMIT 1",
+    )
+    .bind(account.as_str())
+    .bind(customer_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(CustomerRow {
+            customer_id: r.try_get("customer_id")?,
+            name: r.try_get("name")?,
+            phone: r.try_get("phone")?,
+            email: r.try_get("email")?,
+            sms_allowed: r.try_get("sms_allowed")?,
+            email_allowed: r.try_get("email_allowed")?,
+        })
+    })
+    .transpose()
+}
+
+/// Unread replies in one thread: (customer_id, sender for an unknown one, unread).
+pub type ThreadUnread = (String, String, i64);
+
+/// Unread replies: the total, and per thread (most recent first).
+pub async fn unread(pool: &PgPool, account: &AccountId) -> sqlx::Result<(i64, Vec<ThreadUnread>)> {
+    let rows = sqlx::query(
+        "SELECT customer_id, CASE WHEN customer_id = '' THEN COALESCE(NULLIF(customer_phone, ''), customer_email) ELSE '' END AS sender,
+                count(*) AS unread, max(created_at) AS latest
+         FROM feed.messages WHERE account_id = $1 AND unread
+         GROUP BY 1, 2 ORDER BY latest DESC",
+    )
+    .bind(account.as_str())
+    .fetch_all(pool)
+    .await?;
+    let mut total = 0;
+    let mut threads = Vec::new();
+    for row in &rows {
+        let count: i64 = row.try_get("unread")?;
+        total += count;
+        if (threads.len() as i64) < MAX_UNREAD_THREADS {
+            threads.push((row.try_get("customer_id")?, row.try_get("sender")?, count));
+        }
+    }
+    Ok((total, threads))
+}
+
+/// Failed messages created in `[since, until)`.
+pub async fn failed(
+    pool: &PgPool,
+    account: &AccountId,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM feed.messages WHERE account_id = $1 AND status = 'failed'
+           AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)",
+    )
+    .bind(account.as_str())
+    .bind(since)
+    .bind(until)
+    .fetch_one(pool)
+    .await
+}
+
+/// Marks a customer's unread replies read (all of them, or only `message_ids` when given);
+/// returns how many changed.
+pub async fn mark_read(
+    pool: &PgPool,
+    account: &AccountId,
+    customer_id: Option<&str>,
+    message_ids: &[String],
+) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let marked: Vec<String> = sqlx::query_scalar(
+        "UPDATE feed.messages SET unread = false
+         WHERE account_id = $1 AND unread AND ($2::text IS NULL OR customer_id = $2)
+           AND (cardinality($3::text[]) = 0 OR message_id = ANY($3))
+         RETURNING message_id",
+    )
+    .bind(account.as_str())
+    .bind(customer_id)
+    .bind(message_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &marked {
+        changes::record(&mut tx, account.as_str(), id).await?;
+    }
+    tx.commit().await?;
+    Ok(marked.len() as u64)
+}
