@@ -174,14 +174,15 @@ struct Fields<'a> {
     request: &'a NotificationRequest,
     business: String,
     first_name: String,
-    zone: Tz,
+    /// Needed only for a job's times (a manual message has none, and may come with no zone).
+    zone: Result<Tz, String>,
 }
 
 impl<'a> Fields<'a> {
     fn of(request: &'a NotificationRequest) -> Result<Self, RenderError> {
         let account = request.account.as_ref().ok_or(RenderError::Missing("a notification", "an account"))?;
         let customer = request.customer.as_ref().ok_or(RenderError::Missing("a notification", "a customer"))?;
-        let zone: Tz = account.timezone.parse().map_err(|_| RenderError::Zone(account.timezone.clone()))?;
+        let zone = account.timezone.parse::<Tz>().map_err(|_| account.timezone.clone());
         let first_name = customer.name.split_whitespace().next().unwrap_or("there").to_owned();
         Ok(Self { request, business: account.name.clone(), first_name, zone })
     }
@@ -198,9 +199,9 @@ impl<'a> Fields<'a> {
     /// "Sat, Nov 28 between 9:00 AM and 11:00 AM" in the account's zone.
     fn window(&self) -> Result<String, RenderError> {
         let job = self.job()?;
-        let start =
-            local(job.starts_at.as_ref(), self.zone).ok_or(RenderError::Missing("this message", "a start time"))?;
-        let end = local(job.ends_at.as_ref(), self.zone).ok_or(RenderError::Missing("this message", "an end time"))?;
+        let zone = self.zone.clone().map_err(RenderError::Zone)?;
+        let start = local(job.starts_at.as_ref(), zone).ok_or(RenderError::Missing("this message", "a start time"))?;
+        let end = local(job.ends_at.as_ref(), zone).ok_or(RenderError::Missing("this message", "an end time"))?;
         Ok(format!(
             "{} between {} and {}",
             start.format("%a, %b %-d"),
