@@ -122,6 +122,39 @@ def test_calls_without_a_valid_token_are_refused(system, stubs):
         assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_health_and_reflection_answer_on_the_feed_port(system):
+    """grpcio's health client sees FeedService SERVING; its reflection client (v1alpha) and a raw
+    v1 reflection call both list FeedService and resolve its methods without a token."""
+    from google.protobuf import descriptor_pool
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{system['GRPC_PORT']}")
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ["", "messaging.v1.FeedService"]:
+        answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING, service
+    with pytest.raises(grpc.RpcError) as error:
+        health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+    database = ProtoReflectionDescriptorDatabase(channel)
+    assert "messaging.v1.FeedService" in database.get_services()
+    pool = descriptor_pool.DescriptorPool(database)
+    methods = {m.name for m in pool.FindServiceByName("messaging.v1.FeedService").methods}
+    assert {"ListMessages", "GetThread", "GetMessage", "SendMessage", "WatchFeed", "GetCounts", "MarkRead"} <= methods
+
+    v1 = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    answers = list(v1(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
+    names = {s.name for s in answers[0].list_services_response.service}
+    assert "messaging.v1.FeedService" in names and "grpc.health.v1.Health" in names
+
+
 def test_simulator_signs_callbacks_as_twilio_does(system):
     """Twilio's own RequestValidator accepts the simulator's status callbacks."""
     import base64
