@@ -7,6 +7,7 @@ pub mod events;
 pub mod infra;
 pub mod process;
 pub mod quiesce;
+pub mod seed;
 pub mod stack;
 
 pub use infra::Infra;

@@ -8,8 +8,8 @@ mod directory;
 mod grpc;
 mod projector;
 mod send;
-mod store;
-mod threads;
+pub mod store;
+pub mod threads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -244,8 +244,9 @@ fn push_common(
     }
 }
 
-/// The SQL of one page: what [`list`] runs, and what EXPLAIN shows.
+/// The SQL of one page after `prefix` (empty, or an `EXPLAIN …` to see its plan).
 pub fn page_query(
+    prefix: &str,
     account: &AccountId,
     filter: &Filter,
     after: Option<&Cursor>,
@@ -253,7 +254,7 @@ pub fn page_query(
     order: Order,
 ) -> QueryBuilder<Postgres> {
     let branches = branches(filter);
-    let mut query: QueryBuilder<Postgres> = QueryBuilder::new("");
+    let mut query: QueryBuilder<Postgres> = QueryBuilder::new(prefix);
     let merged = branches.len() > 1;
     if merged {
         query.push(format!("SELECT {COLUMNS} FROM ("));
@@ -284,7 +285,7 @@ pub async fn list(
     limit: i64,
     order: Order,
 ) -> sqlx::Result<(Vec<FeedRow>, Option<Cursor>)> {
-    let mut query = page_query(account, filter, after, limit, order);
+    let mut query = page_query("", account, filter, after, limit, order);
     let rows = query.build().fetch_all(pool).await?;
     let mut page: Vec<FeedRow> = rows.iter().map(read).collect::<sqlx::Result<_>>()?;
     let next = if page.len() as i64 > limit {
