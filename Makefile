@@ -66,5 +66,12 @@ pytest: deps build
 
 # SMS gateway throughput against the simulator (50 ms latency) with 1, 2 and 4 processes, beside
 # the floor of direct provider calls; then the per-number limit holding. BENCH_MESSAGES=1000.
-bench-gateways: deps build
-	target/debug/bench-gateways
+bench-gateways: deps
+	cargo build --release --workspace --bins
+	MSG_BIN_DIR=target/release target/release/bench-gateways
+
+# FeedService p50/p99 over gRPC beside the same SQL on one connection, on 10 million seeded
+# messages (BENCH_FEED_MESSAGES, BENCH_REQUESTS scale it). Optimised binaries.
+bench-feed: deps
+	cargo build --release --workspace --bins
+	MSG_BIN_DIR=target/release target/release/bench-feed

@@ -45,6 +45,9 @@ pub struct DatabaseConfig {
     pub migrate: bool,
     /// Cancels any statement running longer (milliseconds); 0 leaves Postgres's own setting.
     pub statement_timeout_ms: u64,
+    /// Ping a pooled connection before each use (one more round trip per query, but a
+    /// connection Postgres dropped is replaced before anything fails on it).
+    pub ping_before_use: bool,
 }
 
 impl Default for DatabaseConfig {

@@ -30,7 +30,10 @@ pub fn migrator() -> Migrator {
 
 /// Connects, retrying until Postgres answers or shutdown, then migrates if configured.
 pub async fn connect(config: &DatabaseConfig, shutdown: &Shutdown) -> anyhow::Result<PgPool> {
-    let options = PgPoolOptions::new().max_connections(config.max_connections).acquire_timeout(Duration::from_secs(10));
+    let options = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(config.ping_before_use);
     let mut connect_options: PgConnectOptions = config.url.parse()?;
     if config.statement_timeout_ms > 0 {
         connect_options = connect_options.options([("statement_timeout", config.statement_timeout_ms.to_string())]);

@@ -23,7 +23,11 @@ pub struct CustomerRow {
 
 /// The account's customer, or the customer as its latest message names it (a thread can exist
 /// before the directory's listing arrives).
-pub async fn customer(pool: &PgPool, account: &AccountId, customer_id: &str) -> sqlx::Result<Option<CustomerRow>> {
+pub async fn customer<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    account: &AccountId,
+    customer_id: &str,
+) -> sqlx::Result<Option<CustomerRow>> {
     let row = sqlx::query(
         "SELECT customer_id, name, phone, email, sms_allowed, email_allowed FROM feed.customers
          WHERE account_id = $1 AND customer_id = $2
@@ -35,7 +39,7 @@ pub async fn customer(pool: &PgPool, account: &AccountId, customer_id: &str) -> 
     )
     .bind(account.as_str())
     .bind(customer_id)
-    .fetch_optional(pool)
+    .fetch_optional(executor)
     .await?;
     row.map(|r| {
         Ok(CustomerRow {
