@@ -57,6 +57,7 @@ impl Default for DatabaseConfig {
             max_connections: 10,
             migrate: true,
             statement_timeout_ms: 0,
+            ping_before_use: true,
         }
     }
 }
