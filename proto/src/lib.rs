@@ -20,6 +20,7 @@ pub use messaging::v1;
 /// Messages the services exchange over NATS.
 pub use messaging::bus::v1 as bus;
 
+pub mod directory;
 pub mod time;
 
 /// The encoded descriptor set of every proto file, for gRPC reflection.

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use messaging_platform::bus::{Delivery, Handler, Outcome};
 use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
-use prost::Message as _;
+use messaging_proto::directory::{self, Listing};
 use sqlx::{PgConnection, PgPool, Row};
 
 /// Consumes `directory.>`.
@@ -16,24 +16,11 @@ pub struct DirectoryHandler {
 
 impl Handler for DirectoryHandler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let parts: Vec<&str> = delivery.subject.split('.').collect();
-        let result = match parts.as_slice() {
-            ["directory", account, "account"] => match AccountListing::decode(delivery.payload.as_ref()) {
-                Ok(listing) if listing.account_id == *account => self.account(listing).await,
-                Ok(_) => return Outcome::DeadLetter("account listing for another account".into()),
-                Err(error) => return Outcome::DeadLetter(format!("undecodable account listing: {error}")),
-            },
-            ["directory", account, "customer", customer] => match CustomerListing::decode(delivery.payload.as_ref()) {
-                Ok(listing)
-                    if listing.account_id == *account
-                        && listing.customer.as_ref().is_some_and(|c| c.customer_id == *customer) =>
-                {
-                    self.customer(listing).await
-                }
-                Ok(_) => return Outcome::DeadLetter("customer listing does not match its subject".into()),
-                Err(error) => return Outcome::DeadLetter(format!("undecodable customer listing: {error}")),
-            },
-            _ => return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject)),
+        let result = match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
+            Ok(Some(Listing::Account(listing))) => self.account(listing).await,
+            Ok(Some(Listing::Customer(listing))) => self.customer(listing).await,
+            Ok(None) => return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject)),
+            Err(reason) => return Outcome::DeadLetter(reason),
         };
         match result {
             Ok(()) => Outcome::Ack,

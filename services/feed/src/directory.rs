@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use messaging_domain::search;
 use messaging_platform::bus::{Delivery, Handler, Outcome};
 use messaging_proto::bus::{AccountListing, CustomerListing};
-use prost::Message as _;
+use messaging_proto::directory::{self, Listing};
 use sqlx::PgPool;
 
 /// Consumes the directory.
@@ -21,28 +21,11 @@ fn as_of(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
 
 impl Handler for Directory {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let parts: Vec<&str> = delivery.subject.split('.').collect();
-        let result = match parts.as_slice() {
-            ["directory", account, "account"] => match AccountListing::decode(delivery.payload.as_ref()) {
-                Ok(listing) if listing.account_id == *account => self.account(listing).await,
-                Ok(_) => {
-                    return Outcome::DeadLetter(format!("subject {} does not match the listing", delivery.subject));
-                }
-                Err(error) => return Outcome::DeadLetter(format!("undecodable account listing: {error}")),
-            },
-            ["directory", account, "customer", id] => match CustomerListing::decode(delivery.payload.as_ref()) {
-                Ok(listing)
-                    if listing.account_id == *account
-                        && listing.customer.as_ref().is_some_and(|c| c.customer_id == *id) =>
-                {
-                    self.customer(listing).await
-                }
-                Ok(_) => {
-                    return Outcome::DeadLetter(format!("subject {} does not match the listing", delivery.subject));
-                }
-                Err(error) => return Outcome::DeadLetter(format!("undecodable customer listing: {error}")),
-            },
-            _ => return Outcome::Ack,
+        let result = match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
+            Ok(Some(Listing::Account(listing))) => self.account(listing).await,
+            Ok(Some(Listing::Customer(listing))) => self.customer(listing).await,
+            Ok(None) => return Outcome::Ack,
+            Err(reason) => return Outcome::DeadLetter(reason),
         };
         match result {
             Ok(()) => Outcome::Ack,
