@@ -5,6 +5,7 @@ JSON job events, a grpcio client generated from proto/ calls ListMessages with a
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,6 +49,8 @@ def system():
     yield ports
     process.terminate()
     process.wait(timeout=60)
+    if not os.environ.get("MSG_KEEP_TEST_DIRS"):
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

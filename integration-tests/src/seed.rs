@@ -147,7 +147,7 @@ fn functions(sizes: &Sizes) -> String {
         "CREATE OR REPLACE FUNCTION pg_temp.customers_of(a bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS
              $$ SELECT CASE WHEN a = 0 THEN {largest_customers}::bigint ELSE {each}::bigint END $$;
          CREATE OR REPLACE FUNCTION pg_temp.name_of(a bigint, n bigint) RETURNS text LANGUAGE sql IMMUTABLE AS
-             $$ SELECT ({first})[1 + ((n * 7 + a) % {first_len})] || ' ' || ({last})[1 + ((n * 13 + a * 3) % {last_len})] $$;
+             $$ SELECT ({first})[1 + ((n * 2654435761 + a * 40503) % 4294967296 % {first_len})] || ' ' || ({last})[1 + ((n * 2246822519 + a * 3266489917) % 4294967296 % {last_len})] $$;
          CREATE OR REPLACE FUNCTION pg_temp.phone_of(a bigint, n bigint) RETURNS text LANGUAGE sql IMMUTABLE AS
              $$ SELECT '+1' || (2012000000 + ((a::bigint * 1000003 + n * 7919) % 7987999999))::text $$;",
         largest_customers = sizes.largest_customers,
@@ -169,8 +169,8 @@ const SECONDARY_INDEXES: &[(&str, &str)] = &[
     ("feed_messages_type", "feed.messages (account_id, message_type, created_at DESC, message_id DESC)"),
     ("feed_messages_unread", "feed.messages (account_id, customer_id) WHERE unread"),
     ("feed_messages_strangers", "feed.messages (account_id, created_at DESC, message_id DESC) WHERE customer_id = ''"),
-    ("feed_customers_name", "feed.customers USING gin (search_name gin_trgm_ops)"),
-    ("feed_customers_phone", "feed.customers USING gin (phone_digits gin_trgm_ops)"),
+    ("feed_customers_name", "feed.customers USING gin (account_id, search_name gin_trgm_ops)"),
+    ("feed_customers_phone", "feed.customers USING gin (account_id, phone_digits gin_trgm_ops)"),
 ];
 
 /// Messages for rows `from..to` of the global sequence (account 0 takes the first
@@ -195,7 +195,7 @@ fn messages_sql(sizes: &Sizes, from: u64, to: u64) -> String {
                 CASE WHEN r >= 75 THEN 'Your appointment is confirmed' ELSE '' END,
                 'job_' || (g / 3), at, at + interval '1 second', at + interval '5 seconds', r < 10 AND s < 2
          FROM (
-             SELECT g, a, k, n, 1 + ((g * 2654435761) % pg_temp.customers_of(a)) AS c, (g * 7) % 100 AS r, (g * 31 + 17) % 100 AS s,
+             SELECT g, a, k, n, 1 + ((g * 2654435761) % 4294967296 % pg_temp.customers_of(a)) AS c, (g * 7) % 100 AS r, (g * 31 + 17) % 100 AS s,
                     now() - ((n - k)::double precision / n * interval '365 days') - (a * interval '1 millisecond') AS at
              FROM (
                  SELECT g,

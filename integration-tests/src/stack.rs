@@ -59,6 +59,9 @@ pub struct Stack {
     overrides: BTreeMap<&'static str, Vec<(String, String)>>,
     /// Further processes of a service, as ops scale it out.
     replicas: Vec<Managed>,
+    /// A throwaway directory, removed by [`Stack::stop`] (kept when `MSG_KEEP_TEST_DIRS` is set,
+    /// and whenever a test fails before stopping, for its logs).
+    temporary: bool,
 }
 
 /// The Python with aiosmtpd (the project's venv unless `MSG_PYTHON` says otherwise).
@@ -148,6 +151,7 @@ impl Stack {
                 .map(|(service, vars)| (*service, vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()))
                 .collect(),
             replicas: Vec::new(),
+            temporary: false,
         };
         for service in SERVICES {
             stack.start_service(service)?;
@@ -168,7 +172,9 @@ impl Stack {
     pub async fn start_fresh_with(name: &str, overrides: &[(&'static str, &[(&str, String)])]) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Self::start_configured(&dir, Ports::default(), false, overrides).await
+        let mut stack = Self::start_configured(&dir, Ports::default(), false, overrides).await?;
+        stack.temporary = true;
+        Ok(stack)
     }
 
     /// Whether a service's process has exited (crashed, say).
@@ -264,6 +270,9 @@ impl Stack {
         self.sim.stop().await;
         self.smtp.stop().await;
         self.infra.stop();
+        if self.temporary && std::env::var_os("MSG_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.infra.dir);
+        }
     }
 
     /// Number of emails the SMTP server stored.

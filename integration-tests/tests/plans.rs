@@ -1,11 +1,13 @@
 //! The feed's queries on a few hundred thousand messages: each returns what a plain (slow) query
 //! over the same rows returns, and Postgres plans each with the index meant for it — a search
-//! goes through the trigram indexes, never a scan of the whole table; a multi-status filter
-//! merges index-ordered branches instead of sorting every match.
+//! finds customers through the trigram indexes, then reads a few customers' threads or walks the
+//! feed for many, never a scan of the whole table; a multi-status filter merges index-ordered
+//! branches instead of sorting every match.
 
 use chrono::{DateTime, Utc};
 use messaging_domain::AccountId;
 use messaging_domain::search::Term;
+use messaging_feed::matches::{self, AccountSizes};
 use messaging_feed::store::{self, Cursor, Filter, Order};
 use messaging_integration_tests::Infra;
 use messaging_integration_tests::seed::{self, Sizes};
@@ -19,11 +21,27 @@ const SIZES: Sizes = Sizes {
     customers_each: 800,
 };
 
-async fn plan(pool: &PgPool, account: &AccountId, filter: &Filter, after: Option<&Cursor>) -> anyhow::Result<String> {
-    let mut query = store::page_query("EXPLAIN (COSTS OFF) ", account, filter, after, 50, Order::NewestFirst);
+async fn explain(pool: &PgPool, mut query: sqlx::QueryBuilder<sqlx::Postgres>) -> anyhow::Result<String> {
     let rows = query.build().fetch_all(pool).await?;
     let lines: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
     Ok(lines.join("\n"))
+}
+
+/// The plans of a page: the customers lookup of its search (if any), then the page itself.
+async fn plan(pool: &PgPool, account: &AccountId, filter: &Filter, after: Option<&Cursor>) -> anyhow::Result<String> {
+    let mut plans = Vec::new();
+    let matches = match &filter.search {
+        Some(term) => {
+            plans.push(explain(pool, matches::query("EXPLAIN (COSTS OFF) ", account, term)).await?);
+            let mut conn = pool.acquire().await?;
+            Some(matches::resolve(&mut conn, &AccountSizes::default(), account, term, 50).await?)
+        }
+        None => None,
+    };
+    let page =
+        store::page_query("EXPLAIN (COSTS OFF) ", account, filter, matches.as_ref(), after, 50, Order::NewestFirst);
+    plans.push(explain(pool, page.ok_or_else(|| anyhow::anyhow!("nothing can match"))?).await?);
+    Ok(plans.join("\n"))
 }
 
 /// The first 50 ids the way nobody should query: no index in mind, everything sorted.
@@ -36,7 +54,9 @@ async fn naive(pool: &PgPool, condition: &str, account: &str) -> anyhow::Result<
 }
 
 async fn ids(pool: &PgPool, account: &AccountId, filter: &Filter) -> anyhow::Result<Vec<String>> {
-    let (rows, _) = store::list(pool, account, filter, None, 50, Order::NewestFirst).await?;
+    let mut conn = pool.acquire().await?;
+    let (rows, _) =
+        store::list(&mut conn, &AccountSizes::default(), account, filter, None, 50, Order::NewestFirst).await?;
     Ok(rows.into_iter().map(|r| r.message_id).collect())
 }
 
@@ -53,6 +73,11 @@ async fn feed_queries_use_their_indexes_and_agree_with_plain_sql() -> anyhow::Re
     assert_eq!(total as u64, SIZES.messages());
 
     let since: DateTime<Utc> = Utc::now() - chrono::Duration::days(90);
+    let rare: String = sqlx::query_scalar(
+        "SELECT search_name FROM feed.customers WHERE account_id = 'acc_0000' GROUP BY 1 ORDER BY count(*), 1 LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await?;
     let cases: Vec<(&str, Filter, String, &[&str])> = vec![
         ("first page", Filter::default(), "true".into(), &["feed_messages_page"]),
         (
@@ -85,6 +110,12 @@ async fn feed_queries_use_their_indexes_and_agree_with_plain_sql() -> anyhow::Re
             "name search",
             Filter { search: Some(Term::Name("nunez".into())), ..Default::default() },
             "c.search_name LIKE '%nunez%'".into(),
+            &["feed_customers_name", "feed_messages_page"],
+        ),
+        (
+            "name search, few matches",
+            Filter { search: Some(Term::Name(rare.clone())), ..Default::default() },
+            format!("c.search_name LIKE '%{rare}%'"),
             &["feed_customers_name", "feed_messages_thread"],
         ),
         (
@@ -130,7 +161,18 @@ async fn feed_queries_use_their_indexes_and_agree_with_plain_sql() -> anyhow::Re
     let cursor = Cursor { created_at: deep.0, message_id: deep.1.clone() };
     let deep_plan = plan(&pool, &largest, &Filter::default(), Some(&cursor)).await?;
     assert!(deep_plan.contains("feed_messages_page") && !deep_plan.contains("Sort"), "{deep_plan}");
-    let (page, _) = store::list(&pool, &largest, &Filter::default(), Some(&cursor), 50, Order::NewestFirst).await?;
+    let mut conn = pool.acquire().await?;
+    let (page, _) = store::list(
+        &mut conn,
+        &AccountSizes::default(),
+        &largest,
+        &Filter::default(),
+        Some(&cursor),
+        50,
+        Order::NewestFirst,
+    )
+    .await?;
+    drop(conn);
     let expected: Vec<String> = sqlx::query_scalar(
         "SELECT message_id FROM feed.messages WHERE account_id = 'acc_0000'
          ORDER BY created_at DESC, message_id DESC OFFSET 100001 LIMIT 50",

@@ -2,7 +2,7 @@
 //! 1,000 accounts (the largest with 1 million) and 1 million customers, then times the Messages
 //! page's calls over gRPC — first and deep pages, each filter alone, filters combined, name and
 //! phone search, threads — on the largest account and on random others. In the same run it
-//! times the very same SQL through one Postgres connection, the baseline, and prints p50 / p99
+//! runs the feed's very same queries through one Postgres connection, the baseline, and prints p50 / p99
 //! for both and their ratio. `BENCH_FEED_MESSAGES` and `BENCH_REQUESTS` scale it down.
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use messaging_domain::search;
 use messaging_domain::{AccountId, Channel, Direction, MessageType, Status};
+use messaging_feed::matches::AccountSizes;
 use messaging_feed::store::{self, Cursor, Filter, Order};
 use messaging_feed::threads;
 use messaging_integration_tests::Stack;
@@ -88,16 +89,16 @@ impl Call {
     }
 }
 
-/// The baseline: the feed's own SQL for the call, through one connection.
-async fn sql(conn: &mut PgConnection, call: &Call) -> anyhow::Result<usize> {
+/// The baseline: the feed's own queries for the call, through one connection.
+async fn sql(conn: &mut PgConnection, sizes: &AccountSizes, call: &Call) -> anyhow::Result<usize> {
     let account = AccountId::parse(call.account.as_str())?;
     let filter = call.filter();
     if let Some(customer) = &call.thread {
         let found = threads::customer(&mut *conn, &account, customer).await?;
         anyhow::ensure!(found.is_some(), "no customer {customer}");
     }
-    let mut query = store::page_query("", &account, &filter, call.after.as_ref(), PAGE, Order::NewestFirst);
-    Ok(query.build().fetch_all(&mut *conn).await?.len())
+    let (rows, _) = store::list(conn, sizes, &account, &filter, call.after.as_ref(), PAGE, Order::NewestFirst).await?;
+    Ok(rows.len())
 }
 
 async fn grpc(
@@ -251,11 +252,11 @@ fn scenarios(s: &Samples, requests: usize, accounts: u32) -> Vec<Scenario> {
     list
 }
 
-async fn time_sql(conn: &mut PgConnection, calls: &[Call]) -> anyhow::Result<Vec<Duration>> {
+async fn time_sql(conn: &mut PgConnection, sizes: &AccountSizes, calls: &[Call]) -> anyhow::Result<Vec<Duration>> {
     let mut took = Vec::with_capacity(calls.len());
     for call in calls {
         let started = Instant::now();
-        sql(conn, call).await?;
+        sql(conn, sizes, call).await?;
         took.push(started.elapsed());
     }
     took.sort();
@@ -303,6 +304,7 @@ async fn main() -> anyhow::Result<()> {
     let scenarios = scenarios(&samples, requests, accounts);
     let mut client = FeedServiceClient::connect(format!("http://127.0.0.1:{}", stack.ports.grpc)).await?;
     let mut tokens = HashMap::new();
+    let sizes = AccountSizes::default();
 
     println!(
         "\n{requests} requests per row, one at a time; page size {PAGE}; baseline = the same SQL on one connection"
@@ -317,9 +319,9 @@ async fn main() -> anyhow::Result<()> {
         for (label, calls) in [("largest", &scenario.largest), ("random", &scenario.others)] {
             // Warm both paths on a slice of the same calls first.
             let warm = &calls[..calls.len().min(20)];
-            time_sql(&mut conn, warm).await?;
+            time_sql(&mut conn, &sizes, warm).await?;
             time_grpc(&mut client, &mut tokens, warm).await?;
-            let sql_took = time_sql(&mut conn, calls).await?;
+            let sql_took = time_sql(&mut conn, &sizes, calls).await?;
             let grpc_took = time_grpc(&mut client, &mut tokens, calls).await?;
             let (g50, g99) = (percentile(&grpc_took, 0.5), percentile(&grpc_took, 0.99));
             let (s50, s99) = (percentile(&sql_took, 0.5), percentile(&sql_took, 0.99));

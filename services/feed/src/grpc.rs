@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::account_of;
 use crate::changes::{self, WatchCursor};
 use crate::convert::{self, internal};
+use crate::matches::AccountSizes;
 use crate::send::{self, Compose, SendError};
 use crate::store::{self, Filter, Order};
 use crate::threads;
@@ -38,6 +39,8 @@ pub struct Feed {
     pub(crate) shutdown: Shutdown,
     /// How long WatchFeed cursors stay resumable.
     pub(crate) retention: Duration,
+    /// Account sizes for choosing how a search reads its matches.
+    pub(crate) sizes: AccountSizes,
 }
 
 #[tonic::async_trait]
@@ -61,9 +64,11 @@ impl FeedService for Feed {
         };
         let after = convert::cursor(&r.page_token)?;
         let limit = convert::page_size(r.page_size)?;
-        let (rows, next) = store::list(&self.pool, &account, &filter, after.as_ref(), limit, Order::NewestFirst)
-            .await
-            .map_err(internal)?;
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let (rows, next) =
+            store::list(&mut conn, &self.sizes, &account, &filter, after.as_ref(), limit, Order::NewestFirst)
+                .await
+                .map_err(internal)?;
         Ok(Response::new(api::ListMessagesResponse {
             messages: rows.iter().map(convert::message).collect(),
             next_page_token: next.map(|c| c.encode()).unwrap_or_default(),
@@ -87,8 +92,10 @@ impl FeedService for Feed {
         let order = if r.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
         let after = convert::cursor(&r.page_token)?;
         let limit = convert::page_size(r.page_size)?;
-        let (rows, next) =
-            store::list(&self.pool, &account, &filter, after.as_ref(), limit, order).await.map_err(internal)?;
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let (rows, next) = store::list(&mut conn, &self.sizes, &account, &filter, after.as_ref(), limit, order)
+            .await
+            .map_err(internal)?;
         Ok(Response::new(api::GetThreadResponse {
             customer: Some(api::Customer {
                 customer_id: customer.customer_id,

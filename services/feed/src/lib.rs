@@ -6,6 +6,7 @@ mod changes;
 mod convert;
 mod directory;
 mod grpc;
+pub mod matches;
 mod projector;
 mod send;
 pub mod store;
@@ -112,8 +113,14 @@ impl App {
         let listen_task = tokio::spawn(changes::listen(self.runtime.pool.clone(), signals.clone(), shutdown.clone()));
         let retention = Duration::from_secs(self.config.watch_retention_hours.max(1) * 3600);
         let prune_task = tokio::spawn(prune(self.runtime.pool.clone(), retention, shutdown.clone()));
-        let service =
-            grpc::Feed { pool: self.runtime.pool.clone(), relay, signals, shutdown: shutdown.clone(), retention };
+        let service = grpc::Feed {
+            pool: self.runtime.pool.clone(),
+            relay,
+            signals,
+            shutdown: shutdown.clone(),
+            retention,
+            sizes: matches::AccountSizes::default(),
+        };
         let feed = FeedServiceServer::with_interceptor(service, move |request| authenticator.intercept(request));
 
         tracing::info!(listen = %self.listener.local_addr()?, "gRPC listening");

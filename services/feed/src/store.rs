@@ -3,8 +3,9 @@
 //!
 //! A filter naming several statuses (or types) becomes one index-ordered branch per value, merged
 //! by a `UNION ALL` that Postgres reads as a merge: no page ever sorts all matching rows. A search
-//! finds the account's customers by trigram index first, then their messages by the thread index;
-//! a phone search also looks at messages from senders no customer owns.
+//! is resolved to the account's matching customers first ([`crate::matches`]), then their messages
+//! are read by thread or by walking the feed, whichever reads fewer rows; a phone search also
+//! looks at messages from senders no customer owns.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,7 +13,9 @@ use chrono::{DateTime, Utc};
 use messaging_domain::AccountId;
 use messaging_domain::search::Term;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+
+use crate::matches::{self, AccountSizes, Matches};
 
 /// A position in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,32 +133,39 @@ pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
 /// One predicate a branch adds beside the shared filters.
 enum Narrow<'a> {
     Column(&'static str, &'a str),
-    Customers(&'static str, String),
+    Customers(&'a Matches),
     Strangers(String),
 }
 
 /// The branches of a listing: one per value of the multi-valued filter with an index, crossed
-/// with the search's two sources for a phone search.
-fn branches(filter: &Filter) -> Vec<Vec<Narrow<'_>>> {
-    let split: Vec<Option<Narrow<'_>>> = if filter.statuses.len() > 1 {
-        filter.statuses.iter().map(|s| Some(Narrow::Column("status", s))).collect()
-    } else if filter.types.len() > 1 {
-        filter.types.iter().map(|t| Some(Narrow::Column("message_type", t))).collect()
-    } else {
-        vec![None]
-    };
-    let sources: Vec<Option<Narrow<'_>>> = match &filter.search {
-        None => vec![None],
-        Some(Term::Name(name)) => vec![Some(Narrow::Customers("search_name", like(name)))],
-        Some(Term::Phone(digits)) => {
-            vec![Some(Narrow::Customers("phone_digits", like(digits))), Some(Narrow::Strangers(like(digits)))]
+/// with the search's sources (the matched customers; for a phone search, unknown senders too).
+/// No branch at all: nothing can match.
+fn branches<'a>(filter: &'a Filter, matches: Option<&'a Matches>) -> Vec<Vec<Narrow<'a>>> {
+    let split = || -> Vec<Option<Narrow<'a>>> {
+        if filter.statuses.len() > 1 {
+            filter.statuses.iter().map(|s| Some(Narrow::Column("status", s))).collect()
+        } else if filter.types.len() > 1 {
+            filter.types.iter().map(|t| Some(Narrow::Column("message_type", t))).collect()
+        } else {
+            vec![None]
         }
     };
+    let mut sources: Vec<Option<Narrow<'a>>> = Vec::new();
+    match matches {
+        None => sources.push(None),
+        Some(m) => {
+            if m.customer_ids.as_ref().is_none_or(|ids| !ids.is_empty()) {
+                sources.push(Some(Narrow::Customers(m)));
+            }
+            if let Term::Phone(digits) = &m.term {
+                sources.push(Some(Narrow::Strangers(matches::like(digits))));
+            }
+        }
+    }
     let mut all = Vec::new();
-    for source in &sources {
-        for value in &split {
-            let narrow = [value, source].into_iter().flatten().map(Narrow::clone_ref).collect();
-            all.push(narrow);
+    for source in sources {
+        for value in split() {
+            all.push([value, source.as_ref().map(Narrow::clone_ref)].into_iter().flatten().collect());
         }
     }
     all
@@ -165,7 +175,7 @@ impl Narrow<'_> {
     fn clone_ref(&self) -> Self {
         match self {
             Narrow::Column(column, value) => Narrow::Column(column, value),
-            Narrow::Customers(column, pattern) => Narrow::Customers(column, pattern.clone()),
+            Narrow::Customers(m) => Narrow::Customers(m),
             Narrow::Strangers(pattern) => Narrow::Strangers(pattern.clone()),
         }
     }
@@ -175,13 +185,26 @@ impl Narrow<'_> {
             Narrow::Column(column, value) => {
                 query.push(format!(" AND {column} = ")).push_bind(value.to_string());
             }
-            Narrow::Customers(column, pattern) => {
-                query
-                    .push(" AND customer_id IN (SELECT customer_id FROM feed.customers WHERE account_id = ")
-                    .push_bind(account.as_str().to_owned())
-                    .push(format!(" AND {column} LIKE "))
-                    .push_bind(pattern.clone())
-                    .push(")");
+            Narrow::Customers(m) => {
+                // Walking, an expression over customer_id keeps Postgres off the thread index: it
+                // reads the feed in order and checks each row against the (hashed) set.
+                let column = if m.walk { "(customer_id || '')" } else { "customer_id" };
+                query.push(format!(" AND {column} = ANY("));
+                match &m.customer_ids {
+                    Some(ids) => {
+                        query.push_bind(ids.clone());
+                    }
+                    None => {
+                        let (searched, text) = matches::column(&m.term);
+                        query
+                            .push("ARRAY(SELECT customer_id FROM feed.customers WHERE account_id = ")
+                            .push_bind(account.as_str().to_owned())
+                            .push(format!(" AND {searched} LIKE "))
+                            .push_bind(matches::like(text))
+                            .push(")");
+                    }
+                }
+                query.push(")");
             }
             Narrow::Strangers(pattern) => {
                 query
@@ -190,10 +213,6 @@ impl Narrow<'_> {
             }
         }
     }
-}
-
-fn like(text: &str) -> String {
-    format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
 /// The shared predicates of every branch.
@@ -244,16 +263,21 @@ fn push_common(
     }
 }
 
-/// The SQL of one page after `prefix` (empty, or an `EXPLAIN …` to see its plan).
+/// The SQL of one page after `prefix` (empty, or an `EXPLAIN …` to see its plan); `None` when
+/// nothing can match. `matches` is the filter's search, resolved.
 pub fn page_query(
     prefix: &str,
     account: &AccountId,
     filter: &Filter,
+    matches: Option<&Matches>,
     after: Option<&Cursor>,
     limit: i64,
     order: Order,
-) -> QueryBuilder<Postgres> {
-    let branches = branches(filter);
+) -> Option<QueryBuilder<Postgres>> {
+    let branches = branches(filter, matches);
+    if branches.is_empty() {
+        return None;
+    }
     let mut query: QueryBuilder<Postgres> = QueryBuilder::new(prefix);
     let merged = branches.len() > 1;
     if merged {
@@ -273,20 +297,27 @@ pub fn page_query(
     if merged {
         query.push(") AS page").push(order.sql()).push(" LIMIT ").push_bind(limit + 1);
     }
-    query
+    Some(query)
 }
 
 /// One page, plus the cursor of the next page if there is one.
 pub async fn list(
-    pool: &PgPool,
+    conn: &mut PgConnection,
+    sizes: &AccountSizes,
     account: &AccountId,
     filter: &Filter,
     after: Option<&Cursor>,
     limit: i64,
     order: Order,
 ) -> sqlx::Result<(Vec<FeedRow>, Option<Cursor>)> {
-    let mut query = page_query("", account, filter, after, limit, order);
-    let rows = query.build().fetch_all(pool).await?;
+    let matches = match &filter.search {
+        Some(term) => Some(matches::resolve(conn, sizes, account, term, limit).await?),
+        None => None,
+    };
+    let Some(mut query) = page_query("", account, filter, matches.as_ref(), after, limit, order) else {
+        return Ok((Vec::new(), None));
+    };
+    let rows = query.build().fetch_all(&mut *conn).await?;
     let mut page: Vec<FeedRow> = rows.iter().map(read).collect::<sqlx::Result<_>>()?;
     let next = if page.len() as i64 > limit {
         page.truncate(limit as usize);
