@@ -19,13 +19,17 @@ use messaging_integration_tests::client::{token, with_bearer};
 use messaging_integration_tests::seed::{self, FIRST_NAMES, LAST_NAMES, Sizes};
 use messaging_proto::time::timestamp;
 use messaging_proto::v1::feed_service_client::FeedServiceClient;
-use messaging_proto::v1::{GetThreadRequest, ListMessagesRequest};
+use messaging_proto::v1::{GetMessageRequest, GetThreadRequest, ListMessagesRequest};
 use rand::seq::IndexedRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 use sqlx::{Connection as _, PgConnection};
 
 const LARGEST: &str = "acc_0000";
-const PAGE: i64 = 50;
+/// Rows per page (`BENCH_PAGE`, default 50: the dashboard's page).
+fn page() -> i64 {
+    static PAGE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| std::env::var("BENCH_PAGE").ok().and_then(|v| v.parse().ok()).unwrap_or(50))
+}
 
 /// One call of the page, as the dashboard makes it and as SQL runs it.
 #[derive(Clone)]
@@ -40,6 +44,7 @@ struct Call {
     query: String,
     after: Option<Cursor>,
     thread: Option<String>,
+    message: Option<String>,
 }
 
 impl Call {
@@ -55,6 +60,7 @@ impl Call {
             query: String::new(),
             after: None,
             thread: None,
+            message: None,
         }
     }
 
@@ -76,7 +82,7 @@ impl Call {
 
     fn list_request(&self) -> ListMessagesRequest {
         ListMessagesRequest {
-            page_size: PAGE as i32,
+            page_size: page() as i32,
             page_token: self.after.as_ref().map(Cursor::encode).unwrap_or_default(),
             directions: self.directions.iter().map(|d| d.to_proto()).collect(),
             channels: self.channels.iter().map(|c| c.to_proto()).collect(),
@@ -92,12 +98,18 @@ impl Call {
 /// The baseline: the feed's own queries for the call, through one connection.
 async fn sql(conn: &mut PgConnection, sizes: &AccountSizes, call: &Call) -> anyhow::Result<usize> {
     let account = AccountId::parse(call.account.as_str())?;
+    if let Some(id) = &call.message {
+        let found = store::get(&mut *conn, &account, id).await?;
+        anyhow::ensure!(found.is_some(), "no message {id}");
+        return Ok(store::timeline(&mut *conn, &account, id).await?.len() + 1);
+    }
     let filter = call.filter();
     if let Some(customer) = &call.thread {
         let found = threads::customer(&mut *conn, &account, customer).await?;
         anyhow::ensure!(found.is_some(), "no customer {customer}");
     }
-    let (rows, _) = store::list(conn, sizes, &account, &filter, call.after.as_ref(), PAGE, Order::NewestFirst).await?;
+    let (rows, _) =
+        store::list(conn, sizes, &account, &filter, call.after.as_ref(), page(), Order::NewestFirst).await?;
     Ok(rows.len())
 }
 
@@ -107,10 +119,14 @@ async fn grpc(
     call: &Call,
 ) -> anyhow::Result<usize> {
     let token = tokens.entry(call.account.clone()).or_insert_with(|| token(&call.account)).clone();
+    if let Some(id) = &call.message {
+        let request = GetMessageRequest { message_id: id.clone() };
+        return Ok(client.get_message(with_bearer(request, &token)).await?.into_inner().timeline.len() + 1);
+    }
     Ok(match &call.thread {
         Some(customer) => {
             let request =
-                GetThreadRequest { customer_id: customer.clone(), page_size: PAGE as i32, ..Default::default() };
+                GetThreadRequest { customer_id: customer.clone(), page_size: page() as i32, ..Default::default() };
             client.get_thread(with_bearer(request, &token)).await?.into_inner().messages.len()
         }
         None => client.list_messages(with_bearer(call.list_request(), &token)).await?.into_inner().messages.len(),
@@ -249,6 +265,14 @@ fn scenarios(s: &Samples, requests: usize, accounts: u32) -> Vec<Scenario> {
             .collect()
     };
     add("thread", 10.0, (threads(&s.largest_customers), threads(&s.other_customers)));
+    let messages = |rows: &[(String, Cursor)]| -> Vec<Call> {
+        rows.iter()
+            .cycle()
+            .take(requests)
+            .map(|(a, cursor)| Call { message: Some(cursor.message_id.clone()), ..Call::on(a) })
+            .collect()
+    };
+    add("message with timeline", 10.0, (messages(&s.largest_rows), messages(&s.other_rows)));
     list
 }
 
@@ -307,7 +331,8 @@ async fn main() -> anyhow::Result<()> {
     let sizes = AccountSizes::default();
 
     println!(
-        "\n{requests} requests per row, one at a time; page size {PAGE}; baseline = the same SQL on one connection"
+        "\n{requests} requests per row, one at a time; page size {}; baseline = the same SQL on one connection",
+        page()
     );
     println!(
         "{:<42} {:<8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7}",
@@ -344,6 +369,31 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    // What a call costs before any query: one gRPC round trip, one SQL round trip.
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", stack.ports.grpc))?.connect().await?;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut grpc_floor = Vec::with_capacity(requests);
+    let mut sql_floor = Vec::with_capacity(requests);
+    for _ in 0..requests {
+        let started = Instant::now();
+        health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await?;
+        grpc_floor.push(started.elapsed());
+        let started = Instant::now();
+        sqlx::query("SELECT 1").execute(&mut conn).await?;
+        sql_floor.push(started.elapsed());
+    }
+    grpc_floor.sort();
+    sql_floor.sort();
+    println!(
+        "{:<42} {:<8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+        "round trip alone (health check / SELECT 1)",
+        "-",
+        percentile(&grpc_floor, 0.5),
+        percentile(&grpc_floor, 0.99),
+        percentile(&sql_floor, 0.5),
+        percentile(&sql_floor, 0.99)
+    );
     println!("\nworst p50 ratio gRPC / SQL: {worst_ratio:.2} (target ≤ 1.5)");
     if misses.is_empty() {
         println!("every p99 within its target");

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use messaging_domain::AccountId;
 use messaging_domain::search::Term;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::matches::{self, AccountSizes, Matches};
 
@@ -329,20 +329,24 @@ pub async fn list(
 }
 
 /// One message of the account, if it exists.
-pub async fn get(pool: &PgPool, account: &AccountId, message_id: &str) -> sqlx::Result<Option<FeedRow>> {
+pub async fn get<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    account: &AccountId,
+    message_id: &str,
+) -> sqlx::Result<Option<FeedRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM feed.messages WHERE account_id = $1 AND message_id = $2 AND direction IS NOT NULL"
     )))
     .bind(account.as_str())
     .bind(message_id)
-    .fetch_optional(pool)
+    .fetch_optional(executor)
     .await?;
     row.as_ref().map(read).transpose()
 }
 
 /// A message's timeline: (status, source, detail, at), oldest first.
-pub async fn timeline(
-    pool: &PgPool,
+pub async fn timeline<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     account: &AccountId,
     message_id: &str,
 ) -> sqlx::Result<Vec<(String, String, String, DateTime<Utc>)>> {
@@ -351,7 +355,7 @@ pub async fn timeline(
     )
     .bind(account.as_str())
     .bind(message_id)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("status")?, r.try_get("source")?, r.try_get("detail")?, r.try_get("occurred_at")?)))
