@@ -28,16 +28,22 @@ pub fn migrator() -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
+/// How to open one connection as configured (URL and statement timeout).
+pub fn connect_options(config: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> {
+    let mut options: PgConnectOptions = config.url.parse()?;
+    if config.statement_timeout_ms > 0 {
+        options = options.options([("statement_timeout", config.statement_timeout_ms.to_string())]);
+    }
+    Ok(options)
+}
+
 /// Connects, retrying until Postgres answers or shutdown, then migrates if configured.
 pub async fn connect(config: &DatabaseConfig, shutdown: &Shutdown) -> anyhow::Result<PgPool> {
     let options = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .test_before_acquire(config.ping_before_use);
-    let mut connect_options: PgConnectOptions = config.url.parse()?;
-    if config.statement_timeout_ms > 0 {
-        connect_options = connect_options.options([("statement_timeout", config.statement_timeout_ms.to_string())]);
-    }
+    let connect_options = connect_options(config)?;
     let mut delay = Duration::from_millis(100);
     let pool = loop {
         match options.clone().connect_with(connect_options.clone()).await {

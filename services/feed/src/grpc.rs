@@ -18,6 +18,7 @@ use crate::auth::account_of;
 use crate::changes::{self, WatchCursor};
 use crate::convert::{self, internal};
 use crate::matches::AccountSizes;
+use crate::readers::Readers;
 use crate::send::{self, Compose, SendError};
 use crate::store::{self, Filter, Order};
 use crate::threads;
@@ -41,6 +42,8 @@ pub struct Feed {
     pub(crate) retention: Duration,
     /// Account sizes for choosing how a search reads its matches.
     pub(crate) sizes: AccountSizes,
+    /// Connections for the page's reads.
+    pub(crate) readers: Readers,
 }
 
 #[tonic::async_trait]
@@ -64,11 +67,12 @@ impl FeedService for Feed {
         };
         let after = convert::cursor(&r.page_token)?;
         let limit = convert::page_size(r.page_size)?;
-        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let mut reader = self.readers.get().await.map_err(internal)?;
         let (rows, next) =
-            store::list(&mut conn, &self.sizes, &account, &filter, after.as_ref(), limit, Order::NewestFirst)
+            store::list(reader.conn(), &self.sizes, &account, &filter, after.as_ref(), limit, Order::NewestFirst)
                 .await
                 .map_err(internal)?;
+        reader.done();
         Ok(Response::new(api::ListMessagesResponse {
             messages: rows.iter().map(convert::message).collect(),
             next_page_token: next.map(|c| c.encode()).unwrap_or_default(),
@@ -84,18 +88,20 @@ impl FeedService for Feed {
         if r.customer_id.is_empty() {
             return Err(Status::invalid_argument("customer_id is required"));
         }
-        let customer = threads::customer(&self.pool, &account, &r.customer_id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| Status::not_found(format!("no customer {}", r.customer_id)))?;
+        let mut reader = self.readers.get().await.map_err(internal)?;
+        let customer = threads::customer(reader.conn(), &account, &r.customer_id).await.map_err(internal)?;
+        let Some(customer) = customer else {
+            reader.done();
+            return Err(Status::not_found(format!("no customer {}", r.customer_id)));
+        };
         let filter = Filter { customer_id: Some(r.customer_id.clone()), ..Default::default() };
         let order = if r.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
         let after = convert::cursor(&r.page_token)?;
         let limit = convert::page_size(r.page_size)?;
-        let mut conn = self.pool.acquire().await.map_err(internal)?;
-        let (rows, next) = store::list(&mut conn, &self.sizes, &account, &filter, after.as_ref(), limit, order)
+        let (rows, next) = store::list(reader.conn(), &self.sizes, &account, &filter, after.as_ref(), limit, order)
             .await
             .map_err(internal)?;
+        reader.done();
         Ok(Response::new(api::GetThreadResponse {
             customer: Some(api::Customer {
                 customer_id: customer.customer_id,
@@ -117,11 +123,13 @@ impl FeedService for Feed {
         if id.is_empty() {
             return Err(Status::invalid_argument("message_id is required"));
         }
-        let row = store::get(&self.pool, &account, &id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| Status::not_found(format!("no message {id}")))?;
-        let timeline = store::timeline(&self.pool, &account, &id).await.map_err(internal)?;
+        let mut reader = self.readers.get().await.map_err(internal)?;
+        let Some(row) = store::get(reader.conn(), &account, &id).await.map_err(internal)? else {
+            reader.done();
+            return Err(Status::not_found(format!("no message {id}")));
+        };
+        let timeline = store::timeline(reader.conn(), &account, &id).await.map_err(internal)?;
+        reader.done();
         Ok(Response::new(api::GetMessageResponse {
             message: Some(convert::message(&row)),
             timeline: timeline

@@ -8,6 +8,7 @@ mod directory;
 mod grpc;
 pub mod matches;
 mod projector;
+mod readers;
 mod send;
 pub mod store;
 pub mod threads;
@@ -120,6 +121,10 @@ impl App {
             shutdown: shutdown.clone(),
             retention,
             sizes: matches::AccountSizes::default(),
+            readers: readers::Readers::new(
+                messaging_platform::db::connect_options(&self.config.common.database)?,
+                self.config.common.database.max_connections as usize,
+            ),
         };
         let feed = FeedServiceServer::with_interceptor(service, move |request| authenticator.intercept(request));
 

@@ -39,8 +39,10 @@ pub async fn customer<'e>(
     )
     .bind(account.as_str())
     .bind(customer_id)
-    .fetch_optional(executor)
-    .await?;
+    .fetch_all(executor)
+    .await?
+    .into_iter()
+    .next();
     row.map(|r| {
         Ok(CustomerRow {
             customer_id: r.try_get("customer_id")?,
