@@ -251,8 +251,16 @@ async fn the_page_filters_searches_pages_and_counts() -> anyhow::Result<()> {
     assert_eq!(marked.into_inner().marked, 1);
     let stranger =
         inbound.iter().find(|m| m.customer.as_ref().is_some_and(|c| c.customer_id.is_empty())).expect("stranger");
+    // An unknown sender's thread is opened and marked read by their number (GetCounts' `sender`).
+    let theirs = GetThreadRequest { customer_id: STRANGER.into(), ..Default::default() };
+    let theirs = grpc.get_thread(dashboard.authed(theirs)).await?.into_inner();
+    assert_eq!(ids(&theirs.messages), [stranger.message_id.clone()]);
+    assert_eq!(theirs.customer.map(|c| (c.customer_id, c.phone)), Some((String::new(), STRANGER.to_owned())));
+    let nobody = GetThreadRequest { customer_id: "+15125550000".into(), ..Default::default() };
+    assert_eq!(code(grpc.get_thread(dashboard.authed(nobody)).await), tonic::Code::NotFound);
+    let by_sender = MarkReadRequest { customer_id: STRANGER.into(), ..Default::default() };
+    assert_eq!(grpc.mark_read(dashboard.authed(by_sender)).await?.into_inner().marked, 1);
     let by_id = MarkReadRequest { message_ids: vec![stranger.message_id.clone()], ..Default::default() };
-    assert_eq!(grpc.mark_read(dashboard.authed(by_id.clone())).await?.into_inner().marked, 1);
     assert_eq!(grpc.mark_read(dashboard.authed(by_id)).await?.into_inner().marked, 0, "already read");
     let counts = grpc.get_counts(dashboard.authed(GetCountsRequest::default())).await?.into_inner();
     assert_eq!((counts.unread_total, counts.threads.len()), (0, 0));

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use messaging_domain::AccountId;
 use messaging_domain::search::Term;
 use messaging_feed::matches::{self, AccountSizes};
-use messaging_feed::store::{self, Cursor, Filter, Order};
+use messaging_feed::store::{self, Cursor, Filter, Order, ThreadOf};
 use messaging_integration_tests::Infra;
 use messaging_integration_tests::seed::{self, Sizes};
 use sqlx::{PgPool, Row};
@@ -145,7 +145,7 @@ async fn feed_queries_use_their_indexes_and_agree_with_plain_sql() -> anyhow::Re
 
     // A thread, and a deep page, in the order plain SQL gives.
     let customer = "acc_0000_c42";
-    let thread = Filter { customer_id: Some(customer.into()), ..Default::default() };
+    let thread = Filter { thread: Some(ThreadOf::Customer(customer.into())), ..Default::default() };
     let thread_plan = plan(&pool, &largest, &thread, None).await?;
     assert!(thread_plan.contains("feed_messages_thread"), "{thread_plan}");
     assert_eq!(

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use messaging_domain::search;
 use messaging_domain::{AccountId, Channel, Direction, MessageType, Status};
 use messaging_feed::matches::AccountSizes;
-use messaging_feed::store::{self, Cursor, Filter, Order};
+use messaging_feed::store::{self, Cursor, Filter, Order, ThreadOf};
 use messaging_feed::threads;
 use messaging_integration_tests::Stack;
 use messaging_integration_tests::client::{token, with_bearer};
@@ -76,7 +76,7 @@ impl Call {
             since: self.since,
             until: self.until,
             search: search::parse(&self.query).ok().flatten(),
-            customer_id: self.thread.clone(),
+            thread: self.thread.as_deref().map(ThreadOf::parse),
         }
     }
 

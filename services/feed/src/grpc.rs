@@ -20,7 +20,7 @@ use crate::convert::{self, internal};
 use crate::matches::AccountSizes;
 use crate::readers::Readers;
 use crate::send::{self, Compose, SendError};
-use crate::store::{self, Filter, Order};
+use crate::store::{self, Filter, Order, ThreadOf};
 use crate::threads;
 
 /// Changes a watcher reads per query.
@@ -63,7 +63,7 @@ impl FeedService for Feed {
             since,
             until,
             search: convert::term(&r.query)?,
-            customer_id: None,
+            thread: None,
         };
         let after = convert::cursor(&r.page_token)?;
         let limit = convert::page_size(r.page_size)?;
@@ -88,13 +88,27 @@ impl FeedService for Feed {
         if r.customer_id.is_empty() {
             return Err(Status::invalid_argument("customer_id is required"));
         }
+        let thread = ThreadOf::parse(&r.customer_id);
         let mut reader = self.readers.get().await.map_err(internal)?;
-        let customer = threads::customer(reader.conn(), &account, &r.customer_id).await.map_err(internal)?;
+        let customer = match &thread {
+            ThreadOf::Customer(id) => threads::customer(reader.conn(), &account, id)
+                .await
+                .map_err(internal)?
+                .map(|c| api::Customer { customer_id: c.customer_id, name: c.name, phone: c.phone, email: c.email }),
+            ThreadOf::Sender(address) => {
+                let (phone, email) = if address.contains('@') {
+                    (String::new(), address.clone())
+                } else {
+                    (address.clone(), String::new())
+                };
+                Some(api::Customer { customer_id: String::new(), name: String::new(), phone, email })
+            }
+        };
         let Some(customer) = customer else {
             reader.done();
             return Err(Status::not_found(format!("no customer {}", r.customer_id)));
         };
-        let filter = Filter { customer_id: Some(r.customer_id.clone()), ..Default::default() };
+        let filter = Filter { thread: Some(thread.clone()), ..Default::default() };
         let order = if r.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
         let after = convert::cursor(&r.page_token)?;
         let limit = convert::page_size(r.page_size)?;
@@ -102,13 +116,11 @@ impl FeedService for Feed {
             .await
             .map_err(internal)?;
         reader.done();
+        if rows.is_empty() && after.is_none() && matches!(thread, ThreadOf::Sender(_)) {
+            return Err(Status::not_found(format!("no thread for {}", r.customer_id)));
+        }
         Ok(Response::new(api::GetThreadResponse {
-            customer: Some(api::Customer {
-                customer_id: customer.customer_id,
-                name: customer.name,
-                phone: customer.phone,
-                email: customer.email,
-            }),
+            customer: Some(customer),
             messages: rows.iter().map(convert::message).collect(),
             next_page_token: next.map(|c| c.encode()).unwrap_or_default(),
         }))
@@ -230,8 +242,9 @@ impl FeedService for Feed {
         if r.message_ids.len() > 500 {
             return Err(Status::invalid_argument("at most 500 message_ids at once"));
         }
-        let customer = (!r.customer_id.is_empty()).then_some(r.customer_id.as_str());
-        let marked = threads::mark_read(&self.pool, &account, customer, &r.message_ids).await.map_err(internal)?;
+        let thread = (!r.customer_id.is_empty()).then(|| ThreadOf::parse(&r.customer_id));
+        let marked =
+            threads::mark_read(&self.pool, &account, thread.as_ref(), &r.message_ids).await.map_err(internal)?;
         Ok(Response::new(api::MarkReadResponse { marked: marked as i64 }))
     }
 }

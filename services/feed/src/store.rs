@@ -46,7 +46,25 @@ pub struct Filter {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub search: Option<Term>,
-    pub customer_id: Option<String>,
+    pub thread: Option<ThreadOf>,
+}
+
+/// Whose thread: a customer's, or that of a sender no customer owns, by number or address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadOf {
+    Customer(String),
+    Sender(String),
+}
+
+impl ThreadOf {
+    /// A customer id (never has `+` or `@`), or else a sender's E.164 number or email address.
+    pub fn parse(id: &str) -> Self {
+        if id.starts_with('+') || id.contains('@') {
+            Self::Sender(id.to_owned())
+        } else {
+            Self::Customer(id.to_owned())
+        }
+    }
 }
 
 /// Which end of the listing comes first.
@@ -250,8 +268,19 @@ fn push_common(
     if let Some(until) = filter.until {
         query.push(" AND created_at < ").push_bind(until);
     }
-    if let Some(customer) = &filter.customer_id {
-        query.push(" AND customer_id = ").push_bind(customer.clone());
+    match &filter.thread {
+        Some(ThreadOf::Customer(customer)) => {
+            query.push(" AND customer_id = ").push_bind(customer.clone());
+        }
+        Some(ThreadOf::Sender(address)) => {
+            query
+                .push(" AND customer_id = '' AND (customer_phone = ")
+                .push_bind(address.clone())
+                .push(" OR lower(customer_email) = lower(")
+                .push_bind(address.clone())
+                .push("))");
+        }
+        None => {}
     }
     if let Some(cursor) = after {
         query

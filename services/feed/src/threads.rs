@@ -6,6 +6,7 @@ use messaging_domain::AccountId;
 use sqlx::{PgPool, Row};
 
 use crate::changes;
+use crate::store::ThreadOf;
 
 /// Threads listed with unread replies, at most.
 const MAX_UNREAD_THREADS: i64 = 500;
@@ -100,24 +101,31 @@ pub async fn failed(
     .await
 }
 
-/// Marks a customer's unread replies read (all of them, or only `message_ids` when given);
+/// Marks a thread's unread replies read (all of them, or only `message_ids` when given);
 /// returns how many changed.
 pub async fn mark_read(
     pool: &PgPool,
     account: &AccountId,
-    customer_id: Option<&str>,
+    thread: Option<&ThreadOf>,
     message_ids: &[String],
 ) -> sqlx::Result<u64> {
+    let (customer, sender) = match thread {
+        Some(ThreadOf::Customer(id)) => (Some(id.as_str()), None),
+        Some(ThreadOf::Sender(address)) => (None, Some(address.as_str())),
+        None => (None, None),
+    };
     let mut tx = pool.begin().await?;
     let marked: Vec<String> = sqlx::query_scalar(
         "UPDATE feed.messages SET unread = false
          WHERE account_id = $1 AND unread AND ($2::text IS NULL OR customer_id = $2)
+           AND ($4::text IS NULL OR (customer_id = '' AND (customer_phone = $4 OR lower(customer_email) = lower($4))))
            AND (cardinality($3::text[]) = 0 OR message_id = ANY($3))
          RETURNING message_id",
     )
     .bind(account.as_str())
-    .bind(customer_id)
+    .bind(customer)
     .bind(message_ids)
+    .bind(sender)
     .fetch_all(&mut *tx)
     .await?;
     for id in &marked {
