@@ -254,7 +254,7 @@ async fn the_page_filters_searches_pages_and_counts() -> anyhow::Result<()> {
     // An unknown sender's thread is opened and marked read by their number (GetCounts' `sender`).
     let theirs = GetThreadRequest { customer_id: STRANGER.into(), ..Default::default() };
     let theirs = grpc.get_thread(dashboard.authed(theirs)).await?.into_inner();
-    assert_eq!(ids(&theirs.messages), [stranger.message_id.clone()]);
+    assert_eq!(ids(&theirs.messages), std::slice::from_ref(&stranger.message_id));
     assert_eq!(theirs.customer.map(|c| (c.customer_id, c.phone)), Some((String::new(), STRANGER.to_owned())));
     let nobody = GetThreadRequest { customer_id: "+15125550000".into(), ..Default::default() };
     assert_eq!(code(grpc.get_thread(dashboard.authed(nobody)).await), tonic::Code::NotFound);
