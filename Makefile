@@ -24,6 +24,7 @@ help:
 # System packages and a Python venv with the real peers the tests and the demo use.
 deps:
 	@command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server; }
+	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; }
 	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c "import aiosmtpd, nats, grpc, grpc_tools, grpc_health, grpc_reflection, twilio, pytest" 2>/dev/null || $(PY) -m pip install -q -r integration-tests/requirements.txt

@@ -15,6 +15,7 @@ pub struct Infra {
     nats: Managed,
     pg_data: PathBuf,
     as_postgres: bool,
+    postgres_options: String,
 }
 
 fn is_root() -> bool {
@@ -93,25 +94,9 @@ impl Infra {
         if !durable {
             options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
-        let log = pg_data.join("server.log");
-        pg_tool(
-            as_postgres,
-            &pg_bin("pg_ctl"),
-            &[
-                "-D",
-                &pg_data.display().to_string(),
-                "-l",
-                &log.display().to_string(),
-                "-o",
-                &options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        )?;
-        let infra = Self { dir: dir.clone(), nats_port, postgres_port, nats, pg_data, as_postgres };
-        wait_for_port(postgres_port, "postgres").await?;
+        let infra =
+            Self { dir: dir.clone(), nats_port, postgres_port, nats, pg_data, as_postgres, postgres_options: options };
+        infra.start_postgres().await?;
         wait_for_port(nats_port, "nats-server").await?;
         infra.create_database().await?;
         Ok(infra)
@@ -143,6 +128,37 @@ impl Infra {
         self.nats.kill9().await;
         self.nats.restart()?;
         wait_for_port(self.nats_port, "nats-server").await
+    }
+
+    /// Starts (or starts again) the Postgres cluster and waits for its port.
+    pub async fn start_postgres(&self) -> anyhow::Result<()> {
+        let log = self.pg_data.join("server.log");
+        pg_tool(
+            self.as_postgres,
+            &pg_bin("pg_ctl"),
+            &[
+                "-D",
+                &self.pg_data.display().to_string(),
+                "-l",
+                &log.display().to_string(),
+                "-o",
+                &self.postgres_options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        wait_for_port(self.postgres_port, "postgres").await
+    }
+
+    /// Stops Postgres (fast shutdown: connections are cut).
+    pub fn stop_postgres(&self) -> anyhow::Result<()> {
+        pg_tool(
+            self.as_postgres,
+            &pg_bin("pg_ctl"),
+            &["-D", &self.pg_data.display().to_string(), "-m", "fast", "-w", "stop"],
+        )
     }
 
     /// Stops Postgres (fast) and nats-server.

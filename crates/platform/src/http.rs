@@ -20,6 +20,8 @@ pub struct HealthConfig {
     pub listen: String,
 }
 
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// Probes NATS (connected) and Postgres (`SELECT 1`).
@@ -32,7 +34,12 @@ pub fn dependency_probe(nats: async_nats::Client, pool: Option<sqlx::PgPool>) ->
                 return Err("nats: not connected".to_owned());
             }
             if let Some(pool) = pool {
-                sqlx::query("SELECT 1").execute(&pool).await.map_err(|e| format!("postgres: {e}"))?;
+                // A probe answers within its own deadline, whatever Postgres does.
+                match tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&pool)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => return Err(format!("postgres: {error}")),
+                    Err(_) => return Err("postgres: no answer within 2 s".to_owned()),
+                }
             }
             Ok(())
         })

@@ -50,12 +50,48 @@ pub fn inc(family: &CounterFamily, labels: &[(&str, &str)]) {
     family.get_or_create(&labels).inc();
 }
 
-/// Every registered metric in Prometheus' text format.
+/// Every registered metric in Prometheus' classic text format (version 0.0.4), which every
+/// scraper and `promtool check metrics` read.
 pub fn render() -> String {
     let mut text = String::new();
     let registry = REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if encode(&mut text, &registry).is_err() {
         text.clear();
     }
-    text
+    classic(&text)
+}
+
+/// OpenMetrics text as the classic format: a counter's HELP and TYPE name its `_total` samples,
+/// and there is no `# EOF`.
+fn classic(open_metrics: &str) -> String {
+    let counters: Vec<&str> =
+        open_metrics.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(&name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classic;
+
+    #[test]
+    fn counters_are_named_by_their_samples_and_eof_goes() {
+        let open = "# HELP sent Messages sent.\n# TYPE sent counter\nsent_total{channel=\"sms\"} 3\n\
+                    # HELP took Seconds.\n# TYPE took histogram\ntook_sum 1.0\n# EOF\n";
+        let expected = "# HELP sent_total Messages sent.\n# TYPE sent_total counter\nsent_total{channel=\"sms\"} 3\n\
+                        # HELP took Seconds.\n# TYPE took histogram\ntook_sum 1.0\n";
+        assert_eq!(classic(open), expected);
+    }
 }

@@ -3,7 +3,7 @@
 //! terminate after dead-lettering to `dlq.<service>.<subject>` with the reason.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::bus::trace;
+use crate::metrics::{self, CounterFamily, HistogramFamily};
 use crate::shutdown::{GRACE_PERIOD, Shutdown};
 
 /// What to do with a message after handling it.
@@ -199,22 +200,61 @@ async fn process<H: Handler>(
     };
     let span = tracing::info_span!("consume", service, subject = %delivery.subject, delivered, otel.kind = "consumer");
     trace::adopt_parent(&span, delivery.headers.as_ref());
+    let started = std::time::Instant::now();
     let outcome = handler.handle(&delivery).instrument(span.clone()).await;
     let _entered = span.enter();
+    let kind = kind_of(&delivery.subject);
+    let counted = |outcome: &str| {
+        metrics::inc(&CONSUMED, &[("service", service), ("kind", kind), ("outcome", outcome)]);
+        metrics::observe(&HANDLING, &[("service", service), ("kind", kind)], started.elapsed().as_secs_f64());
+    };
     let result = match outcome {
-        Outcome::Ack => message.ack().await,
+        Outcome::Ack => {
+            counted("ack");
+            message.ack().await
+        }
         Outcome::Retry { reason, .. } if delivered >= max_deliver => {
+            counted("dead_letter");
             let reason = format!("gave up after {delivered} deliveries: {reason}");
             dead_letter(context, service, &delivery, &reason, &message).await
         }
         Outcome::Retry { delay, reason } => {
+            counted("retry");
             tracing::warn!(%reason, ?delay, "will retry");
             message.ack_with(AckKind::Nak(Some(delay))).await
         }
-        Outcome::DeadLetter(reason) => dead_letter(context, service, &delivery, &reason, &message).await,
+        Outcome::DeadLetter(reason) => {
+            counted("dead_letter");
+            dead_letter(context, service, &delivery, &reason, &message).await
+        }
     };
     if let Err(error) = result {
         tracing::warn!(%error, "could not settle message; it will be redelivered");
+    }
+}
+
+static CONSUMED: LazyLock<CounterFamily> = LazyLock::new(|| {
+    metrics::counter(
+        "bus_messages_handled",
+        "Bus messages handled, by service, kind and outcome (ack, retry, dead_letter)",
+    )
+});
+
+static HANDLING: LazyLock<HistogramFamily> = LazyLock::new(|| {
+    metrics::latency("bus_message_handling_seconds", "Time to handle one bus message, by service and kind")
+});
+
+/// A subject's kind without account or entity ids: `jobs.<acc>.job.scheduled` → `job.scheduled`,
+/// `message.<acc>.status` → `status`, `send.sms.<acc>` → `sms`, `directory.<acc>.customer.<id>`
+/// → `customer`, `notify.<acc>` → `notify`.
+fn kind_of(subject: &str) -> &str {
+    let mut parts = subject.splitn(3, '.');
+    let (root, second, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    match root {
+        "jobs" => rest,
+        "message" | "directory" => rest.split('.').next().unwrap_or(""),
+        "send" => second,
+        _ => root,
     }
 }
 
@@ -253,6 +293,15 @@ fn sanitize_header(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_carry_no_ids() {
+        assert_eq!(kind_of("jobs.acc_1.job.scheduled"), "job.scheduled");
+        assert_eq!(kind_of("message.acc_1.status"), "status");
+        assert_eq!(kind_of("directory.acc_1.customer.cus_9"), "customer");
+        assert_eq!(kind_of("send.sms.acc_1"), "sms");
+        assert_eq!(kind_of("notify.acc_1"), "notify");
+    }
 
     #[test]
     fn backoff_doubles_is_capped_jittered_and_honours_the_floor() {
