@@ -30,7 +30,8 @@ pub fn bin_dir() -> PathBuf {
     target.join("debug")
 }
 
-/// A port nobody is listening on right now, never handed out twice by this process.
+/// A port nobody is listening on right now, never handed out twice by this process nor, for a
+/// quarter of an hour, to another test process on this machine.
 ///
 /// Picked below Linux's ephemeral range (32768-60999), where the many client connections of a
 /// running stack take their local ports: a port picked there can be taken by an outgoing
@@ -40,11 +41,30 @@ pub fn free_port() -> u16 {
     let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     loop {
         let port = rand::random_range(20_000..32_000);
-        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && reserve(port) {
             given.push(port);
             return port;
         }
     }
+}
+
+/// Claims `port` across processes (tests run as concurrent processes, each starting servers a
+/// moment after picking their ports) with a file created exclusively; a claim older than a
+/// quarter of an hour is stale and may be taken over.
+fn reserve(port: u16) -> bool {
+    let dir = std::env::temp_dir().join("msg-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
+    let claim = dir.join(port.to_string());
+    let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(&claim).is_ok();
+    if create() {
+        return true;
+    }
+    let stale = std::fs::metadata(&claim)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| at.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(900));
+    stale && std::fs::remove_file(&claim).is_ok() && create()
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
