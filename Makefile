@@ -27,7 +27,7 @@ deps:
 	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; }
 	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PY) -c "import aiosmtpd, nats, grpc, grpc_tools, grpc_health, grpc_reflection, twilio, pytest" 2>/dev/null || $(PY) -m pip install -q -r integration-tests/requirements.txt
+	@$(PY) -c "import aiosmtpd, nats, grpc, grpc_tools, grpc_health, grpc_reflection, twilio, pytest, opentelemetry.proto" 2>/dev/null || $(PY) -m pip install -q -r integration-tests/requirements.txt
 
 build:
 	cargo build --workspace --bins

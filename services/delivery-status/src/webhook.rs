@@ -2,6 +2,7 @@
 //! X-Twilio-Signature against the configured public URL, and our signed message token in the path.
 
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -107,7 +108,11 @@ async fn twilio_status(
             serde_json::Value::Object(detail),
         )
     };
-    match store::apply(&state.pool, &report).await {
+    let span = tracing::info_span!("twilio.status_callback", otel.kind = "server", message_id = %message);
+    if let Some(traceparent) = traceparent_of(&uri) {
+        messaging_platform::bus::trace::adopt_traceparent(&span, traceparent);
+    }
+    match store::apply(&state.pool, &report).instrument(span).await {
         Ok(applied) => {
             if applied == Applied::Advanced {
                 state.relay.wake();
@@ -120,6 +125,12 @@ async fn twilio_status(
             StatusCode::SERVICE_UNAVAILABLE
         }
     }
+}
+
+/// The `traceparent` the gateway put in the callback URL (hex digits and dashes only).
+fn traceparent_of(uri: &Uri) -> Option<&str> {
+    let value = uri.query()?.split('&').find_map(|pair| pair.strip_prefix("traceparent="))?;
+    value.chars().all(|c| c.is_ascii_hexdigit() || c == '-').then_some(value)
 }
 
 /// Carrier-side delivery failures reported in status callbacks.

@@ -136,6 +136,11 @@ impl App {
         let reporter = health_reporter.clone();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
+                .trace_fn(|request| {
+                    let span = tracing::info_span!("grpc", otel.kind = "server", rpc.method = %request.uri().path());
+                    messaging_platform::bus::trace::adopt_http_parent(&span, request.headers());
+                    span
+                })
                 .add_service(health_service)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use messaging_domain::signing::message_token;
 use messaging_domain::sms::segments;
@@ -141,15 +142,23 @@ impl<P: SmsProvider> SmsSender<P> {
             }
         }
         let token = message_token(&self.callback_secret, account, message);
+        let call = tracing::info_span!("provider.send", otel.kind = "client", message_id = %message);
+        // The status callback carries the trace back, so the provider's reports join it.
+        let traceparent = call.in_scope(messaging_platform::bus::trace::current_traceparent);
+        let mut status_callback =
+            format!("{}/webhooks/twilio/status/{token}", self.callback_base.trim_end_matches('/'));
+        if let Some(traceparent) = traceparent {
+            status_callback.push_str(&format!("?traceparent={traceparent}"));
+        }
         let request = SmsRequest {
             to: command.to.clone(),
             from: command.from.clone(),
             body: command.body.clone(),
-            status_callback: format!("{}/webhooks/twilio/status/{token}", self.callback_base.trim_end_matches('/')),
+            status_callback,
             validity_seconds: command.validity_seconds,
         };
         let started = std::time::Instant::now();
-        let result = self.provider.send(&request).await;
+        let result = self.provider.send(&request).instrument(call).await;
         if let Err(error) = self.pace.release(message.as_str(), &command.from).await {
             tracing::warn!(message_id = %message, %error, "could not forget the message's rate-limit slot");
         }
