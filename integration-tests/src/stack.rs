@@ -207,6 +207,11 @@ impl Stack {
         &self.env
     }
 
+    /// The process id of a running service.
+    pub fn pid(&self, service: &str) -> Option<u32> {
+        self.services.get(service).and_then(Managed::pid)
+    }
+
     /// kill -9 one service.
     pub async fn kill9(&mut self, service: &str) -> anyhow::Result<()> {
         let managed = self.services.get_mut(service).ok_or_else(|| anyhow::anyhow!("no service {service}"))?;

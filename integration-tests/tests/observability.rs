@@ -1,6 +1,7 @@
 //! What the on-call engineer reads: every service's `/metrics` passes Prometheus's own linter
-//! (`promtool check metrics`) after real traffic, `/livez` and `/readyz` answer, and readiness
-//! really depends on Postgres: it fails while Postgres is down and recovers after.
+//! (`promtool check metrics`) after real traffic, `/livez` and `/readyz` answer, readiness
+//! really depends on Postgres (it fails while Postgres is down and recovers after), and the feed's
+//! gRPC health turns NOT_SERVING as soon as it begins to stop.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -72,6 +73,39 @@ async fn metrics_pass_promtool_and_readiness_follows_postgres() -> anyhow::Resul
             || async move { (status(port, "/readyz").await == 200).then_some(()) },
         )
         .await?;
+    }
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_says_not_serving_when_it_begins_to_stop() -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let mut stack = messaging_integration_tests::Stack::start_fresh("health-shutdown").await?;
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", stack.ports.grpc))?.connect().await?;
+    let mut health = HealthClient::new(channel);
+    let request = HealthCheckRequest { service: "messaging.v1.FeedService".into() };
+    let mut watch = health.watch(request).await?.into_inner();
+    let first = watch.message().await?.map(|m| m.status);
+    assert_eq!(first, Some(ServingStatus::Serving as i32));
+
+    let pid = stack.pid("feed").ok_or_else(|| anyhow::anyhow!("feed is running"))?;
+    Command::new("kill").arg("-TERM").arg(pid.to_string()).status()?;
+    let next = tokio::time::timeout(Duration::from_secs(10), watch.message()).await?;
+    assert_eq!(
+        next.ok().flatten().map(|m| m.status),
+        Some(ServingStatus::NotServing as i32),
+        "NOT_SERVING before it goes"
+    );
+    // The open Watch stream does not keep the process alive past its grace.
+    let mut waited = Duration::ZERO;
+    while !stack.has_exited("feed") {
+        anyhow::ensure!(waited < Duration::from_secs(15), "the feed still runs 15 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += Duration::from_millis(200);
     }
     stack.stop().await;
     Ok(())

@@ -26,6 +26,9 @@ use tonic::transport::server::TcpIncoming;
 
 pub use auth::Authenticator;
 
+/// How long open gRPC streams may outlive the consumers at shutdown.
+const STREAMS_GRACE: Duration = Duration::from_secs(3);
+
 /// feed's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -162,7 +165,16 @@ impl App {
         ));
         bus::consumer::run(self.runtime.jetstream.clone(), "feed", spec, projector, shutdown.clone()).await?;
         directory_task.await??;
-        server.await??;
+        // Unary calls finish within the grace period; streams nobody closes (a health Watch) do not
+        // hold the process: they are cut after a few seconds more.
+        let mut server = server;
+        match tokio::time::timeout(STREAMS_GRACE, &mut server).await {
+            Ok(joined) => joined??,
+            Err(_) => {
+                tracing::warn!("gRPC streams still open after the grace period; closing them");
+                server.abort();
+            }
+        }
         let _ = tokio::join!(relay_task, listen_task, prune_task);
         Ok(())
     }
