@@ -43,6 +43,21 @@ async fn metrics_pass_promtool_and_readiness_follows_postgres() -> anyhow::Resul
     dashboard.settled(2).await?;
     stack.quiesce().await?;
 
+    // Lag and backlog gauges, and the consumer loop's counts, on every service.
+    for service in SERVICES {
+        let wanted =
+            ["bus_messages_handled_total", "bus_consumer_pending", "bus_consumer_ack_pending", "outbox_backlog"];
+        let stack = &stack;
+        messaging_integration_tests::eventually(
+            Duration::from_secs(20),
+            &format!("{service}'s metric families"),
+            || async move {
+                let exposition = stack.metrics(service).await.ok()?;
+                wanted.iter().all(|name| exposition.contains(&format!("# TYPE {name} "))).then_some(())
+            },
+        )
+        .await?;
+    }
     for service in SERVICES {
         let exposition = stack.metrics(service).await?;
         assert!(!exposition.trim().is_empty(), "{service} exposes metrics");

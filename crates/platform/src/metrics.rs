@@ -6,6 +6,7 @@ use std::sync::{LazyLock, Mutex};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -14,6 +15,9 @@ pub type Labels = Vec<(String, String)>;
 
 /// A family of counters by label set.
 pub type CounterFamily = Family<Labels, Counter>;
+
+/// A family of gauges by label set.
+pub type GaugeFamily = Family<Labels, Gauge>;
 
 /// A family of latency histograms (seconds, 5 ms to ~20 s) by label set.
 pub type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
@@ -29,6 +33,19 @@ pub fn counter(name: &str, help: &str) -> CounterFamily {
     let family = CounterFamily::default();
     REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(name, help, family.clone());
     family
+}
+
+/// Registers a gauge family.
+pub fn gauge(name: &str, help: &str) -> GaugeFamily {
+    let family = GaugeFamily::default();
+    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(name, help, family.clone());
+    family
+}
+
+/// Sets the gauge with these labels.
+pub fn set(family: &GaugeFamily, labels: &[(&str, &str)], value: i64) {
+    let labels: Labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    family.get_or_create(&labels).set(value);
 }
 
 /// Registers a latency histogram family; exposed as `<name>_bucket`, `_sum` and `_count`.

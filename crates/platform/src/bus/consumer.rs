@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::bus::trace;
-use crate::metrics::{self, CounterFamily, HistogramFamily};
+use crate::metrics::{self, CounterFamily, GaugeFamily, HistogramFamily};
 use crate::shutdown::{GRACE_PERIOD, Shutdown};
 
 /// What to do with a message after handling it.
@@ -113,6 +113,7 @@ pub async fn run<H: Handler>(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let permits = Arc::new(Semaphore::new(spec.concurrency));
+    tokio::spawn(report_lag(context.clone(), spec.stream, spec.durable.clone(), shutdown.clone()));
     let mut backoff = Duration::from_millis(200);
     'connect: while !shutdown.is_cancelled() {
         let mut messages = match open(&context, &spec).await {
@@ -169,6 +170,38 @@ pub async fn run<H: Handler>(
         Err(_) => tracing::warn!(consumer = %spec.durable, "acks may not have reached the server in time"),
     }
     Ok(())
+}
+
+static PENDING: LazyLock<GaugeFamily> =
+    LazyLock::new(|| metrics::gauge("bus_consumer_pending", "Messages a durable consumer has not been given yet"));
+static ACK_PENDING: LazyLock<GaugeFamily> =
+    LazyLock::new(|| metrics::gauge("bus_consumer_ack_pending", "Messages given to a durable consumer, not yet acked"));
+static REDELIVERED: LazyLock<GaugeFamily> = LazyLock::new(|| {
+    metrics::gauge("bus_consumer_redelivered", "Messages a durable consumer has been given more than once, unacked")
+});
+
+/// Every 10 s (first after 1 s), the consumer's lag as JetStream reports it (what autoscaling on
+/// lag reads).
+async fn report_lag(context: jetstream::Context, stream: &'static str, durable: String, shutdown: Shutdown) {
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+    loop {
+        if let Ok(stream) = context.get_stream(stream).await
+            && let Ok(mut consumer) = stream.get_consumer::<pull::Config>(&durable).await
+            && let Ok(info) = consumer.info().await
+        {
+            let labels = [("consumer", durable.as_str())];
+            metrics::set(&PENDING, &labels, i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+            metrics::set(&ACK_PENDING, &labels, i64::try_from(info.num_ack_pending).unwrap_or(i64::MAX));
+            metrics::set(&REDELIVERED, &labels, i64::try_from(info.num_redelivered).unwrap_or(i64::MAX));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+    }
 }
 
 async fn open(context: &jetstream::Context, spec: &ConsumerSpec) -> anyhow::Result<pull::Stream> {

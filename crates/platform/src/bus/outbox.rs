@@ -4,7 +4,7 @@
 //! which JetStream's duplicate window and idempotent consumers absorb.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -13,6 +13,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use tokio::sync::Notify;
 
 use crate::bus::trace;
+use crate::metrics::{self, GaugeFamily};
 use crate::shutdown::Shutdown;
 
 /// An event to publish once the surrounding transaction commits.
@@ -40,6 +41,12 @@ pub async fn enqueue(connection: &mut PgConnection, schema: &str, message: &Outb
     Ok(())
 }
 
+/// How often the backlog gauge is refreshed.
+const BACKLOG_REPORT: Duration = Duration::from_secs(5);
+
+static BACKLOG: LazyLock<GaugeFamily> =
+    LazyLock::new(|| metrics::gauge("outbox_backlog", "Rows committed to an outbox and not yet published, by schema"));
+
 /// Publishes one schema's outbox. Woken after commits; also sweeps on an interval so rows left by
 /// a crashed process or a NATS outage go out.
 #[derive(Clone)]
@@ -66,7 +73,14 @@ impl Relay {
     /// Publishes until the outbox is empty or shutdown; returns when shutdown fires.
     pub async fn run(self, shutdown: Shutdown) {
         let mut failures = 0u32;
+        let mut reported: Option<std::time::Instant> = None;
         loop {
+            if reported.is_none_or(|at| at.elapsed() >= BACKLOG_REPORT) {
+                if let Ok(rows) = self.backlog().await {
+                    metrics::set(&BACKLOG, &[("schema", self.schema)], rows);
+                }
+                reported = Some(std::time::Instant::now());
+            }
             match self.drain_once().await {
                 Ok(published) if published as i64 == BATCH => continue,
                 Ok(_) => failures = 0,
