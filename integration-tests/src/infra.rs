@@ -54,6 +54,17 @@ fn pg_bin(tool: &str) -> String {
 impl Infra {
     /// Starts both under `dir` on the given ports (0 picks free ones).
     pub async fn start(dir: &Path, nats_port: u16, postgres_port: u16, durable: bool) -> anyhow::Result<Self> {
+        Self::start_with(dir, nats_port, postgres_port, durable, None).await
+    }
+
+    /// As [`Infra::start`], nats-server also reading `nats_config` (users and permissions, say).
+    pub async fn start_with(
+        dir: &Path,
+        nats_port: u16,
+        postgres_port: u16,
+        durable: bool,
+        nats_config: Option<&str>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
         let logs = dir.join("logs");
@@ -63,7 +74,7 @@ impl Infra {
 
         let nats_dir = dir.join("nats");
         std::fs::create_dir_all(&nats_dir)?;
-        let nats_args: Vec<String> = vec![
+        let mut nats_args: Vec<String> = vec![
             "-js".into(),
             "-sd".into(),
             nats_dir.display().to_string(),
@@ -72,6 +83,11 @@ impl Infra {
             "-p".into(),
             nats_port.to_string(),
         ];
+        if let Some(config) = nats_config {
+            let file = nats_dir.join("server.conf");
+            std::fs::write(&file, config)?;
+            nats_args.extend(["-c".to_owned(), file.display().to_string()]);
+        }
         let nats = Managed::start("nats-server", Path::new("nats-server"), &nats_args, &[], &logs)?;
 
         let as_postgres = is_root();

@@ -82,7 +82,31 @@ impl Stack {
         durable: bool,
         overrides: &[(&'static str, &[(&str, String)])],
     ) -> anyhow::Result<Self> {
-        let infra = Infra::start(dir, ports.nats, ports.postgres, durable).await?;
+        Self::start_with_nats_config(dir, ports, durable, overrides, None).await
+    }
+
+    /// A fresh system whose nats-server also reads `nats_config` (users and permissions).
+    pub async fn start_fresh_with_nats_config(
+        name: &str,
+        overrides: &[(&'static str, &[(&str, String)])],
+        nats_config: &str,
+    ) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut stack =
+            Self::start_with_nats_config(&dir, Ports::default(), false, overrides, Some(nats_config)).await?;
+        stack.temporary = true;
+        Ok(stack)
+    }
+
+    async fn start_with_nats_config(
+        dir: &Path,
+        ports: Ports,
+        durable: bool,
+        overrides: &[(&'static str, &[(&str, String)])],
+        nats_config: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let infra = Infra::start_with(dir, ports.nats, ports.postgres, durable, nats_config).await?;
         let ports = Ports { nats: infra.nats_port, postgres: infra.postgres_port, ..ports }.resolve();
         let logs = infra.dir.join("logs");
         let mail_dir = infra.dir.join("mail");

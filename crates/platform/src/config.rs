@@ -26,12 +26,16 @@ where
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatsConfig {
+    /// One server, or several separated by commas (a cluster's nodes).
     pub url: String,
+    /// The service's NATS user (`deploy/nats/users.conf`); empty connects without credentials.
+    pub user: String,
+    pub password: String,
 }
 
 impl Default for NatsConfig {
     fn default() -> Self {
-        Self { url: "nats://127.0.0.1:4222".into() }
+        Self { url: "nats://127.0.0.1:4222".into(), user: String::new(), password: String::new() }
     }
 }
 

@@ -20,12 +20,16 @@ pub use outbox::{OutboxMessage, Relay};
 pub async fn connect(config: &NatsConfig, service: &str, shutdown: &Shutdown) -> anyhow::Result<async_nats::Client> {
     let mut delay = Duration::from_millis(100);
     loop {
-        let options = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new()
             .name(service)
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(5));
-        let attempt = tokio::time::timeout(Duration::from_secs(5), options.connect(&config.url)).await;
+        if !config.user.is_empty() {
+            options = options.user_and_password(config.user.clone(), config.password.clone());
+        }
+        let servers: Vec<&str> = config.url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let attempt = tokio::time::timeout(Duration::from_secs(5), options.connect(servers.as_slice())).await;
         match attempt {
             Ok(Ok(client)) => {
                 let mut ready = false;
