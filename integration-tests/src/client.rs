@@ -47,7 +47,7 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = async_nats::connect(url).await?;
+        let client = crate::nats_connect(url).await?;
         Ok(Self { jetstream: async_nats::jetstream::new(client) })
     }
 

@@ -13,9 +13,22 @@ pub struct Infra {
     pub nats_port: u16,
     pub postgres_port: u16,
     nats: Managed,
+    /// The other nodes of a cluster, with their client ports.
+    peers: Vec<(Managed, u16)>,
     pg_data: PathBuf,
     as_postgres: bool,
     postgres_options: String,
+}
+
+/// How nats-server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nats<'a> {
+    /// One server, no authentication.
+    Plain,
+    /// One server also reading this configuration (users and permissions, say).
+    Config(&'a str),
+    /// Three clustered nodes on loopback.
+    Cluster,
 }
 
 fn is_root() -> bool {
@@ -54,16 +67,16 @@ fn pg_bin(tool: &str) -> String {
 impl Infra {
     /// Starts both under `dir` on the given ports (0 picks free ones).
     pub async fn start(dir: &Path, nats_port: u16, postgres_port: u16, durable: bool) -> anyhow::Result<Self> {
-        Self::start_with(dir, nats_port, postgres_port, durable, None).await
+        Self::start_with(dir, nats_port, postgres_port, durable, Nats::Plain).await
     }
 
-    /// As [`Infra::start`], nats-server also reading `nats_config` (users and permissions, say).
+    /// As [`Infra::start`], with nats-server set up as `nats` says.
     pub async fn start_with(
         dir: &Path,
         nats_port: u16,
         postgres_port: u16,
         durable: bool,
-        nats_config: Option<&str>,
+        nats: Nats<'_>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
@@ -83,10 +96,50 @@ impl Infra {
             "-p".into(),
             nats_port.to_string(),
         ];
-        if let Some(config) = nats_config {
+        if let Nats::Config(config) = nats {
             let file = nats_dir.join("server.conf");
             std::fs::write(&file, config)?;
             nats_args.extend(["-c".to_owned(), file.display().to_string()]);
+        }
+        let mut peers = Vec::new();
+        if nats == Nats::Cluster {
+            // Three nodes on loopback, each routing to the others; JetStream keeps replicated
+            // streams on all three.
+            let clients = [nats_port, free_port(), free_port()];
+            let routes = [free_port(), free_port(), free_port()];
+            let all_routes = routes.map(|r| format!("nats://127.0.0.1:{r}")).join(",");
+            let node_args = |i: usize, store: &Path| -> Vec<String> {
+                vec![
+                    "-js".into(),
+                    "-sd".into(),
+                    store.display().to_string(),
+                    "-a".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    clients[i].to_string(),
+                    "-n".into(),
+                    format!("node-{}", i + 1),
+                    "--cluster_name".into(),
+                    "messaging".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{}", routes[i]),
+                    "--routes".into(),
+                    all_routes.clone(),
+                ]
+            };
+            nats_args = node_args(0, &nats_dir);
+            for (i, client_port) in clients.iter().enumerate().skip(1) {
+                let store = dir.join(format!("nats-{}", i + 1));
+                std::fs::create_dir_all(&store)?;
+                let node = Managed::start(
+                    &format!("nats-server-{}", i + 1),
+                    Path::new("nats-server"),
+                    &node_args(i, &store),
+                    &[],
+                    &logs,
+                )?;
+                peers.push((node, *client_port));
+            }
         }
         let nats = Managed::start("nats-server", Path::new("nats-server"), &nats_args, &[], &logs)?;
 
@@ -110,10 +163,21 @@ impl Infra {
         if !durable {
             options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
-        let infra =
-            Self { dir: dir.clone(), nats_port, postgres_port, nats, pg_data, as_postgres, postgres_options: options };
+        let infra = Self {
+            dir: dir.clone(),
+            nats_port,
+            postgres_port,
+            nats,
+            peers,
+            pg_data,
+            as_postgres,
+            postgres_options: options,
+        };
         infra.start_postgres().await?;
         wait_for_port(nats_port, "nats-server").await?;
+        for (_, port) in &infra.peers {
+            wait_for_port(*port, "nats-server").await?;
+        }
         infra.create_database().await?;
         Ok(infra)
     }
@@ -131,8 +195,46 @@ impl Infra {
         Ok(())
     }
 
+    /// The server's URL; a cluster's nodes, comma-separated.
     pub fn nats_url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.nats_port)
+        std::iter::once(self.nats_port)
+            .chain(self.peers.iter().map(|(_, port)| *port))
+            .map(|port| format!("nats://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Whether nats-server runs as a 3-node cluster.
+    pub fn clustered(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    /// kill -9 one node of the cluster (0 is the first).
+    pub async fn kill_nats_node(&mut self, node: usize) {
+        match node {
+            0 => self.nats.kill9().await,
+            n => {
+                if let Some((peer, _)) = self.peers.get_mut(n - 1) {
+                    peer.kill9().await;
+                }
+            }
+        }
+    }
+
+    /// Starts a killed node again on its own store.
+    pub async fn restart_nats_node(&mut self, node: usize) -> anyhow::Result<()> {
+        let port = match node {
+            0 => {
+                self.nats.restart()?;
+                self.nats_port
+            }
+            n => {
+                let (peer, port) = self.peers.get_mut(n - 1).ok_or_else(|| anyhow::anyhow!("no node {n}"))?;
+                peer.restart()?;
+                *port
+            }
+        };
+        wait_for_port(port, "nats-server").await
     }
 
     pub fn database_url(&self) -> String {
@@ -184,7 +286,7 @@ impl Infra {
             &pg_bin("pg_ctl"),
             &["-D", &self.pg_data.display().to_string(), "-m", "fast", "-w", "stop"],
         );
-        if let Some(pid) = self.nats.pid() {
+        for pid in std::iter::once(self.nats.pid()).chain(self.peers.iter().map(|(peer, _)| peer.pid())).flatten() {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
         }
     }

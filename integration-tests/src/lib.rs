@@ -10,7 +10,7 @@ pub mod quiesce;
 pub mod seed;
 pub mod stack;
 
-pub use infra::Infra;
+pub use infra::{Infra, Nats};
 pub use stack::{Ports, Stack};
 
 use std::path::PathBuf;
@@ -91,4 +91,10 @@ pub async fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
         tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
     })
     .await
+}
+
+/// A NATS client for `url`: one server, or a cluster's nodes separated by commas.
+pub async fn nats_connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let servers: Vec<&str> = url.split(',').collect();
+    async_nats::ConnectOptions::new().connect(servers.as_slice()).await
 }

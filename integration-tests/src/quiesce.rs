@@ -46,7 +46,7 @@ async fn idle(jetstream: &jetstream::Context, pool: &sqlx::PgPool) -> bool {
 impl Stack {
     /// Returns once nothing is left to do anywhere (twice in a row, 300 ms apart).
     pub async fn quiesce(&self) -> anyhow::Result<()> {
-        let jetstream = jetstream::new(async_nats::connect(self.infra.nats_url()).await?);
+        let jetstream = jetstream::new(crate::nats_connect(&self.infra.nats_url()).await?);
         let pool = sqlx::PgPool::connect(&self.infra.database_url()).await?;
         eventually(Duration::from_secs(60), "the system to go idle", || {
             let (jetstream, pool) = (jetstream.clone(), pool.clone());

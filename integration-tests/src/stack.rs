@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::infra::Infra;
+use crate::infra::{Infra, Nats};
 use crate::process::Managed;
 use crate::{bin_dir, free_port, repo_root, wait_for_port};
 
@@ -82,7 +82,19 @@ impl Stack {
         durable: bool,
         overrides: &[(&'static str, &[(&str, String)])],
     ) -> anyhow::Result<Self> {
-        Self::start_with_nats_config(dir, ports, durable, overrides, None).await
+        Self::start_with_nats(dir, ports, durable, overrides, Nats::Plain).await
+    }
+
+    /// A fresh system on a 3-node NATS cluster, every stream replicated to all three nodes.
+    pub async fn start_fresh_clustered(
+        name: &str,
+        overrides: &[(&'static str, &[(&str, String)])],
+    ) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut stack = Self::start_with_nats(&dir, Ports::default(), false, overrides, Nats::Cluster).await?;
+        stack.temporary = true;
+        Ok(stack)
     }
 
     /// A fresh system whose nats-server also reads `nats_config` (users and permissions).
@@ -94,19 +106,19 @@ impl Stack {
         let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut stack =
-            Self::start_with_nats_config(&dir, Ports::default(), false, overrides, Some(nats_config)).await?;
+            Self::start_with_nats(&dir, Ports::default(), false, overrides, Nats::Config(nats_config)).await?;
         stack.temporary = true;
         Ok(stack)
     }
 
-    async fn start_with_nats_config(
+    async fn start_with_nats(
         dir: &Path,
         ports: Ports,
         durable: bool,
         overrides: &[(&'static str, &[(&str, String)])],
-        nats_config: Option<&str>,
+        nats: Nats<'_>,
     ) -> anyhow::Result<Self> {
-        let infra = Infra::start_with(dir, ports.nats, ports.postgres, durable, nats_config).await?;
+        let infra = Infra::start_with(dir, ports.nats, ports.postgres, durable, nats).await?;
         let ports = Ports { nats: infra.nats_port, postgres: infra.postgres_port, ..ports }.resolve();
         let logs = infra.dir.join("logs");
         let mail_dir = infra.dir.join("mail");
@@ -137,6 +149,7 @@ impl Stack {
 
         let env: Vec<(String, String)> = [
             ("MSG_NATS__URL", infra.nats_url()),
+            ("MSG_NATS__STREAM_REPLICAS", if infra.clustered() { "3" } else { "1" }.to_owned()),
             ("MSG_DATABASE__URL", infra.database_url()),
             ("MSG_TELEMETRY__LOG_FORMAT", "json".to_owned()),
             ("MSG_TWILIO__BASE_URL", format!("http://127.0.0.1:{}", ports.sim)),

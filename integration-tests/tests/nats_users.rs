@@ -78,7 +78,7 @@ async fn each_service_publishes_only_its_own_subjects() -> anyhow::Result<()> {
         streams::DEAD_LETTER,
         streams::DIRECTORY,
     ];
-    streams::ensure(&async_nats::jetstream::new(admin), &specs).await?;
+    streams::ensure(&async_nats::jetstream::new(admin), &specs, 1).await?;
 
     let cases: &[(&str, &str, bool)] = &[
         ("scheduler", "jobs.acc_a.job.scheduled", true),

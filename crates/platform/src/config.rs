@@ -22,6 +22,26 @@ where
         .try_deserialize()
 }
 
+/// A number or flag given either as itself (a TOML file) or as text (an environment variable
+/// inside a flattened section, which reaches serde untyped).
+fn lenient<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given<T> {
+        Typed(T),
+        Text(String),
+    }
+    match Given::<T>::deserialize(deserializer)? {
+        Given::Typed(value) => Ok(value),
+        Given::Text(text) => text.trim().parse().map_err(serde::de::Error::custom),
+    }
+}
+
 /// Where NATS is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -31,11 +51,14 @@ pub struct NatsConfig {
     /// The service's NATS user (`deploy/nats/users.conf`); empty connects without credentials.
     pub user: String,
     pub password: String,
+    /// Servers each stream is kept on: 3 on a 3-node cluster.
+    #[serde(deserialize_with = "lenient")]
+    pub stream_replicas: usize,
 }
 
 impl Default for NatsConfig {
     fn default() -> Self {
-        Self { url: "nats://127.0.0.1:4222".into(), user: String::new(), password: String::new() }
+        Self { url: "nats://127.0.0.1:4222".into(), user: String::new(), password: String::new(), stream_replicas: 1 }
     }
 }
 
@@ -44,13 +67,17 @@ impl Default for NatsConfig {
 #[serde(default)]
 pub struct DatabaseConfig {
     pub url: String,
+    #[serde(deserialize_with = "lenient")]
     pub max_connections: u32,
     /// Run the migrations in `migrations/` at start-up.
+    #[serde(deserialize_with = "lenient")]
     pub migrate: bool,
     /// Cancels any statement running longer (milliseconds); 0 leaves Postgres's own setting.
+    #[serde(deserialize_with = "lenient")]
     pub statement_timeout_ms: u64,
     /// Ping a pooled connection before each use (one more round trip per query, but a
     /// connection Postgres dropped is replaced before anything fails on it).
+    #[serde(deserialize_with = "lenient")]
     pub ping_before_use: bool,
 }
 
@@ -104,4 +131,20 @@ macro_rules! service_config {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    use super::{DatabaseConfig, NatsConfig};
+
+    #[test]
+    fn numbers_and_flags_come_typed_or_as_text() {
+        let from_env: NatsConfig = serde_json::from_str(r#"{"stream_replicas": "3"}"#).expect("text");
+        let from_file: NatsConfig = serde_json::from_str(r#"{"stream_replicas": 3}"#).expect("typed");
+        assert_eq!((from_env.stream_replicas, from_file.stream_replicas), (3, 3));
+        let db: DatabaseConfig =
+            serde_json::from_str(r#"{"max_connections": "7", "migrate": "false"}"#).expect("text flags");
+        assert_eq!((db.max_connections, db.migrate), (7, false));
+        assert!(serde_json::from_str::<NatsConfig>(r#"{"stream_replicas": "three"}"#).is_err());
+    }
 }

@@ -27,7 +27,7 @@ impl Runtime {
     ) -> anyhow::Result<Self> {
         let pool = db::connect(&common.database, shutdown).await?;
         let nats = bus::connect(&common.nats, service, shutdown).await?;
-        let jetstream = bus::jetstream(nats.clone(), streams, shutdown).await?;
+        let jetstream = bus::jetstream(nats.clone(), streams, common.nats.stream_replicas, shutdown).await?;
         Ok(Self { nats, pool, jetstream })
     }
 

@@ -60,13 +60,14 @@ pub async fn connect(config: &NatsConfig, service: &str, shutdown: &Shutdown) ->
 pub async fn jetstream(
     client: async_nats::Client,
     streams: &[streams::StreamSpec],
+    replicas: usize,
     shutdown: &Shutdown,
 ) -> anyhow::Result<jetstream::Context> {
     let context = jetstream::new(client);
     // A busy or restarting server can time out a stream request; keep trying, as connect does.
     let mut delay = Duration::from_millis(200);
     loop {
-        match streams::ensure(&context, streams).await {
+        match streams::ensure(&context, streams, replicas).await {
             Ok(()) => return Ok(context),
             Err(error) if shutdown.is_cancelled() => return Err(error),
             Err(error) => tracing::warn!(error = %format!("{error:#}"), "streams not ensured yet; retrying"),

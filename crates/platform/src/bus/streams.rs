@@ -81,7 +81,7 @@ pub const DIRECTORY: StreamSpec = StreamSpec {
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 impl StreamSpec {
-    fn config(&self) -> stream::Config {
+    fn config(&self, replicas: usize) -> stream::Config {
         stream::Config {
             name: self.name.to_owned(),
             subjects: vec![self.subjects.to_owned()],
@@ -94,16 +94,18 @@ impl StreamSpec {
             max_age: self.max_age,
             max_messages_per_subject: self.max_per_subject,
             duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: replicas.max(1),
             ..Default::default()
         }
     }
 }
 
-/// Creates each stream or updates it to the catalog's definition.
-pub async fn ensure(context: &jetstream::Context, specs: &[StreamSpec]) -> anyhow::Result<()> {
+/// Creates each stream or updates it to the catalog's definition, kept on `replicas` servers
+/// (3 on the clustered deployment, 1 on a single server).
+pub async fn ensure(context: &jetstream::Context, specs: &[StreamSpec], replicas: usize) -> anyhow::Result<()> {
     for spec in specs {
         context
-            .create_or_update_stream(spec.config())
+            .create_or_update_stream(spec.config(replicas))
             .await
             .map_err(|error| anyhow::anyhow!("ensuring stream {}: {error}", spec.name))?;
     }
