@@ -123,7 +123,7 @@ pub async fn listen(pool: PgPool, signals: broadcast::Sender<String>, shutdown: 
         };
         if let Err(error) = listener.listen(CHANNEL).await {
             tracing::warn!(%error, "change listener cannot listen; retrying");
-            continue;
+            tokio::select! { () = shutdown.cancelled() => return, () = tokio::time::sleep(Duration::from_secs(1)) => continue }
         }
         loop {
             tokio::select! {
