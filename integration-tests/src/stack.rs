@@ -90,11 +90,7 @@ impl Stack {
         name: &str,
         overrides: &[(&'static str, &[(&str, String)])],
     ) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut stack = Self::start_with_nats(&dir, Ports::default(), false, overrides, Nats::Cluster).await?;
-        stack.temporary = true;
-        Ok(stack)
+        Self::fresh(name, overrides, Nats::Cluster).await
     }
 
     /// A fresh system whose nats-server also reads `nats_config` (users and permissions).
@@ -103,10 +99,18 @@ impl Stack {
         overrides: &[(&'static str, &[(&str, String)])],
         nats_config: &str,
     ) -> anyhow::Result<Self> {
+        Self::fresh(name, overrides, Nats::Config(nats_config)).await
+    }
+
+    /// A fresh system in a throwaway directory named after the test, removed by a clean stop.
+    async fn fresh(
+        name: &str,
+        overrides: &[(&'static str, &[(&str, String)])],
+        nats: Nats<'_>,
+    ) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut stack =
-            Self::start_with_nats(&dir, Ports::default(), false, overrides, Nats::Config(nats_config)).await?;
+        let mut stack = Self::start_with_nats(&dir, Ports::default(), false, overrides, nats).await?;
         stack.temporary = true;
         Ok(stack)
     }
@@ -207,11 +211,7 @@ impl Stack {
 
     /// [`Stack::start_fresh`] with extra variables for some services.
     pub async fn start_fresh_with(name: &str, overrides: &[(&'static str, &[(&str, String)])]) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut stack = Self::start_configured(&dir, Ports::default(), false, overrides).await?;
-        stack.temporary = true;
-        Ok(stack)
+        Self::fresh(name, overrides, Nats::Plain).await
     }
 
     /// Whether a service's process has exited (crashed, say).

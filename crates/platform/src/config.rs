@@ -75,10 +75,6 @@ pub struct DatabaseConfig {
     /// Cancels any statement running longer (milliseconds); 0 leaves Postgres's own setting.
     #[serde(deserialize_with = "lenient")]
     pub statement_timeout_ms: u64,
-    /// Ping a pooled connection before each use (one more round trip per query, but a
-    /// connection Postgres dropped is replaced before anything fails on it).
-    #[serde(deserialize_with = "lenient")]
-    pub ping_before_use: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -88,7 +84,6 @@ impl Default for DatabaseConfig {
             max_connections: 10,
             migrate: true,
             statement_timeout_ms: 0,
-            ping_before_use: true,
         }
     }
 }

@@ -39,10 +39,7 @@ pub fn connect_options(config: &DatabaseConfig) -> anyhow::Result<PgConnectOptio
 
 /// Connects, retrying until Postgres answers or shutdown, then migrates if configured.
 pub async fn connect(config: &DatabaseConfig, shutdown: &Shutdown) -> anyhow::Result<PgPool> {
-    let options = PgPoolOptions::new()
-        .max_connections(config.max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .test_before_acquire(config.ping_before_use);
+    let options = PgPoolOptions::new().max_connections(config.max_connections).acquire_timeout(Duration::from_secs(10));
     let connect_options = connect_options(config)?;
     let mut delay = Duration::from_millis(100);
     let pool = loop {

@@ -50,9 +50,6 @@ impl Default for Config {
         let mut common = CommonConfig::default();
         // Every feed query is an index lookup; one that runs longer is cancelled, not queued behind.
         common.database.statement_timeout_ms = 3000;
-        // A page is one query: no extra round trip to ping the connection first. A connection
-        // Postgres dropped fails one call with UNAVAILABLE and is replaced.
-        common.database.ping_before_use = false;
         Self {
             common,
             listen: "127.0.0.1:50051".into(),

@@ -45,27 +45,21 @@ impl Handler for Projector {
             return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject));
         };
         let payload = delivery.payload.as_ref();
+        // Decodes the event (or dead-letters it) and applies it.
+        macro_rules! apply {
+            ($event:ty, $method:ident) => {
+                match decode::<$event>(payload, account, kind, |e| &e.account_id) {
+                    Ok(event) => self.$method(event).await,
+                    Err(dead) => return dead,
+                }
+            };
+        }
         let result = match kind {
-            "queued" => match decode::<MessageQueued>(payload, account, kind, |e| &e.account_id) {
-                Ok(event) => self.queued(event).await,
-                Err(dead) => return dead,
-            },
-            "status" => match decode::<StatusChanged>(payload, account, kind, |e| &e.account_id) {
-                Ok(event) => self.status(event).await,
-                Err(dead) => return dead,
-            },
-            "received" => match decode::<MessageReceived>(payload, account, kind, |e| &e.account_id) {
-                Ok(event) => self.received(event).await,
-                Err(dead) => return dead,
-            },
-            "delivery_unknown" => match decode::<DeliveryUnknown>(payload, account, kind, |e| &e.account_id) {
-                Ok(event) => self.delivery_unknown(event).await,
-                Err(dead) => return dead,
-            },
-            "opt_out" => match decode::<OptOutChanged>(payload, account, kind, |e| &e.account_id) {
-                Ok(event) => self.opt_out(event).await,
-                Err(dead) => return dead,
-            },
+            "queued" => apply!(MessageQueued, queued),
+            "status" => apply!(StatusChanged, status),
+            "received" => apply!(MessageReceived, received),
+            "delivery_unknown" => apply!(DeliveryUnknown, delivery_unknown),
+            "opt_out" => apply!(OptOutChanged, opt_out),
             _ => return Outcome::Ack,
         };
         match result {

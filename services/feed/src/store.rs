@@ -149,6 +149,7 @@ pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
 }
 
 /// One predicate a branch adds beside the shared filters.
+#[derive(Clone)]
 enum Narrow<'a> {
     Column(&'static str, &'a str),
     Customers(&'a Matches),
@@ -183,21 +184,13 @@ fn branches<'a>(filter: &'a Filter, matches: Option<&'a Matches>) -> Vec<Vec<Nar
     let mut all = Vec::new();
     for source in sources {
         for value in split() {
-            all.push([value, source.as_ref().map(Narrow::clone_ref)].into_iter().flatten().collect());
+            all.push([value, source.clone()].into_iter().flatten().collect());
         }
     }
     all
 }
 
 impl Narrow<'_> {
-    fn clone_ref(&self) -> Self {
-        match self {
-            Narrow::Column(column, value) => Narrow::Column(column, value),
-            Narrow::Customers(m) => Narrow::Customers(m),
-            Narrow::Strangers(pattern) => Narrow::Strangers(pattern.clone()),
-        }
-    }
-
     fn push(&self, query: &mut QueryBuilder<Postgres>, account: &AccountId) {
         match self {
             Narrow::Column(column, value) => {
