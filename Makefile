@@ -12,12 +12,14 @@ export WEBHOOK_PORT ?= 18080
 export SIM_PORT ?= 14010
 export SMTP_PORT ?= 12525
 
-.PHONY: help deps run token test fmt-check clippy lint-proto unit e2e build bench-gateways bench-feed
+.PHONY: help deps run token test fmt-check clippy lint-proto unit e2e build bench chaos bench-gateways bench-feed
 
 help:
 	@echo "make run     - the whole system on this machine, with a demo (Ctrl-C stops it)"
 	@echo "make test    - fmt check, clippy -D warnings, unit and end-to-end tests"
 	@echo "make token ACCOUNT=<id> - a dev bearer token for FeedService"
+	@echo "make bench    - the whole system under load: events/s, latencies, CPU, memory, beside the floor"
+	@echo "make chaos    - thousands of events under kill -9, broker and database restarts, provider faults"
 	@echo "make bench-gateways - SMS gateway messages/s with 1, 2, 4 processes, and the per-number limit"
 	@echo "make bench-feed - FeedService p50/p99 at 10 million messages beside raw SQL"
 
@@ -64,6 +66,18 @@ lint-proto:
 # Outside clients (nats-py, grpcio, twilio) against a running system.
 pytest: deps build
 	$(PY) -m pytest -q integration-tests/python
+
+# The whole system under load at BENCH_RATES job events/s (default 250,500,1000,2000) for BENCH_SECONDS
+# each, beside the floor: the same broker and database operations done by one minimal program.
+bench: deps
+	cargo build --release --workspace --bins
+	MSG_BIN_DIR=target/release target/release/bench-load
+
+# Thousands of job events (CHAOS_EVENTS, CHAOS_RATE) while services are killed, nats-server and
+# Postgres restart and the provider fails; then every invariant, with counts. CHAOS_SEED replays one.
+chaos: deps
+	cargo build --release --workspace --bins
+	MSG_BIN_DIR=target/release target/release/chaos
 
 # SMS gateway throughput against the simulator (50 ms latency) with 1, 2 and 4 processes, beside
 # the floor of direct provider calls; then the per-number limit holding. BENCH_MESSAGES=1000.

@@ -163,6 +163,11 @@ impl Infra {
         if !durable {
             options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
+        // More server settings for one run (e.g. `-c shared_preload_libraries=pg_stat_statements`).
+        if let Ok(extra) = std::env::var("MSG_POSTGRES_OPTIONS") {
+            options.push(' ');
+            options.push_str(&extra);
+        }
         let infra = Self {
             dir: dir.clone(),
             nats_port,
@@ -235,6 +240,17 @@ impl Infra {
             }
         };
         wait_for_port(port, "nats-server").await
+    }
+
+    /// The first node's process id.
+    pub fn nats_pid(&self) -> Option<u32> {
+        self.nats.pid()
+    }
+
+    /// The postmaster's process id (the first line of `postmaster.pid`).
+    pub fn postgres_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.pg_data.join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
     }
 
     pub fn database_url(&self) -> String {

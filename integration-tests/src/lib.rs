@@ -4,7 +4,10 @@
 
 pub mod client;
 pub mod events;
+pub mod floor;
 pub mod infra;
+pub mod load;
+pub mod measure;
 pub mod process;
 pub mod quiesce;
 pub mod seed;

@@ -43,6 +43,19 @@ async fn idle(jetstream: &jetstream::Context, pool: &sqlx::PgPool) -> bool {
     true
 }
 
+/// Messages waiting or delivered and not yet acknowledged, by consumer (stream/durable).
+pub async fn backlog(jetstream: &jetstream::Context) -> Vec<(String, u64)> {
+    let mut backlog = Vec::new();
+    for (stream, durable) in CONSUMERS {
+        let Ok(source) = jetstream.get_stream(*stream).await else { continue };
+        let Ok(mut consumer) = source.get_consumer::<pull::Config>(durable).await else { continue };
+        if let Ok(info) = consumer.info().await {
+            backlog.push((format!("{stream}/{durable}"), info.num_pending + info.num_ack_pending as u64));
+        }
+    }
+    backlog
+}
+
 impl Stack {
     /// Returns once nothing is left to do anywhere (twice in a row, 300 ms apart).
     pub async fn quiesce(&self) -> anyhow::Result<()> {

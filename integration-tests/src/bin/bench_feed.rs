@@ -16,6 +16,7 @@ use messaging_feed::store::{self, Cursor, Filter, Order, ThreadOf};
 use messaging_feed::threads;
 use messaging_integration_tests::Stack;
 use messaging_integration_tests::client::{token, with_bearer};
+use messaging_integration_tests::measure::percentile;
 use messaging_integration_tests::seed::{self, FIRST_NAMES, LAST_NAMES, Sizes};
 use messaging_proto::time::timestamp;
 use messaging_proto::v1::feed_service_client::FeedServiceClient;
@@ -131,11 +132,6 @@ async fn grpc(
         }
         None => client.list_messages(with_bearer(call.list_request(), &token)).await?.into_inner().messages.len(),
     })
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 struct Scenario {

@@ -95,6 +95,7 @@ async fn create(
     if let Err(denied) = authorized(&state, &account, &headers) {
         return *denied;
     }
+    let arrived = Utc::now();
     let faults = state.faults();
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
@@ -104,11 +105,12 @@ async fn create(
         return twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.");
     };
     let body = param("Body");
-    state.record_request(SimRequest {
+    let request = state.record_request(SimRequest {
         to: to.clone(),
         body: body.clone().unwrap_or_default(),
-        at: Utc::now(),
+        at: arrived,
         params: form.clone(),
+        fault: None,
     });
     if body.is_none() && param("MediaUrl").is_none() && param("ContentSid").is_none() {
         return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
@@ -164,10 +166,12 @@ async fn create(
     let roll: f64 = rand::random();
     let mut threshold = faults.error_500_rate;
     if roll < threshold {
+        state.mark_fault(request, "error_500");
         return twilio_error(StatusCode::INTERNAL_SERVER_ERROR, 20500, "Internal Server Error");
     }
     threshold += faults.error_429_rate;
     if roll < threshold {
+        state.mark_fault(request, "error_429");
         let mut response = twilio_error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
         response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
         return response;
@@ -195,10 +199,12 @@ async fn create(
     callbacks::spawn_lifecycle(state.clone(), message.sid.clone());
     threshold += faults.accept_then_500_rate;
     if roll < threshold {
+        state.mark_fault(request, "accept_then_500");
         return twilio_error(StatusCode::INTERNAL_SERVER_ERROR, 20500, "Internal Server Error");
     }
     threshold += faults.timeout_rate;
     if roll < threshold {
+        state.mark_fault(request, "timeout");
         tokio::time::sleep(Duration::from_secs(120)).await;
     }
     (StatusCode::CREATED, Json(resource(&state, &message))).into_response()

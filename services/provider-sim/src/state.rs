@@ -66,9 +66,12 @@ pub struct SimMessage {
 pub struct SimRequest {
     pub to: String,
     pub body: String,
+    /// When the request arrived, before any injected latency.
     pub at: DateTime<Utc>,
     /// Every form parameter as sent, for conformance checks of clients.
     pub params: Vec<(String, String)>,
+    /// The fault injected into the answer, if any: `error_500`, `error_429`, `accept_then_500`, `timeout`.
+    pub fault: Option<&'static str>,
 }
 
 pub struct SimState {
@@ -118,9 +121,16 @@ impl SimState {
         self.messages.lock().ok()?.get(position).cloned()
     }
 
-    pub fn record_request(&self, request: SimRequest) {
-        if let Ok(mut requests) = self.requests.lock() {
-            requests.push(request);
+    /// Records a request; returns its position for [`SimState::mark_fault`].
+    pub fn record_request(&self, request: SimRequest) -> usize {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        requests.push(request);
+        requests.len() - 1
+    }
+
+    pub fn mark_fault(&self, request: usize, fault: &'static str) {
+        if let Some(recorded) = self.requests.lock().unwrap_or_else(|p| p.into_inner()).get_mut(request) {
+            recorded.fault = Some(fault);
         }
     }
 

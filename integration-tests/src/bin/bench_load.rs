@@ -1,0 +1,279 @@
+//! `make bench`: the whole system under load on this machine. For each rate in `BENCH_RATES`
+//! (job events/s, default 250,500,1000,2000) it publishes `job.scheduled` events for
+//! `BENCH_SECONDS` (default 10) across `BENCH_ACCOUNTS` accounts (default 20), each for a new
+//! customer with a phone, and reports: events and messages per second and whether the backlog
+//! stayed flat, p50 / p99 from the event to its provider call and to WatchFeed showing it, CPU
+//! seconds per 1,000 messages; then peak memory per service. The floor is the broker and database
+//! work counted per event in the first run, done by one minimal program (`floor.rs`); the ratio is
+//! the highest rate the system sustained over the floor's. The simulator answers after
+//! `BENCH_PROVIDER_LATENCY_MS` (default 50).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use chrono::{DateTime, Utc};
+use messaging_integration_tests::client::{Publisher, sim_faults};
+use messaging_integration_tests::floor::{self, Counters, Ops};
+use messaging_integration_tests::load::{FeedWatch, Load, Published, provider_requests, publish_paced};
+use messaging_integration_tests::measure::{cpu_seconds, cpu_seconds_with_children, peak_rss_mib, percentile};
+use messaging_integration_tests::quiesce::backlog;
+use messaging_integration_tests::stack::SERVICES;
+use messaging_integration_tests::{Stack, nats_connect};
+use serde_json::json;
+
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// CPU seconds used so far by each service, nats-server and Postgres (all its backends).
+fn cpu(stack: &Stack) -> BTreeMap<String, f64> {
+    let mut used: BTreeMap<String, f64> =
+        SERVICES.iter().map(|s| (s.to_string(), stack.pid(s).and_then(cpu_seconds).unwrap_or(0.0))).collect();
+    used.insert("nats-server".into(), stack.infra.nats_pid().and_then(cpu_seconds).unwrap_or(0.0));
+    used.insert("postgres".into(), stack.infra.postgres_pid().map(cpu_seconds_with_children).unwrap_or(0.0));
+    used.insert("provider-sim".into(), stack.sim.pid().and_then(cpu_seconds).unwrap_or(0.0));
+    used
+}
+
+struct Phase {
+    rate: f64,
+    events: usize,
+    acknowledged: usize,
+    /// Provider calls per second while events were being published.
+    delivered_rate: f64,
+    backlog_mid: u64,
+    backlog_end: u64,
+    /// The consumers holding the backlog when publishing stopped, largest first.
+    behind: Vec<(String, u64)>,
+    /// From the last publish until the last provider call.
+    drain: Duration,
+    to_provider: Vec<Duration>,
+    to_feed: Vec<Duration>,
+    missing_provider: usize,
+    missing_feed: usize,
+    cpu: BTreeMap<String, f64>,
+}
+
+impl Phase {
+    fn kept_up(&self) -> bool {
+        self.missing_provider == 0
+            && self.acknowledged == self.events
+            && (self.backlog_end as f64) < self.rate
+            && self.drain < Duration::from_secs(2)
+    }
+}
+
+/// Time from each event's publish to its number being seen, sorted; and how many were never seen.
+fn latencies(published: &Published, seen: &std::collections::HashMap<String, DateTime<Utc>>) -> (Vec<Duration>, usize) {
+    let mut found = Vec::with_capacity(published.at.len());
+    let mut missing = 0;
+    for (n, at) in &published.at {
+        match seen.get(&Load::phone(*n)) {
+            Some(seen_at) => found.push((*seen_at - *at).to_std().unwrap_or_default()),
+            None => missing += 1,
+        }
+    }
+    found.sort();
+    (found, missing)
+}
+
+async fn run_phase(
+    stack: &Stack,
+    jetstream: &jetstream::Context,
+    load: &Load,
+    feed: &FeedWatch,
+    first: usize,
+    rate: f64,
+    seconds: f64,
+) -> anyhow::Result<Phase> {
+    let events = (rate * seconds) as usize;
+    let cpu_before = cpu(stack);
+    let sampler = {
+        let jetstream = jetstream.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(seconds / 2.0)).await;
+            backlog(&jetstream).await.iter().map(|(_, n)| n).sum::<u64>()
+        })
+    };
+    let started = Utc::now();
+    let published = publish_paced(jetstream, load, first, first + events, rate).await?;
+    let ended = Utc::now();
+    let mut behind = backlog(jetstream).await;
+    let backlog_end = behind.iter().map(|(_, n)| n).sum();
+    behind.retain(|(_, n)| *n > 0);
+    behind.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    let backlog_mid = sampler.await.unwrap_or(0);
+
+    // Wait for the stragglers: every number at the provider and in the feed, or two minutes.
+    let wanted: Vec<String> = (first..first + events).map(Load::phone).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut provider = std::collections::HashMap::new();
+    loop {
+        for (to, at) in provider_requests(stack.ports.sim).await? {
+            provider.entry(to).or_insert(at);
+        }
+        let seen = feed.seen();
+        let done = wanted.iter().all(|p| provider.contains_key(p) && seen.contains_key(p));
+        if done || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stack.quiesce().await?;
+    let cpu_after = cpu(stack);
+
+    let (to_provider, missing_provider) = latencies(&published, &provider);
+    let (to_feed, missing_feed) = latencies(&published, &feed.seen());
+    let in_window = wanted.iter().filter_map(|p| provider.get(p)).filter(|at| **at <= ended).count();
+    let last = wanted.iter().filter_map(|p| provider.get(p)).max().copied().unwrap_or(ended);
+    Ok(Phase {
+        rate,
+        events,
+        acknowledged: published.acknowledged,
+        delivered_rate: in_window as f64 / (ended - started).to_std().unwrap_or_default().as_secs_f64().max(0.001),
+        backlog_mid,
+        backlog_end,
+        behind,
+        drain: (last - ended).to_std().unwrap_or_default(),
+        to_provider,
+        to_feed,
+        missing_provider,
+        missing_feed,
+        cpu: cpu_after.iter().map(|(k, v)| (k.clone(), v - cpu_before.get(k).copied().unwrap_or(0.0))).collect(),
+    })
+}
+
+fn print_phase(phase: &Phase) {
+    let messages = (phase.events - phase.missing_provider).max(1) as f64;
+    let total_cpu: f64 = phase.cpu.values().sum();
+    println!(
+        "{:>7.0} {:>7} {:>9.0} {:>8} {:>8} {:>7.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>7}",
+        phase.rate,
+        phase.events,
+        phase.delivered_rate,
+        phase.backlog_mid,
+        phase.backlog_end,
+        phase.drain.as_secs_f64(),
+        percentile(&phase.to_provider, 0.5),
+        percentile(&phase.to_provider, 0.99),
+        percentile(&phase.to_feed, 0.5),
+        percentile(&phase.to_feed, 0.99),
+        total_cpu / messages * 1000.0,
+        if phase.kept_up() { "yes" } else { "no" },
+    );
+    if !phase.kept_up() {
+        let behind: Vec<String> = phase.behind.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        println!("        backlog when publishing stopped: {}", behind.join(", "));
+    }
+    if phase.missing_provider + phase.missing_feed + (phase.events - phase.acknowledged) > 0 {
+        println!(
+            "        not acknowledged {}, never at the provider {}, never in the feed {}",
+            phase.events - phase.acknowledged,
+            phase.missing_provider,
+            phase.missing_feed
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rates: Vec<f64> = std::env::var("BENCH_RATES")
+        .unwrap_or_else(|_| "250,500,1000,2000".into())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
+    let seconds: f64 = setting("BENCH_SECONDS", 10.0);
+    let accounts: usize = setting("BENCH_ACCOUNTS", 20);
+    let latency_ms: u64 = setting("BENCH_PROVIDER_LATENCY_MS", 50);
+    let floor_events: usize = setting("BENCH_FLOOR_EVENTS", 20_000);
+    let gateway_concurrency: usize = setting("BENCH_GATEWAY_CONCURRENCY", 256);
+
+    let concurrency = [("MSG_CONCURRENCY", gateway_concurrency.to_string())];
+    let mut stack = Stack::start_fresh_with("bench-load", &[("sms-gateway", &concurrency)]).await?;
+    sim_faults(stack.ports.sim, json!({"latency_ms": latency_ms, "callback_delay_ms": 100, "callback_retries": 8}))
+        .await?;
+    let client = nats_connect(&stack.infra.nats_url()).await?;
+    let jetstream = jetstream::new(client);
+    let pool = sqlx::PgPool::connect(&stack.infra.database_url()).await?;
+    let load = Load::new(&format!("bench-{}", std::process::id()), accounts);
+    load.set_up_accounts(&Publisher::connect(&stack.infra.nats_url()).await?).await?;
+    stack.quiesce().await?;
+    let feed = FeedWatch::start(stack.ports.grpc, &load.account_ids()).await?;
+
+    println!(
+        "load: job.scheduled for {accounts} accounts, {seconds} s per rate, one SMS per event; provider latency \
+         {latency_ms} ms, status callbacks 100 ms later; sms-gateway concurrency {gateway_concurrency}; one process \
+         per service; Postgres without fsync"
+    );
+    println!(
+        "{:>7} {:>7} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}",
+        "ev/s", "events", "msgs/s", "backlog", "backlog", "drain", "→prov", "→prov", "→feed", "→feed", "CPU s", "kept"
+    );
+    println!(
+        "{:>7} {:>7} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}",
+        "offered", "", "delivered", "mid", "end", "s", "p50 ms", "p99 ms", "p50 ms", "p99 ms", "/1000 msg", "up"
+    );
+
+    // Warm-up: connections, prepared statements, the consumers' first pulls.
+    let warm = publish_paced(&jetstream, &load, 0, 200, 200.0).await?;
+    anyhow::ensure!(warm.acknowledged == 200, "the broker refused warm-up events");
+    stack.quiesce().await?;
+    let mut first = 200;
+    let mut ops: Option<Ops> = None;
+    let mut phases = Vec::new();
+    for rate in &rates {
+        let counters_before = if ops.is_none() {
+            tokio::time::sleep(floor::STATS_SETTLE).await;
+            Some(Counters::read(&jetstream, &pool).await?)
+        } else {
+            None
+        };
+        let phase = run_phase(&stack, &jetstream, &load, &feed, first, *rate, seconds).await?;
+        print_phase(&phase);
+        if let Some(before) = counters_before {
+            tokio::time::sleep(floor::STATS_SETTLE).await;
+            ops = Some(Counters::read(&jetstream, &pool).await?.per_event(&before, phase.events));
+        }
+        first += phase.events;
+        phases.push(phase);
+    }
+    feed.stop();
+
+    println!("CPU seconds per 1,000 messages, by process:");
+    for phase in &phases {
+        let messages = (phase.events - phase.missing_provider).max(1) as f64;
+        let parts: Vec<String> =
+            phase.cpu.iter().map(|(name, s)| format!("{name} {:.2}", s / messages * 1000.0)).collect();
+        println!("  {:>5.0} ev/s: {}", phase.rate, parts.join(", "));
+    }
+    let memory: Vec<String> = SERVICES
+        .iter()
+        .map(|s| format!("{s} {:.0}", stack.pid(s).and_then(peak_rss_mib).unwrap_or(0.0)))
+        .chain(std::iter::once(format!(
+            "nats-server {:.0}",
+            stack.infra.nats_pid().and_then(peak_rss_mib).unwrap_or(0.0)
+        )))
+        .collect();
+    println!("peak resident memory, MiB: {}", memory.join(", "));
+
+    if let Some(ops) = ops {
+        println!(
+            "per job event the system did: {:.2} publishes, {:.2} deliveries, {:.2} commits, {:.2} inserts, {:.2} \
+             updates, {:.2} deletes",
+            ops.publishes, ops.deliveries, ops.commits, ops.inserts, ops.updates, ops.deletes
+        );
+        let floor_rate = floor::run(&jetstream, &pool, ops, floor_events, 64).await?;
+        let sustained = phases.iter().filter(|p| p.kept_up()).map(|p| p.rate).fold(0.0, f64::max);
+        let best = phases.iter().map(|p| p.delivered_rate).fold(0.0, f64::max);
+        println!(
+            "floor (the same operations, one program, 64 events in flight): {floor_rate:.0} events/s; sustained \
+             {sustained:.0} events/s = {:.2} of the floor; highest delivered {best:.0} msgs/s = {:.2} of the floor",
+            sustained / floor_rate,
+            best / floor_rate
+        );
+    }
+    pool.close().await;
+    stack.stop().await;
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! `make chaos`: thousands of job events (`CHAOS_EVENTS`, default 3000, at `CHAOS_RATE`/s, default
+//! 100) while `kill -9` hits the services at random, nats-server and Postgres restart, and the
+//! provider answers some creates with 500s, 429s, a 500 after accepting, or not in time. Every
+//! tenth event is published twice. Then faults stop, the system settles, and every message is
+//! checked at the provider (the simulator's record) and in the feed (gRPC), with Jepsen-style
+//! counts. Exits non-zero when anything was lost or sent twice outside `unknown`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use messaging_integration_tests::Stack;
+use messaging_integration_tests::client::{Dashboard, Publisher, sim_faults, sim_messages, sim_requests};
+use messaging_integration_tests::load::Load;
+use messaging_integration_tests::stack::SERVICES;
+use messaging_proto::v1::{Direction, ListMessagesRequest, Message, MessageStatus};
+use rand::{Rng as _, SeedableRng as _};
+use serde_json::json;
+
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Faults done while the events went in.
+#[derive(Default)]
+struct Injected {
+    kills: BTreeMap<&'static str, usize>,
+    nats_restarts: usize,
+    postgres_restarts: usize,
+}
+
+/// Publishes every event (retrying each until the broker acknowledges it), every tenth twice.
+/// Returns how many were acknowledged, and how many duplicates.
+async fn publish_all(url: String, load: Load, events: usize, rate: f64) -> anyhow::Result<(usize, usize)> {
+    let publisher = Arc::new(Publisher::connect(&url).await?);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let duplicates = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
+    let started = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..events {
+        tokio::time::sleep_until(started + Duration::from_secs_f64(n as f64 / rate)).await;
+        let permit = in_flight.clone().acquire_owned().await?;
+        let (publisher, accepted, duplicates, load) =
+            (publisher.clone(), accepted.clone(), duplicates.clone(), load.clone());
+        tasks.spawn(async move {
+            let (subject, id, payload) = load.message(n);
+            if publisher.raw(&subject, &id, payload.clone()).await.is_ok() {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                if n % 10 == 0 && publisher.raw(&subject, &id, payload).await.is_ok() {
+                    duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+            } else {
+                eprintln!("event {n} was never acknowledged");
+            }
+            drop(permit);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok((accepted.load(Ordering::Relaxed), duplicates.load(Ordering::Relaxed)))
+}
+
+/// One fault, chosen at random: mostly a service killed and started again, sometimes a restart
+/// of nats-server (kill -9) or of Postgres (fast shutdown).
+async fn inject(stack: &mut Stack, rng: &mut rand::rngs::StdRng, injected: &mut Injected) -> anyhow::Result<()> {
+    let roll: f64 = rng.random();
+    if roll < 0.75 {
+        let service = SERVICES[rng.random_range(0..SERVICES.len())];
+        stack.kill9(service).await?;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..2000))).await;
+        stack.restart(service)?;
+        *injected.kills.entry(service).or_default() += 1;
+    } else if roll < 0.88 {
+        stack.infra.restart_nats().await?;
+        injected.nats_restarts += 1;
+    } else {
+        stack.infra.stop_postgres()?;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(500..3000))).await;
+        stack.infra.start_postgres().await?;
+        injected.postgres_restarts += 1;
+    }
+    Ok(())
+}
+
+/// Every outbound message of every account, through ListMessages pages.
+async fn feed(grpc_port: u16, accounts: &[String]) -> anyhow::Result<Vec<Message>> {
+    let mut all = Vec::new();
+    for account in accounts {
+        let dashboard = Dashboard::connect(grpc_port, account).await?;
+        let mut page_token = String::new();
+        loop {
+            let request = ListMessagesRequest {
+                page_size: 200,
+                page_token: page_token.clone(),
+                directions: vec![Direction::Outbound as i32],
+                ..Default::default()
+            };
+            let page = dashboard.grpc().list_messages(dashboard.authed(request)).await?.into_inner();
+            all.extend(page.messages);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+    Ok(all)
+}
+
+/// What happened to one event's message.
+#[derive(Default)]
+struct Fate {
+    requests: usize,
+    ambiguous: bool,
+    faulted: bool,
+    created: usize,
+    in_feed: Vec<Message>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let events: usize = setting("CHAOS_EVENTS", 3000);
+    let rate: f64 = setting("CHAOS_RATE", 100.0);
+    let seed: u64 = setting("CHAOS_SEED", rand::random());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let gateway = [("MSG_TWILIO__TIMEOUT_MS", "2000".to_owned())];
+    let mut stack = Stack::start_fresh_with("chaos", &[("sms-gateway", &gateway)]).await?;
+    let load = Load::new(&format!("chaos-{}", std::process::id()), 10);
+    load.set_up_accounts(&Publisher::connect(&stack.infra.nats_url()).await?).await?;
+    stack.quiesce().await?;
+    let faults = json!({"latency_ms": 20, "callback_delay_ms": 100, "callback_retries": 8, "error_500_rate": 0.04,
+                        "error_429_rate": 0.04, "accept_then_500_rate": 0.02, "timeout_rate": 0.02});
+    sim_faults(stack.ports.sim, faults.clone()).await?;
+    println!("chaos: {events} job events at {rate}/s over 10 accounts, seed {seed}; provider faults {faults}");
+
+    let publishing = tokio::spawn(publish_all(stack.infra.nats_url(), load.clone(), events, rate));
+    let mut injected = Injected::default();
+    while !publishing.is_finished() {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(500..2500))).await;
+        inject(&mut stack, &mut rng, &mut injected).await?;
+    }
+    let (accepted, duplicates) = publishing.await??;
+
+    // Faults stop; the system settles (retries back off, leases expire, unknown sends are looked up).
+    sim_faults(stack.ports.sim, json!({"latency_ms": 20, "callback_delay_ms": 100, "callback_retries": 8})).await?;
+    for service in SERVICES {
+        anyhow::ensure!(!stack.has_exited(service), "{service} exited by itself; see its log in {:?}", stack.infra.dir);
+    }
+    let mut settled = false;
+    for _ in 0..5 {
+        if stack.quiesce().await.is_ok() {
+            settled = true;
+            break;
+        }
+    }
+    anyhow::ensure!(settled, "the system did not go idle within five minutes of the last fault");
+
+    let mut fates: HashMap<String, Fate> = (0..events).map(|n| (Load::phone(n), Fate::default())).collect();
+    let (mut provider_500, mut provider_429, mut ambiguous) = (0, 0, 0);
+    for request in sim_requests(stack.ports.sim).await? {
+        let Some(fate) = request["to"].as_str().and_then(|to| fates.get_mut(to)) else { continue };
+        fate.requests += 1;
+        match request["fault"].as_str() {
+            Some("error_500") => provider_500 += 1,
+            Some("error_429") => provider_429 += 1,
+            Some(_) => {
+                ambiguous += 1;
+                fate.ambiguous = true;
+            }
+            None => {}
+        }
+        fate.faulted |= !request["fault"].is_null();
+    }
+    for message in sim_messages(stack.ports.sim).await? {
+        if let Some(fate) = message["to"].as_str().and_then(|to| fates.get_mut(to)) {
+            fate.created += 1;
+        }
+    }
+    for message in feed(stack.ports.grpc, &load.account_ids()).await? {
+        let phone = message.customer.as_ref().map(|c| c.phone.clone()).unwrap_or_default();
+        if let Some(fate) = fates.get_mut(&phone) {
+            fate.in_feed.push(message);
+        }
+    }
+
+    let status = |m: &Message| MessageStatus::try_from(m.status).unwrap_or_default();
+    let unknown = |f: &Fate| f.in_feed.iter().any(|m| status(m) == MessageStatus::Unknown || m.delivery_unknown);
+    let failed = |f: &Fate| f.in_feed.iter().any(|m| status(m) == MessageStatus::Failed);
+    let delivered = |f: &Fate| f.in_feed.iter().any(|m| status(m) == MessageStatus::Delivered);
+    let lost = fates.values().filter(|f| f.created == 0 && !failed(f) && !unknown(f)).count();
+    let twice = |f: &&Fate| f.created > 1;
+    let twice_unknown = fates.values().filter(twice).filter(|f| f.ambiguous || unknown(f)).count();
+    let twice_outside = fates.values().filter(twice).count() - twice_unknown;
+    let feed_twice = fates.values().filter(|f| f.in_feed.len() > 1).count();
+    let stuck = fates.values().filter(|f| f.created == 1 && !delivered(f) && !failed(f) && !unknown(f)).count();
+    let recovered = fates.values().filter(|f| f.faulted && f.created == 1 && delivered(f)).count();
+
+    let kills: Vec<String> = injected.kills.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    println!(
+        "faults: kill -9 {} ({}); nats-server restarts {}; Postgres restarts {}; provider 500s {provider_500}, \
+         429s {provider_429}, accepted-then-500 or timeout {ambiguous}",
+        injected.kills.values().sum::<usize>(),
+        kills.join(", "),
+        injected.nats_restarts,
+        injected.postgres_restarts
+    );
+    let rows = [
+        ("events accepted", accepted),
+        ("duplicate events published", duplicates),
+        ("messages expected", accepted),
+        ("sent to the provider once", fates.values().filter(|f| f.created == 1).count()),
+        ("delivered (feed)", fates.values().filter(|f| delivered(f)).count()),
+        ("failed and shown failed (feed)", fates.values().filter(|f| failed(f)).count()),
+        ("unknown (feed): the provider's answer was ambiguous", fates.values().filter(|f| unknown(f)).count()),
+        (
+            "  of which the provider had in fact accepted",
+            fates.values().filter(|f| unknown(f) && f.created > 0).count(),
+        ),
+        ("recovered (a fault on the way, sent once, delivered)", recovered),
+        ("lost", lost),
+        ("duplicate provider sends outside unknown", twice_outside),
+        ("duplicate provider sends inside unknown", twice_unknown),
+        ("events with two messages in the feed", feed_twice),
+        ("sent but never settled in the feed", stuck),
+    ];
+    for (what, count) in rows {
+        println!("{what:>54}: {count}");
+    }
+    let ok = accepted == events && lost == 0 && twice_outside == 0 && feed_twice == 0 && stuck == 0;
+    if ok {
+        stack.stop().await;
+        println!("chaos: every invariant held");
+        Ok(())
+    } else {
+        println!("chaos: invariants broken; logs kept in {}", stack.infra.dir.display());
+        std::process::exit(1);
+    }
+}
