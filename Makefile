@@ -12,7 +12,7 @@ export WEBHOOK_PORT ?= 18080
 export SIM_PORT ?= 14010
 export SMTP_PORT ?= 12525
 
-.PHONY: help deps run token test fmt-check clippy lint-proto unit e2e build bench chaos bench-gateways bench-feed
+.PHONY: help deps run token test fmt-check clippy lint-proto deploy-check unit e2e build bench chaos bench-gateways bench-feed
 
 help:
 	@echo "make run     - the whole system on this machine, with a demo (Ctrl-C stops it)"
@@ -29,7 +29,7 @@ deps:
 	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; }
 	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PY) -c "import aiosmtpd, nats, grpc, grpc_tools, grpc_health, grpc_reflection, twilio, pytest, opentelemetry.proto" 2>/dev/null || $(PY) -m pip install -q -r integration-tests/requirements.txt
+	@$(PY) -c "import aiosmtpd, nats, grpc, grpc_tools, grpc_health, grpc_reflection, twilio, pytest, opentelemetry.proto, yaml, kubernetes_validate" 2>/dev/null || $(PY) -m pip install -q -r integration-tests/requirements.txt
 
 build:
 	cargo build --workspace --bins
@@ -54,7 +54,7 @@ unit:
 e2e: deps build
 	cargo nextest run --workspace -E 'package(messaging-integration-tests)' --no-fail-fast
 
-test: deps fmt-check clippy lint-proto build unit e2e pytest
+test: deps fmt-check clippy lint-proto deploy-check build unit e2e pytest
 
 BUF := .node/node_modules/.bin/buf
 
@@ -62,6 +62,26 @@ BUF := .node/node_modules/.bin/buf
 lint-proto:
 	@test -x $(BUF) || npm install --silent --no-audit --no-fund --prefix .node @bufbuild/buf@1.75.0
 	cd proto && ../$(BUF) lint
+
+COMPOSE_VENV := .venv-compose
+
+# The deployment files against their schemas: the compose file through Compose's own `config`
+# (`docker compose` when the plugin is installed; else docker-compose 1.29, the Compose
+# Specification's Python implementation, which needs no Docker engine), every Kubernetes manifest
+# with kubernetes-validate --strict (the API's OpenAPI schemas, offline), the NATS configs with
+# `nats-server -t`. How they fit together is integration-tests/python/test_deploy.py.
+deploy-check: deps
+	@if docker compose version >/dev/null 2>&1; then docker compose -f deploy/compose.yaml config -q; else \
+	  test -x $(COMPOSE_VENV)/bin/docker-compose || { python3 -m venv $(COMPOSE_VENV) \
+	    && $(COMPOSE_VENV)/bin/pip install -q "cython<3" wheel \
+	    && $(COMPOSE_VENV)/bin/pip install -q --no-build-isolation PyYAML==5.4.1 \
+	    && $(COMPOSE_VENV)/bin/pip install -q docker-compose==1.29.2; }; \
+	  $(COMPOSE_VENV)/bin/docker-compose -f deploy/compose.yaml config -q; fi
+	$(VENV)/bin/kubernetes-validate --strict --quiet -k 1.32.0 $$(ls deploy/k8s/*.yaml | grep -v kustomization.yaml)
+	@for conf in deploy/nats/nats-server.conf deploy/nats/nats-cluster-*.conf; do \
+	  (cd deploy/nats && env $$(grep -o 'NATS_[A-Z_]*_PASSWORD' users.conf | sed 's/$$/=check/') \
+	    nats-server -t -c $$(basename $$conf) >/dev/null) || exit 1; done
+	@echo "deploy files valid"
 
 # Outside clients (nats-py, grpcio, twilio) against a running system.
 pytest: deps build

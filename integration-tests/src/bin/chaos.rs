@@ -1,9 +1,10 @@
 //! `make chaos`: thousands of job events (`CHAOS_EVENTS`, default 3000, at `CHAOS_RATE`/s, default
-//! 100) while `kill -9` hits the services at random, nats-server and Postgres restart, and the
-//! provider answers some creates with 500s, 429s, a 500 after accepting, or not in time. Every
-//! tenth event is published twice. Then faults stop, the system settles, and every message is
-//! checked at the provider (the simulator's record) and in the feed (gRPC), with Jepsen-style
-//! counts. Exits non-zero when anything was lost or sent twice outside `unknown`.
+//! 100) while `kill -9` hits every service in random order, round after round, nats-server and
+//! Postgres restart, and the provider answers some creates with 500s, 429s, a 500 after
+//! accepting, or not in time. Every tenth event is published twice. Then faults stop, the system
+//! settles, and every message is checked at the provider (the simulator's record) and in the feed
+//! (gRPC), with Jepsen-style counts. Exits non-zero when anything was lost or sent twice outside
+//! `unknown`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use messaging_integration_tests::client::{Dashboard, Publisher, sim_faults, sim_
 use messaging_integration_tests::load::Load;
 use messaging_integration_tests::stack::SERVICES;
 use messaging_proto::v1::{Direction, ListMessagesRequest, Message, MessageStatus};
+use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
 
@@ -25,6 +27,8 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// Faults done while the events went in.
 #[derive(Default)]
 struct Injected {
+    /// Services still to be killed in this round: every service is hit once per round, in random order.
+    deck: Vec<&'static str>,
     kills: BTreeMap<&'static str, usize>,
     nats_restarts: usize,
     postgres_restarts: usize,
@@ -66,7 +70,11 @@ async fn publish_all(url: String, load: Load, events: usize, rate: f64) -> anyho
 async fn inject(stack: &mut Stack, rng: &mut rand::rngs::StdRng, injected: &mut Injected) -> anyhow::Result<()> {
     let roll: f64 = rng.random();
     if roll < 0.75 {
-        let service = SERVICES[rng.random_range(0..SERVICES.len())];
+        if injected.deck.is_empty() {
+            injected.deck = SERVICES.to_vec();
+            injected.deck.shuffle(rng);
+        }
+        let service = injected.deck.pop().unwrap_or(SERVICES[0]);
         stack.kill9(service).await?;
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..2000))).await;
         stack.restart(service)?;
