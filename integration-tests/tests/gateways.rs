@@ -77,6 +77,11 @@ async fn each_provider_error_class_is_handled_as_it_must_be() -> anyhow::Result<
     sim_faults(sim, json!({})).await?;
     sms_reaches(&dashboard, 3, MessageStatus::Delivered).await?;
     assert_eq!(to(&sim_messages(sim).await?, "+15125550103"), 1);
+    let metrics = stack.metrics("sms-gateway").await?;
+    assert!(
+        metrics.contains(r#"bus_errors_total{service="sms-gateway",class="provider"}"#),
+        "429s are counted as provider errors:\n{metrics}"
+    );
 
     // 500 before creating anything: ambiguous, so never resent; failed as send_unknown at the deadline.
     sim_faults(sim, json!({"error_500_rate": 1.0})).await?;

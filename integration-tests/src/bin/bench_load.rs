@@ -105,9 +105,9 @@ async fn run_phase(
     behind.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let backlog_mid = sampler.await.unwrap_or(0);
 
-    // Wait for the stragglers: every number at the provider and in the feed, or two minutes.
+    // Wait for the stragglers: every number at the provider and in the feed, or three minutes.
     let wanted: Vec<String> = (first..first + events).map(Load::phone).collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let mut provider = std::collections::HashMap::new();
     loop {
         for (to, at) in provider_requests(stack.ports.sim).await? {
@@ -120,7 +120,17 @@ async fn run_phase(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    stack.quiesce().await?;
+    // The next rate starts from an idle system (a backlog still draining is reported, not fatal).
+    let mut idle = false;
+    for _ in 0..3 {
+        if stack.quiesce().await.is_ok() {
+            idle = true;
+            break;
+        }
+    }
+    if !idle {
+        println!("        (the system was still busy three minutes after the stragglers' deadline)");
+    }
     let cpu_after = cpu(stack);
 
     let (to_provider, missing_provider) = latencies(&published, &provider);

@@ -248,16 +248,19 @@ async fn process<H: Handler>(
         }
         Outcome::Retry { reason, .. } if delivered >= max_deliver => {
             counted("dead_letter");
+            metrics::inc(&ERRORS, &[("service", service), ("class", "exhausted")]);
             let reason = format!("gave up after {delivered} deliveries: {reason}");
             dead_letter(context, service, &delivery, &reason, &message).await
         }
         Outcome::Retry { delay, reason } => {
             counted("retry");
+            metrics::inc(&ERRORS, &[("service", service), ("class", error_class(&reason))]);
             tracing::warn!(%reason, ?delay, "will retry");
             message.ack_with(AckKind::Nak(Some(delay))).await
         }
         Outcome::DeadLetter(reason) => {
             counted("dead_letter");
+            metrics::inc(&ERRORS, &[("service", service), ("class", "invalid_input")]);
             dead_letter(context, service, &delivery, &reason, &message).await
         }
     };
@@ -280,6 +283,33 @@ static HANDLING: LazyLock<HistogramFamily> = LazyLock::new(|| {
 /// A subject's kind without account or entity ids: `jobs.<acc>.job.scheduled` → `job.scheduled`,
 /// `message.<acc>.status` → `status`, `send.sms.<acc>` → `sms`, `directory.<acc>.customer.<id>`
 /// → `customer`, `notify.<acc>` → `notify`.
+static ERRORS: LazyLock<CounterFamily> = LazyLock::new(|| {
+    metrics::counter(
+        "bus_errors",
+        "Bus messages not done, by service and class: database, broker, provider, contention (a claim or a \
+         rate limit: waiting, not failing), invalid_input (dead-lettered), exhausted (retried max_deliver times), \
+         other",
+    )
+});
+
+/// The class of a retry's reason, for `bus_errors_total`. Handlers word their reasons with the
+/// failing dependency first ("database: …", "provider unreachable: …", "smtp: …").
+fn error_class(reason: &str) -> &'static str {
+    let reason = reason.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| reason.contains(w));
+    if has(&["holds the claim", "rate limit", "its slot"]) && !has(&["provider rate limit"]) {
+        "contention"
+    } else if has(&["database", "pool timed out", "postgres", "sqlx", "connection refused"]) {
+        "database"
+    } else if has(&["provider", "smtp", "twilio"]) {
+        "provider"
+    } else if has(&["nats", "publish", "jetstream"]) {
+        "broker"
+    } else {
+        "other"
+    }
+}
+
 fn kind_of(subject: &str) -> &str {
     let mut parts = subject.splitn(3, '.');
     let (root, second, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -326,6 +356,18 @@ fn sanitize_header(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_reasons_fall_into_classes() {
+        assert_eq!(error_class("database: pool timed out while waiting for an open connection"), "database");
+        assert_eq!(error_class("provider unreachable: operation timed out"), "provider");
+        assert_eq!(error_class("provider rate limit"), "provider");
+        assert_eq!(error_class("smtp: 451 try again later"), "provider");
+        assert_eq!(error_class("another gateway holds the claim"), "contention");
+        assert_eq!(error_class("sending number at its rate limit"), "contention");
+        assert_eq!(error_class("could not publish to nats"), "broker");
+        assert_eq!(error_class("something else"), "other");
+    }
 
     #[test]
     fn kinds_carry_no_ids() {
