@@ -94,7 +94,7 @@ bench: deps
 	MSG_BIN_DIR=target/release target/release/bench-load
 
 # Thousands of job events (CHAOS_EVENTS, CHAOS_RATE) while services are killed, nats-server and
-# Postgres restart and the provider fails; then every invariant, with counts. CHAOS_SEED replays one.
+# Postgres restart and the provider fails; then every invariant, with counts. CHAOS_SEED replays the fault schedule.
 chaos: deps
 	cargo build --release --workspace --bins
 	MSG_BIN_DIR=target/release target/release/chaos

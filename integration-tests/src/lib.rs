@@ -70,6 +70,11 @@ fn reserve(port: u16) -> bool {
     stale && std::fs::remove_file(&claim).is_ok() && create()
 }
 
+/// A benchmark's setting from the environment, or `default` when unset or unparsable.
+pub fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
 where

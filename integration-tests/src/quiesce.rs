@@ -25,13 +25,10 @@ pub const CONSUMERS: &[(&str, &str)] = &[
 const OUTBOXES: &[&str] = &["ingest", "dispatch", "sms_gateway", "email_gateway", "delivery_status", "feed"];
 
 async fn idle(jetstream: &jetstream::Context, pool: &sqlx::PgPool) -> bool {
-    for (stream, durable) in CONSUMERS {
-        let Ok(stream) = jetstream.get_stream(*stream).await else { return false };
-        let Ok(mut consumer) = stream.get_consumer::<pull::Config>(durable).await else { return false };
-        match consumer.info().await {
-            Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 => {}
-            _ => return false,
-        }
+    // Every consumer must answer: one that cannot be read is not known to be idle.
+    let backlog = backlog(jetstream).await;
+    if backlog.len() < CONSUMERS.len() || backlog.iter().any(|(_, n)| *n > 0) {
+        return false;
     }
     for schema in OUTBOXES {
         let query = format!("SELECT count(*) FROM {schema}.outbox");
@@ -43,7 +40,8 @@ async fn idle(jetstream: &jetstream::Context, pool: &sqlx::PgPool) -> bool {
     true
 }
 
-/// Messages waiting or delivered and not yet acknowledged, by consumer (stream/durable).
+/// Messages waiting or delivered and not yet acknowledged, by consumer (stream/durable); a consumer
+/// that cannot be read is left out.
 pub async fn backlog(jetstream: &jetstream::Context) -> Vec<(String, u64)> {
     let mut backlog = Vec::new();
     for (stream, durable) in CONSUMERS {

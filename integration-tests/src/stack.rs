@@ -299,6 +299,11 @@ impl Stack {
         Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await?.error_for_status()?.text().await?)
     }
 
+    /// Keeps the run's directory (logs, data) when [`Stack::stop`] runs.
+    pub fn keep_dir(&mut self) {
+        self.temporary = false;
+    }
+
     /// SIGTERM every service and wait; then the simulator and SMTP server.
     pub async fn stop(&mut self) {
         for replica in &mut self.replicas {

@@ -77,6 +77,14 @@ async fn each_provider_error_class_is_handled_as_it_must_be() -> anyhow::Result<
     sim_faults(sim, json!({})).await?;
     sms_reaches(&dashboard, 3, MessageStatus::Delivered).await?;
     assert_eq!(to(&sim_messages(sim).await?, "+15125550103"), 1);
+    let faults: Vec<Value> = sim_requests(sim)
+        .await?
+        .into_iter()
+        .filter(|r| r["to"] == "+15125550103")
+        .map(|r| r["fault"].clone())
+        .collect();
+    let (last, refused) = faults.split_last().expect("requests were made");
+    assert!(last.is_null() && refused.iter().all(|f| f == "error_429"), "the simulator records its faults: {faults:?}");
     let metrics = stack.metrics("sms-gateway").await?;
     assert!(
         metrics.contains(r#"bus_errors_total{service="sms-gateway",class="provider"}"#),
@@ -96,7 +104,10 @@ async fn each_provider_error_class_is_handled_as_it_must_be() -> anyhow::Result<
         book(&publisher, n, phone).await?;
         sms_reaches(&dashboard, n, MessageStatus::Delivered).await?;
         sim_faults(sim, json!({})).await?;
-        assert_eq!(to(&sim_requests(sim).await?, phone), 1, "{fault}: one request");
+        let requests = sim_requests(sim).await?;
+        assert_eq!(to(&requests, phone), 1, "{fault}: one request");
+        let recorded = requests.iter().find(|r| r["to"] == phone).map(|r| r["fault"].clone());
+        assert_eq!(recorded, Some(json!(fault.trim_end_matches("_rate"))), "the simulator records {fault}");
         assert_eq!(to(&sim_messages(sim).await?, phone), 1, "{fault}: one message");
     }
 

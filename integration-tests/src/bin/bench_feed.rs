@@ -14,10 +14,10 @@ use messaging_domain::{AccountId, Channel, Direction, MessageType, Status};
 use messaging_feed::matches::AccountSizes;
 use messaging_feed::store::{self, Cursor, Filter, Order, ThreadOf};
 use messaging_feed::threads;
-use messaging_integration_tests::Stack;
 use messaging_integration_tests::client::{token, with_bearer};
 use messaging_integration_tests::measure::percentile;
 use messaging_integration_tests::seed::{self, FIRST_NAMES, LAST_NAMES, Sizes};
+use messaging_integration_tests::{Stack, setting};
 use messaging_proto::time::timestamp;
 use messaging_proto::v1::feed_service_client::FeedServiceClient;
 use messaging_proto::v1::{GetMessageRequest, GetThreadRequest, ListMessagesRequest};
@@ -29,7 +29,7 @@ const LARGEST: &str = "acc_0000";
 /// Rows per page (`BENCH_PAGE`, default 50: the dashboard's page).
 fn page() -> i64 {
     static PAGE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *PAGE.get_or_init(|| std::env::var("BENCH_PAGE").ok().and_then(|v| v.parse().ok()).unwrap_or(50))
+    *PAGE.get_or_init(|| setting("BENCH_PAGE", 50))
 }
 
 /// One call of the page, as the dashboard makes it and as SQL runs it.
@@ -300,8 +300,8 @@ async fn time_grpc(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let messages: u64 = std::env::var("BENCH_FEED_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
-    let requests: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let messages: u64 = setting("BENCH_FEED_MESSAGES", 10_000_000);
+    let requests: usize = setting("BENCH_REQUESTS", 300);
     let accounts = 1000u32;
     let sizes = Sizes {
         accounts,

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use messaging_domain::{Channel, MessageId};
-use messaging_integration_tests::Stack;
 use messaging_integration_tests::client::{Publisher, sim_faults, sim_messages};
 use messaging_integration_tests::stack::{TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN};
+use messaging_integration_tests::{Stack, setting};
 use messaging_proto::bus::SendCommand;
 use prost::Message as _;
 use serde_json::{Value, json};
@@ -80,7 +80,7 @@ async fn floor(port: u16, count: usize, concurrency: usize) -> anyhow::Result<Du
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let count: usize = std::env::var("BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let count: usize = setting("BENCH_MESSAGES", 1000);
     let mut stack = Stack::start_fresh("bench-gateways").await?;
     let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
     sim_faults(stack.ports.sim, json!({"latency_ms": 50, "callback_delay_ms": 0})).await?;

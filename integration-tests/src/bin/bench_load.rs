@@ -8,7 +8,7 @@
 //! the highest rate the system sustained over the floor's. The simulator answers after
 //! `BENCH_PROVIDER_LATENCY_MS` (default 50).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -19,12 +19,8 @@ use messaging_integration_tests::load::{FeedWatch, Load, Published, provider_req
 use messaging_integration_tests::measure::{cpu_seconds, cpu_seconds_with_children, peak_rss_mib, percentile};
 use messaging_integration_tests::quiesce::backlog;
 use messaging_integration_tests::stack::SERVICES;
-use messaging_integration_tests::{Stack, nats_connect};
+use messaging_integration_tests::{Stack, nats_connect, setting};
 use serde_json::json;
-
-fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// CPU seconds used so far by each service, nats-server and Postgres (all its backends).
 fn cpu(stack: &Stack) -> BTreeMap<String, f64> {
@@ -65,7 +61,7 @@ impl Phase {
 }
 
 /// Time from each event's publish to its number being seen, sorted; and how many were never seen.
-fn latencies(published: &Published, seen: &std::collections::HashMap<String, DateTime<Utc>>) -> (Vec<Duration>, usize) {
+fn latencies(published: &Published, seen: &HashMap<String, DateTime<Utc>>) -> (Vec<Duration>, usize) {
     let mut found = Vec::with_capacity(published.at.len());
     let mut missing = 0;
     for (n, at) in &published.at {
@@ -108,7 +104,7 @@ async fn run_phase(
     // Wait for the stragglers: every number at the provider and in the feed, or three minutes.
     let wanted: Vec<String> = (first..first + events).map(Load::phone).collect();
     let deadline = Instant::now() + Duration::from_secs(180);
-    let mut provider = std::collections::HashMap::new();
+    let mut provider = HashMap::new();
     loop {
         for (to, at) in provider_requests(stack.ports.sim).await? {
             provider.entry(to).or_insert(at);

@@ -3,26 +3,22 @@
 //! Postgres restart, and the provider answers some creates with 500s, 429s, a 500 after
 //! accepting, or not in time. Every tenth event is published twice. Then faults stop, the system
 //! settles, and every message is checked at the provider (the simulator's record) and in the feed
-//! (gRPC), with Jepsen-style counts. Exits non-zero when anything was lost or sent twice outside
-//! `unknown`.
+//! (gRPC), with Jepsen-style counts. Exits non-zero when an event was not accepted, or a message
+//! was lost, sent twice outside `unknown`, shown twice in the feed, or never settled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use messaging_integration_tests::Stack;
 use messaging_integration_tests::client::{Dashboard, Publisher, sim_faults, sim_messages, sim_requests};
 use messaging_integration_tests::load::Load;
 use messaging_integration_tests::stack::SERVICES;
+use messaging_integration_tests::{Stack, setting};
 use messaging_proto::v1::{Direction, ListMessagesRequest, Message, MessageStatus};
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
-
-fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Faults done while the events went in.
 #[derive(Default)]
@@ -118,11 +114,73 @@ async fn feed(grpc_port: u16, accounts: &[String]) -> anyhow::Result<Vec<Message
 /// What happened to one event's message.
 #[derive(Default)]
 struct Fate {
-    requests: usize,
+    /// A request for it was answered 500-after-accepting or not at all.
     ambiguous: bool,
+    /// Any fault touched a request for it.
     faulted: bool,
     created: usize,
     in_feed: Vec<Message>,
+}
+
+impl Fate {
+    fn statuses(&self) -> impl Iterator<Item = MessageStatus> + '_ {
+        self.in_feed.iter().map(|m| MessageStatus::try_from(m.status).unwrap_or_default())
+    }
+
+    fn unknown(&self) -> bool {
+        self.statuses().any(|s| s == MessageStatus::Unknown) || self.in_feed.iter().any(|m| m.delivery_unknown)
+    }
+
+    fn failed(&self) -> bool {
+        self.statuses().any(|s| s == MessageStatus::Failed)
+    }
+
+    fn delivered(&self) -> bool {
+        self.statuses().any(|s| s == MessageStatus::Delivered)
+    }
+
+    /// Sent once, yet the feed shows it neither delivered, failed nor unknown.
+    fn unsettled(&self) -> bool {
+        self.created == 1 && !self.delivered() && !self.failed() && !self.unknown()
+    }
+}
+
+/// Every event's message as the provider and the feed show it, and the faults the provider injected.
+struct Observed {
+    fates: HashMap<String, Fate>,
+    provider_500: usize,
+    provider_429: usize,
+    ambiguous: usize,
+}
+
+async fn observe(stack: &Stack, load: &Load, events: usize) -> anyhow::Result<Observed> {
+    let mut fates: HashMap<String, Fate> = (0..events).map(|n| (Load::phone(n), Fate::default())).collect();
+    let (mut provider_500, mut provider_429, mut ambiguous) = (0, 0, 0);
+    for request in sim_requests(stack.ports.sim).await? {
+        let Some(fate) = request["to"].as_str().and_then(|to| fates.get_mut(to)) else { continue };
+        match request["fault"].as_str() {
+            Some("error_500") => provider_500 += 1,
+            Some("error_429") => provider_429 += 1,
+            Some(_) => {
+                ambiguous += 1;
+                fate.ambiguous = true;
+            }
+            None => {}
+        }
+        fate.faulted |= !request["fault"].is_null();
+    }
+    for message in sim_messages(stack.ports.sim).await? {
+        if let Some(fate) = message["to"].as_str().and_then(|to| fates.get_mut(to)) {
+            fate.created += 1;
+        }
+    }
+    for message in feed(stack.ports.grpc, &load.account_ids()).await? {
+        let phone = message.customer.as_ref().map(|c| c.phone.clone()).unwrap_or_default();
+        if let Some(fate) = fates.get_mut(&phone) {
+            fate.in_feed.push(message);
+        }
+    }
+    Ok(Observed { fates, provider_500, provider_429, ambiguous })
 }
 
 #[tokio::main]
@@ -163,68 +221,49 @@ async fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(settled, "the system did not go idle within five minutes of the last fault");
 
-    let mut fates: HashMap<String, Fate> = (0..events).map(|n| (Load::phone(n), Fate::default())).collect();
-    let (mut provider_500, mut provider_429, mut ambiguous) = (0, 0, 0);
-    for request in sim_requests(stack.ports.sim).await? {
-        let Some(fate) = request["to"].as_str().and_then(|to| fates.get_mut(to)) else { continue };
-        fate.requests += 1;
-        match request["fault"].as_str() {
-            Some("error_500") => provider_500 += 1,
-            Some("error_429") => provider_429 += 1,
-            Some(_) => {
-                ambiguous += 1;
-                fate.ambiguous = true;
-            }
-            None => {}
+    // A status callback the provider is still retrying (delivery-status was down at its first try)
+    // arrives after the system looks idle: wait for those, up to a minute.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let observed = loop {
+        let observed = observe(&stack, &load, events).await?;
+        if !observed.fates.values().any(Fate::unsettled) || tokio::time::Instant::now() > deadline {
+            break observed;
         }
-        fate.faulted |= !request["fault"].is_null();
-    }
-    for message in sim_messages(stack.ports.sim).await? {
-        if let Some(fate) = message["to"].as_str().and_then(|to| fates.get_mut(to)) {
-            fate.created += 1;
-        }
-    }
-    for message in feed(stack.ports.grpc, &load.account_ids()).await? {
-        let phone = message.customer.as_ref().map(|c| c.phone.clone()).unwrap_or_default();
-        if let Some(fate) = fates.get_mut(&phone) {
-            fate.in_feed.push(message);
-        }
-    }
-
-    let status = |m: &Message| MessageStatus::try_from(m.status).unwrap_or_default();
-    let unknown = |f: &Fate| f.in_feed.iter().any(|m| status(m) == MessageStatus::Unknown || m.delivery_unknown);
-    let failed = |f: &Fate| f.in_feed.iter().any(|m| status(m) == MessageStatus::Failed);
-    let delivered = |f: &Fate| f.in_feed.iter().any(|m| status(m) == MessageStatus::Delivered);
-    let lost = fates.values().filter(|f| f.created == 0 && !failed(f) && !unknown(f)).count();
-    let twice = |f: &&Fate| f.created > 1;
-    let twice_unknown = fates.values().filter(twice).filter(|f| f.ambiguous || unknown(f)).count();
-    let twice_outside = fates.values().filter(twice).count() - twice_unknown;
-    let feed_twice = fates.values().filter(|f| f.in_feed.len() > 1).count();
-    let stuck = fates.values().filter(|f| f.created == 1 && !delivered(f) && !failed(f) && !unknown(f)).count();
-    let recovered = fates.values().filter(|f| f.faulted && f.created == 1 && delivered(f)).count();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let fates = &observed.fates;
+    let count = |check: &dyn Fn(&Fate) -> bool| fates.values().filter(|f| check(f)).count();
+    let lost = count(&|f| f.created == 0 && !f.failed() && !f.unknown());
+    let twice_unknown = count(&|f| f.created > 1 && (f.ambiguous || f.unknown()));
+    let twice_outside = count(&|f| f.created > 1) - twice_unknown;
+    let feed_twice = count(&|f| f.in_feed.len() > 1);
+    let stuck = count(&Fate::unsettled);
 
     let kills: Vec<String> = injected.kills.iter().map(|(s, n)| format!("{s} {n}")).collect();
     println!(
-        "faults: kill -9 {} ({}); nats-server restarts {}; Postgres restarts {}; provider 500s {provider_500}, \
-         429s {provider_429}, accepted-then-500 or timeout {ambiguous}",
+        "faults: kill -9 {} ({}); nats-server restarts {}; Postgres restarts {}; provider 500s {}, \
+         429s {}, accepted-then-500 or timeout {}",
         injected.kills.values().sum::<usize>(),
         kills.join(", "),
         injected.nats_restarts,
-        injected.postgres_restarts
+        injected.postgres_restarts,
+        observed.provider_500,
+        observed.provider_429,
+        observed.ambiguous
     );
     let rows = [
         ("events accepted", accepted),
         ("duplicate events published", duplicates),
         ("messages expected", accepted),
-        ("sent to the provider once", fates.values().filter(|f| f.created == 1).count()),
-        ("delivered (feed)", fates.values().filter(|f| delivered(f)).count()),
-        ("failed and shown failed (feed)", fates.values().filter(|f| failed(f)).count()),
-        ("unknown (feed): the provider's answer was ambiguous", fates.values().filter(|f| unknown(f)).count()),
+        ("sent to the provider once", count(&|f| f.created == 1)),
+        ("delivered (feed)", count(&Fate::delivered)),
+        ("failed and shown failed (feed)", count(&Fate::failed)),
+        ("unknown (feed): the provider's answer was ambiguous", count(&Fate::unknown)),
+        ("  of which the provider had in fact accepted", count(&|f| f.unknown() && f.created > 0)),
         (
-            "  of which the provider had in fact accepted",
-            fates.values().filter(|f| unknown(f) && f.created > 0).count(),
+            "recovered (a fault on the way, sent once, delivered)",
+            count(&|f| f.faulted && f.created == 1 && f.delivered()),
         ),
-        ("recovered (a fault on the way, sent once, delivered)", recovered),
         ("lost", lost),
         ("duplicate provider sends outside unknown", twice_outside),
         ("duplicate provider sends inside unknown", twice_unknown),
@@ -240,6 +279,8 @@ async fn main() -> anyhow::Result<()> {
         println!("chaos: every invariant held");
         Ok(())
     } else {
+        stack.keep_dir();
+        stack.stop().await;
         println!("chaos: invariants broken; logs kept in {}", stack.infra.dir.display());
         std::process::exit(1);
     }

@@ -280,9 +280,6 @@ static HANDLING: LazyLock<HistogramFamily> = LazyLock::new(|| {
     metrics::latency("bus_message_handling_seconds", "Time to handle one bus message, by service and kind")
 });
 
-/// A subject's kind without account or entity ids: `jobs.<acc>.job.scheduled` → `job.scheduled`,
-/// `message.<acc>.status` → `status`, `send.sms.<acc>` → `sms`, `directory.<acc>.customer.<id>`
-/// → `customer`, `notify.<acc>` → `notify`.
 static ERRORS: LazyLock<CounterFamily> = LazyLock::new(|| {
     metrics::counter(
         "bus_errors",
@@ -296,12 +293,13 @@ static ERRORS: LazyLock<CounterFamily> = LazyLock::new(|| {
 /// failing dependency first ("database: …", "provider unreachable: …", "smtp: …").
 fn error_class(reason: &str) -> &'static str {
     let reason = reason.to_ascii_lowercase();
+    let starts = |words: &[&str]| words.iter().any(|w| reason.starts_with(w));
     let has = |words: &[&str]| words.iter().any(|w| reason.contains(w));
-    if has(&["holds the claim", "rate limit", "its slot"]) && !has(&["provider rate limit"]) {
+    if has(&["holds the claim", "claim taken over", "its slot"]) || (has(&["rate limit"]) && !starts(&["provider"])) {
         "contention"
-    } else if has(&["database", "pool timed out", "postgres", "sqlx", "connection refused"]) {
+    } else if starts(&["database"]) || has(&["pool timed out", "sqlx"]) {
         "database"
-    } else if has(&["provider", "smtp", "twilio"]) {
+    } else if starts(&["provider", "smtp", "twilio"]) || has(&["the provider"]) {
         "provider"
     } else if has(&["nats", "publish", "jetstream"]) {
         "broker"
@@ -310,6 +308,9 @@ fn error_class(reason: &str) -> &'static str {
     }
 }
 
+/// A subject's kind without account or entity ids: `jobs.<acc>.job.scheduled` → `job.scheduled`,
+/// `message.<acc>.status` → `status`, `send.sms.<acc>` → `sms`, `directory.<acc>.customer.<id>`
+/// → `customer`, `notify.<acc>` → `notify`.
 fn kind_of(subject: &str) -> &str {
     let mut parts = subject.splitn(3, '.');
     let (root, second, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -361,9 +362,12 @@ mod tests {
     fn retry_reasons_fall_into_classes() {
         assert_eq!(error_class("database: pool timed out while waiting for an open connection"), "database");
         assert_eq!(error_class("provider unreachable: operation timed out"), "provider");
+        assert_eq!(error_class("provider unreachable: connection refused"), "provider");
         assert_eq!(error_class("provider rate limit"), "provider");
         assert_eq!(error_class("smtp: 451 try again later"), "provider");
+        assert_eq!(error_class("could not ask the provider about an orphaned claim: timeout"), "provider");
         assert_eq!(error_class("another gateway holds the claim"), "contention");
+        assert_eq!(error_class("claim taken over elsewhere"), "contention");
         assert_eq!(error_class("sending number at its rate limit"), "contention");
         assert_eq!(error_class("could not publish to nats"), "broker");
         assert_eq!(error_class("something else"), "other");
