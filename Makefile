@@ -16,7 +16,7 @@ export SMTP_PORT ?= 12525
 
 help:
 	@echo "make run     - the whole system on this machine, with a demo (Ctrl-C stops it)"
-	@echo "make test    - fmt check, clippy -D warnings, unit and end-to-end tests"
+	@echo "make test    - fmt check, clippy -D warnings, proto lint, deploy files, unit and end-to-end tests"
 	@echo "make token ACCOUNT=<id> - a dev bearer token for FeedService"
 	@echo "make bench    - the whole system under load: events/s, latencies, CPU, memory, beside the floor"
 	@echo "make chaos    - thousands of events under kill -9, broker and database restarts, provider faults"
