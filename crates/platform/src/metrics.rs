@@ -19,7 +19,7 @@ pub type CounterFamily = Family<Labels, Counter>;
 /// A family of gauges by label set.
 pub type GaugeFamily = Family<Labels, Gauge>;
 
-/// A family of latency histograms (seconds, 5 ms to ~20 s) by label set.
+/// A family of histograms (latencies in seconds, or sizes) by label set.
 pub type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -55,10 +55,21 @@ pub fn latency(name: &str, help: &str) -> HistogramFamily {
     family
 }
 
-/// Records one observation in seconds.
-pub fn observe(family: &HistogramFamily, labels: &[(&str, &str)], seconds: f64) {
+fn size_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 9))
+}
+
+/// Registers a histogram family of counts (1 to 256, doubling).
+pub fn sizes(name: &str, help: &str) -> HistogramFamily {
+    let family = HistogramFamily::new_with_constructor(size_histogram as fn() -> Histogram);
+    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(name, help, family.clone());
+    family
+}
+
+/// Records one observation (seconds for a latency histogram).
+pub fn observe(family: &HistogramFamily, labels: &[(&str, &str)], value: f64) {
     let labels: Labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    family.get_or_create(&labels).observe(seconds);
+    family.get_or_create(&labels).observe(value);
 }
 
 /// Adds one to the counter with these labels.

@@ -3,23 +3,26 @@
 use chrono::Utc;
 use messaging_domain::signing::unsubscribe_token;
 use messaging_domain::{Channel, MessageId, Status};
-use messaging_platform::bus::{Delivery, Handler, OutboxMessage, Outcome, Relay};
+use messaging_platform::bus::{Delivery, OutboxMessage, Outcome, Relay, TxHandler};
 use messaging_proto::bus::{AttemptOutcome, OptOutChanged, SendAttempt};
 use prost::Message as _;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
-use crate::store::{self, Applied, Report};
+use crate::store::{self, Report};
 
 /// The attempt-event handler.
 pub struct AttemptHandler {
-    pub(crate) pool: PgPool,
     pub(crate) relay: Relay,
     /// Derives each email's one-click unsubscribe token, as the email gateway did.
     pub(crate) token_secret: Vec<u8>,
 }
 
-impl Handler for AttemptHandler {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
+impl TxHandler for AttemptHandler {
+    fn committed(&self) {
+        self.relay.wake();
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let attempt = match SendAttempt::decode(delivery.payload.as_ref()) {
             Ok(attempt) => attempt,
             Err(error) => return Outcome::DeadLetter(format!("undecodable attempt: {error}")),
@@ -61,11 +64,8 @@ impl Handler for AttemptHandler {
                 .flatten()
                 .map(|message| unsubscribe_token(&self.token_secret, &message)),
         };
-        match store::apply(&self.pool, &report).await {
+        match store::apply_in(tx, &report).await {
             Ok(applied) => {
-                if applied != Applied::Duplicate {
-                    self.relay.wake();
-                }
                 tracing::info!(message_id = %report.message_id, status = %status, ?applied, "gateway attempt recorded");
                 Outcome::Ack
             }

@@ -3,22 +3,25 @@
 //! phone number.
 
 use chrono::Utc;
-use messaging_platform::bus::{Delivery, Handler, Outcome};
+use messaging_platform::bus::{Delivery, Outcome, TxHandler};
 use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
 use messaging_proto::directory::{self, Listing};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 
 /// Consumes `directory.>`.
 pub struct DirectoryHandler {
-    pub pool: PgPool,
     pub relay: messaging_platform::bus::Relay,
 }
 
-impl Handler for DirectoryHandler {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
+impl TxHandler for DirectoryHandler {
+    fn committed(&self) {
+        self.relay.wake();
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let result = match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
-            Ok(Some(Listing::Account(listing))) => self.account(listing).await,
-            Ok(Some(Listing::Customer(listing))) => self.customer(listing).await,
+            Ok(Some(Listing::Account(listing))) => account(tx, listing).await,
+            Ok(Some(Listing::Customer(listing))) => customer(tx, listing).await,
             Ok(None) => return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject)),
             Err(reason) => return Outcome::DeadLetter(reason),
         };
@@ -29,59 +32,54 @@ impl Handler for DirectoryHandler {
     }
 }
 
-impl DirectoryHandler {
-    /// Stores the listing and records the replies kept for its number until now.
-    async fn account(&self, listing: AccountListing) -> sqlx::Result<()> {
-        let as_of = messaging_proto::time::datetime(listing.as_of.as_ref()).unwrap_or_else(Utc::now);
-        let mut tx = self.pool.begin().await?;
-        let stored = sqlx::query(
-            "INSERT INTO delivery_status.accounts AS a (account_id, name, sms_number, email_from, as_of)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, sms_number = EXCLUDED.sms_number,
-                 email_from = EXCLUDED.email_from, as_of = EXCLUDED.as_of
-             WHERE a.as_of <= EXCLUDED.as_of",
-        )
-        .bind(&listing.account_id)
-        .bind(&listing.name)
-        .bind(&listing.sms_number)
-        .bind(&listing.email_from)
-        .bind(as_of)
-        .execute(&mut *tx)
-        .await?;
-        // Only the number's newest owner gets its kept replies.
-        let kept = if stored.rows_affected() == 1 {
-            crate::inbound::apply_pending(&mut tx, &listing.account_id, &listing.sms_number).await?
-        } else {
-            0
-        };
-        tx.commit().await?;
-        if kept > 0 {
-            tracing::info!(account_id = %listing.account_id, kept, "replies kept for a new number recorded");
-            self.relay.wake();
-        }
-        Ok(())
+/// Stores the listing and records the replies kept for its number until now.
+async fn account(tx: &mut PgConnection, listing: AccountListing) -> sqlx::Result<()> {
+    let as_of = messaging_proto::time::datetime(listing.as_of.as_ref()).unwrap_or_else(Utc::now);
+    let stored = sqlx::query(
+        "INSERT INTO delivery_status.accounts AS a (account_id, name, sms_number, email_from, as_of)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, sms_number = EXCLUDED.sms_number,
+             email_from = EXCLUDED.email_from, as_of = EXCLUDED.as_of
+         WHERE a.as_of <= EXCLUDED.as_of",
+    )
+    .bind(&listing.account_id)
+    .bind(&listing.name)
+    .bind(&listing.sms_number)
+    .bind(&listing.email_from)
+    .bind(as_of)
+    .execute(&mut *tx)
+    .await?;
+    // Only the number's newest owner gets its kept replies.
+    let kept = if stored.rows_affected() == 1 {
+        crate::inbound::apply_pending(tx, &listing.account_id, &listing.sms_number).await?
+    } else {
+        0
+    };
+    if kept > 0 {
+        tracing::info!(account_id = %listing.account_id, kept, "replies kept for a new number recorded");
     }
+    Ok(())
+}
 
-    async fn customer(&self, listing: CustomerListing) -> sqlx::Result<()> {
-        let customer = listing.customer.unwrap_or_default();
-        let as_of = messaging_proto::time::datetime(listing.as_of.as_ref()).unwrap_or_else(Utc::now);
-        sqlx::query(
-            "INSERT INTO delivery_status.contacts AS c (account_id, customer_id, name, phone, email, as_of)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
-                 email = EXCLUDED.email, as_of = EXCLUDED.as_of
-             WHERE c.as_of <= EXCLUDED.as_of",
-        )
-        .bind(&listing.account_id)
-        .bind(&customer.customer_id)
-        .bind(&customer.name)
-        .bind(&customer.phone)
-        .bind(&customer.email)
-        .bind(as_of)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
+async fn customer(tx: &mut PgConnection, listing: CustomerListing) -> sqlx::Result<()> {
+    let customer = listing.customer.unwrap_or_default();
+    let as_of = messaging_proto::time::datetime(listing.as_of.as_ref()).unwrap_or_else(Utc::now);
+    sqlx::query(
+        "INSERT INTO delivery_status.contacts AS c (account_id, customer_id, name, phone, email, as_of)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
+             email = EXCLUDED.email, as_of = EXCLUDED.as_of
+         WHERE c.as_of <= EXCLUDED.as_of",
+    )
+    .bind(&listing.account_id)
+    .bind(&customer.customer_id)
+    .bind(&customer.name)
+    .bind(&customer.phone)
+    .bind(&customer.email)
+    .bind(as_of)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// The account a business number belongs to now: (account id, business name).

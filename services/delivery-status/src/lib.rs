@@ -138,20 +138,24 @@ impl App {
                 .into_future(),
         );
         let handler = Arc::new(attempts::AttemptHandler {
-            pool: self.runtime.pool.clone(),
             relay: self.relay.clone(),
             token_secret: self.config.callback_secret.as_bytes().to_vec(),
         });
-        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt");
-        let directory_spec = ConsumerSpec::new(streams::DIRECTORY.name, "delivery-status-directory", "directory.>");
-        let directory_task = tokio::spawn(bus::consumer::run(
+        let pool = self.runtime.pool.clone();
+        let spec =
+            ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt").batched(4, 100);
+        let directory_spec =
+            ConsumerSpec::new(streams::DIRECTORY.name, "delivery-status-directory", "directory.>").batched(2, 100);
+        let directory_task = tokio::spawn(bus::batch::run(
             self.runtime.jetstream.clone(),
             "delivery-status",
             directory_spec,
-            Arc::new(directory::DirectoryHandler { pool: self.runtime.pool.clone(), relay: self.relay.clone() }),
+            pool.clone(),
+            Arc::new(directory::DirectoryHandler { relay: self.relay.clone() }),
             shutdown.clone(),
         ));
-        bus::consumer::run(self.runtime.jetstream.clone(), "delivery-status", spec, handler, shutdown.clone()).await?;
+        bus::batch::run(self.runtime.jetstream.clone(), "delivery-status", spec, pool, handler, shutdown.clone())
+            .await?;
         directory_task.await??;
         if let Some(task) = stuck_task {
             let _ = task.await;

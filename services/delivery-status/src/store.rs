@@ -7,7 +7,7 @@ use messaging_domain::{Channel, Status};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_proto::bus::StatusChanged;
 use prost::Message as _;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 /// One report about a message from a gateway or the provider.
 #[derive(Debug, Clone)]
@@ -73,8 +73,18 @@ pub enum Applied {
     Advanced,
 }
 
+/// Applies `report` in a transaction of its own.
 pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
     let mut tx = pool.begin().await?;
+    let applied = apply_in(&mut tx, report).await?;
+    if applied != Applied::Duplicate {
+        tx.commit().await?;
+    }
+    Ok(applied)
+}
+
+/// Applies `report` inside the caller's transaction.
+pub async fn apply_in(tx: &mut PgConnection, report: &Report) -> sqlx::Result<Applied> {
     let timeline_id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO delivery_status.timeline (message_id, account_id, source, status, dedupe_key, detail, occurred_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
@@ -92,7 +102,7 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
         return Ok(Applied::Duplicate);
     };
     if let Some(implied) = &report.implies {
-        outbox::enqueue(&mut tx, crate::SCHEMA, implied).await?;
+        outbox::enqueue(tx, crate::SCHEMA, implied).await?;
     }
     // Advance only to a higher rank, or from unknown to sent; keep the first stored error.
     let row = sqlx::query(
@@ -129,12 +139,10 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
-        tx.commit().await?;
         return Ok(Applied::Recorded);
     };
     let status: String = row.try_get("status")?;
     if status != report.status.as_str() {
-        tx.commit().await?;
         return Ok(Applied::Recorded);
     }
     let at = report.occurred_at;
@@ -154,7 +162,6 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
         subject: format!("message.{}.status", report.account_id),
         payload: event.encode_to_vec(),
     };
-    outbox::enqueue(&mut tx, crate::SCHEMA, &message).await?;
-    tx.commit().await?;
+    outbox::enqueue(tx, crate::SCHEMA, &message).await?;
     Ok(Applied::Advanced)
 }

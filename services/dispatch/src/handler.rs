@@ -5,10 +5,10 @@
 use messaging_domain::sms::segments;
 use messaging_domain::{Channel, Direction, MessageId, MessageType};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
+use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
 use messaging_proto::bus::{AttemptOutcome, MessageQueued, NotificationRequest, SendAttempt, SendCommand};
 use prost::Message as _;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use crate::render::{self, RenderError};
 use crate::suppression;
@@ -27,13 +27,16 @@ pub enum DispatchError {
 
 /// The notification-request handler.
 pub struct Dispatcher {
-    pool: PgPool,
     relay: Relay,
     on_my_way_validity_secs: u32,
 }
 
-impl Handler for Dispatcher {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
+impl TxHandler for Dispatcher {
+    fn committed(&self) {
+        self.relay.wake();
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let request = match NotificationRequest::decode(delivery.payload.as_ref()) {
             Ok(request) => request,
             Err(error) => return Outcome::DeadLetter(format!("undecodable notification request: {error}")),
@@ -45,7 +48,7 @@ impl Handler for Dispatcher {
         if delivery.subject != format!("notify.{account_id}") {
             return Outcome::DeadLetter(format!("subject {} does not match account {account_id:?}", delivery.subject));
         }
-        match self.dispatch(&request, kind).await {
+        match self.dispatch(tx, &request, kind).await {
             Ok(created) => {
                 tracing::info!(account_id, request_id = %request.request_id, created, "notification dispatched");
                 Outcome::Ack
@@ -66,12 +69,17 @@ struct Content {
 }
 
 impl Dispatcher {
-    pub fn new(pool: PgPool, relay: Relay, on_my_way_validity_secs: u32) -> Self {
-        Self { pool, relay, on_my_way_validity_secs }
+    pub fn new(relay: Relay, on_my_way_validity_secs: u32) -> Self {
+        Self { relay, on_my_way_validity_secs }
     }
 
-    /// Creates the request's messages; returns how many were new.
-    pub async fn dispatch(&self, request: &NotificationRequest, kind: MessageType) -> Result<usize, DispatchError> {
+    /// Creates the request's messages inside `tx`; returns how many were new.
+    pub async fn dispatch(
+        &self,
+        tx: &mut PgConnection,
+        request: &NotificationRequest,
+        kind: MessageType,
+    ) -> Result<usize, DispatchError> {
         let channels = eligible_channels(request);
         if channels.is_empty() {
             let job_id = request.job.as_ref().map(|j| j.job_id.as_str()).unwrap_or("");
@@ -80,16 +88,11 @@ impl Dispatcher {
             tracing::warn!(account_id, request_id = %request.request_id, job_id, kind = %kind, "customer has no usable channel; nothing sent");
             return Ok(0);
         }
-        let mut tx = self.pool.begin().await?;
         let mut created = 0;
         for channel in channels {
-            if self.create_message(&mut tx, request, kind, channel).await? {
+            if self.create_message(tx, request, kind, channel).await? {
                 created += 1;
             }
-        }
-        tx.commit().await?;
-        if created > 0 {
-            self.relay.wake();
         }
         Ok(created)
     }

@@ -26,7 +26,10 @@ pub const SCHEMA: &str = "dispatch";
 pub struct Config {
     #[serde(flatten)]
     pub common: CommonConfig,
+    /// Transactions at once.
     pub concurrency: usize,
+    /// The most notification requests one transaction takes (as many as are waiting).
+    pub batch: usize,
     /// How long the provider may hold an on-my-way SMS before dropping it.
     pub on_my_way_validity_secs: u32,
 }
@@ -42,7 +45,10 @@ pub struct App {
 
 pub async fn build(mut config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     if config.concurrency == 0 {
-        config.concurrency = 16;
+        config.concurrency = 4;
+    }
+    if config.batch == 0 {
+        config.batch = 100;
     }
     if config.on_my_way_validity_secs == 0 {
         config.on_my_way_validity_secs = 1800;
@@ -62,13 +68,9 @@ impl App {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
-        let handler = Arc::new(Dispatcher::new(
-            self.runtime.pool.clone(),
-            self.relay.clone(),
-            self.config.on_my_way_validity_secs,
-        ));
-        let mut spec = ConsumerSpec::new(streams::NOTIFY.name, "dispatch", "notify.>");
-        spec.concurrency = self.config.concurrency;
+        let handler = Arc::new(Dispatcher::new(self.relay.clone(), self.config.on_my_way_validity_secs));
+        let spec = ConsumerSpec::new(streams::NOTIFY.name, "dispatch", "notify.>")
+            .batched(self.config.concurrency, self.config.batch);
         let opt_outs = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "dispatch-opt-outs", "message.*.opt_out");
         let opt_out_task = tokio::spawn(bus::consumer::run(
             self.runtime.jetstream.clone(),
@@ -77,7 +79,8 @@ impl App {
             Arc::new(OptOutHandler { pool: self.runtime.pool.clone() }),
             shutdown.clone(),
         ));
-        bus::consumer::run(self.runtime.jetstream.clone(), "dispatch", spec, handler, shutdown.clone()).await?;
+        let pool = self.runtime.pool.clone();
+        bus::batch::run(self.runtime.jetstream.clone(), "dispatch", spec, pool, handler, shutdown.clone()).await?;
         opt_out_task.await??;
         let _ = relay_task.await;
         Ok(())

@@ -47,18 +47,25 @@ impl WatchCursor {
 
 /// Records that `message_id` changed, inside the transaction that changed it.
 pub async fn record(tx: &mut PgConnection, account_id: &str, message_id: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO feed.changes (account_id, message_id) VALUES ($1, $2)")
-        .bind(account_id)
-        .bind(message_id)
-        .execute(&mut *tx)
-        .await?;
-    notify(tx, account_id).await
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH changed AS (SELECT $1::text AS account_id, $2::text AS message_id), {}",
+        record_from("changed")
+    )))
+    .bind(account_id)
+    .bind(message_id)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
-/// Wakes the account's watchers when the transaction commits.
-pub async fn notify(tx: &mut PgConnection, account_id: &str) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(account_id).execute(tx).await?;
-    Ok(())
+/// The tail of a statement whose CTE `source` returns `(account_id, message_id)` of the rows it
+/// changed: records each in the change log and notifies its account's watchers when the
+/// transaction commits, in the same round trip as the change itself.
+pub fn record_from(source: &str) -> String {
+    format!(
+        "recorded AS (INSERT INTO feed.changes (account_id, message_id) SELECT account_id, message_id FROM {source})
+         SELECT pg_notify('{CHANNEL}', account_id) FROM {source}"
+    )
 }
 
 /// The cursor for "from now on": nothing committed so far, everything still to come.

@@ -299,11 +299,18 @@ impl Watcher {
     }
 }
 
-/// Returns once a change for `account` is signalled (or signals were missed).
+/// Returns once a change for `account` is signalled (or signals were missed), having taken every
+/// signal already queued: one read of the log covers them all.
 async fn signalled(signals: &mut broadcast::Receiver<String>, account: &str) {
     loop {
         match signals.recv().await {
-            Ok(changed) if changed == account => return,
+            Ok(changed) if changed == account => {
+                while !matches!(
+                    signals.try_recv(),
+                    Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+                ) {}
+                return;
+            }
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => return,
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,

@@ -150,17 +150,26 @@ impl App {
                     reporter.set_not_serving::<FeedServiceServer<grpc::Feed>>().await;
                 }),
         );
-        let projector = Arc::new(projector::Projector { pool: self.runtime.pool.clone() });
-        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>");
-        let listings = ConsumerSpec::new(streams::DIRECTORY.name, "feed-listings", "directory.>");
-        let directory_task = tokio::spawn(bus::consumer::run(
+        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>").batched(4, 100);
+        let listings = ConsumerSpec::new(streams::DIRECTORY.name, "feed-listings", "directory.>").batched(2, 100);
+        let directory_task = tokio::spawn(bus::batch::run(
             self.runtime.jetstream.clone(),
             "feed",
             listings,
-            Arc::new(directory::Directory { pool: self.runtime.pool.clone() }),
+            self.runtime.pool.clone(),
+            Arc::new(directory::Directory),
             shutdown.clone(),
         ));
-        bus::consumer::run(self.runtime.jetstream.clone(), "feed", spec, projector, shutdown.clone()).await?;
+        let projector = Arc::new(projector::Projector);
+        bus::batch::run(
+            self.runtime.jetstream.clone(),
+            "feed",
+            spec,
+            self.runtime.pool.clone(),
+            projector,
+            shutdown.clone(),
+        )
+        .await?;
         directory_task.await??;
         // Unary calls finish within the grace period; streams nobody closes (a health Watch) do not
         // hold the process: they are cut after a few seconds more.

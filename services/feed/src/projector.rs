@@ -1,13 +1,15 @@
 //! Projects message events into the feed's read model: `queued` creates the row, `status` moves it
 //! forward (either may arrive first; both are idempotent upserts scoped by account), `received`
-//! adds an unread reply, `opt_out` keeps the suppression the manual composer checks. Every row
-//! change is recorded in the change log for WatchFeed in the same transaction.
+//! adds an unread reply, `opt_out` keeps the suppression the manual composer checks. Each event is
+//! one statement: the row, its timeline entry and, when the entry is new, the change-log row and
+//! the watchers' notification, in the batch's transaction.
 
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status};
-use messaging_platform::bus::{Delivery, Handler, Outcome};
+use messaging_platform::bus::{Delivery, Outcome, TxHandler};
 use messaging_proto::bus::{DeliveryUnknown, MessageQueued, MessageReceived, OptOutChanged, StatusChanged};
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgConnection};
+use std::sync::LazyLock;
 
 use crate::changes;
 
@@ -15,9 +17,7 @@ use crate::changes;
 const NOT_SMS_CAPABLE: &str = "not_sms_capable";
 
 /// The message-event handler.
-pub struct Projector {
-    pub(crate) pool: PgPool,
-}
+pub struct Projector;
 
 fn time(at: Option<prost_types::Timestamp>) -> DateTime<Utc> {
     messaging_proto::time::datetime(at.as_ref()).unwrap_or_else(Utc::now)
@@ -38,8 +38,8 @@ fn decode<T: prost::Message + Default>(
     }
 }
 
-impl Handler for Projector {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
+impl TxHandler for Projector {
+    async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let mut parts = delivery.subject.split('.');
         let (Some("message"), Some(account), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
             return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject));
@@ -47,9 +47,9 @@ impl Handler for Projector {
         let payload = delivery.payload.as_ref();
         // Decodes the event (or dead-letters it) and applies it.
         macro_rules! apply {
-            ($event:ty, $method:ident) => {
+            ($event:ty, $apply:ident) => {
                 match decode::<$event>(payload, account, kind, |e| &e.account_id) {
-                    Ok(event) => self.$method(event).await,
+                    Ok(event) => $apply(tx, event).await,
                     Err(dead) => return dead,
                 }
             };
@@ -69,22 +69,41 @@ impl Handler for Projector {
     }
 }
 
-impl Projector {
-    async fn queued(&self, event: MessageQueued) -> sqlx::Result<()> {
-        let customer = event.customer.unwrap_or_default();
-        let at = time(event.queued_at);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO feed.messages AS m (message_id, account_id, customer_id, customer_name, customer_phone, customer_email,
-                 direction, channel, message_type, status, status_rank, preview, subject, job_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $11, $12, $13, $13)
-             ON CONFLICT (message_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, customer_name = EXCLUDED.customer_name,
-                 customer_phone = EXCLUDED.customer_phone, customer_email = EXCLUDED.customer_email,
-                 direction = EXCLUDED.direction, channel = EXCLUDED.channel, message_type = EXCLUDED.message_type,
-                 preview = EXCLUDED.preview, subject = EXCLUDED.subject, job_id = EXCLUDED.job_id,
-                 created_at = LEAST(m.created_at, EXCLUDED.created_at)
-             WHERE m.account_id = EXCLUDED.account_id",
-        )
+/// A statement made of `ctes` (parameters up to `$first - 1`) and the timeline entry from
+/// `$first` on (account, message, status, source, detail, time, key), recorded as a change when new.
+fn with_timeline(ctes: &str, first: usize) -> String {
+    let p: Vec<String> = (first..first + 7).map(|n| format!("${n}")).collect();
+    format!(
+        "WITH {ctes}
+         logged AS (INSERT INTO feed.timeline (account_id, message_id, status, source, detail, occurred_at, event_key)
+                    VALUES ({}) ON CONFLICT (event_key) DO NOTHING RETURNING account_id, message_id),
+         {}",
+        p.join(", "),
+        changes::record_from("logged")
+    )
+}
+
+static QUEUED: LazyLock<String> = LazyLock::new(|| {
+    with_timeline(
+        "row AS (INSERT INTO feed.messages AS m (message_id, account_id, customer_id, customer_name, customer_phone,
+                     customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
+                     created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $11, $12, $13, $13)
+                 ON CONFLICT (message_id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
+                     customer_name = EXCLUDED.customer_name, customer_phone = EXCLUDED.customer_phone,
+                     customer_email = EXCLUDED.customer_email, direction = EXCLUDED.direction,
+                     channel = EXCLUDED.channel, message_type = EXCLUDED.message_type, preview = EXCLUDED.preview,
+                     subject = EXCLUDED.subject, job_id = EXCLUDED.job_id,
+                     created_at = LEAST(m.created_at, EXCLUDED.created_at)
+                 WHERE m.account_id = EXCLUDED.account_id),",
+        14,
+    )
+});
+
+async fn queued(tx: &mut PgConnection, event: MessageQueued) -> sqlx::Result<()> {
+    let customer = event.customer.unwrap_or_default();
+    let at = time(event.queued_at);
+    sqlx::query(AssertSqlSafe(QUEUED.as_str()))
         .bind(&event.message_id)
         .bind(&event.account_id)
         .bind(&customer.customer_id)
@@ -98,27 +117,35 @@ impl Projector {
         .bind(&event.subject)
         .bind(&event.job_id)
         .bind(at)
-        .execute(&mut *tx)
+        .bind(&event.account_id)
+        .bind(&event.message_id)
+        .bind(Status::Queued.as_str())
+        .bind("dispatch")
+        .bind("")
+        .bind(at)
+        .bind(format!("queued:{}", event.message_id))
+        .execute(tx)
         .await?;
-        let key = format!("queued:{}", event.message_id);
-        if timeline(&mut tx, &event.account_id, &event.message_id, Status::Queued, "dispatch", "", at, key).await? {
-            changes::record(&mut tx, &event.account_id, &event.message_id).await?;
-        }
-        tx.commit().await
-    }
+    Ok(())
+}
 
-    /// An inbound message joins the customer's thread (or its sender's, when unknown) as a reply.
-    async fn received(&self, event: MessageReceived) -> sqlx::Result<()> {
-        let customer = event.customer.unwrap_or_default();
-        let at = time(event.received_at);
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone, customer_email,
-                 direction, channel, message_type, status, status_rank, preview, subject, job_id, created_at, sent_at,
-                 updated_at, unread)
-             VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, 'reply', 'received', $8, $9, $10, '', $11, $11, $11, true)
-             ON CONFLICT (message_id) DO NOTHING",
-        )
+static RECEIVED: LazyLock<String> = LazyLock::new(|| {
+    with_timeline(
+        "row AS (INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone,
+                     customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
+                     created_at, sent_at, updated_at, unread)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, 'reply', 'received', $8, $9, $10, '',
+                     $11, $11, $11, true)
+                 ON CONFLICT (message_id) DO NOTHING),",
+        12,
+    )
+});
+
+/// An inbound message joins the customer's thread (or its sender's, when unknown) as a reply.
+async fn received(tx: &mut PgConnection, event: MessageReceived) -> sqlx::Result<()> {
+    let customer = event.customer.unwrap_or_default();
+    let at = time(event.received_at);
+    sqlx::query(AssertSqlSafe(RECEIVED.as_str()))
         .bind(&event.message_id)
         .bind(&event.account_id)
         .bind(&customer.customer_id)
@@ -130,78 +157,108 @@ impl Projector {
         .bind(event.body.chars().take(160).collect::<String>())
         .bind(&event.subject)
         .bind(at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted > 0 {
-            changes::record(&mut tx, &event.account_id, &event.message_id).await?;
-        }
-        let key = format!("received:{}", event.message_id);
-        timeline(&mut tx, &event.account_id, &event.message_id, Status::Received, "provider", "", at, key).await?;
-        tx.commit().await
-    }
+        .bind(&event.account_id)
+        .bind(&event.message_id)
+        .bind(Status::Received.as_str())
+        .bind("provider")
+        .bind("")
+        .bind(at)
+        .bind(format!("received:{}", event.message_id))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
 
-    /// Marks a sent message whose delivery the provider cannot confirm; shown while it stays `sent`.
-    async fn delivery_unknown(&self, event: DeliveryUnknown) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let marked = sqlx::query(
-            "UPDATE feed.messages SET delivery_unknown = true WHERE message_id = $1 AND account_id = $2 AND NOT delivery_unknown",
+static DELIVERY_UNKNOWN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH marked AS (UPDATE feed.messages SET delivery_unknown = true
+                         WHERE message_id = $1 AND account_id = $2 AND NOT delivery_unknown
+                         RETURNING account_id, message_id),
+         {}",
+        changes::record_from("marked")
+    )
+});
+
+/// Marks a sent message whose delivery the provider cannot confirm; shown while it stays `sent`.
+async fn delivery_unknown(tx: &mut PgConnection, event: DeliveryUnknown) -> sqlx::Result<()> {
+    sqlx::query(AssertSqlSafe(DELIVERY_UNKNOWN.as_str()))
+        .bind(&event.message_id)
+        .bind(&event.account_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The latest opt-out or opt-in by event time, for the manual composer's refusal.
+async fn opt_out(tx: &mut PgConnection, event: OptOutChanged) -> sqlx::Result<()> {
+    let Some(channel) = Channel::from_proto(event.channel) else { return Ok(()) };
+    let address = match channel {
+        Channel::Email => event.address.to_lowercase(),
+        Channel::Sms => event.address.clone(),
+    };
+    sqlx::query(
+        "INSERT INTO feed.opt_outs AS o (account_id, channel, address, opted_out, occurred_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (account_id, channel, address) DO UPDATE SET opted_out = EXCLUDED.opted_out, occurred_at = EXCLUDED.occurred_at
+         WHERE o.occurred_at < EXCLUDED.occurred_at",
+    )
+    .bind(&event.account_id)
+    .bind(channel.as_str())
+    .bind(address)
+    .bind(event.opted_out)
+    .bind(time(event.occurred_at))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+static STATUS: LazyLock<String> = LazyLock::new(|| {
+    with_timeline(
+        "row AS (INSERT INTO feed.messages AS m (message_id, account_id, status, status_rank, failure_reason,
+                     created_at, sent_at, updated_at, provider_error_code, provider_error_text)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8, $9)
+                 ON CONFLICT (message_id) DO UPDATE SET
+                     status = CASE WHEN EXCLUDED.status_rank > m.status_rank
+                                        OR (m.status = 'unknown' AND EXCLUDED.status = 'sent')
+                                   THEN EXCLUDED.status ELSE m.status END,
+                     status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
+                     failure_reason = CASE WHEN m.failure_reason = '' THEN EXCLUDED.failure_reason ELSE m.failure_reason END,
+                     sent_at = COALESCE(LEAST(m.sent_at, EXCLUDED.sent_at), m.sent_at, EXCLUDED.sent_at),
+                     updated_at = GREATEST(m.updated_at, EXCLUDED.updated_at),
+                     provider_error_code = CASE WHEN m.provider_error_code = '' THEN EXCLUDED.provider_error_code
+                                                ELSE m.provider_error_code END,
+                     provider_error_text = CASE WHEN m.provider_error_code = '' AND m.provider_error_text = ''
+                                                THEN EXCLUDED.provider_error_text ELSE m.provider_error_text END
+                 WHERE m.account_id = EXCLUDED.account_id),",
+        10,
+    )
+});
+
+async fn status(tx: &mut PgConnection, event: StatusChanged) -> sqlx::Result<()> {
+    let Some(status) = Status::from_proto(event.status) else { return Ok(()) };
+    let at = time(event.occurred_at);
+    let sent_at = matches!(status, Status::Sent | Status::Delivered | Status::Read | Status::Opened).then_some(at);
+    if event.failure_reason == NOT_SMS_CAPABLE {
+        // Reads the row as the queued event left it (a statement's CTEs see no change of its own).
+        sqlx::query(
+            "INSERT INTO feed.landlines (account_id, phone, occurred_at)
+             SELECT account_id, customer_phone, $3 FROM feed.messages
+             WHERE message_id = $1 AND account_id = $2 AND channel = 'sms' AND customer_phone <> ''
+             ON CONFLICT DO NOTHING",
         )
         .bind(&event.message_id)
         .bind(&event.account_id)
+        .bind(at)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if marked > 0 {
-            changes::record(&mut tx, &event.account_id, &event.message_id).await?;
-        }
-        tx.commit().await
-    }
-
-    /// The latest opt-out or opt-in by event time, for the manual composer's refusal.
-    async fn opt_out(&self, event: OptOutChanged) -> sqlx::Result<()> {
-        let Some(channel) = Channel::from_proto(event.channel) else { return Ok(()) };
-        let address = match channel {
-            Channel::Email => event.address.to_lowercase(),
-            Channel::Sms => event.address.clone(),
-        };
-        sqlx::query(
-            "INSERT INTO feed.opt_outs AS o (account_id, channel, address, opted_out, occurred_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (account_id, channel, address) DO UPDATE SET opted_out = EXCLUDED.opted_out, occurred_at = EXCLUDED.occurred_at
-             WHERE o.occurred_at < EXCLUDED.occurred_at",
-        )
-        .bind(&event.account_id)
-        .bind(channel.as_str())
-        .bind(address)
-        .bind(event.opted_out)
-        .bind(time(event.occurred_at))
-        .execute(&self.pool)
         .await?;
-        Ok(())
     }
-
-    async fn status(&self, event: StatusChanged) -> sqlx::Result<()> {
-        let Some(status) = Status::from_proto(event.status) else { return Ok(()) };
-        let at = time(event.occurred_at);
-        let sent_at = matches!(status, Status::Sent | Status::Delivered | Status::Read | Status::Opened).then_some(at);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO feed.messages AS m (message_id, account_id, status, status_rank, failure_reason, created_at, sent_at,
-                 updated_at, provider_error_code, provider_error_text)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8, $9)
-             ON CONFLICT (message_id) DO UPDATE SET
-                 status = CASE WHEN EXCLUDED.status_rank > m.status_rank OR (m.status = 'unknown' AND EXCLUDED.status = 'sent')
-                               THEN EXCLUDED.status ELSE m.status END,
-                 status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
-                 failure_reason = CASE WHEN m.failure_reason = '' THEN EXCLUDED.failure_reason ELSE m.failure_reason END,
-                 sent_at = COALESCE(LEAST(m.sent_at, EXCLUDED.sent_at), m.sent_at, EXCLUDED.sent_at),
-                 updated_at = GREATEST(m.updated_at, EXCLUDED.updated_at),
-                 provider_error_code = CASE WHEN m.provider_error_code = '' THEN EXCLUDED.provider_error_code
-                                            ELSE m.provider_error_code END,
-                 provider_error_text = CASE WHEN m.provider_error_code = '' AND m.provider_error_text = ''
-                                            THEN EXCLUDED.provider_error_text ELSE m.provider_error_text END
-             WHERE m.account_id = EXCLUDED.account_id",
-        )
+    let detail =
+        [event.failure_reason.as_str(), event.provider_error_code.as_str(), event.provider_error_text.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" · ");
+    sqlx::query(AssertSqlSafe(STATUS.as_str()))
         .bind(&event.message_id)
         .bind(&event.account_id)
         .bind(status.as_str())
@@ -211,59 +268,14 @@ impl Projector {
         .bind(sent_at)
         .bind(&event.provider_error_code)
         .bind(&event.provider_error_text)
-        .execute(&mut *tx)
+        .bind(&event.account_id)
+        .bind(&event.message_id)
+        .bind(status.as_str())
+        .bind(&event.source)
+        .bind(detail)
+        .bind(at)
+        .bind(format!("status:{}:{}:{}", event.message_id, status.as_str(), event.source))
+        .execute(tx)
         .await?;
-        if event.failure_reason == NOT_SMS_CAPABLE {
-            sqlx::query(
-                "INSERT INTO feed.landlines (account_id, phone, occurred_at)
-                 SELECT account_id, customer_phone, $3 FROM feed.messages
-                 WHERE message_id = $1 AND account_id = $2 AND channel = 'sms' AND customer_phone <> ''
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&event.message_id)
-            .bind(&event.account_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let detail =
-            [event.failure_reason.as_str(), event.provider_error_code.as_str(), event.provider_error_text.as_str()]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" · ");
-        let key = format!("status:{}:{}:{}", event.message_id, status.as_str(), event.source);
-        if timeline(&mut tx, &event.account_id, &event.message_id, status, &event.source, &detail, at, key).await? {
-            changes::record(&mut tx, &event.account_id, &event.message_id).await?;
-        }
-        tx.commit().await
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn timeline(
-    tx: &mut sqlx::PgConnection,
-    account_id: &str,
-    message_id: &str,
-    status: Status,
-    source: &str,
-    detail: &str,
-    at: DateTime<Utc>,
-    key: String,
-) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO feed.timeline (account_id, message_id, status, source, detail, occurred_at, event_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_key) DO NOTHING",
-    )
-    .bind(account_id)
-    .bind(message_id)
-    .bind(status.as_str())
-    .bind(source)
-    .bind(detail)
-    .bind(at)
-    .bind(key)
-    .execute(tx)
-    .await?;
-    Ok(inserted.rows_affected() > 0)
+    Ok(())
 }

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use messaging_domain::MessageType;
 use messaging_domain::event::{self, Contact, EventError, EventKind, JobEvent, JobInput};
 use messaging_platform::bus::outbox;
-use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
+use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
 use messaging_platform::clock::SharedClock;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use crate::directory;
 use crate::notify::{self, Notification};
@@ -30,25 +30,30 @@ pub enum IngestError {
 
 /// The job-event handler.
 pub struct EventHandler {
-    pool: PgPool,
     relay: Relay,
     clock: SharedClock,
 }
 
-impl Handler for EventHandler {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
+impl TxHandler for EventHandler {
+    fn committed(&self) {
+        self.relay.wake();
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let event = match event::parse_job_event(&delivery.subject, &delivery.payload) {
             Ok(event) => event,
             Err(error) => return Outcome::DeadLetter(error.to_string()),
         };
-        match self.apply(&event).await {
+        match self.apply(tx, &event).await {
             Ok(applied) => {
                 tracing::info!(event_id = %event.event_id, account_id = %event.account_id, applied, "job event processed");
                 Outcome::Ack
             }
             Err(IngestError::Invalid(error)) => Outcome::DeadLetter(error.to_string()),
+            // Its account.updated may be in flight (or waiting out a crashed process's ack
+            // deadline): back off, so the retries outlast a redelivery.
             Err(error @ IngestError::AccountUnknown(_)) => {
-                Outcome::Retry { delay: Duration::from_secs(2), reason: error.to_string() }
+                Outcome::backoff(delivery.delivered, Duration::from_secs(2), error)
             }
             Err(error) => Outcome::retry(error),
         }
@@ -64,41 +69,36 @@ struct Apply<'a> {
 }
 
 impl EventHandler {
-    pub fn new(pool: PgPool, relay: Relay, clock: SharedClock) -> Self {
-        Self { pool, relay, clock }
+    pub fn new(relay: Relay, clock: SharedClock) -> Self {
+        Self { relay, clock }
     }
 
-    /// Applies the event; `Ok(false)` when it had already been applied.
-    pub async fn apply(&self, event: &JobEvent) -> Result<bool, IngestError> {
-        let mut tx = self.pool.begin().await?;
+    /// Applies the event inside `tx`; `Ok(false)` when it had already been applied.
+    pub async fn apply(&self, tx: &mut PgConnection, event: &JobEvent) -> Result<bool, IngestError> {
         let account_id = event.account_id.as_str();
-        if !store::mark_processed(&mut tx, event.event_id.as_str(), &event.account_id, event.kind.name()).await? {
+        if !store::mark_processed(tx, event.event_id.as_str(), &event.account_id, event.kind.name()).await? {
             return Ok(false);
         }
         let now = self.clock.now();
         if let EventKind::AccountUpdated(settings) = &event.kind {
-            store::upsert_account(&mut tx, &event.account_id, settings, event.occurred_at).await?;
-            if let Some(account) = store::load_account(&mut tx, account_id).await? {
-                schedule::move_account_reminders(&mut tx, account_id, &account, now).await?;
+            store::upsert_account(tx, &event.account_id, settings, event.occurred_at).await?;
+            if let Some(account) = store::load_account(tx, account_id).await? {
+                schedule::move_account_reminders(tx, account_id, &account, now).await?;
             }
             let listing = directory::account(&event.event_id, &event.account_id, settings, event.occurred_at);
-            outbox::enqueue(&mut tx, crate::SCHEMA, &listing).await?;
-            tx.commit().await?;
-            self.relay.wake();
+            outbox::enqueue(tx, crate::SCHEMA, &listing).await?;
             return Ok(true);
         }
-        let account = store::load_account(&mut tx, account_id)
+        let account = store::load_account(tx, account_id)
             .await?
             .ok_or_else(|| IngestError::AccountUnknown(account_id.to_owned()))?;
         let customer = event.kind.customer().ok_or(EventError::Missing("customer"))?;
         let contact = customer.contact(account.phone_region())?;
-        store::upsert_customer(&mut tx, &event.account_id, &contact, event.occurred_at).await?;
+        store::upsert_customer(tx, &event.account_id, &contact, event.occurred_at).await?;
         let listing = directory::customer(&event.event_id, &event.account_id, &contact, event.occurred_at);
-        outbox::enqueue(&mut tx, crate::SCHEMA, &listing).await?;
-        let mut apply = Apply { tx: &mut tx, event, account, now };
+        outbox::enqueue(tx, crate::SCHEMA, &listing).await?;
+        let mut apply = Apply { tx, event, account, now };
         apply.effects(&contact).await?;
-        tx.commit().await?;
-        self.relay.wake();
         Ok(true)
     }
 }

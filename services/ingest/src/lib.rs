@@ -57,13 +57,16 @@ impl Default for SchedulerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ConsumerConfig {
+    /// Transactions at once.
     pub concurrency: usize,
+    /// The most job events one transaction applies (as many as are waiting).
+    pub batch: usize,
     pub max_deliver: i64,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        Self { concurrency: 16, max_deliver: 10 }
+        Self { concurrency: 4, batch: 100, max_deliver: 10 }
     }
 }
 
@@ -104,11 +107,13 @@ impl App {
             self.config.scheduler.batch,
         );
         let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
-        let handler = Arc::new(EventHandler::new(self.runtime.pool.clone(), self.relay.clone(), clock));
-        let mut spec = ConsumerSpec::new(streams::JOB_EVENTS.name, "ingest", "jobs.>");
-        spec.concurrency = self.config.consumer.concurrency;
-        spec.max_deliver = self.config.consumer.max_deliver;
-        bus::consumer::run(self.runtime.jetstream.clone(), "ingest", spec, handler, shutdown.clone()).await?;
+        let handler = Arc::new(EventHandler::new(self.relay.clone(), clock));
+        let consumer = &self.config.consumer;
+        let mut spec = ConsumerSpec::new(streams::JOB_EVENTS.name, "ingest", "jobs.>")
+            .batched(consumer.concurrency, consumer.batch);
+        spec.max_deliver = consumer.max_deliver;
+        let pool = self.runtime.pool.clone();
+        bus::batch::run(self.runtime.jetstream.clone(), "ingest", spec, pool, handler, shutdown.clone()).await?;
         let _ = scheduler_task.await;
         let _ = relay_task.await;
         Ok(())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -74,8 +74,10 @@ pub struct ConsumerSpec {
     pub ack_wait: Duration,
     /// After this many deliveries a retrying message is dead-lettered.
     pub max_deliver: i64,
-    /// Messages handled at once by this process.
+    /// Messages handled at once by this process ([`run`]); batches at once ([`super::batch::run`]).
     pub concurrency: usize,
+    /// The most messages one batch takes ([`super::batch::run`] only).
+    pub batch: usize,
 }
 
 impl ConsumerSpec {
@@ -87,7 +89,13 @@ impl ConsumerSpec {
             ack_wait: Duration::from_secs(30),
             max_deliver: 10,
             concurrency: 16,
+            batch: 1,
         }
+    }
+
+    /// For [`super::batch::run`]: `in_flight` transactions at once, each of up to `size` messages.
+    pub fn batched(self, in_flight: usize, size: usize) -> Self {
+        Self { concurrency: in_flight.max(1), batch: size.max(1), ..self }
     }
 
     fn config(&self) -> pull::Config {
@@ -98,7 +106,7 @@ impl ConsumerSpec {
             ack_wait: self.ack_wait,
             // One more than ours so the loop, not the server, decides when to dead-letter.
             max_deliver: self.max_deliver + 1,
-            max_ack_pending: (self.concurrency as i64 * 4).max(64),
+            max_ack_pending: (self.concurrency as i64 * self.batch as i64 * 4).max(64),
             ..Default::default()
         }
     }
@@ -112,6 +120,33 @@ pub async fn run<H: Handler>(
     handler: Arc<H>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let max_deliver = spec.max_deliver;
+    let spec = ConsumerSpec { batch: 1, ..spec };
+    let work_context = context.clone();
+    pump(context, spec, shutdown, move |messages| {
+        let (context, handler) = (work_context.clone(), handler.clone());
+        async move {
+            for message in messages {
+                process(&context, service, max_deliver, handler.as_ref(), message).await;
+            }
+        }
+    })
+    .await
+}
+
+/// The loop under [`run`] and [`super::batch::run`]: pulls messages, hands `work` up to
+/// `spec.batch` of them at a time (as many as are already here: it never waits to fill a batch),
+/// `spec.concurrency` pieces of work at once; at shutdown waits (bounded) for the work in flight.
+pub(crate) async fn pump<W, F>(
+    context: jetstream::Context,
+    spec: ConsumerSpec,
+    shutdown: Shutdown,
+    work: W,
+) -> anyhow::Result<()>
+where
+    W: Fn(Vec<jetstream::Message>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let permits = Arc::new(Semaphore::new(spec.concurrency));
     tokio::spawn(report_lag(context.clone(), spec.stream, spec.durable.clone(), shutdown.clone()));
     let mut backoff = Duration::from_millis(200);
@@ -130,17 +165,21 @@ pub async fn run<H: Handler>(
         };
         backoff = Duration::from_millis(200);
         tracing::info!(consumer = %spec.durable, subject = %spec.filter_subject, "consuming");
+        let mut held = None;
         loop {
             let permit = tokio::select! {
                 _ = shutdown.cancelled() => break 'connect,
                 permit = permits.clone().acquire_owned() => permit?,
             };
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => break 'connect,
-                next = messages.next() => next,
+            let next = match held.take() {
+                Some(next) => next,
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => break 'connect,
+                    next = messages.next() => next,
+                },
             };
-            let message = match next {
-                Some(Ok(message)) => message,
+            let mut batch = match next {
+                Some(Ok(message)) => vec![message],
                 Some(Err(error)) => {
                     tracing::warn!(consumer = %spec.durable, %error, "pull failed; reopening consumer");
                     tokio::time::sleep(backoff).await;
@@ -148,11 +187,21 @@ pub async fn run<H: Handler>(
                 }
                 None => continue 'connect,
             };
-            let handler = handler.clone();
-            let context = context.clone();
-            let max_deliver = spec.max_deliver;
+            // Whatever else has already arrived joins the batch; an error or the stream's end is
+            // held for the next turn.
+            while batch.len() < spec.batch {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    Some(other) => {
+                        held = Some(other);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let piece = work(batch);
             tokio::spawn(async move {
-                process(&context, service, max_deliver, handler.as_ref(), message).await;
+                piece.await;
                 drop(permit);
             });
         }
@@ -220,27 +269,52 @@ async fn process<H: Handler>(
     handler: &H,
     message: jetstream::Message,
 ) {
-    let (delivered, stream_sequence) = match message.info() {
-        Ok(info) => (info.delivered, info.stream_sequence),
-        Err(_) => (1, 0),
-    };
-    let delivery = Delivery {
-        subject: message.subject.to_string(),
-        payload: message.payload.clone(),
-        headers: message.headers.clone(),
-        delivered,
-        stream_sequence,
-    };
-    let span = tracing::info_span!("consume", service, subject = %delivery.subject, delivered, otel.kind = "consumer");
-    trace::adopt_parent(&span, delivery.headers.as_ref());
+    let delivery = Delivery::of(&message);
+    let span = consume_span(service, &delivery);
     let started = std::time::Instant::now();
     let outcome = handler.handle(&delivery).instrument(span.clone()).await;
-    let _entered = span.enter();
+    settle(context, service, max_deliver, &delivery, &message, outcome, started).instrument(span).await;
+}
+
+impl Delivery {
+    pub(crate) fn of(message: &jetstream::Message) -> Self {
+        let (delivered, stream_sequence) = match message.info() {
+            Ok(info) => (info.delivered, info.stream_sequence),
+            Err(_) => (1, 0),
+        };
+        Delivery {
+            subject: message.subject.to_string(),
+            payload: message.payload.clone(),
+            headers: message.headers.clone(),
+            delivered,
+            stream_sequence,
+        }
+    }
+}
+
+/// The span a message is handled in, a child of the publisher's trace.
+pub(crate) fn consume_span(service: &'static str, delivery: &Delivery) -> tracing::Span {
+    let span = tracing::info_span!("consume", service, subject = %delivery.subject, delivered = delivery.delivered, otel.kind = "consumer");
+    trace::adopt_parent(&span, delivery.headers.as_ref());
+    span
+}
+
+/// Maps a handler's outcome to JetStream (ack, nak with delay, or dead letter) and counts it.
+pub(crate) async fn settle(
+    context: &jetstream::Context,
+    service: &'static str,
+    max_deliver: i64,
+    delivery: &Delivery,
+    message: &jetstream::Message,
+    outcome: Outcome,
+    started: std::time::Instant,
+) {
     let kind = kind_of(&delivery.subject);
     let counted = |outcome: &str| {
         metrics::inc(&CONSUMED, &[("service", service), ("kind", kind), ("outcome", outcome)]);
         metrics::observe(&HANDLING, &[("service", service), ("kind", kind)], started.elapsed().as_secs_f64());
     };
+    let delivered = delivery.delivered;
     let result = match outcome {
         Outcome::Ack => {
             counted("ack");
@@ -250,7 +324,7 @@ async fn process<H: Handler>(
             counted("dead_letter");
             metrics::inc(&ERRORS, &[("service", service), ("class", "exhausted")]);
             let reason = format!("gave up after {delivered} deliveries: {reason}");
-            dead_letter(context, service, &delivery, &reason, &message).await
+            dead_letter(context, service, delivery, &reason, message).await
         }
         Outcome::Retry { delay, reason } => {
             counted("retry");
@@ -261,7 +335,7 @@ async fn process<H: Handler>(
         Outcome::DeadLetter(reason) => {
             counted("dead_letter");
             metrics::inc(&ERRORS, &[("service", service), ("class", "invalid_input")]);
-            dead_letter(context, service, &delivery, &reason, &message).await
+            dead_letter(context, service, delivery, &reason, message).await
         }
     };
     if let Err(error) = result {

@@ -1,6 +1,7 @@
 //! NATS JetStream plumbing: connecting, the stream catalog, the transactional outbox relay,
-//! the consumer loop and trace-context headers.
+//! the consumer loop (one message at a time, or batches in one transaction) and trace-context headers.
 
+pub mod batch;
 pub mod consumer;
 pub mod outbox;
 pub mod streams;
@@ -13,6 +14,7 @@ use async_nats::jetstream;
 use crate::config::NatsConfig;
 use crate::shutdown::Shutdown;
 
+pub use batch::TxHandler;
 pub use consumer::{ConsumerSpec, Delivery, Handler, Outcome};
 pub use outbox::{OutboxMessage, Relay};
 

@@ -1,0 +1,120 @@
+//! Batched consumers: the messages already waiting are handled in one database transaction and
+//! acked together once it commits, so a busy consumer pays one BEGIN/COMMIT (and one outbox wake,
+//! one NOTIFY per channel and payload) per batch instead of per message. If any message of the
+//! batch is not a clean `Ack`, or the commit fails, the batch is rolled back and every message is
+//! handled again in a transaction of its own, so outcomes (retry, dead letter) stay per message.
+
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use async_nats::jetstream;
+use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
+
+use crate::bus::consumer::{self, ConsumerSpec, Delivery, Outcome, consume_span, settle};
+use crate::metrics::{self, HistogramFamily};
+use crate::shutdown::Shutdown;
+
+static BATCHES: LazyLock<HistogramFamily> = LazyLock::new(|| {
+    metrics::sizes(
+        "bus_batch_messages",
+        "Messages handled in one transaction by a batched consumer, by service and consumer",
+    )
+});
+
+static SPLIT: LazyLock<metrics::CounterFamily> = LazyLock::new(|| {
+    metrics::counter(
+        "bus_batches_split",
+        "Batches rolled back and handled one message at a time (a message not acked, or the commit failed)",
+    )
+});
+
+/// Handles one message inside a transaction the loop owns (and commits); must be idempotent, and
+/// must leave any decision that is not `Ack` to the outcome, never half-applied: a batch holding it
+/// is rolled back and the message handled again alone.
+pub trait TxHandler: Send + Sync + 'static {
+    fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+
+    /// Runs after a transaction holding this handler's work has committed (wake an outbox relay).
+    fn committed(&self) {}
+}
+
+/// Runs `handler` over the consumer in batches of up to `spec.batch`, `spec.concurrency` at once.
+pub async fn run<H: TxHandler>(
+    context: jetstream::Context,
+    service: &'static str,
+    spec: ConsumerSpec,
+    pool: PgPool,
+    handler: Arc<H>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let max_deliver = spec.max_deliver;
+    let work_context = context.clone();
+    let durable: Arc<str> = spec.durable.as_str().into();
+    consumer::pump(context, spec, shutdown, move |messages| {
+        let (context, pool, handler, durable) = (work_context.clone(), pool.clone(), handler.clone(), durable.clone());
+        async move {
+            let started = Instant::now();
+            let deliveries: Vec<Delivery> = messages.iter().map(Delivery::of).collect();
+            let labels = [("service", service), ("consumer", &*durable)];
+            metrics::observe(&BATCHES, &labels, deliveries.len() as f64);
+            let single = deliveries.len() == 1;
+            if !single && together(&pool, handler.as_ref(), service, &deliveries).await {
+                handler.committed();
+                for (delivery, message) in deliveries.iter().zip(&messages) {
+                    settle(&context, service, max_deliver, delivery, message, Outcome::Ack, started).await;
+                }
+                return;
+            }
+            if !single {
+                metrics::inc(&SPLIT, &labels);
+            }
+            for (delivery, message) in deliveries.iter().zip(&messages) {
+                let span = consume_span(service, delivery);
+                let started = Instant::now();
+                let outcome = alone(&pool, handler.as_ref(), delivery).instrument(span.clone()).await;
+                settle(&context, service, max_deliver, delivery, message, outcome, started).instrument(span).await;
+            }
+        }
+    })
+    .await
+}
+
+/// Handles every delivery in one transaction; true when all were `Ack` and it committed.
+async fn together<H: TxHandler>(pool: &PgPool, handler: &H, service: &'static str, deliveries: &[Delivery]) -> bool {
+    let Ok(mut tx) = pool.begin().await else { return false };
+    for delivery in deliveries {
+        let outcome = handler.handle(&mut tx, delivery).instrument(consume_span(service, delivery)).await;
+        if outcome != Outcome::Ack {
+            tracing::debug!(subject = %delivery.subject, ?outcome, batch = deliveries.len(), "batch rolled back; handling its messages one by one");
+            return false;
+        }
+    }
+    match tx.commit().await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(%error, batch = deliveries.len(), "batch did not commit; handling its messages one by one");
+            false
+        }
+    }
+}
+
+/// Handles one delivery in a transaction of its own, committed only on `Ack`.
+async fn alone<H: TxHandler>(pool: &PgPool, handler: &H, delivery: &Delivery) -> Outcome {
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(error) => return Outcome::retry(format!("database: {error}")),
+    };
+    let outcome = handler.handle(&mut tx, delivery).await;
+    if outcome != Outcome::Ack {
+        return outcome;
+    }
+    match tx.commit().await {
+        Ok(()) => {
+            handler.committed();
+            Outcome::Ack
+        }
+        Err(error) => Outcome::retry(format!("database: {error}")),
+    }
+}
