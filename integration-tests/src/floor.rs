@@ -99,7 +99,7 @@ pub async fn run(
     sqlx::query("CREATE TABLE floor.rows (id bigserial PRIMARY KEY, event bigint NOT NULL, body text NOT NULL)")
         .execute(pool)
         .await?;
-    sqlx::query("CREATE INDEX ON floor.rows (event)").execute(pool).await?;
+    sqlx::query("CREATE INDEX ON floor.rows (event, id)").execute(pool).await?;
     let _ = jetstream.delete_stream("FLOOR").await;
     let stream = jetstream
         .create_stream(stream::Config {

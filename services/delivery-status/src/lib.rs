@@ -142,8 +142,10 @@ impl App {
             token_secret: self.config.callback_secret.as_bytes().to_vec(),
         });
         let pool = self.runtime.pool.clone();
+        // One transaction at a time: a message's events come close together, and concurrent batches
+        // would wait on each other's row locks until they commit.
         let spec =
-            ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt").batched(4, 100);
+            ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt").batched(1, 200);
         let directory_spec =
             ConsumerSpec::new(streams::DIRECTORY.name, "delivery-status-directory", "directory.>").batched(2, 100);
         let directory_task = tokio::spawn(bus::batch::run(

@@ -150,7 +150,9 @@ impl App {
                     reporter.set_not_serving::<FeedServiceServer<grpc::Feed>>().await;
                 }),
         );
-        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>").batched(4, 100);
+        // One transaction at a time: a message's events come close together, and concurrent batches
+        // would wait on each other's row locks until they commit.
+        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>").batched(1, 200);
         let listings = ConsumerSpec::new(streams::DIRECTORY.name, "feed-listings", "directory.>").batched(2, 100);
         let directory_task = tokio::spawn(bus::batch::run(
             self.runtime.jetstream.clone(),
