@@ -160,9 +160,16 @@ impl Claims {
         Ok(())
     }
 
-    /// Records how the send ended and enqueues the `attempt` event, in one transaction.
-    /// Only a `claimed` or `unknown` row can be settled; returns false if it already was.
-    pub async fn settle(&self, message_id: &str, account_id: &str, settlement: &Settlement) -> sqlx::Result<bool> {
+    /// Records how the send to `recipient` ended and enqueues the `attempt` event, in one statement
+    /// (so one transaction). Only a `claimed` or `unknown` row can be settled; returns false if it
+    /// already was.
+    pub async fn settle(
+        &self,
+        message_id: &str,
+        account_id: &str,
+        recipient: &str,
+        settlement: &Settlement,
+    ) -> sqlx::Result<bool> {
         let (state, provider_id, reason, code, text) = match settlement {
             Settlement::Sent { provider_id } => ("sent", Some(provider_id.as_str()), None, None, None),
             Settlement::Failed { reason, code, text } => {
@@ -170,13 +177,17 @@ impl Claims {
             }
             Settlement::Unknown { detail } => ("unknown", None, None, None, Some(detail.as_str())),
         };
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {}.attempts SET state = $2, provider_id = COALESCE($3, provider_id), failure_reason = $4,
-                 error_code = $5, error_text = $6, updated_at = now()
-             WHERE message_id = $1 AND (state = 'claimed' OR (state = 'unknown' AND $2 <> 'unknown'))
-             RETURNING recipient",
-            self.schema
+        let event = attempt_event(message_id, account_id, recipient, self.channel, settlement);
+        let settled: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "WITH settled AS (
+                 UPDATE {schema}.attempts SET state = $2, provider_id = COALESCE($3, provider_id), failure_reason = $4,
+                     error_code = $5, error_text = $6, updated_at = now()
+                 WHERE message_id = $1 AND (state = 'claimed' OR (state = 'unknown' AND $2 <> 'unknown'))
+                 RETURNING message_id),
+             queued AS ({})
+             SELECT count(*) FROM settled",
+            outbox::insert_from("settled", self.schema, 7),
+            schema = self.schema
         )))
         .bind(message_id)
         .bind(state)
@@ -184,16 +195,13 @@ impl Claims {
         .bind(reason)
         .bind(code)
         .bind(text)
-        .fetch_optional(&mut *tx)
+        .bind(&event.id)
+        .bind(&event.subject)
+        .bind(&event.payload)
+        .bind(outbox::trace_headers())
+        .fetch_one(&self.pool)
         .await?;
-        let Some(recipient) = updated else {
-            return Ok(false);
-        };
-        let recipient: String = recipient.try_get("recipient")?;
-        let event = attempt_event(message_id, account_id, &recipient, self.channel, settlement);
-        outbox::enqueue(&mut tx, self.schema, &event).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(settled > 0)
     }
 
     /// Attempts left `unknown` for longer than `min_age`, oldest first.

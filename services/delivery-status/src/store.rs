@@ -83,47 +83,34 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
     Ok(applied)
 }
 
-/// Applies `report` inside the caller's transaction.
+/// Applies `report` inside the caller's transaction: the timeline entry and the status move are one
+/// statement, the move made only when the entry is new (advance only to a higher rank, or from
+/// unknown to sent; keep the first stored error).
 pub async fn apply_in(tx: &mut PgConnection, report: &Report) -> sqlx::Result<Applied> {
-    let timeline_id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO delivery_status.timeline (message_id, account_id, source, status, dedupe_key, detail, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-    )
-    .bind(&report.message_id)
-    .bind(&report.account_id)
-    .bind(report.source)
-    .bind(report.status.as_str())
-    .bind(&report.dedupe_key)
-    .bind(&report.detail)
-    .bind(report.occurred_at)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(timeline_id) = timeline_id else {
-        return Ok(Applied::Duplicate);
-    };
-    if let Some(implied) = &report.implies {
-        outbox::enqueue(tx, crate::SCHEMA, implied).await?;
-    }
-    // Advance only to a higher rank, or from unknown to sent; keep the first stored error.
     let row = sqlx::query(
-        "INSERT INTO delivery_status.messages AS m
-             (message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code, error_text,
-              recipient, unsubscribe_token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (message_id) DO UPDATE SET
-             recipient = COALESCE(m.recipient, EXCLUDED.recipient),
-             unsubscribe_token = COALESCE(m.unsubscribe_token, EXCLUDED.unsubscribe_token),
-             provider_id = COALESCE(m.provider_id, EXCLUDED.provider_id),
-             channel = COALESCE(m.channel, EXCLUDED.channel),
-             failure_reason = COALESCE(m.failure_reason, EXCLUDED.failure_reason),
-             error_code = COALESCE(m.error_code, EXCLUDED.error_code),
-             error_text = COALESCE(m.error_text, EXCLUDED.error_text),
-             status = CASE WHEN EXCLUDED.status_rank > m.status_rank OR (m.status = 'unknown' AND EXCLUDED.status = 'sent')
-                           THEN EXCLUDED.status ELSE m.status END,
-             status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
-             updated_at = now()
-         WHERE m.account_id = EXCLUDED.account_id
-         RETURNING m.status, m.failure_reason, m.error_code, m.error_text, m.provider_id",
+        "WITH logged AS (
+             INSERT INTO delivery_status.timeline (message_id, account_id, source, status, dedupe_key, detail, occurred_at)
+             VALUES ($1, $2, $12, $5, $13, $14, $15) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id),
+         moved AS (
+             INSERT INTO delivery_status.messages AS m
+                 (message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code,
+                  error_text, recipient, unsubscribe_token)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM logged
+             ON CONFLICT (message_id) DO UPDATE SET
+                 recipient = COALESCE(m.recipient, EXCLUDED.recipient),
+                 unsubscribe_token = COALESCE(m.unsubscribe_token, EXCLUDED.unsubscribe_token),
+                 provider_id = COALESCE(m.provider_id, EXCLUDED.provider_id),
+                 channel = COALESCE(m.channel, EXCLUDED.channel),
+                 failure_reason = COALESCE(m.failure_reason, EXCLUDED.failure_reason),
+                 error_code = COALESCE(m.error_code, EXCLUDED.error_code),
+                 error_text = COALESCE(m.error_text, EXCLUDED.error_text),
+                 status = CASE WHEN EXCLUDED.status_rank > m.status_rank OR (m.status = 'unknown' AND EXCLUDED.status = 'sent')
+                               THEN EXCLUDED.status ELSE m.status END,
+                 status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
+                 updated_at = now()
+             WHERE m.account_id = EXCLUDED.account_id
+             RETURNING m.status, m.failure_reason, m.error_code, m.error_text, m.provider_id)
+         SELECT logged.id AS timeline_id, moved.* FROM logged LEFT JOIN moved ON true",
     )
     .bind(&report.message_id)
     .bind(&report.account_id)
@@ -136,12 +123,22 @@ pub async fn apply_in(tx: &mut PgConnection, report: &Report) -> sqlx::Result<Ap
     .bind(&report.error_text)
     .bind(&report.recipient)
     .bind(&report.unsubscribe_token)
+    .bind(report.source)
+    .bind(&report.dedupe_key)
+    .bind(&report.detail)
+    .bind(report.occurred_at)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
+        return Ok(Applied::Duplicate);
+    };
+    if let Some(implied) = &report.implies {
+        outbox::enqueue(tx, crate::SCHEMA, implied).await?;
+    }
+    let timeline_id: i64 = row.try_get("timeline_id")?;
+    let Some(status) = row.try_get::<Option<String>, _>("status")? else {
         return Ok(Applied::Recorded);
     };
-    let status: String = row.try_get("status")?;
     if status != report.status.as_str() {
         return Ok(Applied::Recorded);
     }

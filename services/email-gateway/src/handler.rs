@@ -65,7 +65,7 @@ impl<M: Mailer> EmailSender<M> {
                 if self.claims.take_over(message.as_str()).await? {
                     let detail =
                         "a gateway stopped while sending; the relay may or may not have the message".to_owned();
-                    self.settle(message, account, Settlement::Unknown { detail }).await?;
+                    self.settle(message, account, &command.to, Settlement::Unknown { detail }).await?;
                 }
                 return Ok(Outcome::Ack);
             }
@@ -111,12 +111,18 @@ impl<M: Mailer> EmailSender<M> {
         if let Settlement::Failed { reason, text, .. } = &settlement {
             tracing::warn!(message_id = %message, %reason, %text, "email failed");
         }
-        self.settle(message, account, settlement).await?;
+        self.settle(message, account, &command.to, settlement).await?;
         Ok(Outcome::Ack)
     }
 
-    async fn settle(&self, message: &MessageId, account: &AccountId, settlement: Settlement) -> sqlx::Result<()> {
-        if self.claims.settle(message.as_str(), account.as_str(), &settlement).await? {
+    async fn settle(
+        &self,
+        message: &MessageId,
+        account: &AccountId,
+        recipient: &str,
+        settlement: Settlement,
+    ) -> sqlx::Result<()> {
+        if self.claims.settle(message.as_str(), account.as_str(), recipient, &settlement).await? {
             self.relay.wake();
         }
         Ok(())

@@ -109,7 +109,8 @@ impl<P: SmsProvider> SmsSender<P> {
                             .find(|m| m.body.as_deref().map(body_digest).as_deref() == Some(digest.as_str()));
                         if let Some(previous) = previous {
                             tracing::info!(message_id = %message, provider_id = %previous.sid, "orphaned claim: provider already has it");
-                            self.settle(message, account, Settlement::Sent { provider_id: previous.sid }).await?;
+                            self.settle(message, account, &command.to, Settlement::Sent { provider_id: previous.sid })
+                                .await?;
                             Ok(Outcome::Ack)
                         } else {
                             tracing::info!(message_id = %message, "orphaned claim: provider has no such message; sending");
@@ -190,7 +191,7 @@ impl<P: SmsProvider> SmsSender<P> {
                 Settlement::Unknown { detail }
             }
         };
-        self.settle(message, account, settlement).await?;
+        self.settle(message, account, &command.to, settlement).await?;
         Ok(Outcome::Ack)
     }
 
@@ -198,9 +199,10 @@ impl<P: SmsProvider> SmsSender<P> {
         &self,
         message: &MessageId,
         account: &AccountId,
+        recipient: &str,
         settlement: Settlement,
     ) -> sqlx::Result<()> {
-        if self.claims.settle(message.as_str(), account.as_str(), &settlement).await? {
+        if self.claims.settle(message.as_str(), account.as_str(), recipient, &settlement).await? {
             self.relay.wake();
         }
         Ok(())

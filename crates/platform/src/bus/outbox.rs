@@ -28,7 +28,7 @@ pub struct OutboxMessage {
 /// Adds `message` to `schema`'s outbox inside the caller's transaction, with the current trace context.
 /// A second enqueue of the same id is ignored.
 pub async fn enqueue(connection: &mut PgConnection, schema: &str, message: &OutboxMessage) -> sqlx::Result<()> {
-    let headers = serde_json::to_value(trace::current_context_headers()).unwrap_or_default();
+    let headers = trace_headers();
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO {schema}.outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"
     )))
@@ -39,6 +39,23 @@ pub async fn enqueue(connection: &mut PgConnection, schema: &str, message: &Outb
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// The trace context to store with an outbox row (its `headers`), so the relay's publish
+/// continues the trace that enqueued it.
+pub fn trace_headers() -> serde_json::Value {
+    serde_json::to_value(trace::current_context_headers()).unwrap_or_default()
+}
+
+/// An `INSERT` into `schema`'s outbox of one row (id, subject, payload, headers as parameters
+/// `$first` to `$first + 3`) for each row of the CTE `source`: none when it is empty. For statements
+/// whose event is due only if their change happened.
+pub fn insert_from(source: &str, schema: &str, first: usize) -> String {
+    let (id, subject, payload, headers) = (first, first + 1, first + 2, first + 3);
+    format!(
+        "INSERT INTO {schema}.outbox (id, subject, payload, headers)
+         SELECT ${id}, ${subject}, ${payload}, ${headers} FROM {source} ON CONFLICT (id) DO NOTHING"
+    )
 }
 
 /// How often the backlog gauge is refreshed.
