@@ -28,9 +28,10 @@ pub fn migrator() -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
-/// How to open one connection as configured (URL and statement timeout).
-pub fn connect_options(config: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> {
-    let mut options: PgConnectOptions = config.url.parse()?;
+/// How to open one connection as configured (URL, statement timeout), named for `service`.
+pub fn connect_options(config: &DatabaseConfig, service: &str) -> anyhow::Result<PgConnectOptions> {
+    // The service's name in pg_stat_activity and Postgres's logs.
+    let mut options: PgConnectOptions = config.url.parse::<PgConnectOptions>()?.application_name(service);
     if config.statement_timeout_ms > 0 {
         options = options.options([("statement_timeout", config.statement_timeout_ms.to_string())]);
     }
@@ -38,9 +39,9 @@ pub fn connect_options(config: &DatabaseConfig) -> anyhow::Result<PgConnectOptio
 }
 
 /// Connects, retrying until Postgres answers or shutdown, then migrates if configured.
-pub async fn connect(config: &DatabaseConfig, shutdown: &Shutdown) -> anyhow::Result<PgPool> {
+pub async fn connect(config: &DatabaseConfig, service: &str, shutdown: &Shutdown) -> anyhow::Result<PgPool> {
     let options = PgPoolOptions::new().max_connections(config.max_connections).acquire_timeout(Duration::from_secs(10));
-    let connect_options = connect_options(config)?;
+    let connect_options = connect_options(config, service)?;
     let mut delay = Duration::from_millis(100);
     let pool = loop {
         match options.clone().connect_with(connect_options.clone()).await {

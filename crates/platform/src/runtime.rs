@@ -25,7 +25,7 @@ impl Runtime {
         streams: &[StreamSpec],
         shutdown: &Shutdown,
     ) -> anyhow::Result<Self> {
-        let pool = db::connect(&common.database, shutdown).await?;
+        let pool = db::connect(&common.database, service, shutdown).await?;
         let nats = bus::connect(&common.nats, service, shutdown).await?;
         let jetstream = bus::jetstream(nats.clone(), streams, common.nats.stream_replicas, shutdown).await?;
         Ok(Self { nats, pool, jetstream })

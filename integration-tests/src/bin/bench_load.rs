@@ -32,6 +32,19 @@ fn cpu(stack: &Stack) -> BTreeMap<String, f64> {
     used
 }
 
+/// CPU seconds used so far by Postgres backends, by the service they serve (their
+/// application_name; backends of no service, such as autovacuum, are "other").
+async fn postgres_cpu(pool: &sqlx::PgPool) -> BTreeMap<String, f64> {
+    let backends: Vec<(i32, String)> =
+        sqlx::query_as("SELECT pid, application_name FROM pg_stat_activity").fetch_all(pool).await.unwrap_or_default();
+    let mut used = BTreeMap::new();
+    for (pid, name) in backends {
+        let service = if SERVICES.contains(&name.as_str()) { name } else { "other".to_owned() };
+        *used.entry(service).or_insert(0.0) += u32::try_from(pid).ok().and_then(cpu_seconds).unwrap_or(0.0);
+    }
+    used
+}
+
 struct Phase {
     rate: f64,
     events: usize,
@@ -49,6 +62,8 @@ struct Phase {
     missing_provider: usize,
     missing_feed: usize,
     cpu: BTreeMap<String, f64>,
+    /// Postgres's share of `cpu`, by the service its backends served.
+    postgres: BTreeMap<String, f64>,
 }
 
 impl Phase {
@@ -74,9 +89,11 @@ fn latencies(published: &Published, seen: &HashMap<String, DateTime<Utc>>) -> (V
     (found, missing)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_phase(
     stack: &Stack,
     jetstream: &jetstream::Context,
+    pool: &sqlx::PgPool,
     load: &Load,
     feed: &FeedWatch,
     first: usize,
@@ -85,6 +102,7 @@ async fn run_phase(
 ) -> anyhow::Result<Phase> {
     let events = (rate * seconds) as usize;
     let cpu_before = cpu(stack);
+    let postgres_before = postgres_cpu(pool).await;
     let sampler = {
         let jetstream = jetstream.clone();
         tokio::spawn(async move {
@@ -128,6 +146,7 @@ async fn run_phase(
         println!("        (the system was still busy three minutes after the stragglers' deadline)");
     }
     let cpu_after = cpu(stack);
+    let postgres_after = postgres_cpu(pool).await;
 
     let (to_provider, missing_provider) = latencies(&published, &provider);
     let (to_feed, missing_feed) = latencies(&published, &feed.seen());
@@ -147,6 +166,10 @@ async fn run_phase(
         missing_provider,
         missing_feed,
         cpu: cpu_after.iter().map(|(k, v)| (k.clone(), v - cpu_before.get(k).copied().unwrap_or(0.0))).collect(),
+        postgres: postgres_after
+            .iter()
+            .map(|(k, v)| (k.clone(), (v - postgres_before.get(k).copied().unwrap_or(0.0)).max(0.0)))
+            .collect(),
     })
 }
 
@@ -235,7 +258,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             None
         };
-        let phase = run_phase(&stack, &jetstream, &load, &feed, first, *rate, seconds).await?;
+        let phase = run_phase(&stack, &jetstream, &pool, &load, &feed, first, *rate, seconds).await?;
         print_phase(&phase);
         if let Some(before) = counters_before {
             tokio::time::sleep(floor::STATS_SETTLE).await;
@@ -252,6 +275,9 @@ async fn main() -> anyhow::Result<()> {
         let parts: Vec<String> =
             phase.cpu.iter().map(|(name, s)| format!("{name} {:.2}", s / messages * 1000.0)).collect();
         println!("  {:>5.0} ev/s: {}", phase.rate, parts.join(", "));
+        let parts: Vec<String> =
+            phase.postgres.iter().map(|(name, s)| format!("{name} {:.2}", s / messages * 1000.0)).collect();
+        println!("             postgres by the service its backends served: {}", parts.join(", "));
     }
     let memory: Vec<String> = SERVICES
         .iter()

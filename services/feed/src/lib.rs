@@ -122,7 +122,7 @@ impl App {
             retention,
             sizes: matches::AccountSizes::default(),
             readers: readers::Readers::new(
-                messaging_platform::db::connect_options(&self.config.common.database)?,
+                messaging_platform::db::connect_options(&self.config.common.database, "feed")?,
                 self.config.common.database.max_connections as usize,
             ),
         };

@@ -1,6 +1,7 @@
 //! Batched consumers: the messages already waiting are handled in one database transaction and
-//! acked together once it commits, so a busy consumer pays one BEGIN/COMMIT (and one outbox wake,
-//! one NOTIFY per channel and payload) per batch instead of per message. If any message of the
+//! acked together once it commits, so a busy consumer pays one BEGIN/COMMIT, one outbox insert per
+//! schema (the rows the handlers enqueue are collected and written together), one outbox wake and
+//! one NOTIFY per channel and payload per batch instead of per message. If any message of the
 //! batch is not a clean `Ack`, or the commit fails, the batch is rolled back and every message is
 //! handled again in a transaction of its own, so outcomes (retry, dead letter) stay per message.
 
@@ -13,6 +14,7 @@ use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 
 use crate::bus::consumer::{self, ConsumerSpec, Delivery, Outcome, consume_span, settle};
+use crate::bus::outbox;
 use crate::metrics::{self, HistogramFamily};
 use crate::shutdown::Shutdown;
 
@@ -84,12 +86,23 @@ pub async fn run<H: TxHandler>(
 /// Handles every delivery in one transaction; true when all were `Ack` and it committed.
 async fn together<H: TxHandler>(pool: &PgPool, handler: &H, service: &'static str, deliveries: &[Delivery]) -> bool {
     let Ok(mut tx) = pool.begin().await else { return false };
-    for delivery in deliveries {
-        let outcome = handler.handle(&mut tx, delivery).instrument(consume_span(service, delivery)).await;
-        if outcome != Outcome::Ack {
-            tracing::debug!(subject = %delivery.subject, ?outcome, batch = deliveries.len(), "batch rolled back; handling its messages one by one");
-            return false;
+    let (acked, rows) = outbox::collecting(async {
+        for delivery in deliveries {
+            let outcome = handler.handle(&mut tx, delivery).instrument(consume_span(service, delivery)).await;
+            if outcome != Outcome::Ack {
+                tracing::debug!(subject = %delivery.subject, ?outcome, batch = deliveries.len(), "batch rolled back; handling its messages one by one");
+                return false;
+            }
         }
+        true
+    })
+    .await;
+    if !acked {
+        return false;
+    }
+    if let Err(error) = outbox::write(&mut tx, rows).await {
+        tracing::debug!(%error, batch = deliveries.len(), "batch's events not written; handling its messages one by one");
+        return false;
     }
     match tx.commit().await {
         Ok(()) => true,
@@ -106,9 +119,12 @@ async fn alone<H: TxHandler>(pool: &PgPool, handler: &H, delivery: &Delivery) ->
         Ok(tx) => tx,
         Err(error) => return Outcome::retry(format!("database: {error}")),
     };
-    let outcome = handler.handle(&mut tx, delivery).await;
+    let (outcome, rows) = outbox::collecting(handler.handle(&mut tx, delivery)).await;
     if outcome != Outcome::Ack {
         return outcome;
+    }
+    if let Err(error) = outbox::write(&mut tx, rows).await {
+        return Outcome::retry(format!("database: {error}"));
     }
     match tx.commit().await {
         Ok(()) => {

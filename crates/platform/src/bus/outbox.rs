@@ -3,7 +3,9 @@
 //! for JetStream's ack and only then deletes them. A crash between publish and delete re-publishes,
 //! which JetStream's duplicate window and idempotent consumers absorb.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -26,18 +28,71 @@ pub struct OutboxMessage {
 }
 
 /// Adds `message` to `schema`'s outbox inside the caller's transaction, with the current trace context.
-/// A second enqueue of the same id is ignored.
+/// A second enqueue of the same id is ignored. Inside [`collecting`] the row is kept until the
+/// batch writes every row it collected at once ([`write`]).
 pub async fn enqueue(connection: &mut PgConnection, schema: &str, message: &OutboxMessage) -> sqlx::Result<()> {
     let headers = trace_headers();
+    let row = || Collected { schema: schema.to_owned(), message: message.clone(), headers: headers.clone() };
+    if COLLECTED.try_with(|rows| rows.borrow_mut().push(row())).is_ok() {
+        return Ok(());
+    }
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO {schema}.outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"
     )))
     .bind(&message.id)
     .bind(&message.subject)
     .bind(&message.payload)
-    .bind(headers)
+    .bind(&headers)
     .execute(connection)
     .await?;
+    Ok(())
+}
+
+/// An outbox row enqueued inside [`collecting`], not written yet.
+#[derive(Debug)]
+pub struct Collected {
+    schema: String,
+    message: OutboxMessage,
+    headers: serde_json::Value,
+}
+
+tokio::task_local! {
+    static COLLECTED: RefCell<Vec<Collected>>;
+}
+
+/// Runs `work` (on this task) with every [`enqueue`] collected instead of written; returns its
+/// output and the rows, in enqueue order, for [`write`] in the same transaction.
+pub async fn collecting<F: Future>(work: F) -> (F::Output, Vec<Collected>) {
+    COLLECTED
+        .scope(RefCell::new(Vec::new()), async move {
+            let output = work.await;
+            (output, COLLECTED.with(|rows| rows.take()))
+        })
+        .await
+}
+
+/// Writes collected rows: one statement per schema, whatever their number.
+pub async fn write(connection: &mut PgConnection, rows: Vec<Collected>) -> sqlx::Result<()> {
+    let mut by_schema: BTreeMap<String, Vec<Collected>> = BTreeMap::new();
+    for row in rows {
+        by_schema.entry(row.schema.clone()).or_default().push(row);
+    }
+    for (schema, rows) in by_schema {
+        let ids: Vec<&str> = rows.iter().map(|r| r.message.id.as_str()).collect();
+        let subjects: Vec<&str> = rows.iter().map(|r| r.message.subject.as_str()).collect();
+        let payloads: Vec<&[u8]> = rows.iter().map(|r| r.message.payload.as_slice()).collect();
+        let headers: Vec<&serde_json::Value> = rows.iter().map(|r| &r.headers).collect();
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {schema}.outbox (id, subject, payload, headers)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::jsonb[]) ON CONFLICT (id) DO NOTHING"
+        )))
+        .bind(ids)
+        .bind(subjects)
+        .bind(payloads)
+        .bind(headers)
+        .execute(&mut *connection)
+        .await?;
+    }
     Ok(())
 }
 
