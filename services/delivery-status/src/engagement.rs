@@ -15,7 +15,7 @@ use messaging_proto::bus::OptOutChanged;
 use messaging_proto::time::timestamp;
 use prost::Message as _;
 
-use crate::store::{self, Applied, Report};
+use crate::store::Report;
 use crate::webhook::WebhookState;
 
 /// A transparent 1×1 GIF.
@@ -40,13 +40,8 @@ pub async fn open_pixel(State(state): State<Arc<WebhookState>>, Path(file): Path
         format!("open:{message}"),
         serde_json::json!({"event": "open"}),
     );
-    match store::apply(&state.pool, &report).await {
-        Ok(applied) => {
-            if applied != Applied::Duplicate {
-                state.relay.wake();
-            }
-        }
-        Err(error) => tracing::warn!(%error, message_id = %message, "open not recorded"),
+    if let Err(error) = state.commits.apply(report).await {
+        tracing::warn!(%error, message_id = %message, "open not recorded");
     }
     let no_store = [(header::CONTENT_TYPE, "image/gif"), (header::CACHE_CONTROL, "no-store")];
     (no_store, PIXEL).into_response()

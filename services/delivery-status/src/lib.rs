@@ -3,6 +3,7 @@
 //! message's timeline, moves status only forward, and tells the feed.
 
 mod attempts;
+mod commits;
 mod directory;
 mod engagement;
 mod inbound;
@@ -110,9 +111,11 @@ impl App {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
+        let commits = commits::Commits::start(self.runtime.pool.clone(), self.relay.clone());
         let state = Arc::new(webhook::WebhookState {
             pool: self.runtime.pool.clone(),
             relay: self.relay.clone(),
+            commits,
             public_base_url: self.config.public_base_url.clone(),
             twilio_auth_token: self.config.twilio_auth_token.clone(),
             token_secret: self.config.callback_secret.as_bytes().to_vec(),

@@ -19,7 +19,7 @@ use prost::Message as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::store::{self, Applied, Report};
+use crate::store::Report;
 use crate::webhook::WebhookState;
 
 /// The most events one request may carry.
@@ -78,9 +78,8 @@ pub async fn events(State(state): State<Arc<WebhookState>>, headers: HeaderMap, 
             unattributed += 1;
             continue;
         };
-        match store::apply(&state.pool, &report).await {
-            Ok(Applied::Duplicate) => {}
-            Ok(_) => state.relay.wake(),
+        match state.commits.apply(report).await {
+            Ok(_) => {}
             Err(error) => {
                 tracing::warn!(%error, "SendGrid event not stored; SendGrid will retry the batch");
                 return StatusCode::SERVICE_UNAVAILABLE;

@@ -13,12 +13,14 @@ use messaging_domain::{Channel, Status};
 use messaging_platform::bus::Relay;
 use sqlx::PgPool;
 
-use crate::store::{self, Applied, Report};
+use crate::store::Report;
 
 /// What the webhook handlers share.
 pub struct WebhookState {
     pub pool: PgPool,
     pub relay: Relay,
+    /// Applies status reports, many requests' to a transaction.
+    pub commits: crate::commits::Commits,
     /// The base URL the provider calls (differs from the listen address behind a proxy).
     pub public_base_url: String,
     pub twilio_auth_token: String,
@@ -112,11 +114,8 @@ async fn twilio_status(
     if let Some(traceparent) = traceparent_of(&uri) {
         messaging_platform::bus::trace::adopt_traceparent(&span, traceparent);
     }
-    match store::apply(&state.pool, &report).instrument(span).await {
+    match state.commits.apply(report).instrument(span).await {
         Ok(applied) => {
-            if applied == Applied::Advanced {
-                state.relay.wake();
-            }
             tracing::info!(message_id = %message, account_id = %account, %raw_status, ?applied, "status callback");
             StatusCode::NO_CONTENT
         }

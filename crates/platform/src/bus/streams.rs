@@ -101,13 +101,32 @@ impl StreamSpec {
 }
 
 /// Creates each stream or updates it to the catalog's definition, kept on `replicas` servers
-/// (3 on the clustered deployment, 1 on a single server).
+/// (3 on the clustered deployment, 1 on a single server). A stream already as defined is left
+/// alone: nats-server 2.9 has crashed on concurrent updates of one stream (every service ensures
+/// the streams it uses as it starts).
 pub async fn ensure(context: &jetstream::Context, specs: &[StreamSpec], replicas: usize) -> anyhow::Result<()> {
     for spec in specs {
+        let wanted = spec.config(replicas);
+        if let Ok(stream) = context.get_stream(spec.name).await
+            && same_definition(&stream.cached_info().config, &wanted)
+        {
+            continue;
+        }
         context
-            .create_or_update_stream(spec.config(replicas))
+            .create_or_update_stream(wanted)
             .await
             .map_err(|error| anyhow::anyhow!("ensuring stream {}: {error}", spec.name))?;
     }
     Ok(())
+}
+
+/// Whether `current` already has every setting the catalog defines.
+fn same_definition(current: &stream::Config, wanted: &stream::Config) -> bool {
+    current.subjects == wanted.subjects
+        && current.retention == wanted.retention
+        && current.storage == wanted.storage
+        && current.max_age == wanted.max_age
+        && current.max_messages_per_subject == wanted.max_messages_per_subject
+        && current.duplicate_window == wanted.duplicate_window
+        && current.num_replicas == wanted.num_replicas
 }
