@@ -145,10 +145,11 @@ impl App {
             token_secret: self.config.callback_secret.as_bytes().to_vec(),
         });
         let pool = self.runtime.pool.clone();
-        // One transaction at a time: a message's events come close together, and concurrent batches
-        // would wait on each other's row locks until they commit.
-        let spec =
-            ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt").batched(1, 200);
+        // One batch at a time, split by account into side-by-side transactions: a message's events
+        // come close together, and transactions holding one message's row would wait on each other.
+        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt")
+            .batched(1, 200)
+            .lanes(4);
         let directory_spec =
             ConsumerSpec::new(streams::DIRECTORY.name, "delivery-status-directory", "directory.>").batched(2, 100);
         let directory_task = tokio::spawn(bus::batch::run(

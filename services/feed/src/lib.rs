@@ -150,9 +150,9 @@ impl App {
                     reporter.set_not_serving::<FeedServiceServer<grpc::Feed>>().await;
                 }),
         );
-        // One transaction at a time: a message's events come close together, and concurrent batches
-        // would wait on each other's row locks until they commit.
-        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>").batched(1, 200);
+        // One batch at a time, split by account into side-by-side transactions: a message's events
+        // come close together, and transactions holding one message's row would wait on each other.
+        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>").batched(1, 200).lanes(4);
         let listings = ConsumerSpec::new(streams::DIRECTORY.name, "feed-listings", "directory.>").batched(2, 100);
         let directory_task = tokio::spawn(bus::batch::run(
             self.runtime.jetstream.clone(),

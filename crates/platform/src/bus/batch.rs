@@ -42,7 +42,8 @@ pub trait TxHandler: Send + Sync + 'static {
     fn committed(&self) {}
 }
 
-/// Runs `handler` over the consumer in batches of up to `spec.batch`, `spec.concurrency` at once.
+/// Runs `handler` over the consumer in batches of up to `spec.batch`, `spec.concurrency` at once;
+/// a batch is split into `spec.lanes` transactions by account, run side by side.
 pub async fn run<H: TxHandler>(
     context: jetstream::Context,
     service: &'static str,
@@ -51,36 +52,70 @@ pub async fn run<H: TxHandler>(
     handler: Arc<H>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let max_deliver = spec.max_deliver;
-    let work_context = context.clone();
+    let lanes = spec.lanes.max(1);
+    let batch = Batch { context: context.clone(), service, max_deliver: spec.max_deliver, pool, handler };
+    let batch = Arc::new(batch);
     let durable: Arc<str> = spec.durable.as_str().into();
     consumer::pump(context, spec, shutdown, move |messages| {
-        let (context, pool, handler, durable) = (work_context.clone(), pool.clone(), handler.clone(), durable.clone());
+        let (batch, durable) = (batch.clone(), durable.clone());
         async move {
-            let started = Instant::now();
-            let deliveries: Vec<Delivery> = messages.iter().map(Delivery::of).collect();
+            let mut split: Vec<Vec<jetstream::Message>> = (0..lanes).map(|_| Vec::new()).collect();
+            for message in messages {
+                split[lane(&message.subject, lanes)].push(message);
+            }
             let labels = [("service", service), ("consumer", &*durable)];
-            metrics::observe(&BATCHES, &labels, deliveries.len() as f64);
-            let single = deliveries.len() == 1;
-            if !single && together(&pool, handler.as_ref(), service, &deliveries).await {
-                handler.committed();
-                for (delivery, message) in deliveries.iter().zip(&messages) {
-                    settle(&context, service, max_deliver, delivery, message, Outcome::Ack, started).await;
-                }
-                return;
-            }
-            if !single {
-                metrics::inc(&SPLIT, &labels);
-            }
-            for (delivery, message) in deliveries.iter().zip(&messages) {
-                let span = consume_span(service, delivery);
-                let started = Instant::now();
-                let outcome = alone(&pool, handler.as_ref(), delivery).instrument(span.clone()).await;
-                settle(&context, service, max_deliver, delivery, message, outcome, started).instrument(span).await;
-            }
+            let work = split.into_iter().filter(|lane| !lane.is_empty()).map(|lane| batch.handle(lane, &labels));
+            futures::future::join_all(work).await;
         }
     })
     .await
+}
+
+/// The lane of a subject: by its second token, the account on every subject a batched consumer
+/// reads, so no two lanes' transactions write one account's rows (a message's events always
+/// share a lane, and their order in it).
+fn lane(subject: &str, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    subject.split('.').nth(1).unwrap_or("").hash(&mut hasher);
+    (hasher.finish() % lanes as u64) as usize
+}
+
+/// What handling a batch needs.
+struct Batch<H> {
+    context: jetstream::Context,
+    service: &'static str,
+    max_deliver: i64,
+    pool: PgPool,
+    handler: Arc<H>,
+}
+
+impl<H: TxHandler> Batch<H> {
+    /// Handles `messages` in one transaction, or one by one if that fails, and settles each.
+    async fn handle(&self, messages: Vec<jetstream::Message>, labels: &[(&str, &str)]) {
+        let (context, service, max_deliver) = (&self.context, self.service, self.max_deliver);
+        let handler = self.handler.as_ref();
+        let started = Instant::now();
+        let deliveries: Vec<Delivery> = messages.iter().map(Delivery::of).collect();
+        metrics::observe(&BATCHES, labels, deliveries.len() as f64);
+        let single = deliveries.len() == 1;
+        if !single && together(&self.pool, handler, service, &deliveries).await {
+            handler.committed();
+            for (delivery, message) in deliveries.iter().zip(&messages) {
+                settle(context, service, max_deliver, delivery, message, Outcome::Ack, started).await;
+            }
+            return;
+        }
+        if !single {
+            metrics::inc(&SPLIT, labels);
+        }
+        for (delivery, message) in deliveries.iter().zip(&messages) {
+            let span = consume_span(service, delivery);
+            let started = Instant::now();
+            let outcome = alone(&self.pool, handler, delivery).instrument(span.clone()).await;
+            settle(context, service, max_deliver, delivery, message, outcome, started).instrument(span).await;
+        }
+    }
 }
 
 /// Handles every delivery in one transaction; true when all were `Ack` and it committed.
@@ -132,5 +167,29 @@ async fn alone<H: TxHandler>(pool: &PgPool, handler: &H, delivery: &Delivery) ->
             Outcome::Ack
         }
         Err(error) => Outcome::retry(format!("database: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lane;
+
+    #[test]
+    fn an_accounts_messages_share_a_lane_and_accounts_spread() {
+        for account in ["acc_1", "acc_2", "acc_ace"] {
+            let lanes: Vec<usize> = [
+                format!("message.{account}.queued"),
+                format!("message.{account}.status"),
+                format!("directory.{account}.customer.cus_9"),
+            ]
+            .iter()
+            .map(|subject| lane(subject, 4))
+            .collect();
+            assert!(lanes.iter().all(|l| *l == lanes[0] && *l < 4), "{account}: {lanes:?}");
+        }
+        let used: std::collections::BTreeSet<usize> =
+            (0..64).map(|n| lane(&format!("message.acc_{n}.status"), 4)).collect();
+        assert_eq!(used.len(), 4, "64 accounts use every lane");
+        assert_eq!(lane("message.acc_1.status", 1), 0);
     }
 }

@@ -78,6 +78,8 @@ pub struct ConsumerSpec {
     pub concurrency: usize,
     /// The most messages one batch takes ([`super::batch::run`] only).
     pub batch: usize,
+    /// Transactions a batch is split into by account, run side by side ([`super::batch::run`] only).
+    pub lanes: usize,
 }
 
 impl ConsumerSpec {
@@ -90,12 +92,18 @@ impl ConsumerSpec {
             max_deliver: 10,
             concurrency: 16,
             batch: 1,
+            lanes: 1,
         }
     }
 
-    /// For [`super::batch::run`]: `in_flight` transactions at once, each of up to `size` messages.
+    /// For [`super::batch::run`]: `in_flight` batches at once, each of up to `size` messages.
     pub fn batched(self, in_flight: usize, size: usize) -> Self {
         Self { concurrency: in_flight.max(1), batch: size.max(1), ..self }
+    }
+
+    /// For [`super::batch::run`]: each batch split into `lanes` transactions by account.
+    pub fn lanes(self, lanes: usize) -> Self {
+        Self { lanes: lanes.max(1), ..self }
     }
 
     fn config(&self) -> pull::Config {
