@@ -50,9 +50,7 @@ pub fn set(family: &GaugeFamily, labels: &[(&str, &str)], value: i64) {
 
 /// Registers a latency histogram family; exposed as `<name>_bucket`, `_sum` and `_count`.
 pub fn latency(name: &str, help: &str) -> HistogramFamily {
-    let family = HistogramFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
-    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(name, help, family.clone());
-    family
+    histograms(name, help, latency_histogram)
 }
 
 fn size_histogram() -> Histogram {
@@ -61,7 +59,11 @@ fn size_histogram() -> Histogram {
 
 /// Registers a histogram family of counts (1 to 256, doubling).
 pub fn sizes(name: &str, help: &str) -> HistogramFamily {
-    let family = HistogramFamily::new_with_constructor(size_histogram as fn() -> Histogram);
+    histograms(name, help, size_histogram)
+}
+
+fn histograms(name: &str, help: &str, buckets: fn() -> Histogram) -> HistogramFamily {
+    let family = HistogramFamily::new_with_constructor(buckets);
     REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(name, help, family.clone());
     family
 }

@@ -106,7 +106,6 @@ async fn together(pool: &PgPool, batch: &[Pending]) -> Option<Vec<Applied>> {
     })
     .await;
     let results = results?;
-    outbox::write(&mut tx, rows).await.ok()?;
-    tx.commit().await.ok()?;
+    outbox::write_and_commit(tx, rows).await.ok()?;
     Some(results)
 }

@@ -135,11 +135,7 @@ async fn together<H: TxHandler>(pool: &PgPool, handler: &H, service: &'static st
     if !acked {
         return false;
     }
-    if let Err(error) = outbox::write(&mut tx, rows).await {
-        tracing::debug!(%error, batch = deliveries.len(), "batch's events not written; handling its messages one by one");
-        return false;
-    }
-    match tx.commit().await {
+    match outbox::write_and_commit(tx, rows).await {
         Ok(()) => true,
         Err(error) => {
             tracing::debug!(%error, batch = deliveries.len(), "batch did not commit; handling its messages one by one");
@@ -158,10 +154,7 @@ async fn alone<H: TxHandler>(pool: &PgPool, handler: &H, delivery: &Delivery) ->
     if outcome != Outcome::Ack {
         return outcome;
     }
-    if let Err(error) = outbox::write(&mut tx, rows).await {
-        return Outcome::retry(format!("database: {error}"));
-    }
-    match tx.commit().await {
+    match outbox::write_and_commit(tx, rows).await {
         Ok(()) => {
             handler.committed();
             Outcome::Ack

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use bytes::Bytes;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::Notify;
 
 use crate::bus::trace;
@@ -29,23 +29,14 @@ pub struct OutboxMessage {
 
 /// Adds `message` to `schema`'s outbox inside the caller's transaction, with the current trace context.
 /// A second enqueue of the same id is ignored. Inside [`collecting`] the row is kept until the
-/// batch writes every row it collected at once ([`write`]).
+/// batch writes every row it collected at once ([`write_and_commit`]).
 pub async fn enqueue(connection: &mut PgConnection, schema: &str, message: &OutboxMessage) -> sqlx::Result<()> {
-    let headers = trace_headers();
-    let row = || Collected { schema: schema.to_owned(), message: message.clone(), headers: headers.clone() };
-    if COLLECTED.try_with(|rows| rows.borrow_mut().push(row())).is_ok() {
+    let row = Collected { schema: schema.to_owned(), message: message.clone(), headers: trace_headers() };
+    if COLLECTED.try_with(|_| ()).is_ok() {
+        COLLECTED.with(|rows| rows.borrow_mut().push(row));
         return Ok(());
     }
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO {schema}.outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"
-    )))
-    .bind(&message.id)
-    .bind(&message.subject)
-    .bind(&message.payload)
-    .bind(&headers)
-    .execute(connection)
-    .await?;
-    Ok(())
+    write(connection, vec![row]).await
 }
 
 /// An outbox row enqueued inside [`collecting`], not written yet.
@@ -61,7 +52,7 @@ tokio::task_local! {
 }
 
 /// Runs `work` (on this task) with every [`enqueue`] collected instead of written; returns its
-/// output and the rows, in enqueue order, for [`write`] in the same transaction.
+/// output and the rows, in enqueue order, for [`write_and_commit`].
 pub async fn collecting<F: Future>(work: F) -> (F::Output, Vec<Collected>) {
     COLLECTED
         .scope(RefCell::new(Vec::new()), async move {
@@ -71,8 +62,14 @@ pub async fn collecting<F: Future>(work: F) -> (F::Output, Vec<Collected>) {
         .await
 }
 
-/// Writes collected rows: one statement per schema, whatever their number.
-pub async fn write(connection: &mut PgConnection, rows: Vec<Collected>) -> sqlx::Result<()> {
+/// Writes the rows collected in `tx` and commits it: how every collecting transaction ends.
+pub async fn write_and_commit(mut tx: Transaction<'_, Postgres>, rows: Vec<Collected>) -> sqlx::Result<()> {
+    write(&mut tx, rows).await?;
+    tx.commit().await
+}
+
+/// Writes rows: one statement per schema, whatever their number.
+async fn write(connection: &mut PgConnection, rows: Vec<Collected>) -> sqlx::Result<()> {
     let mut by_schema: BTreeMap<String, Vec<Collected>> = BTreeMap::new();
     for row in rows {
         by_schema.entry(row.schema.clone()).or_default().push(row);
