@@ -65,6 +65,11 @@ fn pg_bin(tool: &str) -> String {
 }
 
 impl Infra {
+    /// The nats-server processes (one, or a cluster's nodes).
+    pub fn nats_processes(&mut self) -> impl Iterator<Item = &mut Managed> {
+        std::iter::once(&mut self.nats).chain(self.peers.iter_mut().map(|(node, _)| node))
+    }
+
     /// Starts both under `dir` on the given ports (0 picks free ones).
     pub async fn start(dir: &Path, nats_port: u16, postgres_port: u16, durable: bool) -> anyhow::Result<Self> {
         Self::start_with(dir, nats_port, postgres_port, durable, Nats::Plain).await

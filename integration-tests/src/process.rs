@@ -87,4 +87,16 @@ impl Managed {
     pub fn log_path(&self) -> &Path {
         &self.log
     }
+
+    /// Whether it is still running and, if not, the last `lines` of its log: what a failed start
+    /// needs to be understood from a test's output alone.
+    pub fn report(&mut self, lines: usize) -> String {
+        if !self.has_exited() {
+            return format!("{}: running", self.name);
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        let tail = all[all.len().saturating_sub(lines)..].join("\n    ");
+        format!("{}: EXITED; last lines of its log:\n    {tail}", self.name)
+    }
 }

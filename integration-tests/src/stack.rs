@@ -197,11 +197,23 @@ impl Stack {
         for service in SERVICES {
             stack.start_service(service)?;
         }
-        wait_for_port(ports.sim, "provider-sim").await?;
-        wait_for_port(ports.smtp, "smtp server").await?;
-        wait_for_port(ports.webhook, "delivery-status").await?;
-        wait_for_port(ports.grpc, "feed").await?;
+        let waits = [(ports.sim, "provider-sim"), (ports.smtp, "smtp server"), (ports.webhook, "delivery-status")];
+        for (port, what) in waits.into_iter().chain([(ports.grpc, "feed")]) {
+            if let Err(error) = wait_for_port(port, what).await {
+                return Err(error.context(stack.process_report()));
+            }
+        }
         Ok(stack)
+    }
+
+    /// Which processes are running, with the log tail of each that exited.
+    fn process_report(&mut self) -> String {
+        let mut lines = vec!["processes:".to_owned()];
+        lines.extend(self.infra.nats_processes().map(|node| node.report(20)));
+        lines.extend(self.services.values_mut().map(|service| service.report(20)));
+        lines.push(self.sim.report(20));
+        lines.push(self.smtp.report(20));
+        lines.join("\n  ")
     }
 
     /// Starts everything in a fresh temporary folder named after the test, on free ports.

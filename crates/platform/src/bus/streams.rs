@@ -101,23 +101,46 @@ impl StreamSpec {
 }
 
 /// Creates each stream or updates it to the catalog's definition, kept on `replicas` servers
-/// (3 on the clustered deployment, 1 on a single server). A stream already as defined is left
-/// alone: nats-server 2.9 has crashed on concurrent updates of one stream (every service ensures
-/// the streams it uses as it starts).
+/// (3 on the clustered deployment, 1 on a single server). Every service ensures the streams it
+/// uses as it starts, so several may do this at once: a missing stream is only ever *created*
+/// (a create that loses the race is tried again, and finds the winner's stream), and a stream
+/// is updated only once it exists and differs. nats-server 2.9 crashes (nil pointer in
+/// `updateWithAdvisory`) when an update meets a stream still being created, which updating
+/// first — `create_or_update_stream` — risks.
 pub async fn ensure(context: &jetstream::Context, specs: &[StreamSpec], replicas: usize) -> anyhow::Result<()> {
     for spec in specs {
-        let wanted = spec.config(replicas);
-        if let Ok(stream) = context.get_stream(spec.name).await
-            && same_definition(&stream.cached_info().config, &wanted)
-        {
-            continue;
+        let mut attempt = 1;
+        // A create that lost the race can be refused before the winner's stream is visible.
+        while let Err(error) = ensure_one(context, spec.config(replicas)).await {
+            if attempt == CREATE_ATTEMPTS {
+                anyhow::bail!("ensuring stream {}: {error}", spec.name);
+            }
+            tokio::time::sleep(Duration::from_millis(50) * attempt).await;
+            attempt += 1;
         }
-        context
-            .create_or_update_stream(wanted)
-            .await
-            .map_err(|error| anyhow::anyhow!("ensuring stream {}: {error}", spec.name))?;
     }
     Ok(())
+}
+
+const CREATE_ATTEMPTS: u32 = 5;
+
+async fn ensure_one(context: &jetstream::Context, wanted: stream::Config) -> anyhow::Result<()> {
+    match context.get_stream(&wanted.name).await {
+        Ok(stream) if same_definition(&stream.cached_info().config, &wanted) => {}
+        Ok(_) => {
+            context.update_stream(wanted).await?;
+        }
+        Err(error) if not_found(&error) => {
+            context.create_stream(wanted).await?;
+        }
+        Err(error) => return Err(error.into()),
+    }
+    Ok(())
+}
+
+fn not_found(error: &jetstream::context::GetStreamError) -> bool {
+    matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(error)
+        if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
 }
 
 /// Whether `current` already has every setting the catalog defines.

@@ -1,0 +1,70 @@
+//! Stream set-up as services do it at start: many processes ensuring the same new streams at
+//! once all succeed and leave the server running (nats-server 2.9 crashed when an update met a
+//! stream still being created), and a stream whose definition changed is updated in place.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use messaging_integration_tests::process::Managed;
+use messaging_integration_tests::{free_port, wait_for_port};
+use messaging_platform::bus::streams::{self, StreamSpec};
+
+const CLIENTS: usize = 8;
+const ROUNDS: usize = 40;
+
+/// The catalog under names of this round's own, so every round creates new streams.
+fn catalog(round: usize) -> Vec<StreamSpec> {
+    let specs = [streams::JOB_EVENTS, streams::NOTIFY, streams::SEND_SMS, streams::MESSAGE_EVENTS, streams::DIRECTORY];
+    specs
+        .into_iter()
+        .map(|spec| StreamSpec {
+            name: Box::leak(format!("R{round}_{}", spec.name).into_boxed_str()),
+            subjects: Box::leak(format!("r{round}.{}", spec.subjects).into_boxed_str()),
+            ..spec
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_starting_together_create_each_stream_once_and_updates_apply() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("msg-e2e-streams-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port();
+    let args: Vec<String> =
+        ["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", &dir.join("js").display().to_string()]
+            .map(str::to_owned)
+            .to_vec();
+    let mut server = Managed::start("nats-server", Path::new("nats-server"), &args, &[], &dir)?;
+    wait_for_port(port, "nats-server").await?;
+    let mut contexts = Vec::new();
+    for _ in 0..CLIENTS {
+        contexts.push(jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await?));
+    }
+
+    for round in 0..ROUNDS {
+        let specs = catalog(round);
+        let ensures = contexts.iter().map(|context| streams::ensure(context, &specs, 1));
+        for (client, result) in futures::future::join_all(ensures).await.into_iter().enumerate() {
+            result.map_err(|error| error.context(format!("round {round}, client {client}")))?;
+        }
+        anyhow::ensure!(!server.has_exited(), "nats-server exited in round {round}:\n{}", server.report(20));
+    }
+    let mut names = contexts[0].stream_names();
+    let mut count = 0;
+    while let Some(name) = futures::TryStreamExt::try_next(&mut names).await? {
+        count += usize::from(name.starts_with('R'));
+    }
+    assert_eq!(count, ROUNDS * 5, "each round's streams exist, once");
+
+    // A changed definition (a longer retention, say) is applied to the existing stream.
+    let longer = StreamSpec { max_age: Duration::from_secs(30 * 24 * 3600), ..catalog(0)[0] };
+    streams::ensure(&contexts[1], &[longer], 1).await?;
+    let info = contexts[2].get_stream(longer.name).await?.info().await?.config.clone();
+    assert_eq!(info.max_age, longer.max_age);
+
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
