@@ -1,6 +1,7 @@
-//! Stream set-up as services do it at start: many processes ensuring the same new streams at
-//! once all succeed and leave the server running (nats-server 2.9 crashed when an update met a
-//! stream still being created), and a stream whose definition changed is updated in place.
+//! Stream and consumer set-up as services do it at start: many processes ensuring the same new
+//! streams at once all succeed and leave the server running (nats-server 2.9 crashed when an
+//! update met a stream still being created); a stream whose definition changed is updated in
+//! place; a durable consumer takes changed settings on the next start.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use async_nats::jetstream;
 use messaging_integration_tests::process::Managed;
 use messaging_integration_tests::{free_port, wait_for_port};
 use messaging_platform::bus::streams::{self, StreamSpec};
+use messaging_platform::bus::{ConsumerSpec, durable};
 
 const CLIENTS: usize = 8;
 const ROUNDS: usize = 40;
@@ -26,9 +28,9 @@ fn catalog(round: usize) -> Vec<StreamSpec> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn services_starting_together_create_each_stream_once_and_updates_apply() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("msg-e2e-streams-{}", std::process::id()));
+/// A throwaway nats-server with JetStream: the process, its port and its directory.
+async fn nats_server(name: &str) -> anyhow::Result<(Managed, u16, std::path::PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let port = free_port();
@@ -36,8 +38,14 @@ async fn services_starting_together_create_each_stream_once_and_updates_apply() 
         ["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", &dir.join("js").display().to_string()]
             .map(str::to_owned)
             .to_vec();
-    let mut server = Managed::start("nats-server", Path::new("nats-server"), &args, &[], &dir)?;
+    let server = Managed::start("nats-server", Path::new("nats-server"), &args, &[], &dir)?;
     wait_for_port(port, "nats-server").await?;
+    Ok((server, port, dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_starting_together_create_each_stream_once_and_updates_apply() -> anyhow::Result<()> {
+    let (mut server, port, dir) = nats_server("streams").await?;
     let mut contexts = Vec::new();
     for _ in 0..CLIENTS {
         contexts.push(jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await?));
@@ -63,6 +71,37 @@ async fn services_starting_together_create_each_stream_once_and_updates_apply() 
     streams::ensure(&contexts[1], &[longer], 1).await?;
     let info = contexts[2].get_stream(longer.name).await?.info().await?.config.clone();
     assert_eq!(info.max_age, longer.max_age);
+
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_takes_changed_settings_on_the_next_start() -> anyhow::Result<()> {
+    let (mut server, port, dir) = nats_server("consumers").await?;
+    let context = jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await?);
+    streams::ensure(&context, &[streams::NOTIFY], 1).await?;
+    let before = ConsumerSpec::new(streams::NOTIFY.name, "dispatch", "notify.>");
+    durable::ensure(&context, &before).await?;
+    let held = |context: jetstream::Context| async move {
+        let stream = context.get_stream(streams::NOTIFY.name).await?;
+        let mut consumer = stream
+            .get_consumer::<jetstream::consumer::pull::Config>("dispatch")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::Ok(consumer.info().await?.config.clone())
+    };
+    assert_eq!(held(context.clone()).await?.max_ack_pending, 64);
+
+    // The operator raises concurrency and batch size and gives the work longer.
+    let after = ConsumerSpec { ack_wait: Duration::from_secs(45), ..before.batched(4, 100) };
+    durable::ensure(&context, &after).await?;
+    let config = held(context.clone()).await?;
+    assert_eq!((config.max_ack_pending, config.ack_wait), (1600, Duration::from_secs(45)));
+    // Unchanged settings leave it alone.
+    durable::ensure(&context, &after).await?;
+    assert_eq!(held(context).await?.max_ack_pending, 1600);
 
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -106,7 +106,7 @@ impl ConsumerSpec {
         Self { lanes: lanes.max(1), ..self }
     }
 
-    fn config(&self) -> pull::Config {
+    pub(crate) fn config(&self) -> pull::Config {
         pull::Config {
             durable_name: Some(self.durable.clone()),
             filter_subject: self.filter_subject.clone(),
@@ -262,11 +262,7 @@ async fn report_lag(context: jetstream::Context, stream: &'static str, durable: 
 }
 
 async fn open(context: &jetstream::Context, spec: &ConsumerSpec) -> anyhow::Result<pull::Stream> {
-    let stream = context.get_stream(spec.stream).await.map_err(|e| anyhow::anyhow!("stream {}: {e}", spec.stream))?;
-    let consumer: jetstream::consumer::Consumer<pull::Config> = stream
-        .get_or_create_consumer(&spec.durable, spec.config())
-        .await
-        .map_err(|e| anyhow::anyhow!("consumer {}: {e}", spec.durable))?;
+    let consumer = super::durable::ensure(context, spec).await?;
     consumer.messages().await.map_err(|e| anyhow::anyhow!("messages of {}: {e}", spec.durable))
 }
 

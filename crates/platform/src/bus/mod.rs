@@ -1,8 +1,10 @@
 //! NATS JetStream plumbing: connecting, the stream catalog, the transactional outbox relay,
-//! the consumer loop (one message at a time, or batches in one transaction) and trace-context headers.
+//! durable consumers kept to their spec, the consumer loop (one message at a time, or batches
+//! in one transaction) and trace-context headers.
 
 pub mod batch;
 pub mod consumer;
+pub mod durable;
 pub mod outbox;
 pub mod streams;
 pub mod trace;
