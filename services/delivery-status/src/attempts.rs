@@ -22,6 +22,11 @@ impl TxHandler for AttemptHandler {
         self.relay.wake();
     }
 
+    /// The message whose rows the attempt writes (webhook batches lock them in this order too).
+    fn lock_key(&self, delivery: &Delivery) -> Option<String> {
+        SendAttempt::decode(delivery.payload.as_ref()).ok().map(|attempt| attempt.message_id)
+    }
+
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let attempt = match SendAttempt::decode(delivery.payload.as_ref()) {
             Ok(attempt) => attempt,

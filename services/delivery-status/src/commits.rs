@@ -2,7 +2,8 @@
 //! one transaction (as many as are waiting, up to `BATCH`) and each request is answered once it
 //! committed, so a busy webhook server pays one BEGIN/COMMIT and one outbox insert per batch. A
 //! batch that fails is redone report by report, each in its own transaction, so one report's error
-//! is its own request's answer only.
+//! is its own request's answer only. Reports are applied in message order (see
+//! `TxHandler::lock_key`), so two transactions never lock two messages' rows in opposite orders.
 
 use std::sync::Arc;
 
@@ -73,7 +74,10 @@ async fn run(pool: PgPool, relay: Relay, mut receiver: mpsc::Receiver<Pending>) 
     while tasks.join_next().await.is_some() {}
 }
 
-async fn commit(pool: &PgPool, relay: &Relay, batch: Vec<Pending>) {
+async fn commit(pool: &PgPool, relay: &Relay, mut batch: Vec<Pending>) {
+    // Rows are locked in message order, as the attempts consumer locks them (one message's
+    // reports keep their arrival order): concurrent transactions wait, never deadlock.
+    batch.sort_by(|a, b| a.report.message_id.cmp(&b.report.message_id));
     if batch.len() > 1
         && let Some(results) = together(pool, &batch).await
     {

@@ -18,6 +18,11 @@ fn as_of(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
 }
 
 impl TxHandler for Directory {
+    /// A listing writes its own subject's rows: concurrent batches lock them in subject order.
+    fn lock_key(&self, delivery: &Delivery) -> Option<String> {
+        Some(delivery.subject.clone())
+    }
+
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let result = match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
             Ok(Some(Listing::Account(listing))) => account(tx, listing).await,

@@ -40,6 +40,14 @@ pub trait TxHandler: Send + Sync + 'static {
 
     /// Runs after a transaction holding this handler's work has committed (wake an outbox relay).
     fn committed(&self) {}
+
+    /// The key of the rows `delivery` writes (a message's id, say). A batch's transaction handles
+    /// its deliveries in key order — one key's deliveries keep their stream order — so
+    /// transactions that write the same rows lock them in one order and never deadlock. `None`
+    /// (the default) keeps stream order.
+    fn lock_key(&self, _delivery: &Delivery) -> Option<String> {
+        None
+    }
 }
 
 /// Runs `handler` over the consumer in batches of up to `spec.batch`, `spec.concurrency` at once;
@@ -96,7 +104,10 @@ impl<H: TxHandler> Batch<H> {
         let (context, service, max_deliver) = (&self.context, self.service, self.max_deliver);
         let handler = self.handler.as_ref();
         let started = Instant::now();
-        let deliveries: Vec<Delivery> = messages.iter().map(Delivery::of).collect();
+        let mut pairs: Vec<(Delivery, jetstream::Message)> =
+            messages.into_iter().map(|message| (Delivery::of(&message), message)).collect();
+        pairs.sort_by_cached_key(|(delivery, _)| handler.lock_key(delivery));
+        let (deliveries, messages): (Vec<Delivery>, Vec<jetstream::Message>) = pairs.into_iter().unzip();
         metrics::observe(&BATCHES, labels, deliveries.len() as f64);
         let single = deliveries.len() == 1;
         if !single && together(&self.pool, handler, service, &deliveries).await {
