@@ -31,6 +31,10 @@ const WATCH_POLL: Duration = Duration::from_secs(1);
 /// How long a quiet stream waits before sending a fresh cursor without a message, so a client
 /// resuming after a quiet day still holds a cursor within the retention.
 const WATCH_HEARTBEAT: Duration = Duration::from_secs(30);
+/// The least time between two reads of one watcher: under load changes come in bursts (every
+/// projector commit notifies), and one read a little later takes the whole burst. A change after
+/// a quiet spell is read at once.
+const WATCH_MIN_GAP: Duration = Duration::from_millis(50);
 
 /// The gRPC service.
 pub struct Feed {
@@ -262,6 +266,7 @@ impl Watcher {
     async fn run(mut self, mut cursor: WatchCursor, sender: mpsc::Sender<Result<api::WatchFeedResponse, Status>>) {
         let mut quiet_since = tokio::time::Instant::now();
         loop {
+            let read_at = tokio::time::Instant::now();
             let batch = match changes::after(&self.pool, self.account.as_str(), &cursor, WATCH_BATCH).await {
                 Ok(batch) => batch,
                 Err(error) => {
@@ -295,8 +300,25 @@ impl Watcher {
                 () = tokio::time::sleep(WATCH_POLL) => {}
                 () = signalled(&mut self.signals, self.account.as_str()) => {}
             }
+            let gap = WATCH_MIN_GAP.saturating_sub(read_at.elapsed());
+            if !gap.is_zero() {
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return,
+                    () = tokio::time::sleep(gap) => {}
+                }
+                // The read about to happen covers whatever was signalled meanwhile.
+                drain(&mut self.signals);
+            }
         }
     }
+}
+
+/// Takes every signal already queued.
+fn drain(signals: &mut broadcast::Receiver<String>) {
+    while !matches!(
+        signals.try_recv(),
+        Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+    ) {}
 }
 
 /// Returns once a change for `account` is signalled (or signals were missed), having taken every
@@ -305,10 +327,7 @@ async fn signalled(signals: &mut broadcast::Receiver<String>, account: &str) {
     loop {
         match signals.recv().await {
             Ok(changed) if changed == account => {
-                while !matches!(
-                    signals.try_recv(),
-                    Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
-                ) {}
+                drain(signals);
                 return;
             }
             Ok(_) => {}
