@@ -94,9 +94,11 @@ impl EventHandler {
             .ok_or_else(|| IngestError::AccountUnknown(account_id.to_owned()))?;
         let customer = event.kind.customer().ok_or(EventError::Missing("customer"))?;
         let contact = customer.contact(account.phone_region())?;
-        store::upsert_customer(tx, &event.account_id, &contact, event.occurred_at).await?;
-        let listing = directory::customer(&event.event_id, &event.account_id, &contact, event.occurred_at);
-        outbox::enqueue(tx, crate::SCHEMA, &listing).await?;
+        // The directory hears of a customer only when what it lists changed (most events repeat it).
+        if store::upsert_customer(tx, &event.account_id, &contact, event.occurred_at).await? {
+            let listing = directory::customer(&event.event_id, &event.account_id, &contact, event.occurred_at);
+            outbox::enqueue(tx, crate::SCHEMA, &listing).await?;
+        }
         let mut apply = Apply { tx, event, account, now };
         apply.effects(&contact).await?;
         Ok(true)

@@ -106,18 +106,26 @@ pub async fn load_account(tx: &mut PgConnection, account: &str) -> sqlx::Result<
     .transpose()
 }
 
+/// Stores the customer as of `as_of` unless a newer snapshot is stored; true when that changed
+/// what the directory lists for them (a new customer, or new name, number, email or consent).
 pub async fn upsert_customer(
     tx: &mut PgConnection,
     account: &AccountId,
     c: &Contact,
     as_of: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    // The comparison runs against the row the upsert locked, never a snapshot a concurrent
+    // transaction may already have changed.
+    let changed: Option<bool> = sqlx::query_scalar(
         "INSERT INTO ingest.customers AS c (account_id, customer_id, name, phone, email, sms_allowed, email_allowed, as_of)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
-             email = EXCLUDED.email, sms_allowed = EXCLUDED.sms_allowed, email_allowed = EXCLUDED.email_allowed, as_of = EXCLUDED.as_of
-         WHERE c.as_of <= EXCLUDED.as_of",
+             email = EXCLUDED.email, sms_allowed = EXCLUDED.sms_allowed, email_allowed = EXCLUDED.email_allowed,
+             as_of = EXCLUDED.as_of,
+             listing_changed = (c.name, c.phone, c.email, c.sms_allowed, c.email_allowed) IS DISTINCT FROM
+                 (EXCLUDED.name, EXCLUDED.phone, EXCLUDED.email, EXCLUDED.sms_allowed, EXCLUDED.email_allowed)
+         WHERE c.as_of <= EXCLUDED.as_of
+         RETURNING listing_changed",
     )
     .bind(account.as_str())
     .bind(c.customer_id.as_str())
@@ -127,9 +135,9 @@ pub async fn upsert_customer(
     .bind(c.preferences.sms)
     .bind(c.preferences.email)
     .bind(as_of)
-    .execute(tx)
+    .fetch_optional(tx)
     .await?;
-    Ok(())
+    Ok(changed.unwrap_or(false))
 }
 
 /// What an upsert of a job did.
