@@ -66,9 +66,20 @@ async fn services_starting_together_create_each_stream_once_and_updates_apply() 
     }
     assert_eq!(count, ROUNDS * 5, "each round's streams exist, once");
 
-    // A changed definition (a longer retention, say) is applied to the existing stream.
+    // Streams already as defined are left alone: a service starting later updates nothing (the
+    // server announces every update). A changed definition (a longer retention, say) is applied.
+    let mut updates = contexts[3].client().subscribe("$JS.EVENT.ADVISORY.STREAM.UPDATED.>").await?;
+    contexts[3].client().flush().await?;
+    streams::ensure(&contexts[1], &catalog(0), 1).await?;
     let longer = StreamSpec { max_age: Duration::from_secs(30 * 24 * 3600), ..catalog(0)[0] };
     streams::ensure(&contexts[1], &[longer], 1).await?;
+    let mut updated = Vec::new();
+    while let Ok(Some(advisory)) =
+        tokio::time::timeout(Duration::from_secs(1), futures::StreamExt::next(&mut updates)).await
+    {
+        updated.push(advisory.subject.to_string());
+    }
+    assert_eq!(updated, [format!("$JS.EVENT.ADVISORY.STREAM.UPDATED.{}", longer.name)], "only the changed stream");
     let info = contexts[2].get_stream(longer.name).await?.info().await?.config.clone();
     assert_eq!(info.max_age, longer.max_age);
 

@@ -143,13 +143,19 @@ fn not_found(error: &jetstream::context::GetStreamError) -> bool {
         if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
 }
 
+/// A per-subject message limit as the server keeps it: anything below 1 is "no limit", stored as -1
+/// (comparing 0 with -1 made every start update every stream, the update that crashed the server).
+fn per_subject_limit(limit: i64) -> i64 {
+    if limit > 0 { limit } else { -1 }
+}
+
 /// Whether `current` already has every setting the catalog defines.
 fn same_definition(current: &stream::Config, wanted: &stream::Config) -> bool {
     current.subjects == wanted.subjects
         && current.retention == wanted.retention
         && current.storage == wanted.storage
         && current.max_age == wanted.max_age
-        && current.max_messages_per_subject == wanted.max_messages_per_subject
+        && per_subject_limit(current.max_messages_per_subject) == per_subject_limit(wanted.max_messages_per_subject)
         && current.duplicate_window == wanted.duplicate_window
         && current.num_replicas == wanted.num_replicas
 }
