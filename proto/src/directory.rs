@@ -2,6 +2,7 @@
 //! (`directory.<account>.account`, `directory.<account>.customer.<customer>`), so a consumer never
 //! stores a listing under another account or customer than its subject names.
 
+use chrono::{DateTime, Utc};
 use prost::Message as _;
 
 use crate::bus::{AccountListing, CustomerListing};
@@ -11,6 +12,11 @@ use crate::bus::{AccountListing, CustomerListing};
 pub enum Listing {
     Account(AccountListing),
     Customer(CustomerListing),
+}
+
+/// When a listing was true (its `as_of`); one without a time is taken as of now.
+pub fn as_of(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
+    crate::time::datetime(at).unwrap_or_else(Utc::now)
 }
 
 /// The listing on `subject`; `Ok(None)` for a subject that carries no listing, `Err` with the

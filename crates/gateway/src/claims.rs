@@ -1,11 +1,13 @@
 //! Claim before send. A worker inserts the message's row (`claimed`, with a lease) before calling
 //! the provider, and settles it (`sent` / `failed` / `unknown`) together with the `attempt` event
-//! in one transaction. A redelivered command finds the row and never calls the provider blindly.
+//! in one statement, waking the outbox relay. A redelivered command finds the row and never calls
+//! the provider blindly.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use messaging_domain::Channel;
+use messaging_platform::bus::Relay;
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_proto::bus::{AttemptOutcome, SendAttempt};
 use prost::Message as _;
@@ -57,6 +59,8 @@ pub struct OpenAttempt {
 #[derive(Clone)]
 pub struct Claims {
     pool: PgPool,
+    /// The gateway's outbox relay, woken when a settlement enqueued its `attempt` event.
+    relay: Relay,
     schema: &'static str,
     channel: Channel,
     lease: Duration,
@@ -68,8 +72,8 @@ pub fn body_digest(body: &str) -> String {
 }
 
 impl Claims {
-    pub fn new(pool: PgPool, schema: &'static str, channel: Channel, lease: Duration) -> Self {
-        Self { pool, schema, channel, lease }
+    pub fn new(pool: PgPool, relay: Relay, schema: &'static str, channel: Channel, lease: Duration) -> Self {
+        Self { pool, relay, schema, channel, lease }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -161,8 +165,8 @@ impl Claims {
     }
 
     /// Records how the send to `recipient` ended and enqueues the `attempt` event, in one statement
-    /// (so one transaction). Only a `claimed` or `unknown` row can be settled; returns false if it
-    /// already was.
+    /// (so one transaction), then wakes the relay. Only a `claimed` or `unknown` row can be settled;
+    /// returns false if it already was.
     pub async fn settle(
         &self,
         message_id: &str,
@@ -201,6 +205,9 @@ impl Claims {
         .bind(outbox::trace_headers())
         .fetch_one(&self.pool)
         .await?;
+        if settled > 0 {
+            self.relay.wake();
+        }
         Ok(settled > 0)
     }
 

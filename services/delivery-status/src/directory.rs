@@ -2,7 +2,6 @@
 //! and the lookups inbound routing needs: the account by its business number, the customer by
 //! phone number.
 
-use chrono::Utc;
 use messaging_platform::bus::{Delivery, Outcome, TxHandler};
 use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
 use messaging_proto::directory::{self, Listing};
@@ -39,7 +38,7 @@ impl TxHandler for DirectoryHandler {
 
 /// Stores the listing and records the replies kept for its number until now.
 async fn account(tx: &mut PgConnection, listing: AccountListing) -> sqlx::Result<()> {
-    let as_of = messaging_proto::time::datetime(listing.as_of.as_ref()).unwrap_or_else(Utc::now);
+    let as_of = directory::as_of(listing.as_of.as_ref());
     let stored = sqlx::query(
         "INSERT INTO delivery_status.accounts AS a (account_id, name, sms_number, email_from, as_of)
          VALUES ($1, $2, $3, $4, $5)
@@ -68,7 +67,7 @@ async fn account(tx: &mut PgConnection, listing: AccountListing) -> sqlx::Result
 
 async fn customer(tx: &mut PgConnection, listing: CustomerListing) -> sqlx::Result<()> {
     let customer = listing.customer.unwrap_or_default();
-    let as_of = messaging_proto::time::datetime(listing.as_of.as_ref()).unwrap_or_else(Utc::now);
+    let as_of = directory::as_of(listing.as_of.as_ref());
     sqlx::query(
         "INSERT INTO delivery_status.contacts AS c (account_id, customer_id, name, phone, email, as_of)
          VALUES ($1, $2, $3, $4, $5, $6)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use messaging_domain::signing::{message_ref_token, message_token, unsubscribe_token};
 use messaging_domain::{AccountId, Channel, MessageId};
 use messaging_gateway::{Claim, Claims, Settlement};
-use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
+use messaging_platform::bus::{Delivery, Handler, Outcome};
 use messaging_proto::bus::SendCommand;
 use prost::Message as _;
 
@@ -17,7 +17,6 @@ use crate::smtp::{Email, MailError, Mailer};
 pub struct EmailSender<M> {
     pub(crate) mailer: Arc<M>,
     pub(crate) claims: Claims,
-    pub(crate) relay: Relay,
     pub(crate) public_base_url: String,
     pub(crate) reply_domain: String,
     pub(crate) secret: Vec<u8>,
@@ -65,7 +64,9 @@ impl<M: Mailer> EmailSender<M> {
                 if self.claims.take_over(message.as_str()).await? {
                     let detail =
                         "a gateway stopped while sending; the relay may or may not have the message".to_owned();
-                    self.settle(message, account, &command.to, Settlement::Unknown { detail }).await?;
+                    self.claims
+                        .settle(message.as_str(), account.as_str(), &command.to, &Settlement::Unknown { detail })
+                        .await?;
                 }
                 return Ok(Outcome::Ack);
             }
@@ -111,21 +112,8 @@ impl<M: Mailer> EmailSender<M> {
         if let Settlement::Failed { reason, text, .. } = &settlement {
             tracing::warn!(message_id = %message, %reason, %text, "email failed");
         }
-        self.settle(message, account, &command.to, settlement).await?;
+        self.claims.settle(message.as_str(), account.as_str(), &command.to, &settlement).await?;
         Ok(Outcome::Ack)
-    }
-
-    async fn settle(
-        &self,
-        message: &MessageId,
-        account: &AccountId,
-        recipient: &str,
-        settlement: Settlement,
-    ) -> sqlx::Result<()> {
-        if self.claims.settle(message.as_str(), account.as_str(), recipient, &settlement).await? {
-            self.relay.wake();
-        }
-        Ok(())
     }
 }
 

@@ -76,8 +76,13 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     let relay = runtime.relay(SCHEMA);
     let sender = Arc::new(EmailSender {
         mailer: Arc::new(Smtp::new(&config.smtp, &config.message_id_domain)?),
-        claims: Claims::new(runtime.pool.clone(), SCHEMA, Channel::Email, Duration::from_secs(config.lease_secs)),
-        relay: relay.clone(),
+        claims: Claims::new(
+            runtime.pool.clone(),
+            relay.clone(),
+            SCHEMA,
+            Channel::Email,
+            Duration::from_secs(config.lease_secs),
+        ),
         public_base_url: config.public_base_url.clone(),
         reply_domain: config.reply_domain.clone(),
         secret: config.link_secret.as_bytes().to_vec(),

@@ -3,19 +3,14 @@
 //! the account's messages from its phone number or email address that no customer owned, so the
 //! customer's thread shows them. Older listings never overwrite newer ones.
 
-use chrono::{DateTime, Utc};
 use messaging_domain::search;
 use messaging_platform::bus::{Delivery, Outcome, TxHandler};
 use messaging_proto::bus::{AccountListing, CustomerListing};
-use messaging_proto::directory::{self, Listing};
+use messaging_proto::directory::{self, Listing, as_of};
 use sqlx::{AssertSqlSafe, PgConnection};
 
 /// Consumes the directory.
 pub struct Directory;
-
-fn as_of(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
-    messaging_proto::time::datetime(at).unwrap_or_else(Utc::now)
-}
 
 impl TxHandler for Directory {
     /// A listing writes its own subject's rows: concurrent batches lock them in subject order.

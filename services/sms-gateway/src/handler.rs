@@ -10,7 +10,7 @@ use messaging_domain::sms::segments;
 use messaging_domain::{AccountId, Channel, MessageId};
 use messaging_gateway::claims::body_digest;
 use messaging_gateway::{Claim, Claims, Settlement};
-use messaging_platform::bus::{Delivery, Handler, Outcome, Relay};
+use messaging_platform::bus::{Delivery, Handler, Outcome};
 use messaging_proto::bus::SendCommand;
 use prost::Message as _;
 
@@ -35,7 +35,6 @@ pub enum CrashPoint {
 pub struct SmsSender<P> {
     pub(crate) provider: Arc<P>,
     pub(crate) claims: Claims,
-    pub(crate) relay: Relay,
     pub(crate) pace: Pace,
     /// Public base URL of delivery-status, for `StatusCallback`.
     pub(crate) callback_base: String,
@@ -109,7 +108,13 @@ impl<P: SmsProvider> SmsSender<P> {
                             .find(|m| m.body.as_deref().map(body_digest).as_deref() == Some(digest.as_str()));
                         if let Some(previous) = previous {
                             tracing::info!(message_id = %message, provider_id = %previous.sid, "orphaned claim: provider already has it");
-                            self.settle(message, account, &command.to, Settlement::Sent { provider_id: previous.sid })
+                            self.claims
+                                .settle(
+                                    message.as_str(),
+                                    account.as_str(),
+                                    &command.to,
+                                    &Settlement::Sent { provider_id: previous.sid },
+                                )
                                 .await?;
                             Ok(Outcome::Ack)
                         } else {
@@ -191,21 +196,8 @@ impl<P: SmsProvider> SmsSender<P> {
                 Settlement::Unknown { detail }
             }
         };
-        self.settle(message, account, &command.to, settlement).await?;
+        self.claims.settle(message.as_str(), account.as_str(), &command.to, &settlement).await?;
         Ok(Outcome::Ack)
-    }
-
-    pub(crate) async fn settle(
-        &self,
-        message: &MessageId,
-        account: &AccountId,
-        recipient: &str,
-        settlement: Settlement,
-    ) -> sqlx::Result<()> {
-        if self.claims.settle(message.as_str(), account.as_str(), recipient, &settlement).await? {
-            self.relay.wake();
-        }
-        Ok(())
     }
 }
 

@@ -91,8 +91,13 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     let relay = runtime.relay(SCHEMA);
     let sender = Arc::new(SmsSender {
         provider: Arc::new(Twilio::new(config.twilio.clone())?),
-        claims: Claims::new(runtime.pool.clone(), SCHEMA, Channel::Sms, Duration::from_secs(config.lease_secs)),
-        relay: relay.clone(),
+        claims: Claims::new(
+            runtime.pool.clone(),
+            relay.clone(),
+            SCHEMA,
+            Channel::Sms,
+            Duration::from_secs(config.lease_secs),
+        ),
         pace: Pace::new(runtime.pool.clone(), config.rate_limit.clone()),
         callback_base: config.callback_base_url.clone(),
         callback_secret: config.callback_secret.as_bytes().to_vec(),
