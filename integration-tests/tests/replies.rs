@@ -1,7 +1,8 @@
 //! Inbound SMS end to end: a reply injected through the simulator (signed as Twilio signs) joins
 //! the right customer's thread, an unknown number gets its own, forged and replayed webhooks change
 //! nothing, and carrier keywords work: STOP blocks the next automated SMS (failed, opted_out),
-//! START restores it, HELP is answered, a sentence with "stop" in it is just a message.
+//! START restores it, HELP is answered, a sentence with "stop" in it is just a message; replies to
+//! a number whose account is still being listed are all recorded.
 
 use chrono::Utc;
 use messaging_domain::signing::twilio_signature;
@@ -148,6 +149,43 @@ async fn a_reply_to_a_number_no_account_uses_yet_is_kept_until_one_does() -> any
     assert_eq!(all[0].direction, Direction::Inbound as i32);
     stack.quiesce().await?;
     assert_eq!(dashboard.clone().all().await.len(), 1);
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_racing_a_new_accounts_listing_are_all_recorded() -> anyhow::Result<()> {
+    const SENDERS: usize = 4;
+    const EACH: usize = 15;
+    let first = account("evt_acc", "acc_other", "America/Chicago", ("00:00", "00:00"));
+    let (mut stack, publisher, _) = start_with("racing-replies", &first).await?;
+    stack.quiesce().await?;
+    // Replies keep arriving for a number while the account that takes it is being listed: each is
+    // either recorded at once or kept and recorded with the listing, never left behind.
+    let sim = stack.ports.sim;
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            tokio::spawn(async move {
+                for n in 0..EACH {
+                    let from = format!("+1512555{:04}", 2000 + s * 100 + n);
+                    sim_inbound(sim, &from, "+15125550156", &format!("reply {s}-{n}")).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    let mut newcomer = account("evt_new", ACCOUNT, "America/Chicago", ("00:00", "00:00"));
+    newcomer["account"]["sms_number"] = "+15125550156".into();
+    publisher.event(&newcomer).await?;
+    for sender in senders {
+        sender.await??;
+    }
+    let dashboard = messaging_integration_tests::client::Dashboard::connect(stack.ports.grpc, ACCOUNT).await?;
+    dashboard.settled(SENDERS * EACH).await?;
+    stack.quiesce().await?;
+    let all = dashboard.clone().all().await;
+    assert_eq!(all.len(), SENDERS * EACH, "every reply, once");
+    assert!(all.iter().all(|m| m.direction == Direction::Inbound as i32));
     stack.stop().await;
     Ok(())
 }

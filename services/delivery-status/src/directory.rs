@@ -39,6 +39,7 @@ impl TxHandler for DirectoryHandler {
 /// Stores the listing and records the replies kept for its number until now.
 async fn account(tx: &mut PgConnection, listing: AccountListing) -> sqlx::Result<()> {
     let as_of = directory::as_of(listing.as_of.as_ref());
+    lock_number(tx, &listing.sms_number).await?;
     let stored = sqlx::query(
         "INSERT INTO delivery_status.accounts AS a (account_id, name, sms_number, email_from, as_of)
          VALUES ($1, $2, $3, $4, $5)
@@ -83,6 +84,15 @@ async fn customer(tx: &mut PgConnection, listing: CustomerListing) -> sqlx::Resu
     .bind(as_of)
     .execute(tx)
     .await?;
+    Ok(())
+}
+
+/// Holds `number` until the transaction ends. An inbound SMS takes it before looking the number up
+/// and a listing before naming the number's account, so a reply either finds the account or is
+/// kept where the listing's transaction will see it: without it a reply kept while a listing's
+/// batch was in flight was never recorded.
+pub async fn lock_number(tx: &mut PgConnection, number: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(number).execute(tx).await?;
     Ok(())
 }
 

@@ -89,6 +89,7 @@ async fn record(
     body: &str,
 ) -> sqlx::Result<Option<String>> {
     let mut tx = state.pool.begin().await?;
+    directory::lock_number(&mut tx, to).await?;
     let Some((account_id, business)) = directory::account_by_number(&mut tx, to).await? else {
         sqlx::query(
             "INSERT INTO delivery_status.pending_inbound (provider_id, to_number, from_number, body)
