@@ -12,6 +12,7 @@ pub mod process;
 pub mod quiesce;
 pub mod seed;
 pub mod stack;
+pub mod tls;
 
 pub use infra::{Infra, Nats};
 pub use stack::{Ports, Stack};

@@ -114,6 +114,7 @@ pub struct CommonConfig {
     pub database: DatabaseConfig,
     pub telemetry: TelemetryConfig,
     pub health: crate::http::HealthConfig,
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Services whose config embeds [`CommonConfig`] flattened get [`crate::service::ServiceConfig`] from this macro.

@@ -11,6 +11,7 @@ pub mod runtime;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use runtime::Runtime;
 pub use shutdown::Shutdown;

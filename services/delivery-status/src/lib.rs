@@ -122,6 +122,7 @@ impl App {
             sendgrid_key: self.sendgrid_key.clone(),
             inbound_email_secret: self.config.inbound_email_secret.clone(),
         });
+        let provider_http = self.config.common.tls.http_client(std::time::Duration::from_secs(10))?;
         let stuck_task = (!self.config.twilio_account_sid.is_empty()).then(|| {
             let check = stuck::StuckCheck {
                 base_url: self.config.twilio_base_url.clone(),
@@ -131,7 +132,7 @@ impl App {
                 interval: std::time::Duration::from_millis(self.config.stuck_check_interval_ms.max(10)),
                 unknown_after: std::time::Duration::from_secs(self.config.delivery_unknown_after_secs),
             };
-            tokio::spawn(stuck::run(state.clone(), check, shutdown.clone()))
+            tokio::spawn(stuck::run(state.clone(), check, provider_http, shutdown.clone()))
         });
         let server_shutdown = shutdown.clone();
         tracing::info!(listen = %self.listener.local_addr()?, "webhook server listening");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use messaging_domain::{Channel, Status};
 use messaging_platform::Shutdown;
+use messaging_platform::tls::certificate_fault;
 use serde::Deserialize;
 use sqlx::Row;
 
@@ -39,20 +40,18 @@ struct ProviderMessage {
     error_message: Option<String>,
 }
 
-/// Runs until shutdown.
-pub async fn run(state: Arc<WebhookState>, check: StuckCheck, shutdown: Shutdown) {
-    let http = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
-        Ok(http) => http,
-        Err(error) => {
-            tracing::error!(%error, "no HTTP client for stuck-message checks");
-            return;
-        }
-    };
+/// Runs until shutdown; `http` is the provider client ([`messaging_platform::tls::TlsConfig::http_client`]).
+pub async fn run(state: Arc<WebhookState>, check: StuckCheck, http: reqwest::Client, shutdown: Shutdown) {
     loop {
         match check_once(&state, &check, &http).await {
             Ok(0) => {}
             Ok(settled) => tracing::info!(settled, "stuck messages settled by asking the provider"),
-            Err(error) => tracing::warn!(%error, "stuck-message check failed; will retry"),
+            Err(error) => match error.chain().find_map(certificate_fault) {
+                Some(fault) => {
+                    tracing::error!(%fault, "stuck-message checks cannot reach the provider until the configuration is fixed")
+                }
+                None => tracing::warn!(error = format!("{error:#}"), "stuck-message check failed; will retry"),
+            },
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -13,6 +13,9 @@ use prost::Message as _;
 
 use crate::smtp::{Email, MailError, Mailer};
 
+/// A send that cannot succeed until an operator fixes the configuration waits this long between tries.
+const MISCONFIGURED_RETRY: Duration = Duration::from_secs(60);
+
 /// The send-command handler.
 pub struct EmailSender<M> {
     pub(crate) mailer: Arc<M>,
@@ -107,6 +110,15 @@ impl<M: Mailer> EmailSender<M> {
             Err(MailError::Transient(text)) => {
                 self.claims.release(message.as_str()).await?;
                 return Ok(Outcome::backoff(delivered, Duration::ZERO, format!("smtp: {text}")));
+            }
+            Err(MailError::Misconfigured(text)) => {
+                self.claims.release(message.as_str()).await?;
+                tracing::error!(message_id = %message, %text, "cannot send email until the configuration is fixed");
+                return Ok(Outcome::Retry { delay: MISCONFIGURED_RETRY, reason: format!("configuration: {text}") });
+            }
+            Err(MailError::Ambiguous(detail)) => {
+                tracing::warn!(message_id = %message, %detail, "email outcome unknown; it will not be sent again");
+                Settlement::Unknown { detail }
             }
         };
         if let Settlement::Failed { reason, text, .. } = &settlement {

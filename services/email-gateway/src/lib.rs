@@ -2,6 +2,7 @@
 //! relay with lettre, with the same claim-before-send rule as the SMS gateway.
 
 mod handler;
+pub mod relay;
 pub mod smtp;
 
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
 pub use handler::EmailSender;
-use smtp::{Smtp, SmtpConfig};
+use relay::Smtp;
+use smtp::SmtpConfig;
 
 /// The Postgres schema email-gateway owns.
 pub const SCHEMA: &str = "email_gateway";
@@ -75,7 +77,7 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     .await?;
     let relay = runtime.relay(SCHEMA);
     let sender = Arc::new(EmailSender {
-        mailer: Arc::new(Smtp::new(&config.smtp, &config.message_id_domain)?),
+        mailer: Arc::new(Smtp::new(&config.smtp, &config.common.tls, &config.message_id_domain)?),
         claims: Claims::new(
             runtime.pool.clone(),
             relay.clone(),

@@ -1,13 +1,11 @@
-//! The SMTP adapter (lettre): builds the MIME message with threading and unsubscribe headers and
-//! classifies failures: 4xx and connection errors retry, 5xx fail with the server's reply.
+//! The email a gateway sends and how a send can fail: builds the MIME message with threading and
+//! unsubscribe headers; the relay client itself is `relay.rs`.
 
 use std::future::Future;
-use std::time::Duration;
 
+use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
 /// Relay settings.
@@ -21,6 +19,8 @@ pub struct SmtpConfig {
     pub username: String,
     pub password: String,
     pub timeout_ms: u64,
+    /// Open sessions kept for reuse between sends.
+    pub pool_size: usize,
 }
 
 impl Default for SmtpConfig {
@@ -32,6 +32,7 @@ impl Default for SmtpConfig {
             username: String::new(),
             password: String::new(),
             timeout_ms: 15_000,
+            pool_size: 4,
         }
     }
 }
@@ -63,49 +64,21 @@ pub enum MailError {
     /// 5xx: the relay refused it for good.
     #[error("relay refused: {0}")]
     Permanent(String),
-    /// 4xx or a connection problem: retry later.
+    /// 4xx, or a problem before the relay had the whole message: retry later.
     #[error("temporary failure: {0}")]
     Transient(String),
+    /// The whole message was sent and no verdict came back (a timeout, a dropped connection): the
+    /// relay may have it, so it is never sent again.
+    #[error("outcome unknown: {0}")]
+    Ambiguous(String),
+    /// Our side is set up wrong (an untrusted certificate, refused credentials): nothing was sent.
+    #[error("configuration: {0}")]
+    Misconfigured(String),
 }
 
 /// A mail relay, behind a trait for tests.
 pub trait Mailer: Send + Sync + 'static {
     fn send(&self, email: &Email) -> impl Future<Output = Result<(), MailError>> + Send;
-}
-
-/// SMTP through lettre.
-#[derive(Clone)]
-pub struct Smtp {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    domain: String,
-}
-
-impl Smtp {
-    pub fn new(config: &SmtpConfig, message_id_domain: &str) -> anyhow::Result<Self> {
-        let mut builder = match config.tls.as_str() {
-            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)?,
-            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)?,
-            "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
-            other => anyhow::bail!("smtp.tls must be none, starttls or tls, not {other:?}"),
-        }
-        .port(config.port)
-        .timeout(Some(Duration::from_millis(config.timeout_ms)));
-        if !config.username.is_empty() {
-            builder = builder.credentials(Credentials::new(config.username.clone(), config.password.clone()));
-        }
-        Ok(Self { transport: builder.build(), domain: message_id_domain.to_owned() })
-    }
-}
-
-impl Mailer for Smtp {
-    async fn send(&self, email: &Email) -> Result<(), MailError> {
-        let message = build(email, &self.domain)?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(error) if error.is_permanent() => Err(MailError::Permanent(error.to_string())),
-            Err(error) => Err(MailError::Transient(error.to_string())),
-        }
-    }
 }
 
 /// Builds the MIME message; refuses CR/LF in anything that becomes a header.

@@ -1,5 +1,6 @@
 //! The provider-sim binary. Settings from environment variables:
 //! `SIM_LISTEN` (default 127.0.0.1:4010), `SIM_ACCOUNT_SID`, `SIM_AUTH_TOKEN`, `SIM_INBOUND_URL`,
+//! `SIM_TLS_CERT` and `SIM_TLS_KEY` (PEM files: serve HTTPS),
 //! and faults: `SIM_LATENCY_MS`, `SIM_ERROR_500_RATE`, `SIM_ACCEPT_THEN_500_RATE`, `SIM_ERROR_429_RATE`,
 //! `SIM_TIMEOUT_RATE`, `SIM_OUTCOME`, `SIM_CALLBACK_DELAY_MS`, `SIM_CALLBACK_RETRIES`.
 
@@ -37,6 +38,8 @@ async fn main() -> anyhow::Result<()> {
             callback_delay_ms: number("SIM_CALLBACK_DELAY_MS", 200),
             callback_retries: number("SIM_CALLBACK_RETRIES", 8),
         },
+        tls_cert_file: var("SIM_TLS_CERT", ""),
+        tls_key_file: var("SIM_TLS_KEY", ""),
     };
     let simulator = messaging_provider_sim::build(config).await?;
     tracing::info!(listen = %simulator.local_addr()?, "provider simulator listening");

@@ -15,6 +15,11 @@ pub struct SimConfig {
     /// Where injected inbound SMS are delivered (delivery-status's inbound webhook).
     pub inbound_url: String,
     pub faults: Faults,
+    /// PEM certificate chain and key to serve HTTPS with, as Twilio does; empty serves plain HTTP.
+    #[serde(default)]
+    pub tls_cert_file: String,
+    #[serde(default)]
+    pub tls_key_file: String,
 }
 
 /// Behaviour that can be changed at run time through `POST /sim/faults`.

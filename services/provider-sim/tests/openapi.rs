@@ -78,6 +78,8 @@ async fn simulator() -> String {
         auth_token: TOKEN.into(),
         inbound_url: String::new(),
         faults: Faults { callback_delay_ms: 10, ..Default::default() },
+        tls_cert_file: String::new(),
+        tls_key_file: String::new(),
     };
     let simulator = messaging_provider_sim::build(config).await.expect("binds");
     let address = simulator.local_addr().expect("address");

@@ -90,7 +90,7 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     .await?;
     let relay = runtime.relay(SCHEMA);
     let sender = Arc::new(SmsSender {
-        provider: Arc::new(Twilio::new(config.twilio.clone())?),
+        provider: Arc::new(Twilio::new(config.twilio.clone(), &config.common.tls)?),
         claims: Claims::new(
             runtime.pool.clone(),
             relay.clone(),

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use messaging_platform::tls::{TlsConfig, certificate_fault};
 use serde::{Deserialize, Serialize};
 
 /// Provider settings; the base URL makes the same adapter talk to Twilio or the local simulator.
@@ -70,6 +71,10 @@ pub enum SendError {
     /// The provider may have accepted it (5xx, timeout, reset after sending): never resend blindly.
     #[error("outcome unknown: {0}")]
     Ambiguous(String),
+    /// Our side is set up wrong (the provider's certificate is not trusted): nothing was sent, and
+    /// retrying will not help until an operator fixes the configuration.
+    #[error("configuration: {0}")]
+    Misconfigured(String),
 }
 
 /// An SMS provider, behind a trait so the gateway's logic is testable without the network.
@@ -108,11 +113,8 @@ struct MessagePage {
 }
 
 impl Twilio {
-    pub fn new(config: TwilioConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timeout_ms))
-            .connect_timeout(Duration::from_secs(3))
-            .build()?;
+    pub fn new(config: TwilioConfig, tls: &TlsConfig) -> anyhow::Result<Self> {
+        let http = tls.http_client(Duration::from_millis(config.timeout_ms))?;
         Ok(Self { http, config })
     }
 
@@ -180,7 +182,7 @@ impl SmsProvider for Twilio {
                 .query(&query)
                 .send()
                 .await
-                .map_err(|e| SendError::NotSent(e.to_string()))?;
+                .map_err(classify_lookup)?;
             if !response.status().is_success() {
                 return Err(SendError::NotSent(format!("list answered {}", response.status())));
             }
@@ -199,7 +201,32 @@ impl SmsProvider for Twilio {
 }
 
 fn classify_transport(error: reqwest::Error) -> SendError {
-    if error.is_connect() { SendError::NotSent(error.to_string()) } else { SendError::Ambiguous(error.to_string()) }
+    if let Some(fault) = certificate_fault(&error) {
+        SendError::Misconfigured(format!("{fault} ({})", error.url().map(|u| u.as_str()).unwrap_or("")))
+    } else if error.is_connect() {
+        SendError::NotSent(error_chain(&error))
+    } else {
+        SendError::Ambiguous(error_chain(&error))
+    }
+}
+
+fn classify_lookup(error: reqwest::Error) -> SendError {
+    match classify_transport(error) {
+        SendError::Ambiguous(detail) => SendError::NotSent(detail),
+        other => other,
+    }
+}
+
+/// An error with its causes ("error sending request" alone says nothing).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        cause = current.source();
+    }
+    text
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

@@ -55,6 +55,8 @@ async fn every_create_request_validates_against_the_description() {
         auth_token: TOKEN.into(),
         inbound_url: String::new(),
         faults: Faults { callback_delay_ms: 60_000, ..Default::default() },
+        tls_cert_file: String::new(),
+        tls_key_file: String::new(),
     })
     .await
     .expect("binds");
@@ -70,7 +72,7 @@ async fn every_create_request_validates_against_the_description() {
     let with_service =
         TwilioConfig { messaging_service_sid: "MG00000000000000000000000000000000".into(), ..config.clone() };
     for (config, validity_seconds) in [(config.clone(), 0), (config, 1800), (with_service, 1800)] {
-        let twilio = Twilio::new(config).expect("client");
+        let twilio = Twilio::new(config, &Default::default()).expect("client");
         let request = SmsRequest {
             to: "+15125550199".into(),
             from: "+15125550100".into(),

@@ -362,7 +362,7 @@ static ERRORS: LazyLock<CounterFamily> = LazyLock::new(|| {
     metrics::counter(
         "bus_errors",
         "Bus messages not done, by service and class: database, broker, provider, contention (a claim or a \
-         rate limit: waiting, not failing), invalid_input (dead-lettered), exhausted (retried max_deliver times), \
+         rate limit: waiting, not failing), configuration (an operator must fix a setting), invalid_input (dead-lettered), exhausted (retried max_deliver times), \
          other",
     )
 });
@@ -375,6 +375,8 @@ fn error_class(reason: &str) -> &'static str {
     let has = |words: &[&str]| words.iter().any(|w| reason.contains(w));
     if has(&["holds the claim", "claim taken over", "its slot"]) || (has(&["rate limit"]) && !starts(&["provider"])) {
         "contention"
+    } else if starts(&["configuration"]) {
+        "configuration"
     } else if starts(&["database"]) || has(&["pool timed out", "sqlx"]) {
         "database"
     } else if starts(&["provider", "smtp", "twilio"]) || has(&["the provider"]) {
@@ -448,6 +450,7 @@ mod tests {
         assert_eq!(error_class("claim taken over elsewhere"), "contention");
         assert_eq!(error_class("sending number at its rate limit"), "contention");
         assert_eq!(error_class("could not publish to nats"), "broker");
+        assert_eq!(error_class("configuration: the server's TLS certificate is not trusted"), "configuration");
         assert_eq!(error_class("something else"), "other");
     }
 
