@@ -220,3 +220,19 @@ pub async fn sim_messages(sim_port: u16) -> anyhow::Result<Vec<Value>> {
 pub fn code<T>(result: Result<T, tonic::Status>) -> tonic::Code {
     result.err().map_or(tonic::Code::Ok, |status| status.code())
 }
+
+/// The reasons of the dead letters on `subject` (a filter such as `dlq.ingest.>`), oldest first.
+pub async fn dead_letter_reasons(nats_url: &str, subject: &str) -> anyhow::Result<Vec<String>> {
+    use futures::StreamExt;
+    let client = crate::nats_connect(nats_url).await?;
+    let stream = async_nats::jetstream::new(client).get_stream("DEAD_LETTER").await?;
+    let config = async_nats::jetstream::consumer::pull::Config { filter_subject: subject.into(), ..Default::default() };
+    let consumer = stream.create_consumer(config).await?;
+    let mut batch = consumer.fetch().max_messages(20).expires(Duration::from_millis(500)).messages().await?;
+    let mut reasons = Vec::new();
+    while let Some(Ok(message)) = batch.next().await {
+        let header = message.headers.as_ref().and_then(|h| h.get("Dlq-Reason")).map(|v| v.as_str().to_owned());
+        reasons.push(header.unwrap_or_default());
+    }
+    Ok(reasons)
+}

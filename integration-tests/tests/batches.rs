@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::StreamExt;
-use messaging_integration_tests::client::{account_updated, job_scheduled, sim_messages, start_with};
+use messaging_integration_tests::client::{
+    account_updated, dead_letter_reasons, job_scheduled, sim_messages, start_with,
+};
 use messaging_integration_tests::eventually;
 use messaging_proto::v1::{Channel, MessageStatus};
 
@@ -64,7 +65,7 @@ async fn a_backlog_goes_in_batches_and_a_bad_message_spoils_only_itself() -> any
     assert_eq!(per_customer.len(), EVENTS, "every good event's customer, once each: {per_customer:?}");
     assert_eq!(sim_messages(stack.ports.sim).await?.len(), EVENTS, "one SMS per good event at the provider");
 
-    let dead = dead_letters(&stack, "dlq.ingest.>").await?;
+    let dead = dead_letter_reasons(&stack.infra.nats_url(), "dlq.ingest.>").await?;
     assert_eq!(dead.len(), 3, "the three bad events, each dead-lettered once: {dead:#?}");
     for expected in ["malformed JSON", "invalid customer phone", "does not match"] {
         assert!(dead.iter().any(|reason| reason.contains(expected)), "no dead letter says {expected:?}: {dead:#?}");
@@ -83,23 +84,4 @@ async fn a_backlog_goes_in_batches_and_a_bad_message_spoils_only_itself() -> any
     );
     stack.stop().await;
     Ok(())
-}
-
-/// The reasons of the dead letters on `subject`.
-async fn dead_letters(stack: &messaging_integration_tests::Stack, subject: &str) -> anyhow::Result<Vec<String>> {
-    let client = async_nats::connect(stack.infra.nats_url()).await?;
-    let stream = async_nats::jetstream::new(client).get_stream("DEAD_LETTER").await?;
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: subject.into(),
-            ..Default::default()
-        })
-        .await?;
-    let mut batch = consumer.fetch().max_messages(20).expires(Duration::from_millis(500)).messages().await?;
-    let mut reasons = Vec::new();
-    while let Some(Ok(message)) = batch.next().await {
-        let header = message.headers.as_ref().and_then(|h| h.get("Dlq-Reason")).map(|v| v.as_str().to_owned());
-        reasons.push(header.unwrap_or_default());
-    }
-    Ok(reasons)
 }

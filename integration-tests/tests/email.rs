@@ -200,8 +200,57 @@ async fn signed_sendgrid_events_mark_a_bounce_failed_and_forgeries_change_nothin
     })
     .await?;
     assert_eq!(failed.failure_reason, "bounced");
+
+    // A spam report naming another address, dated in the year 3000: the opt-out is the message's
+    // own recipient's, as of no later than now; the other address is untouched.
+    let spam = json!([{"email": "someone-else@example.com", "timestamp": 32_503_680_000_i64, "event": "spamreport",
+                       "sg_event_id": "ev_3", "message_token": token}])
+    .to_string();
+    let signature: Signature = signing.sign(&[signed_at.as_bytes(), spam.as_bytes()].concat());
+    assert_eq!(post(&STANDARD.encode(signature.to_der().as_bytes()), &spam).await?.status().as_u16(), 200);
     stack.quiesce().await?;
+    let pool = sqlx::PgPool::connect(&stack.infra.database_url()).await?;
+    let suppressed: Vec<(String, bool, chrono::DateTime<Utc>)> =
+        sqlx::query_as("SELECT address, opted_out, as_of FROM dispatch.suppressions WHERE account_id = $1")
+            .bind(ACCOUNT)
+            .fetch_all(&pool)
+            .await?;
+    assert_eq!(suppressed.len(), 1, "{suppressed:?}");
+    assert_eq!((suppressed[0].0.as_str(), suppressed[0].1), ("dana@example.com", true));
+    assert!(suppressed[0].2 <= Utc::now(), "an event time from the future is clamped: {suppressed:?}");
     assert_eq!(dashboard.clone().all().await.len(), 1);
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_sendgrid_events_are_refused_when_no_key_is_set() -> anyhow::Result<()> {
+    let setup = account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"));
+    let (mut stack, publisher, dashboard) = start_with("sendgrid-unsigned", &setup).await?;
+    let dana = customer("cus_dana", "Dana Reyes", "", "dana@example.com");
+    let body = json!({"customer": dana, "job": job("job_1", Utc::now() + chrono::Duration::days(2))});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, Utc::now(), body)).await?;
+    email_of(&dashboard, "cus_dana").await?;
+    let mail = stack.mails().pop().unwrap_or_default();
+    let base = format!("http://127.0.0.1:{}", stack.ports.webhook);
+    let pixel = url_in(&mail, &format!("{base}/o/"), '"').expect("a pixel URL");
+    let pixel_token = pixel.trim_start_matches(&format!("{base}/o/")).trim_end_matches(".gif").to_owned();
+    let token = url_in(&mail, "\"message_token\":\"", '}')
+        .map(|t| t.trim_start_matches("\"message_token\":\"").trim_end_matches('"').to_owned())
+        .expect("the message token in X-SMTPAPI");
+    assert_ne!(pixel_token, token, "the pixel carries a token of its own");
+
+    for attributed_by in [&token, &pixel_token] {
+        let spam = json!([{"email": "someone-else@example.com", "timestamp": 32_503_680_000_i64,
+                           "event": "spamreport", "sg_event_id": "ev_1", "message_token": attributed_by}]);
+        let answer = reqwest::Client::new().post(format!("{base}/webhooks/sendgrid/events")).json(&spam).send().await?;
+        assert_eq!(answer.status().as_u16(), 403, "unsigned, with no key configured");
+    }
+    stack.quiesce().await?;
+    let pool = sqlx::PgPool::connect(&stack.infra.database_url()).await?;
+    let suppressed: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.suppressions").fetch_one(&pool).await?;
+    assert_eq!(suppressed, 0, "nobody was opted out");
+    assert_eq!(reqwest::get(&pixel).await?.status().as_u16(), 200, "the pixel still counts the open");
     stack.stop().await;
     Ok(())
 }

@@ -23,6 +23,10 @@ pub enum EventError {
     Invalid { field: &'static str, reason: String },
     #[error("invalid customer phone: {0}")]
     Phone(#[from] PhoneError),
+    #[error("{field} is {length} characters; at most {max} are accepted")]
+    TooLong { field: &'static str, length: usize, max: usize },
+    #[error("the event is {0} bytes; at most {max} are accepted", max = limits::MAX_EVENT_BYTES)]
+    TooLarge(usize),
 }
 
 /// A validated job event.
@@ -244,9 +248,14 @@ pub const EVENT_TYPES: &[&str] = &[
     "payment.received",
 ];
 
-/// Parses the JSON body of a message received on `subject` (`jobs.<account_id>.<type>`).
-pub fn parse_job_event(subject: &str, payload: &[u8]) -> Result<JobEvent, EventError> {
+/// Parses the JSON body of a message received on `subject` (`jobs.<account_id>.<type>`) at `now`.
+pub fn parse_job_event(subject: &str, payload: &[u8], now: DateTime<Utc>) -> Result<JobEvent, EventError> {
+    if payload.len() > limits::MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge(payload.len()));
+    }
     let raw: RawEvent = serde_json::from_slice(payload).map_err(|e| EventError::Malformed(e.to_string()))?;
+    limits::check_fields(&raw)?;
+    limits::check_occurred_at(raw.occurred_at, now)?;
     if !EVENT_TYPES.contains(&raw.kind.as_str()) {
         return Err(EventError::UnknownType(raw.kind.chars().take(64).collect()));
     }
@@ -349,5 +358,6 @@ pub fn check_email(raw: &str) -> Result<String, EventError> {
     Ok(raw.to_owned())
 }
 
+pub mod limits;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,21 @@
 //! What a reply email says, without the earlier messages it quotes: text up to the first quote
 //! marker ("On … wrote:", "-----Original Message-----", a "From:" header block, or "> " lines).
 
+/// The most of an inbound email's text (after quoted history is stripped) that is kept and shown;
+/// the rest is cut with a marker, so one huge email cannot outgrow the bus or the page.
+pub const MAX_INBOUND_TEXT_CHARS: usize = 20_000;
+
+/// The most of an inbound email's subject that is kept.
+pub const MAX_INBOUND_SUBJECT_CHARS: usize = 300;
+
+/// `text` cut to `max` characters, marked when cut.
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}\n[… cut: the message was longer than {max} characters]", &text[..at]),
+    }
+}
+
 /// The new text of a reply, trimmed.
 pub fn strip_quoted(text: &str) -> String {
     let mut kept = Vec::new();
@@ -46,5 +61,13 @@ mod properties {
             prop_assert!(kept.len() <= text.len());
             prop_assert!(!kept.lines().any(|l| l.trim_start().starts_with('>')));
         }
+    }
+
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary_and_marked() {
+        assert_eq!(super::bounded("short", 10), "short");
+        let cut = super::bounded(&"é".repeat(30), 10);
+        assert!(cut.starts_with(&"é".repeat(10)) && cut.contains("cut"), "{cut}");
+        assert!(!cut.starts_with(&"é".repeat(11)));
     }
 }

@@ -87,6 +87,26 @@ pub fn verify_message_token(secret: &[u8], token: &str) -> Option<(AccountId, Me
     Some((AccountId::parse(account).ok()?, MessageId::parse(message).ok()?))
 }
 
+/// The token of a message's open-tracking pixel: like [`message_token`], but bound to that one
+/// purpose, so the URL every reader of the email can see never attributes anything else (such as a
+/// provider's event) to the message.
+pub fn open_token(secret: &[u8], account: &AccountId, message: &MessageId) -> String {
+    let payload = format!("{account}.{message}");
+    let mac = token_mac(secret, &format!("open:{payload}"));
+    format!("{payload}.{mac}")
+}
+
+/// Verifies a token from [`open_token`].
+pub fn verify_open_token(secret: &[u8], token: &str) -> Option<(AccountId, MessageId)> {
+    let (payload, mac) = token.rsplit_once('.')?;
+    let expected = token_mac(secret, &format!("open:{payload}"));
+    if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+        return None;
+    }
+    let (account, message) = payload.split_once('.')?;
+    Some((AccountId::parse(account).ok()?, MessageId::parse(message).ok()?))
+}
+
 /// A short token naming one message, for places with tight length limits (an email local part
 /// may hold 64 characters): `<message>.<mac>`, about 48 characters for our message ids.
 pub fn message_ref_token(secret: &[u8], message: &MessageId) -> String {
@@ -181,5 +201,16 @@ mod tests {
         assert!(!token.contains("msg_") && !token.contains('.'), "names nothing: {token}");
         assert_eq!(token, unsubscribe_token(b"secret", &message));
         assert_ne!(token, unsubscribe_token(b"another secret", &message));
+    }
+
+    #[test]
+    fn an_open_token_attributes_an_open_and_nothing_else() {
+        let account = AccountId::parse("acc_ace").expect("id");
+        let message = MessageId::parse("msg_1").expect("id");
+        let open = open_token(b"k", &account, &message);
+        assert_eq!(verify_open_token(b"k", &open), Some((account.clone(), message.clone())));
+        assert_eq!(verify_message_token(b"k", &open), None, "a pixel's token is no event token");
+        assert_eq!(verify_open_token(b"k", &message_token(b"k", &account, &message)), None);
+        assert_eq!(verify_open_token(b"k", &open.replace("acc_ace", "acc_evil")), None);
     }
 }

@@ -76,8 +76,13 @@ pub fn observe(family: &HistogramFamily, labels: &[(&str, &str)], value: f64) {
 
 /// Adds one to the counter with these labels.
 pub fn inc(family: &CounterFamily, labels: &[(&str, &str)]) {
+    add(family, labels, 1);
+}
+
+/// Adds `count` to the counter with these labels.
+pub fn add(family: &CounterFamily, labels: &[(&str, &str)], count: u64) {
     let labels: Labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    family.get_or_create(&labels).inc();
+    family.get_or_create(&labels).inc_by(count);
 }
 
 /// Every registered metric in Prometheus' classic text format (version 0.0.4), which every

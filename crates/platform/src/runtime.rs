@@ -33,7 +33,7 @@ impl Runtime {
 
     /// The outbox relay of `schema`.
     pub fn relay(&self, schema: &'static str) -> Relay {
-        Relay::new(self.pool.clone(), self.jetstream.clone(), schema)
+        Relay::new(self.pool.clone(), self.jetstream.clone(), schema, self.nats.server_info().max_payload)
     }
 
     /// Serves `/livez` and `/readyz` (probing NATS and Postgres) if configured.

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
-use messaging_domain::signing::verify_message_token;
+use messaging_domain::signing::{verify_message_token, verify_open_token};
 use messaging_domain::{Channel, Status};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_proto::bus::OptOutChanged;
@@ -28,7 +28,10 @@ const PIXEL: &[u8] = &[
 /// `GET /o/<token>.gif`: the first open of a message moves it to `opened`.
 pub async fn open_pixel(State(state): State<Arc<WebhookState>>, Path(file): Path<String>) -> Response {
     let token = file.strip_suffix(".gif").unwrap_or(&file);
-    let Some((account, message)) = verify_message_token(&state.token_secret, token) else {
+    // Emails sent before open tokens carried the message token in their pixel.
+    let verified =
+        verify_open_token(&state.token_secret, token).or_else(|| verify_message_token(&state.token_secret, token));
+    let Some((account, message)) = verified else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let report = Report::new(

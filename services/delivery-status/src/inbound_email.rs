@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
-use messaging_domain::reply::strip_quoted;
+use messaging_domain::reply::{MAX_INBOUND_SUBJECT_CHARS, MAX_INBOUND_TEXT_CHARS, bounded, strip_quoted};
 use messaging_domain::signing::verify_message_ref_token;
 use messaging_domain::{Channel, MessageId};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
@@ -168,7 +168,7 @@ async fn record(
     let provider_id = provider_id(sender, subject, text, headers);
     let digest = Sha256::digest(provider_id.as_bytes());
     let message_id = MessageId::from_u128(u128::from_be_bytes(digest[..16].try_into().unwrap_or_default()));
-    let body = strip_quoted(text);
+    let body = bounded(&strip_quoted(text), MAX_INBOUND_TEXT_CHARS);
     let inserted = sqlx::query(
         "INSERT INTO delivery_status.inbound (provider_id, message_id, account_id, channel, sender, customer_id, body)
          VALUES ($1, $2, $3, 'email', $4, $5, $6) ON CONFLICT (provider_id) DO NOTHING",
@@ -190,7 +190,7 @@ async fn record(
         channel: Channel::Email.to_proto(),
         customer: Some(customer),
         body,
-        subject: subject.chars().filter(|c| !c.is_control()).collect(),
+        subject: subject.chars().filter(|c| !c.is_control()).take(MAX_INBOUND_SUBJECT_CHARS).collect(),
         received_at: Some(timestamp(Utc::now())),
         provider_id,
     };

@@ -37,8 +37,13 @@ pub struct Config {
     pub twilio_auth_token: String,
     /// Shared with the gateways: verifies message tokens in callback URLs.
     pub callback_secret: String,
-    /// SendGrid's event-webhook verification key (base64 DER); empty accepts events unverified.
+    /// SendGrid's event-webhook verification key (base64 DER); empty refuses every event unless
+    /// `sendgrid_events_unsigned` is set.
     pub sendgrid_public_key: String,
+    /// Development only: accept SendGrid events without a signature when no key is set. Anyone
+    /// who can reach the webhook can then forge bounces and opens for messages whose token they
+    /// hold; refused in production.
+    pub sendgrid_events_unsigned: bool,
     /// The secret path segment SendGrid's inbound parse posts to; empty refuses inbound email.
     pub inbound_email_secret: String,
     /// Twilio's API, to ask about messages stuck in `sent`; an empty account SID turns that off.
@@ -60,6 +65,7 @@ impl Default for Config {
             twilio_auth_token: String::new(),
             callback_secret: "dev-callback-secret".into(),
             sendgrid_public_key: String::new(),
+            sendgrid_events_unsigned: false,
             inbound_email_secret: String::new(),
             twilio_base_url: "https://api.twilio.com".into(),
             twilio_account_sid: String::new(),
@@ -120,6 +126,7 @@ impl App {
             twilio_auth_token: self.config.twilio_auth_token.clone(),
             token_secret: self.config.callback_secret.as_bytes().to_vec(),
             sendgrid_key: self.sendgrid_key.clone(),
+            sendgrid_unsigned: self.config.sendgrid_events_unsigned,
             inbound_email_secret: self.config.inbound_email_secret.clone(),
         });
         let provider_http = self.config.common.tls.http_client(std::time::Duration::from_secs(10))?;

@@ -1,8 +1,10 @@
-//! SendGrid's event webhook: a JSON array of email events, verified with ECDSA when a public key
-//! is configured, each attributed to our message by the signed `message_token` the email gateway
-//! put in `X-SMTPAPI` unique args (never by an unsigned field), deduplicated on `sg_event_id`,
-//! kept in the timeline and applied forward-only: delivered, bounce and dropped (failed with the
-//! reason), open and click (opened); spamreport and unsubscribe opt the address out.
+//! SendGrid's event webhook: a JSON array of email events, verified with ECDSA (unsigned events are
+//! refused unless a dev-only setting allows them), each attributed to our message by the signed
+//! `message_token` the email gateway put in `X-SMTPAPI` unique args (never by an unsigned field,
+//! never by the open pixel's token), deduplicated on `sg_event_id`, timed no later than now, kept in
+//! the timeline and applied forward-only: delivered, bounce and dropped (failed with the reason),
+//! open and click (opened); spamreport and unsubscribe opt out the message's stored recipient,
+//! whatever address the event names.
 
 use std::sync::Arc;
 
@@ -56,12 +58,19 @@ fn meaning(event: &str) -> Option<(Status, Option<&'static str>, bool)> {
 }
 
 pub async fn events(State(state): State<Arc<WebhookState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    if let Some(key) = &state.sendgrid_key {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let signature = header("x-twilio-email-event-webhook-signature");
-        let signed_at = header("x-twilio-email-event-webhook-timestamp");
-        if signature.is_empty() || !key.verifies(signed_at, &body, signature) {
-            tracing::warn!("SendGrid event webhook with a bad signature refused");
+    match &state.sendgrid_key {
+        Some(key) => {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let signature = header("x-twilio-email-event-webhook-signature");
+            let signed_at = header("x-twilio-email-event-webhook-timestamp");
+            if signature.is_empty() || !key.verifies(signed_at, &body, signature) {
+                tracing::warn!("SendGrid event webhook with a bad signature refused");
+                return StatusCode::FORBIDDEN;
+            }
+        }
+        None if state.sendgrid_unsigned => {}
+        None => {
+            tracing::warn!("SendGrid event webhook refused: no sendgrid_public_key is configured to verify it");
             return StatusCode::FORBIDDEN;
         }
     }
@@ -74,10 +83,23 @@ pub async fn events(State(state): State<Arc<WebhookState>>, headers: HeaderMap, 
     }
     let mut unattributed = 0;
     for value in raw {
-        let Some(report) = serde_json::from_value::<Event>(value).ok().and_then(|event| report(&state, &event)) else {
+        let Some(mut report) = serde_json::from_value::<Event>(value).ok().and_then(|event| report(&state, &event))
+        else {
             unattributed += 1;
             continue;
         };
+        if let Some(opt_out) = report.implies.take() {
+            match stored_recipient(&state, &report).await {
+                Ok(Some(address)) => report.implies = Some(opt_out_of(&report, opt_out, address)),
+                Ok(None) => {
+                    tracing::info!(message_id = %report.message_id, "opt-out event for a message with no known recipient; not applied")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "SendGrid event not stored; SendGrid will retry the batch");
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+            }
+        }
         match state.commits.apply(report).await {
             Ok(_) => {}
             Err(error) => {
@@ -97,24 +119,17 @@ fn report(state: &WebhookState, event: &Event) -> Option<Report> {
     let (status, reason, opts_out) = meaning(&event.event)?;
     let (account, message) = verify_message_token(&state.token_secret, event.message_token.as_deref()?)?;
     let event_id = event.sg_event_id.as_deref().filter(|id| !id.is_empty())?;
-    let occurred_at = event.timestamp.and_then(|t| Utc.timestamp_opt(t, 0).single()).unwrap_or_else(Utc::now);
+    // A provider's clock may run ahead; an event "from the future" would outrank every later one.
+    let now = Utc::now();
+    let occurred_at = event.timestamp.and_then(|t| Utc.timestamp_opt(t, 0).single()).map_or(now, |at| at.min(now));
     let detail = serde_json::json!({
         "event": event.event, "email": event.email, "reason": event.reason, "status": event.status,
     });
-    let implies = opts_out.then(|| event.email.clone()).flatten().map(|address| {
-        let change = OptOutChanged {
-            account_id: account.to_string(),
-            channel: Channel::Email.to_proto(),
-            address,
-            opted_out: true,
-            source: format!("sendgrid_{}", event.event),
-            occurred_at: Some(timestamp(occurred_at)),
-        };
-        OutboxMessage {
-            id: format!("opt_out:sendgrid:{event_id}"),
-            subject: format!("message.{account}.opt_out"),
-            payload: change.encode_to_vec(),
-        }
+    // The address is filled in from the message's stored recipient before it is applied.
+    let implies = opts_out.then(|| OutboxMessage {
+        id: format!("opt_out:sendgrid:{event_id}"),
+        subject: format!("message.{account}.opt_out"),
+        payload: Vec::new(),
     });
     Some(Report {
         failure_reason: reason.map(str::to_owned),
@@ -122,7 +137,6 @@ fn report(state: &WebhookState, event: &Event) -> Option<Report> {
         error_text: event.reason.clone().filter(|s| !s.is_empty()),
         occurred_at,
         implies,
-        recipient: event.email.clone(),
         ..Report::new(
             message.as_str(),
             account.as_str(),
@@ -133,4 +147,30 @@ fn report(state: &WebhookState, event: &Event) -> Option<Report> {
             detail,
         )
     })
+}
+
+/// The address the message was sent to, as its gateway reported it: the only address an event
+/// about the message may opt out.
+async fn stored_recipient(state: &WebhookState, report: &Report) -> sqlx::Result<Option<String>> {
+    let recipient: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT recipient FROM delivery_status.messages WHERE message_id = $1 AND account_id = $2 AND channel = 'email'",
+    )
+    .bind(&report.message_id)
+    .bind(&report.account_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(recipient.flatten())
+}
+
+/// The opt-out event of `report`'s account for `address`.
+fn opt_out_of(report: &Report, event: OutboxMessage, address: String) -> OutboxMessage {
+    let change = OptOutChanged {
+        account_id: report.account_id.clone(),
+        channel: Channel::Email.to_proto(),
+        address,
+        opted_out: true,
+        source: format!("sendgrid_{}", report.detail["event"].as_str().unwrap_or("event")),
+        occurred_at: Some(timestamp(report.occurred_at)),
+    };
+    OutboxMessage { payload: change.encode_to_vec(), ..event }
 }

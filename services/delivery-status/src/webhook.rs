@@ -27,8 +27,9 @@ pub struct WebhookState {
     pub token_secret: Vec<u8>,
     /// The secret in the inbound-email URL (`/webhooks/sendgrid/inbound/<secret>`); empty refuses all.
     pub inbound_email_secret: String,
-    /// Verifies SendGrid's signed event webhook; `None` accepts events unverified.
+    /// Verifies SendGrid's signed event webhook; `None` refuses events unless `sendgrid_unsigned`.
     pub sendgrid_key: Option<messaging_domain::signing::SendgridKey>,
+    pub sendgrid_unsigned: bool,
 }
 
 /// The routes.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use messaging_domain::signing::{message_ref_token, message_token, unsubscribe_token};
+use messaging_domain::signing::{message_ref_token, message_token, open_token, unsubscribe_token};
 use messaging_domain::{AccountId, Channel, MessageId};
 use messaging_gateway::{Claim, Claims, Settlement};
 use messaging_platform::bus::{Delivery, Handler, Outcome};
@@ -93,7 +93,11 @@ impl<M: Mailer> EmailSender<M> {
                 self.public_base_url.trim_end_matches('/'),
                 unsubscribe_token(&self.secret, message)
             ),
-            open_pixel_url: format!("{}/o/{token}.gif", self.public_base_url.trim_end_matches('/')),
+            open_pixel_url: format!(
+                "{}/o/{}.gif",
+                self.public_base_url.trim_end_matches('/'),
+                open_token(&self.secret, account, message)
+            ),
             tracking_token: token.clone(),
         };
         let settlement = match self.mailer.send(&email).await {

@@ -40,7 +40,7 @@ impl TxHandler for EventHandler {
     }
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
-        let event = match event::parse_job_event(&delivery.subject, &delivery.payload) {
+        let event = match event::parse_job_event(&delivery.subject, &delivery.payload, self.clock.now()) {
             Ok(event) => event,
             Err(error) => return Outcome::DeadLetter(error.to_string()),
         };

@@ -17,7 +17,11 @@ fn scheduled() -> serde_json::Value {
 fn parse(value: &serde_json::Value) -> Result<JobEvent, EventError> {
     let subject =
         format!("jobs.{}.{}", value["account_id"].as_str().unwrap_or(""), value["type"].as_str().unwrap_or(""));
-    parse_job_event(&subject, value.to_string().as_bytes())
+    parse_job_event(&subject, value.to_string().as_bytes(), now())
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-26T15:05:00Z".parse().expect("time")
 }
 
 #[test]
@@ -31,7 +35,10 @@ fn parses_the_documented_example() {
 
 #[test]
 fn refuses_malformed_json() {
-    assert!(matches!(parse_job_event("jobs.acc_ace.job.scheduled", b"{not json"), Err(EventError::Malformed(_))));
+    assert!(matches!(
+        parse_job_event("jobs.acc_ace.job.scheduled", b"{not json", now()),
+        Err(EventError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -51,7 +58,7 @@ fn refuses_missing_customer() {
 #[test]
 fn refuses_a_subject_for_another_account() {
     let event = scheduled();
-    let result = parse_job_event("jobs.acc_other.job.scheduled", event.to_string().as_bytes());
+    let result = parse_job_event("jobs.acc_other.job.scheduled", event.to_string().as_bytes(), now());
     assert!(matches!(result, Err(EventError::SubjectMismatch { .. })));
 }
 
@@ -107,4 +114,32 @@ fn job_times_keep_microseconds_as_storage_does() {
     let event = parse(&raw).expect("valid");
     let EventKind::JobScheduled(_, job) = event.kind else { panic!("a scheduled job") };
     assert_eq!(job.starts_at.to_rfc3339(), "2026-11-28T15:00:00.123456+00:00");
+}
+
+#[test]
+fn refuses_an_oversized_event_and_every_overlong_field_naming_it() {
+    let mut huge = scheduled();
+    huge["job"]["title"] = "'".repeat(200_000).into();
+    assert!(matches!(parse(&huge), Err(EventError::TooLarge(_))), "{:?}", parse(&huge));
+    for (path, max) in [("title", 200), ("address", 500)] {
+        let mut event = scheduled();
+        event["job"][path] = "x".repeat(max).into();
+        assert!(parse(&event).is_ok(), "{path} at its cap is fine");
+        event["job"][path] = "x".repeat(max + 1).into();
+        let refused = parse(&event).expect_err("over the cap");
+        assert!(refused.to_string().contains(&format!("job.{path} is {} characters", max + 1)), "{refused}");
+    }
+    let mut event = scheduled();
+    event["customer"]["name"] = "é".repeat(201).into();
+    assert!(matches!(parse(&event), Err(EventError::TooLong { field: "customer.name", .. })));
+}
+
+#[test]
+fn refuses_an_event_from_the_future_but_allows_a_little_clock_skew() {
+    let mut event = scheduled();
+    event["occurred_at"] = "2026-11-26T15:09:00Z".into();
+    assert!(parse(&event).is_ok(), "four minutes ahead is skew");
+    event["occurred_at"] = "3000-01-01T00:00:00Z".into();
+    let refused = parse(&event).expect_err("from the future");
+    assert!(refused.to_string().contains("occurred_at"), "{refused}");
 }

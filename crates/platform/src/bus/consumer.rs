@@ -328,7 +328,7 @@ pub(crate) async fn settle(
             counted("dead_letter");
             metrics::inc(&ERRORS, &[("service", service), ("class", "exhausted")]);
             let reason = format!("gave up after {delivered} deliveries: {reason}");
-            dead_letter(context, service, delivery, &reason, message).await
+            super::dead_letter::publish(context, service, delivery, &reason, message).await
         }
         Outcome::Retry { delay, reason } => {
             counted("retry");
@@ -339,7 +339,7 @@ pub(crate) async fn settle(
         Outcome::DeadLetter(reason) => {
             counted("dead_letter");
             metrics::inc(&ERRORS, &[("service", service), ("class", "invalid_input")]);
-            dead_letter(context, service, delivery, &reason, message).await
+            super::dead_letter::publish(context, service, delivery, &reason, message).await
         }
     };
     if let Err(error) = result {
@@ -391,47 +391,26 @@ fn error_class(reason: &str) -> &'static str {
 /// A subject's kind without account or entity ids: `jobs.<acc>.job.scheduled` → `job.scheduled`,
 /// `message.<acc>.status` → `status`, `send.sms.<acc>` → `sms`, `directory.<acc>.customer.<id>`
 /// → `customer`, `notify.<acc>` → `notify`.
+/// Anything a publisher makes up (an unknown event type, a stray subject) shares the label
+/// `unknown`, so the metrics' label sets stay bounded.
 fn kind_of(subject: &str) -> &str {
+    const KINDS: &[&str] =
+        &["queued", "attempt", "status", "opt_out", "received", "delivery_unknown", "account", "customer"];
     let mut parts = subject.splitn(3, '.');
     let (root, second, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    match root {
+    let kind = match root {
         "jobs" => rest,
         "message" | "directory" => rest.split('.').next().unwrap_or(""),
         "send" => second,
         _ => root,
-    }
-}
-
-async fn dead_letter(
-    context: &jetstream::Context,
-    service: &'static str,
-    delivery: &Delivery,
-    reason: &str,
-    message: &jetstream::Message,
-) -> Result<(), async_nats::Error> {
-    tracing::warn!(%reason, "dead-lettering message");
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(
-        "Nats-Msg-Id",
-        format!("dlq-{service}-{}-{}", message_stream(message), delivery.stream_sequence).as_str(),
-    );
-    headers.insert("Dlq-Reason", sanitize_header(reason).as_str());
-    headers.insert("Dlq-Service", service);
-    headers.insert("Dlq-Subject", delivery.subject.as_str());
-    headers.insert("Dlq-Delivered", delivery.delivered.to_string().as_str());
-    let subject = format!("dlq.{service}.{}", delivery.subject);
-    let ack = context.publish_with_headers(subject, headers, delivery.payload.clone()).await?;
-    ack.await?;
-    message.ack_with(AckKind::Term).await
-}
-
-fn message_stream(message: &jetstream::Message) -> String {
-    message.info().map(|info| info.stream.to_owned()).unwrap_or_default()
-}
-
-/// Header values cannot carry CR/LF; keep reasons on one line and bounded.
-fn sanitize_header(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect()
+    };
+    let known = match root {
+        "jobs" => messaging_domain::event::EVENT_TYPES.contains(&kind),
+        "message" | "directory" => KINDS.contains(&kind),
+        "send" => matches!(kind, "sms" | "email"),
+        _ => matches!(root, "notify" | "dlq"),
+    };
+    if known { kind } else { "unknown" }
 }
 
 #[cfg(test)]
@@ -461,6 +440,9 @@ mod tests {
         assert_eq!(kind_of("directory.acc_1.customer.cus_9"), "customer");
         assert_eq!(kind_of("send.sms.acc_1"), "sms");
         assert_eq!(kind_of("notify.acc_1"), "notify");
+        assert_eq!(kind_of("jobs.acc_1.job.exploded_7f3a"), "unknown");
+        assert_eq!(kind_of("message.acc_1.made_up"), "unknown");
+        assert_eq!(kind_of("elsewhere.x"), "unknown");
     }
 
     #[test]

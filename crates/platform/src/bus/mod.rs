@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod consumer;
+mod dead_letter;
 pub mod durable;
 pub mod outbox;
 pub mod streams;

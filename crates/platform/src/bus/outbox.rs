@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::Notify;
 
 use crate::bus::trace;
-use crate::metrics::{self, GaugeFamily};
+use crate::metrics::{self, CounterFamily, GaugeFamily};
 use crate::shutdown::Shutdown;
 
 /// An event to publish once the surrounding transaction commits.
@@ -125,13 +125,26 @@ pub struct Relay {
     schema: &'static str,
     wake: Arc<Notify>,
     sweep_interval: Duration,
+    /// The largest message the broker takes (its `max_payload`).
+    max_payload: usize,
 }
 
 const BATCH: i64 = 500;
 
+/// Room left in a message for its headers (trace context, `Nats-Msg-Id`) beside the payload.
+const HEADER_ROOM: usize = 4096;
+
+static REJECTED: LazyLock<CounterFamily> = LazyLock::new(|| {
+    metrics::counter(
+        "outbox_rejected",
+        "Outbox rows that could never be published (too large), moved to <schema>.outbox_rejected, by schema",
+    )
+});
+
 impl Relay {
-    pub fn new(pool: PgPool, jetstream: jetstream::Context, schema: &'static str) -> Self {
-        Self { pool, jetstream, schema, wake: Arc::new(Notify::new()), sweep_interval: Duration::from_millis(500) }
+    pub fn new(pool: PgPool, jetstream: jetstream::Context, schema: &'static str, max_payload: usize) -> Self {
+        let sweep_interval = Duration::from_millis(500);
+        Self { pool, jetstream, schema, wake: Arc::new(Notify::new()), sweep_interval, max_payload }
     }
 
     /// Call after committing a transaction that enqueued messages.
@@ -175,7 +188,8 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch; returns how many rows went out. Rows are locked with SKIP LOCKED so
+    /// Publishes one batch; returns how many rows left the outbox (published, or moved aside as
+    /// never publishable). Rows are locked with SKIP LOCKED so
     /// several replicas can relay the same outbox.
     pub async fn drain_once(&self) -> anyhow::Result<usize> {
         let mut transaction = self.pool.begin().await?;
@@ -191,10 +205,21 @@ impl Relay {
         }
         let mut pending = Vec::with_capacity(rows.len());
         let mut ids = Vec::with_capacity(rows.len());
+        let mut rejected = Vec::new();
         for row in &rows {
             let id: String = row.try_get("id")?;
             let subject: String = row.try_get("subject")?;
             let payload: Vec<u8> = row.try_get("payload")?;
+            if payload.len() + HEADER_ROOM > self.max_payload {
+                let reason = format!(
+                    "{} bytes: larger than the broker's largest message ({} bytes) allows",
+                    payload.len(),
+                    self.max_payload
+                );
+                tracing::error!(schema = self.schema, %id, %subject, %reason, "outbox row can never be published; moved aside");
+                rejected.push((id, reason));
+                continue;
+            }
             let stored: serde_json::Value = row.try_get("headers")?;
             let extra: BTreeMap<String, String> = serde_json::from_value(stored).unwrap_or_default();
             let mut headers = async_nats::HeaderMap::new();
@@ -215,6 +240,22 @@ impl Relay {
                 .await
                 .map_err(|_| anyhow::anyhow!("JetStream ack timed out"))?
                 .map_err(|e| anyhow::anyhow!("JetStream refused an outbox row: {e}"))?;
+        }
+        if !rejected.is_empty() {
+            let (rejected_ids, reasons): (Vec<String>, Vec<String>) = rejected.into_iter().unzip();
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {schema}.outbox_rejected (id, subject, payload, headers, reason)
+                 SELECT o.id, o.subject, o.payload, o.headers, r.reason
+                 FROM {schema}.outbox o JOIN UNNEST($1::text[], $2::text[]) AS r (id, reason) ON r.id = o.id
+                 ON CONFLICT (id) DO NOTHING",
+                schema = self.schema
+            )))
+            .bind(&rejected_ids)
+            .bind(&reasons)
+            .execute(&mut *transaction)
+            .await?;
+            metrics::add(&REJECTED, &[("schema", self.schema)], rejected_ids.len() as u64);
+            ids.extend(rejected_ids);
         }
         sqlx::query(AssertSqlSafe(format!("DELETE FROM {}.outbox WHERE id = ANY($1)", self.schema)))
             .bind(&ids)

@@ -1,0 +1,55 @@
+//! The outbox relay never wedges: a row larger than the broker's largest message is moved aside to
+//! `<schema>.outbox_rejected` with its reason (whole, for an operator) and counted, and the rows
+//! behind it, another account's among them, are still published, in order.
+
+use messaging_integration_tests::{Infra, nats_connect};
+use messaging_platform::Runtime;
+use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_platform::bus::streams;
+use messaging_platform::config::CommonConfig;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_broker_cannot_carry_is_moved_aside_and_the_rows_behind_it_go_out() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("msg-outbox-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut infra = Infra::start(&dir, 0, 0, false).await?;
+    let mut common = CommonConfig::default();
+    common.nats.url = infra.nats_url();
+    common.database.url = infra.database_url();
+    let shutdown = messaging_platform::Shutdown::new();
+    let runtime = Runtime::connect(&common, "outbox-test", &[streams::MESSAGE_EVENTS], &shutdown).await?;
+    let max_payload = runtime.nats.server_info().max_payload;
+
+    let rows = [
+        ("big", "message.acc_a.status", vec![b'x'; max_payload + 1]),
+        ("small-1", "message.acc_b.status", b"one".to_vec()),
+        ("small-2", "message.acc_b.status", b"two".to_vec()),
+    ];
+    let mut tx = runtime.pool.begin().await?;
+    for (id, subject, payload) in &rows {
+        let message = OutboxMessage { id: (*id).into(), subject: (*subject).into(), payload: payload.clone() };
+        outbox::enqueue(&mut tx, "feed", &message).await?;
+    }
+    tx.commit().await?;
+
+    let relay = runtime.relay("feed");
+    assert_eq!(relay.drain_once().await?, 3, "every row left the outbox: two published, one moved aside");
+    assert_eq!(relay.backlog().await?, 0, "nothing is left to block the relay");
+    let (id, reason, kept): (String, String, i32) =
+        sqlx::query_as("SELECT id, reason, length(payload) FROM feed.outbox_rejected").fetch_one(&runtime.pool).await?;
+    assert_eq!(id, "big");
+    assert!(reason.contains("larger than the broker's largest message"), "{reason}");
+    assert_eq!(kept as usize, max_payload + 1, "kept whole");
+
+    let client = nats_connect(&infra.nats_url()).await?;
+    let stream = async_nats::jetstream::new(client).get_stream(streams::MESSAGE_EVENTS.name).await?;
+    let first = stream.get_raw_message(1).await?;
+    let second = stream.get_raw_message(2).await?;
+    assert_eq!((first.payload.as_ref(), second.payload.as_ref()), (b"one".as_ref(), b"two".as_ref()));
+
+    let metrics = messaging_platform::metrics::render();
+    assert!(metrics.contains(r#"outbox_rejected_total{schema="feed"} 1"#), "{metrics}");
+    shutdown.cancel();
+    infra.stop();
+    Ok(())
+}
