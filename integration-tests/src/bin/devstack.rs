@@ -3,7 +3,9 @@
 //! account; prints the feed and how to query it; runs until Ctrl-C, then stops everything.
 
 use std::process::Command;
+
 use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
 
 use messaging_integration_tests::stack::JWT_SECRET;
 use messaging_integration_tests::{Ports, Stack, bin_dir, repo_root};
@@ -42,7 +44,43 @@ async fn main() -> anyhow::Result<()> {
         "starting nats-server, Postgres, the provider simulator, an SMTP server and six services (data in {})",
         data.display()
     );
-    let mut stack = Stack::start(&data, ports, true).await?;
+    // Signals are ours from the first moment: a Ctrl-C or SIGTERM during start-up drops the
+    // half-started stack, which stops whatever it had started (Postgres too).
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let stop = async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    };
+    tokio::pin!(stop);
+    let mut stack = tokio::select! {
+        started = Stack::start(&data, ports, true) => started?,
+        _ = &mut stop => {
+            println!("\nstopped during start-up");
+            return Ok(());
+        }
+    };
+    tokio::select! {
+        shown = demo(&stack, ports) => shown?,
+        _ = &mut stop => {
+            println!("\nstopping…");
+            stack.stop().await;
+            println!("stopped");
+            return Ok(());
+        }
+    }
+    stop.await;
+    println!("\nstopping…");
+    stack.stop().await;
+    println!("stopped");
+    Ok(())
+}
+
+/// Publishes the demo day (unless `DEMO=0`), prints the feed, how to query it, and READY.
+async fn demo(stack: &Stack, ports: Ports) -> anyhow::Result<()> {
+    let data = stack.infra.dir.clone();
     let account = std::env::var("ACCOUNT").unwrap_or_else(|_| "acc_demo".to_owned());
     let nats = stack.infra.nats_url();
     if std::env::var("DEMO").as_deref() != Ok("0") {
@@ -69,13 +107,5 @@ READY",
         sp = stack.ports.sim,
         mp = stack.ports.smtp,
     );
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
-    }
-    println!("\nstopping…");
-    stack.stop().await;
-    println!("stopped");
     Ok(())
 }
