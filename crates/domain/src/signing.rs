@@ -71,35 +71,36 @@ pub fn unsubscribe_token(secret: &[u8], message: &MessageId) -> String {
 
 /// A URL-safe token binding a message to its account: `<account>.<message>.<mac>`.
 pub fn message_token(secret: &[u8], account: &AccountId, message: &MessageId) -> String {
-    let payload = format!("{account}.{message}");
-    let mac = token_mac(secret, &payload);
-    format!("{payload}.{mac}")
+    bound_token(secret, "", account, message)
 }
 
 /// Verifies a token from [`message_token`]; `None` for anything forged, altered or malformed.
 pub fn verify_message_token(secret: &[u8], token: &str) -> Option<(AccountId, MessageId)> {
-    let (payload, mac) = token.rsplit_once('.')?;
-    let expected = token_mac(secret, payload);
-    if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
-        return None;
-    }
-    let (account, message) = payload.split_once('.')?;
-    Some((AccountId::parse(account).ok()?, MessageId::parse(message).ok()?))
+    verify_bound_token(secret, "", token)
 }
 
 /// The token of a message's open-tracking pixel: like [`message_token`], but bound to that one
 /// purpose, so the URL every reader of the email can see never attributes anything else (such as a
 /// provider's event) to the message.
 pub fn open_token(secret: &[u8], account: &AccountId, message: &MessageId) -> String {
-    let payload = format!("{account}.{message}");
-    let mac = token_mac(secret, &format!("open:{payload}"));
-    format!("{payload}.{mac}")
+    bound_token(secret, "open:", account, message)
 }
 
 /// Verifies a token from [`open_token`].
 pub fn verify_open_token(secret: &[u8], token: &str) -> Option<(AccountId, MessageId)> {
+    verify_bound_token(secret, "open:", token)
+}
+
+/// `<account>.<message>.<mac>`, the MAC taken over the purpose and the rest.
+fn bound_token(secret: &[u8], purpose: &str, account: &AccountId, message: &MessageId) -> String {
+    let payload = format!("{account}.{message}");
+    let mac = token_mac(secret, &format!("{purpose}{payload}"));
+    format!("{payload}.{mac}")
+}
+
+fn verify_bound_token(secret: &[u8], purpose: &str, token: &str) -> Option<(AccountId, MessageId)> {
     let (payload, mac) = token.rsplit_once('.')?;
-    let expected = token_mac(secret, &format!("open:{payload}"));
+    let expected = token_mac(secret, &format!("{purpose}{payload}"));
     if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
         return None;
     }

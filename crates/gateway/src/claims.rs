@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use messaging_domain::Channel;
-use messaging_platform::bus::Relay;
 use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_platform::bus::{Outcome, Relay};
 use messaging_proto::bus::{AttemptOutcome, SendAttempt};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, PgPool, Row};
+
+/// How long a send our configuration prevents waits between tries ([`Claims::release_misconfigured`]).
+pub const MISCONFIGURED_RETRY: Duration = Duration::from_secs(60);
 
 /// What the claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +153,15 @@ impl Claims {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// A send our own configuration prevents (an untrusted certificate, refused credentials):
+    /// nothing reached the provider, so the claim is released, an operator is told, and the
+    /// command waits [`MISCONFIGURED_RETRY`] before it tries again (it neither spins nor is lost).
+    pub async fn release_misconfigured(&self, message_id: &str, detail: &str) -> sqlx::Result<Outcome> {
+        self.release(message_id).await?;
+        tracing::error!(message_id, detail, "cannot reach the provider until the configuration is fixed");
+        Ok(Outcome::Retry { delay: MISCONFIGURED_RETRY, reason: format!("configuration: {detail}") })
     }
 
     /// Expires the lease now, so a later delivery may take the claim over again.

@@ -83,14 +83,15 @@ pub async fn events(State(state): State<Arc<WebhookState>>, headers: HeaderMap, 
     }
     let mut unattributed = 0;
     for value in raw {
-        let Some(mut report) = serde_json::from_value::<Event>(value).ok().and_then(|event| report(&state, &event))
+        let Some((mut report, opts_out)) =
+            serde_json::from_value::<Event>(value).ok().and_then(|event| report(&state, &event))
         else {
             unattributed += 1;
             continue;
         };
-        if let Some(opt_out) = report.implies.take() {
+        if opts_out {
             match stored_recipient(&state, &report).await {
-                Ok(Some(address)) => report.implies = Some(opt_out_of(&report, opt_out, address)),
+                Ok(Some(address)) => report.implies = Some(opt_out_of(&report, address)),
                 Ok(None) => {
                     tracing::info!(message_id = %report.message_id, "opt-out event for a message with no known recipient; not applied")
                 }
@@ -114,8 +115,9 @@ pub async fn events(State(state): State<Arc<WebhookState>>, headers: HeaderMap, 
     StatusCode::OK
 }
 
-/// The report an event makes, or `None` for an event we cannot attribute or do not track.
-fn report(state: &WebhookState, event: &Event) -> Option<Report> {
+/// The report an event makes and whether it opts the recipient out, or `None` for an event we
+/// cannot attribute or do not track.
+fn report(state: &WebhookState, event: &Event) -> Option<(Report, bool)> {
     let (status, reason, opts_out) = meaning(&event.event)?;
     let (account, message) = verify_message_token(&state.token_secret, event.message_token.as_deref()?)?;
     let event_id = event.sg_event_id.as_deref().filter(|id| !id.is_empty())?;
@@ -125,18 +127,11 @@ fn report(state: &WebhookState, event: &Event) -> Option<Report> {
     let detail = serde_json::json!({
         "event": event.event, "email": event.email, "reason": event.reason, "status": event.status,
     });
-    // The address is filled in from the message's stored recipient before it is applied.
-    let implies = opts_out.then(|| OutboxMessage {
-        id: format!("opt_out:sendgrid:{event_id}"),
-        subject: format!("message.{account}.opt_out"),
-        payload: Vec::new(),
-    });
-    Some(Report {
+    let report = Report {
         failure_reason: reason.map(str::to_owned),
         error_code: event.status.clone().filter(|s| !s.is_empty()),
         error_text: event.reason.clone().filter(|s| !s.is_empty()),
         occurred_at,
-        implies,
         ..Report::new(
             message.as_str(),
             account.as_str(),
@@ -146,7 +141,8 @@ fn report(state: &WebhookState, event: &Event) -> Option<Report> {
             format!("sendgrid:{event_id}"),
             detail,
         )
-    })
+    };
+    Some((report, opts_out))
 }
 
 /// The address the message was sent to, as its gateway reported it: the only address an event
@@ -162,8 +158,8 @@ async fn stored_recipient(state: &WebhookState, report: &Report) -> sqlx::Result
     Ok(recipient.flatten())
 }
 
-/// The opt-out event of `report`'s account for `address`.
-fn opt_out_of(report: &Report, event: OutboxMessage, address: String) -> OutboxMessage {
+/// The opt-out event of `report`'s account for `address`, once per SendGrid event.
+fn opt_out_of(report: &Report, address: String) -> OutboxMessage {
     let change = OptOutChanged {
         account_id: report.account_id.clone(),
         channel: Channel::Email.to_proto(),
@@ -172,5 +168,9 @@ fn opt_out_of(report: &Report, event: OutboxMessage, address: String) -> OutboxM
         source: format!("sendgrid_{}", report.detail["event"].as_str().unwrap_or("event")),
         occurred_at: Some(timestamp(report.occurred_at)),
     };
-    OutboxMessage { payload: change.encode_to_vec(), ..event }
+    OutboxMessage {
+        id: format!("opt_out:{}", report.dedupe_key),
+        subject: format!("message.{}.opt_out", report.account_id),
+        payload: change.encode_to_vec(),
+    }
 }

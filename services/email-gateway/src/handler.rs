@@ -13,9 +13,6 @@ use prost::Message as _;
 
 use crate::smtp::{Email, MailError, Mailer};
 
-/// A send that cannot succeed until an operator fixes the configuration waits this long between tries.
-const MISCONFIGURED_RETRY: Duration = Duration::from_secs(60);
-
 /// The send-command handler.
 pub struct EmailSender<M> {
     pub(crate) mailer: Arc<M>,
@@ -116,9 +113,7 @@ impl<M: Mailer> EmailSender<M> {
                 return Ok(Outcome::backoff(delivered, Duration::ZERO, format!("smtp: {text}")));
             }
             Err(MailError::Misconfigured(text)) => {
-                self.claims.release(message.as_str()).await?;
-                tracing::error!(message_id = %message, %text, "cannot send email until the configuration is fixed");
-                return Ok(Outcome::Retry { delay: MISCONFIGURED_RETRY, reason: format!("configuration: {text}") });
+                return self.claims.release_misconfigured(message.as_str(), &text).await;
             }
             Err(MailError::Ambiguous(detail)) => {
                 tracing::warn!(message_id = %message, %detail, "email outcome unknown; it will not be sent again");

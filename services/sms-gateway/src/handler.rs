@@ -17,10 +17,6 @@ use prost::Message as _;
 use crate::pace::{Pace, Slot};
 use crate::twilio::{SendError, SmsProvider, SmsRequest, failure_reason};
 
-/// A send that cannot succeed until an operator fixes the configuration waits this long between
-/// tries (never the provider: nothing was sent), so it neither spins nor is forgotten.
-const MISCONFIGURED_RETRY: Duration = Duration::from_secs(60);
-
 /// Where a test may have the process abort, as `kill -9` would, around the provider call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -196,9 +192,7 @@ impl<P: SmsProvider> SmsSender<P> {
                 return Ok(Outcome::backoff(delivered, Duration::ZERO, format!("provider unreachable: {detail}")));
             }
             Err(SendError::Misconfigured(detail)) => {
-                self.claims.release(message.as_str()).await?;
-                tracing::error!(message_id = %message, %detail, "cannot reach the provider until the configuration is fixed");
-                return Ok(Outcome::Retry { delay: MISCONFIGURED_RETRY, reason: format!("configuration: {detail}") });
+                return self.claims.release_misconfigured(message.as_str(), &detail).await;
             }
             Err(SendError::Ambiguous(detail)) => {
                 tracing::warn!(message_id = %message, %detail, "sms outcome unknown; reconciliation will settle it");

@@ -391,6 +391,7 @@ fn error_class(reason: &str) -> &'static str {
 /// A subject's kind without account or entity ids: `jobs.<acc>.job.scheduled` → `job.scheduled`,
 /// `message.<acc>.status` → `status`, `send.sms.<acc>` → `sms`, `directory.<acc>.customer.<id>`
 /// → `customer`, `notify.<acc>` → `notify`.
+///
 /// Anything a publisher makes up (an unknown event type, a stray subject) shares the label
 /// `unknown`, so the metrics' label sets stay bounded.
 fn kind_of(subject: &str) -> &str {
