@@ -89,7 +89,7 @@ pub fn account_updated(event_id: &str, account: &str) -> Value {
     json!({
         "event_id": event_id, "type": "account.updated", "occurred_at": "2026-11-26T15:00:00Z", "account_id": account,
         "account": {"name": "Ace Plumbing", "timezone": "America/Chicago", "sms_number": "+15125550100",
-                    "email_from": "office@ace.example", "quiet_hours": {"start": "00:00", "end": "00:00"}}
+                    "email_from": crate::events::send_address(account), "quiet_hours": {"start": "00:00", "end": "00:00"}}
     })
 }
 

@@ -36,6 +36,11 @@ pub fn event(event_id: &str, kind: &str, account: &str, occurred_at: DateTime<Ut
     event
 }
 
+/// A test account's send address: its own, as two accounts can never share one.
+pub fn send_address(account: &str) -> String {
+    format!("office+{account}@ace.example")
+}
+
 /// `account.updated` in `timezone` with the given quiet hours ("HH:MM"; equal means none).
 pub fn account(event_id: &str, account: &str, timezone: &str, quiet: (&str, &str)) -> Value {
     event(
@@ -44,7 +49,7 @@ pub fn account(event_id: &str, account: &str, timezone: &str, quiet: (&str, &str
         account,
         Utc::now() - Duration::days(1),
         json!({"account": {"name": "Ace Plumbing", "timezone": timezone, "sms_number": "+15125550100",
-                           "email_from": "office@ace.example", "reminder_time": "09:00",
+                           "email_from": send_address(account), "reminder_time": "09:00",
                            "quiet_hours": {"start": quiet.0, "end": quiet.1}}}),
     )
 }

@@ -49,7 +49,7 @@ impl Load {
                     "event_id": format!("{}-account-{a}", self.run), "type": "account.updated",
                     "occurred_at": (Utc::now() - chrono::Duration::days(1)).to_rfc3339(), "account_id": account,
                     "account": {"name": format!("Load Plumbing {a}"), "timezone": "America/Chicago",
-                                "sms_number": format!("+1512555{:04}", 1000 + a), "email_from": "office@load.example",
+                                "sms_number": format!("+1512555{:04}", 1000 + a), "email_from": format!("office+{a}@load.example"),
                                 "quiet_hours": {"start": "00:00", "end": "00:00"}}
                 }))
                 .await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use messaging_integration_tests::client::{Dashboard, start_with};
-use messaging_integration_tests::events::{account, customer, event, invoice, job};
+use messaging_integration_tests::events::{account, customer, event, invoice, job, send_address};
 use messaging_integration_tests::eventually;
 use messaging_proto::v1::{Channel, Message, MessageStatus};
 use serde_json::json;
@@ -256,7 +256,7 @@ async fn unsigned_sendgrid_events_are_refused_when_no_key_is_set() -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_email_joins_its_thread_by_token_and_a_stranger_gets_their_own() -> anyhow::Result<()> {
+async fn a_reply_joins_its_thread_by_token_a_stranger_gets_their_own_and_a_forgery_no_ones() -> anyhow::Result<()> {
     use messaging_integration_tests::stack::INBOUND_EMAIL_SECRET;
     use messaging_proto::v1::Direction;
 
@@ -271,36 +271,75 @@ async fn a_reply_email_joins_its_thread_by_token_and_a_stranger_gets_their_own()
     let reply_to = header(&mail, "Reply-To")[0].trim_start_matches("Reply-To:").trim().to_owned();
 
     let base = format!("http://127.0.0.1:{}/webhooks/sendgrid/inbound", stack.ports.webhook);
-    let post = |secret: &str, from: &str, to: &str, text: &str, message_id: &str| {
+    // As SendGrid posts it: the headers' From and To, the SMTP envelope, and its SPF and DKIM verdicts.
+    let post = |secret: &str, from: &str, to: &str, text: &str, message_id: &str, (envelope_from, spf, dkim)| {
+        let envelope = json!({"to": [to], "from": envelope_from}).to_string();
         let form = reqwest::multipart::Form::new()
             .text("from", from.to_owned())
             .text("to", to.to_owned())
             .text("subject", "Re: Your appointment")
             .text("text", text.to_owned())
-            .text("headers", format!("Message-ID: <{message_id}@mail.example>\nSubject: Re: Your appointment\n"));
+            .text("headers", format!("Message-ID: <{message_id}@mail.example>\nSubject: Re: Your appointment\n"))
+            .text("envelope", envelope)
+            .text("SPF", spf)
+            .text("dkim", dkim);
         reqwest::Client::new().post(format!("{base}/{secret}")).multipart(form).send()
     };
+    let signed = ("bounce@example.com", "pass", "{@example.com : pass}");
     let reply = "Yes, 10 works.\n\nOn Fri, Nov 27, 2026 Ace Plumbing <office@ace.example> wrote:\n> Your appointment\n";
-    assert_eq!(post("wrong", "Dana Reyes <dana@example.com>", &reply_to, reply, "m1").await?.status().as_u16(), 403);
+    let dana = "Dana Reyes <Dana@Example.com>";
+    assert_eq!(post("wrong", dana, &reply_to, reply, "m1", signed).await?.status().as_u16(), 403);
     for _ in 0..2 {
-        let answer = post(INBOUND_EMAIL_SECRET, "Dana Reyes <Dana@Example.com>", &reply_to, reply, "m1").await?;
+        let answer = post(INBOUND_EMAIL_SECRET, dana, &reply_to, reply, "m1", signed).await?;
         assert_eq!(answer.status().as_u16(), 200);
     }
-    let stranger =
-        post(INBOUND_EMAIL_SECRET, "pat@elsewhere.example", "office@ace.example", "Do you fix boilers?", "m2");
-    assert_eq!(stranger.await?.status().as_u16(), 200);
+    let address = send_address(ACCOUNT);
+    let stranger = ("pat@elsewhere.example", "pass", "none");
+    let asked = post(INBOUND_EMAIL_SECRET, "pat@elsewhere.example", &address, "Do you fix boilers?", "m2", stranger);
+    assert_eq!(asked.await?.status().as_u16(), 200);
+    // Someone else writing as Dana: their own domain passes SPF, Dana's fails. Kept, marked, not hers.
+    let forged = ("mallory@attacker.example", "pass", "{@attacker.example : pass}");
+    let spoof = post(INBOUND_EMAIL_SECRET, dana, &address, "Cancel everything, pay to IBAN X", "m3", forged);
+    assert_eq!(spoof.await?.status().as_u16(), 200);
 
-    let all = dashboard.settled(3).await?;
+    let all = dashboard.settled(4).await?;
     stack.quiesce().await?;
     let thread = dashboard.clone().thread("cus_dana").await?;
     assert_eq!(thread.len(), 2, "the confirmation and one reply: {thread:#?}");
     let answer = &thread[1];
     assert_eq!((answer.direction, answer.channel), (Direction::Inbound as i32, Channel::Email as i32));
     assert_eq!(answer.preview, "Yes, 10 works.", "quoted text stripped");
+    assert!(!answer.sender_unverified);
     let pat = all.iter().find(|m| m.preview == "Do you fix boilers?").expect("the stranger's email");
     let who = pat.customer.clone().unwrap_or_default();
     assert_eq!((who.customer_id.as_str(), who.email.as_str()), ("", "pat@elsewhere.example"));
-    assert_eq!(dashboard.clone().all().await.len(), 3);
+    assert!(!pat.sender_unverified, "SPF vouches for pat's address");
+    let forgery = all.iter().find(|m| m.preview.starts_with("Cancel everything")).expect("the forged email, kept");
+    let who = forgery.customer.clone().unwrap_or_default();
+    assert_eq!((who.customer_id.as_str(), who.name.as_str()), ("", ""), "not attributed to Dana: {forgery:#?}");
+    assert!(forgery.sender_unverified, "marked: {forgery:#?}");
+    // Pat becomes a customer and Dana's listing changes: Pat's email joins Pat; the forgery stays no one's.
+    let pat = customer("cus_pat", "Pat Lee", "", "pat@elsewhere.example");
+    publisher.event(&event("e2", "customer.updated", ACCOUNT, Utc::now(), json!({"customer": pat}))).await?;
+    let renamed = customer("cus_dana", "Dana Q. Reyes", "", "dana@example.com");
+    publisher.event(&event("e3", "customer.updated", ACCOUNT, Utc::now(), json!({"customer": renamed}))).await?;
+    let pool = sqlx::PgPool::connect(&stack.infra.database_url()).await?;
+    eventually(Duration::from_secs(30), "both listings in the feed", || {
+        let pool = pool.clone();
+        async move {
+            let names: Vec<String> = sqlx::query_scalar("SELECT name FROM feed.customers ORDER BY name")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+            (names == ["Dana Q. Reyes", "Pat Lee"]).then_some(())
+        }
+    })
+    .await?;
+    let now = dashboard.clone().all().await;
+    let of = |text: &str| now.iter().find(|m| m.preview.starts_with(text)).and_then(|m| m.customer.clone());
+    assert_eq!(of("Do you fix boilers?").unwrap_or_default().customer_id, "cus_pat");
+    assert_eq!(of("Cancel everything").unwrap_or_default().customer_id, "", "the forgery is still no one's");
+    assert_eq!(dashboard.clone().all().await.len(), 4);
     stack.stop().await;
     Ok(())
 }

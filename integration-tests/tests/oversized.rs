@@ -5,6 +5,7 @@
 use messaging_integration_tests::client::{Dashboard, account_updated, dead_letter_reasons, job_scheduled, start_with};
 use std::time::Duration;
 
+use messaging_integration_tests::events::send_address;
 use messaging_integration_tests::eventually;
 use messaging_integration_tests::stack::INBOUND_EMAIL_SECRET;
 use messaging_proto::v1::{Channel, Direction, MessageStatus};
@@ -36,7 +37,7 @@ async fn oversized_input_is_refused_or_cut_while_other_accounts_go_on() -> anyho
         async move {
             let form = reqwest::multipart::Form::new()
                 .text("from", "pat@elsewhere.example")
-                .text("to", "office@ace.example")
+                .text("to", send_address("acc_big"))
                 .text("subject", "s".repeat(5_000))
                 .text("text", letter)
                 .text("headers", "Message-ID: <huge@mail.example>\n");

@@ -9,6 +9,7 @@ pub mod phone;
 pub mod reply;
 pub mod schedule;
 pub mod search;
+pub mod sender;
 pub mod signing;
 pub mod sms;
 pub mod status;

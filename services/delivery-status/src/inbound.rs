@@ -165,6 +165,7 @@ async fn record_for(
         subject: String::new(),
         received_at: Some(timestamp(now)),
         provider_id: provider_id.to_owned(),
+        sender_unverified: false,
     };
     let event = OutboxMessage {
         id: format!("received:{message_id}"),

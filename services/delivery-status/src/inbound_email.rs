@@ -1,8 +1,10 @@
 //! Inbound email in SendGrid's inbound-parse format (multipart form), at a URL that carries the
-//! configured secret. A reply is threaded by the signed token in its `reply+<token>@` address
-//! (the account comes from the message it answers); without one, by the account whose send address
-//! it was written to and the sender's address. An unknown sender gets a thread of its own. Quoted
-//! earlier text is stripped; each email is recorded once (by its Message-ID).
+//! configured secret. The account is found from where the email was delivered (the SMTP envelope's
+//! recipient; the `To` header only when no envelope is given): by the signed token of a
+//! `reply+<token>@` address (the account of the message it answers), else by the account's send
+//! address. The sender is a customer only when SPF or DKIM vouch for its From address; otherwise,
+//! or when no customer has that address, it gets a thread of its own (an unverified one marked so).
+//! Quoted earlier text is stripped; each email is recorded once (by its Message-ID).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use messaging_domain::reply::{MAX_INBOUND_SUBJECT_CHARS, MAX_INBOUND_TEXT_CHARS, bounded, strip_quoted};
+use messaging_domain::sender::{self, SenderCheck, Verdicts};
 use messaging_domain::signing::verify_message_ref_token;
 use messaging_domain::{Channel, MessageId};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
@@ -24,7 +27,28 @@ use subtle::ConstantTimeEq;
 use crate::webhook::WebhookState;
 
 /// The fields of an inbound-parse post we read; anything else (attachments) is skipped.
-const FIELDS: &[&str] = &["from", "to", "subject", "text", "headers"];
+const FIELDS: &[&str] = &["from", "to", "subject", "text", "headers", "envelope", "SPF", "dkim"];
+
+/// One inbound email as SendGrid posted it.
+struct Inbound<'a> {
+    /// The From header's address, lowercased.
+    sender: String,
+    /// Where it was delivered: the envelope's recipients, else the `To` header.
+    recipients: Vec<String>,
+    check: SenderCheck,
+    subject: &'a str,
+    text: &'a str,
+    headers: &'a str,
+}
+
+/// The SMTP envelope SendGrid reports: `{"to": ["…"], "from": "…"}`.
+#[derive(serde::Deserialize, Default)]
+struct Envelope {
+    #[serde(default)]
+    to: Vec<String>,
+    #[serde(default)]
+    from: Option<String>,
+}
 
 pub async fn sendgrid_inbound(
     State(state): State<Arc<WebhookState>>,
@@ -56,7 +80,30 @@ pub async fn sendgrid_inbound(
     }
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
     let Some(sender) = address_in(field("from")) else { return StatusCode::BAD_REQUEST };
-    match record(&state, &sender, field("to"), field("subject"), field("text"), field("headers")).await {
+    let envelope: Envelope = match fields.get("envelope") {
+        Some(json) => match serde_json::from_str(json) {
+            Ok(envelope) => envelope,
+            Err(_) => return StatusCode::BAD_REQUEST,
+        },
+        None => Envelope::default(),
+    };
+    let recipients = if envelope.to.is_empty() {
+        field("to").split(',').filter_map(raw_address).map(str::to_owned).collect()
+    } else {
+        envelope.to.iter().filter_map(|to| raw_address(to)).map(str::to_owned).collect()
+    };
+    let verdicts =
+        Verdicts { from: &sender, envelope_from: envelope.from.as_deref(), spf: field("SPF"), dkim: field("dkim") };
+    let check = sender::check(verdicts);
+    let inbound = Inbound {
+        sender,
+        recipients,
+        check,
+        subject: field("subject"),
+        text: field("text"),
+        headers: field("headers"),
+    };
+    match record(&state, &inbound).await {
         Ok(true) => {
             state.relay.wake();
             StatusCode::OK
@@ -86,16 +133,21 @@ fn address_in(field: &str) -> Option<String> {
 }
 
 /// The token of a `reply+<token>@` recipient, if any (case kept: the token's MAC is case-sensitive).
-fn reply_token(to: &str) -> Option<String> {
-    to.split(',').filter_map(raw_address).find_map(|address| {
+fn reply_token(recipients: &[String]) -> Option<String> {
+    recipients.iter().find_map(|address| {
         let local = address.split('@').next()?;
         local.strip_prefix("reply+").map(str::to_owned)
     })
 }
 
 /// The account the email belongs to: by the message its reply token names, else by the send address it went to.
-async fn account_for(state: &WebhookState, tx: &mut PgConnection, to: &str) -> sqlx::Result<Option<String>> {
-    if let Some(message) = reply_token(to).and_then(|token| verify_message_ref_token(&state.token_secret, &token)) {
+async fn account_for(
+    state: &WebhookState,
+    tx: &mut PgConnection,
+    recipients: &[String],
+) -> sqlx::Result<Option<String>> {
+    let token = reply_token(recipients);
+    if let Some(message) = token.and_then(|token| verify_message_ref_token(&state.token_secret, &token)) {
         let account: Option<String> =
             sqlx::query_scalar("SELECT account_id FROM delivery_status.messages WHERE message_id = $1")
                 .bind(message.as_str())
@@ -105,7 +157,7 @@ async fn account_for(state: &WebhookState, tx: &mut PgConnection, to: &str) -> s
             return Ok(account);
         }
     }
-    for address in to.split(',').filter_map(address_in) {
+    for address in recipients.iter().map(|address| address.to_ascii_lowercase()) {
         let account: Option<String> = sqlx::query_scalar(
             "SELECT account_id FROM delivery_status.accounts WHERE lower(email_from) = $1 ORDER BY as_of DESC LIMIT 1",
         )
@@ -151,27 +203,30 @@ fn provider_id(sender: &str, subject: &str, text: &str, headers: &str) -> String
     format!("email:{}", hex::encode(&Sha256::digest(identity.as_bytes())[..16]))
 }
 
-async fn record(
-    state: &WebhookState,
-    sender: &str,
-    to: &str,
-    subject: &str,
-    text: &str,
-    headers: &str,
-) -> sqlx::Result<bool> {
+async fn record(state: &WebhookState, inbound: &Inbound<'_>) -> sqlx::Result<bool> {
+    let Inbound { sender, subject, text, headers, .. } = inbound;
+    let sender = sender.as_str();
     let mut tx = state.pool.begin().await?;
-    let Some(account_id) = account_for(state, &mut tx, to).await? else {
+    let Some(account_id) = account_for(state, &mut tx, &inbound.recipients).await? else {
         tracing::info!("inbound email for no account of ours; ignored");
         return Ok(false);
     };
-    let customer = customer_by_email(&mut tx, &account_id, sender).await?;
+    let unverified = match &inbound.check {
+        SenderCheck::Verified(_) => None,
+        SenderCheck::Unverified(why) => Some(why.clone()),
+    };
+    let customer = match unverified {
+        None => customer_by_email(&mut tx, &account_id, sender).await?,
+        Some(_) => CustomerSnapshot { email: sender.to_owned(), ..Default::default() },
+    };
     let provider_id = provider_id(sender, subject, text, headers);
     let digest = Sha256::digest(provider_id.as_bytes());
     let message_id = MessageId::from_u128(u128::from_be_bytes(digest[..16].try_into().unwrap_or_default()));
     let body = bounded(&strip_quoted(text), MAX_INBOUND_TEXT_CHARS);
     let inserted = sqlx::query(
-        "INSERT INTO delivery_status.inbound (provider_id, message_id, account_id, channel, sender, customer_id, body)
-         VALUES ($1, $2, $3, 'email', $4, $5, $6) ON CONFLICT (provider_id) DO NOTHING",
+        "INSERT INTO delivery_status.inbound
+             (provider_id, message_id, account_id, channel, sender, customer_id, body, sender_unverified)
+         VALUES ($1, $2, $3, 'email', $4, $5, $6, $7) ON CONFLICT (provider_id) DO NOTHING",
     )
     .bind(&provider_id)
     .bind(message_id.as_str())
@@ -179,6 +234,7 @@ async fn record(
     .bind(sender)
     .bind(&customer.customer_id)
     .bind(&body)
+    .bind(&unverified)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -193,6 +249,7 @@ async fn record(
         subject: subject.chars().filter(|c| !c.is_control()).take(MAX_INBOUND_SUBJECT_CHARS).collect(),
         received_at: Some(timestamp(Utc::now())),
         provider_id,
+        sender_unverified: unverified.is_some(),
     };
     let event = OutboxMessage {
         id: format!("received:{message_id}"),
@@ -201,7 +258,12 @@ async fn record(
     };
     outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
     tx.commit().await?;
-    tracing::info!(account_id, message_id = %message_id, "inbound email recorded");
+    match &unverified {
+        None => tracing::info!(account_id, message_id = %message_id, "inbound email recorded"),
+        Some(why) => {
+            tracing::warn!(account_id, message_id = %message_id, %why, "inbound email recorded; its sender is unverified, so it is attributed to no customer")
+        }
+    }
     Ok(true)
 }
 
@@ -214,10 +276,8 @@ mod tests {
         assert_eq!(address_in("Dana Reyes <Dana@Example.com>").as_deref(), Some("dana@example.com"));
         assert_eq!(address_in("dana@example.com").as_deref(), Some("dana@example.com"));
         assert_eq!(address_in("not an address"), None);
-        assert_eq!(
-            reply_token("Ace <office@ace.example>, reply+msg_1.aBc@reply.example").as_deref(),
-            Some("msg_1.aBc")
-        );
-        assert_eq!(reply_token("office@ace.example"), None);
+        let recipients = ["office@ace.example".to_owned(), "reply+msg_1.aBc@reply.example".to_owned()];
+        assert_eq!(reply_token(&recipients).as_deref(), Some("msg_1.aBc"));
+        assert_eq!(reply_token(&recipients[..1]), None);
     }
 }

@@ -120,5 +120,6 @@ pub fn message(row: &FeedRow) -> api::Message {
         job_id: row.job_id.clone(),
         delivery_unknown: row.delivery_unknown,
         unread: row.unread,
+        sender_unverified: row.sender_unverified,
     }
 }

@@ -75,7 +75,7 @@ async fn customer(tx: &mut PgConnection, listing: CustomerListing) -> sqlx::Resu
     let attached = sqlx::query(AssertSqlSafe(format!(
         "WITH claimed AS (
              UPDATE feed.messages SET customer_id = $2, customer_name = $3
-             WHERE account_id = $1 AND customer_id = ''
+             WHERE account_id = $1 AND customer_id = '' AND NOT sender_unverified
                AND ((customer_phone <> '' AND customer_phone = $4) OR (customer_email <> '' AND lower(customer_email) = lower($5)))
              RETURNING account_id, message_id),
          {}",

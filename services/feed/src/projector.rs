@@ -133,11 +133,11 @@ static RECEIVED: LazyLock<String> = LazyLock::new(|| {
     with_timeline(
         "row AS (INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone,
                      customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
-                     created_at, sent_at, updated_at, unread)
+                     created_at, sent_at, updated_at, unread, sender_unverified)
                  VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, 'reply', 'received', $8, $9, $10, '',
-                     $11, $11, $11, true)
+                     $11, $11, $11, true, $12)
                  ON CONFLICT (message_id) DO NOTHING),",
-        12,
+        13,
     )
 });
 
@@ -157,6 +157,7 @@ async fn received(tx: &mut PgConnection, event: MessageReceived) -> sqlx::Result
         .bind(event.body.chars().take(160).collect::<String>())
         .bind(&event.subject)
         .bind(at)
+        .bind(event.sender_unverified)
         .bind(&event.account_id)
         .bind(&event.message_id)
         .bind(Status::Received.as_str())

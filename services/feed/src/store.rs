@@ -112,6 +112,7 @@ pub struct FeedRow {
     pub updated_at: DateTime<Utc>,
     pub delivery_unknown: bool,
     pub unread: bool,
+    pub sender_unverified: bool,
     pub provider_error_code: String,
     pub provider_error_text: String,
 }
@@ -120,8 +121,8 @@ pub struct FeedRow {
 pub const COLUMNS: &str =
     "message_id, customer_id, customer_name, customer_phone, customer_email, direction, channel, message_type,
     status, failure_reason, preview, subject, job_id, created_at, sent_at, updated_at,
-    delivery_unknown AND status IN ('sent', 'unknown') AS delivery_unknown, unread, provider_error_code,
-    provider_error_text";
+    delivery_unknown AND status IN ('sent', 'unknown') AS delivery_unknown, unread, sender_unverified,
+    provider_error_code, provider_error_text";
 
 pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
     Ok(FeedRow {
@@ -143,6 +144,7 @@ pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
         updated_at: row.try_get("updated_at")?,
         delivery_unknown: row.try_get("delivery_unknown")?,
         unread: row.try_get("unread")?,
+        sender_unverified: row.try_get("sender_unverified")?,
         provider_error_code: row.try_get("provider_error_code")?,
         provider_error_text: row.try_get("provider_error_text")?,
     })

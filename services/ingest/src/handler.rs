@@ -24,6 +24,8 @@ pub enum IngestError {
     Invalid(#[from] EventError),
     #[error("account {0} has not been configured by an account.updated event yet")]
     AccountUnknown(String),
+    #[error(transparent)]
+    Taken(#[from] crate::senders::Taken),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -49,7 +51,7 @@ impl TxHandler for EventHandler {
                 tracing::info!(event_id = %event.event_id, account_id = %event.account_id, applied, "job event processed");
                 Outcome::Ack
             }
-            Err(IngestError::Invalid(error)) => Outcome::DeadLetter(error.to_string()),
+            Err(error @ (IngestError::Invalid(_) | IngestError::Taken(_))) => Outcome::DeadLetter(error.to_string()),
             // Its account.updated may be in flight (or waiting out a crashed process's ack
             // deadline): back off, so the retries outlast a redelivery.
             Err(error @ IngestError::AccountUnknown(_)) => {
@@ -81,6 +83,9 @@ impl EventHandler {
         }
         let now = self.clock.now();
         if let EventKind::AccountUpdated(settings) = &event.kind {
+            if let Some(taken) = crate::senders::check(tx, &event.account_id, settings).await? {
+                return Err(taken.into());
+            }
             store::upsert_account(tx, &event.account_id, settings, event.occurred_at).await?;
             if let Some(account) = store::load_account(tx, account_id).await? {
                 schedule::move_account_reminders(tx, account_id, &account, now).await?;

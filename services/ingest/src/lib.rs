@@ -7,6 +7,7 @@ mod handler;
 mod notify;
 mod schedule;
 mod scheduler;
+mod senders;
 mod store;
 
 use std::sync::Arc;
@@ -18,8 +19,9 @@ use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
-pub use handler::EventHandler;
+pub use handler::{EventHandler, IngestError};
 pub use scheduler::{Scheduler, Tick};
+pub use senders::Taken;
 
 messaging_platform::service_config!(Config);
 

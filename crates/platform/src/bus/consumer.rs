@@ -338,7 +338,8 @@ pub(crate) async fn settle(
         }
         Outcome::DeadLetter(reason) => {
             counted("dead_letter");
-            metrics::inc(&ERRORS, &[("service", service), ("class", "invalid_input")]);
+            let class = if reason.starts_with("conflict:") { "conflict" } else { "invalid_input" };
+            metrics::inc(&ERRORS, &[("service", service), ("class", class)]);
             super::dead_letter::publish(context, service, delivery, &reason, message).await
         }
     };
@@ -362,7 +363,8 @@ static ERRORS: LazyLock<CounterFamily> = LazyLock::new(|| {
     metrics::counter(
         "bus_errors",
         "Bus messages not done, by service and class: database, broker, provider, contention (a claim or a \
-         rate limit: waiting, not failing), configuration (an operator must fix a setting), invalid_input (dead-lettered), exhausted (retried max_deliver times), \
+         rate limit: waiting, not failing), configuration (an operator must fix a setting), invalid_input (dead-lettered), conflict (dead-lettered: \
+         another tenant holds what it claims), exhausted (retried max_deliver times), \
          other",
     )
 });
