@@ -1,5 +1,6 @@
 //! The SMS gateway against the simulator's fault modes, scaled out to three processes, killed
-//! at each point around the provider call, and held to the per-number rate limit.
+//! at each point around the provider call, and held to the per-number rate limit; reconciliation
+//! that takes only the claim's own message, queued or sent through a messaging service.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use chrono::{DateTime, Utc};
 use messaging_integration_tests::client::{Dashboard, Publisher, sim_faults, sim_messages, sim_requests};
 use messaging_integration_tests::events::{account, customer, event, job};
 use messaging_integration_tests::{Stack, eventually, wait_for_port};
-use messaging_proto::v1::{MessageStatus, MessageType};
+use messaging_proto::v1::{Channel, MessageStatus, MessageType, SendMessageRequest};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "acc_ace";
@@ -302,6 +303,73 @@ async fn a_message_stuck_in_sent_is_settled_by_asking_the_provider() -> anyhow::
         .into_iter()
         .find(|m| m.customer.as_ref().is_some_and(|c| c.customer_id == "cus_1"));
     assert!(first.is_some_and(|m| !m.delivery_unknown), "a delivered message is not unknown");
+    stack.stop().await;
+    Ok(())
+}
+
+/// Sends a manual SMS to `customer`; returns its message id.
+async fn manual(dashboard: &Dashboard, request_id: &str, customer: &str, text: &str) -> anyhow::Result<String> {
+    let request = SendMessageRequest {
+        request_id: request_id.into(),
+        customer_id: customer.into(),
+        channel: Channel::Sms as i32,
+        text: text.into(),
+        subject: String::new(),
+    };
+    Ok(dashboard.grpc().send_message(dashboard.authed(request)).await?.into_inner().message_id)
+}
+
+/// Waits until message `id` has `status`; returns its failure reason.
+async fn message_reaches(dashboard: &Dashboard, id: &str, status: MessageStatus) -> anyhow::Result<String> {
+    eventually(Duration::from_secs(60), &format!("{id} {status:?}"), || {
+        let mut dashboard = dashboard.clone();
+        async move {
+            let all = dashboard.all().await;
+            let message = all.into_iter().find(|m| m.message_id == id)?;
+            (message.status == status as i32).then_some(message.failure_reason)
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_takes_only_the_claims_own_message_queued_or_sent_through_a_service() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) = start("reconcile", &quick_gateway()).await?;
+    let sim = stack.ports.sim;
+    let phone = "+15125550121";
+    book(&publisher, 1, phone).await?;
+    sms_reaches(&dashboard, 1, MessageStatus::Delivered).await?;
+
+    // The same words to the same customer twice; the second meets a 500 before the provider took it.
+    // The first is the provider's only such message, and it is the first's: the second is not sent.
+    let first = manual(&dashboard, "r1", "cus_1", "On my way!").await?;
+    message_reaches(&dashboard, &first, MessageStatus::Delivered).await?;
+    sim_faults(sim, json!({"error_500_rate": 1.0})).await?;
+    let second = manual(&dashboard, "r2", "cus_1", "On my way!").await?;
+    assert_eq!(message_reaches(&dashboard, &second, MessageStatus::Failed).await?, "send_unknown");
+
+    // Accepted but still queued at the provider (no date_sent yet), then a 500: it is found, so sent.
+    sim_faults(sim, json!({"accept_then_500_rate": 1.0, "outcome": "queued"})).await?;
+    let queued = manual(&dashboard, "r3", "cus_1", "Running 10 minutes late").await?;
+    message_reaches(&dashboard, &queued, MessageStatus::Sent).await?;
+
+    // Through a messaging service the provider picks the number (none while `accepted`): found too.
+    sim_faults(sim, json!({})).await?;
+    let mut service = quick_gateway();
+    service.push(("MSG_TWILIO__MESSAGING_SERVICE_SID", "MG00000000000000000000000000000001".into()));
+    stack.restart_with("sms-gateway", &service).await?;
+    sim_faults(sim, json!({"accept_then_500_rate": 1.0, "outcome": "queued"})).await?;
+    let serviced = manual(&dashboard, "r4", "cus_1", "The part arrived").await?;
+    message_reaches(&dashboard, &serviced, MessageStatus::Sent).await?;
+    sim_faults(sim, json!({})).await?;
+
+    let requests = sim_requests(sim).await?;
+    let asked = |body: &str| requests.iter().filter(|r| r["to"] == phone && r["body"] == body).count();
+    assert_eq!(
+        (asked("On my way!"), asked("Running 10 minutes late"), asked("The part arrived")),
+        (2, 1, 1),
+        "each asked once; nothing resent"
+    );
     stack.stop().await;
     Ok(())
 }

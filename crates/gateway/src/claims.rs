@@ -224,6 +224,18 @@ impl Claims {
     }
 
     /// Attempts left `unknown` for longer than `min_age`, oldest first.
+    /// Which of `provider_ids` the attempts of messages other than `except` already hold.
+    pub async fn held_elsewhere(&self, provider_ids: &[String], except: &str) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT provider_id FROM {}.attempts WHERE provider_id = ANY($1) AND message_id <> $2",
+            self.schema
+        )))
+        .bind(provider_ids)
+        .bind(except)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     pub async fn open_attempts(&self, min_age: Duration, limit: i64) -> sqlx::Result<Vec<OpenAttempt>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT message_id, account_id, recipient, sender, body_digest, claimed_at FROM {}.attempts

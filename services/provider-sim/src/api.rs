@@ -67,12 +67,13 @@ pub fn resource(state: &SimState, m: &SimMessage) -> Value {
         "api_version": "2010-04-01",
         "body": m.body,
         "date_created": rfc2822(m.date_created),
-        "date_sent": if m.status == "queued" || m.status == "accepted" { Value::Null } else { Value::String(rfc2822(m.date_updated)) },
+        "date_sent": m.date_sent.map(rfc2822),
         "date_updated": rfc2822(m.date_updated),
         "direction": m.direction,
         "error_code": m.error_code,
         "error_message": m.error_message,
-        "from": m.from,
+        // A messaging service picks the sender after accepting the message.
+        "from": if m.status == "accepted" { Value::Null } else { Value::String(m.from.clone()) },
         "messaging_service_sid": m.messaging_service_sid,
         "num_media": "0",
         "num_segments": m.num_segments.to_string(),
@@ -183,7 +184,7 @@ async fn create(
         from: from.clone().unwrap_or_else(|| "+15005550006".to_owned()),
         num_segments: segments(&body),
         body,
-        status: "queued".into(),
+        status: if service.is_some() { "accepted" } else { "queued" }.into(),
         status_callback: param("StatusCallback").unwrap_or_default(),
         validity_period,
         messaging_service_sid: service,
@@ -191,6 +192,7 @@ async fn create(
         error_message: None,
         date_created: now,
         date_updated: now,
+        date_sent: None,
         direction: "outbound-api".into(),
         callbacks_delivered: 0,
         callbacks_failed: 0,
@@ -236,33 +238,52 @@ async fn list(
     }
     let date = |key: &str| query.get(key).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
     let (after, before, on) = (date("DateSent>"), date("DateSent<"), date("DateSent"));
+    let by_date = after.is_some() || before.is_some() || on.is_some();
     let page_size: usize = query.get("PageSize").and_then(|p| p.parse().ok()).unwrap_or(50).clamp(1, 1000);
     let page: usize = query.get("Page").and_then(|p| p.parse().ok()).unwrap_or(0);
     let mut matching: Vec<SimMessage> = state
         .all()
         .into_iter()
         .filter(|m| query.get("To").is_none_or(|to| &m.to == to))
-        .filter(|m| query.get("From").is_none_or(|from| &m.from == from))
-        .filter(|m| {
-            let day = m.date_created.date_naive();
-            after.is_none_or(|d| day >= d) && before.is_none_or(|d| day <= d) && on.is_none_or(|d| day == d)
+        .filter(|m| query.get("From").is_none_or(|from| m.status != "accepted" && &m.from == from))
+        // As Twilio: the date filters read `date_sent`, so a message not sent yet matches none of them.
+        .filter(|m| match m.date_sent.map(|sent| sent.date_naive()) {
+            Some(day) => {
+                after.is_none_or(|d| day >= d) && before.is_none_or(|d| day <= d) && on.is_none_or(|d| day == d)
+            }
+            None => !by_date,
         })
         .collect();
     matching.sort_by_key(|m| std::cmp::Reverse(m.date_created));
     let start = page * page_size;
     let messages: Vec<Value> = matching.iter().skip(start).take(page_size).map(|m| resource(&state, m)).collect();
+    // Page links keep the filters, as Twilio's do.
+    let filters: String = ["To", "From", "DateSent", "DateSent<", "DateSent>"]
+        .iter()
+        .filter_map(|key| query.get(*key).map(|value| format!("&{}={}", encode(key), encode(value))))
+        .collect();
     let base = format!("/2010-04-01/Accounts/{account}/Messages.json");
-    let next = (start + page_size < matching.len()).then(|| format!("{base}?PageSize={page_size}&Page={}", page + 1));
+    let uri = |page: usize| format!("{base}?PageSize={page_size}&Page={page}{filters}");
     Json(json!({
         "messages": messages,
         "end": start + messages.len().saturating_sub(1),
-        "first_page_uri": format!("{base}?PageSize={page_size}&Page=0"),
-        "next_page_uri": next,
+        "first_page_uri": uri(0),
+        "next_page_uri": (start + page_size < matching.len()).then(|| uri(page + 1)),
         "page": page,
         "page_size": page_size,
-        "previous_page_uri": (page > 0).then(|| format!("{base}?PageSize={page_size}&Page={}", page - 1)),
+        "previous_page_uri": (page > 0).then(|| uri(page - 1)),
         "start": start,
-        "uri": format!("{base}?PageSize={page_size}&Page={page}"),
+        "uri": uri(page),
     }))
     .into_response()
+}
+
+/// Percent-encodes a query component (all but unreserved characters).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

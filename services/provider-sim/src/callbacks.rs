@@ -18,7 +18,9 @@ pub fn spawn_lifecycle(state: Arc<SimState>, sid: String) {
             other => other.to_owned(),
         };
         let mut steps = vec!["sent".to_owned()];
-        if outcome != "sent" {
+        if outcome == "queued" {
+            steps.clear();
+        } else if outcome != "sent" {
             steps.push(outcome);
         }
         for status in steps {

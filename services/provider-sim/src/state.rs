@@ -37,6 +37,8 @@ pub struct Faults {
     /// Share of creates that create the message and never answer in time.
     pub timeout_rate: f64,
     /// Final status reported in callbacks: `delivered` (default), `undelivered`, `failed` or `sent`.
+    /// `delivered`, `sent` (no later callback), `undelivered`, `failed`, or `queued` (the message
+    /// stays queued at the provider: no callback, no `date_sent`).
     pub outcome: String,
     /// Delay before each status callback.
     pub callback_delay_ms: u64,
@@ -59,6 +61,8 @@ pub struct SimMessage {
     pub error_message: Option<String>,
     pub date_created: DateTime<Utc>,
     pub date_updated: DateTime<Utc>,
+    /// When it went to the carrier; none while `accepted` or `queued` (Twilio's null `date_sent`).
+    pub date_sent: Option<DateTime<Utc>>,
     pub direction: String,
     pub num_segments: u32,
     /// Callbacks the receiver answered with 2xx, and those that failed every attempt.
@@ -118,6 +122,9 @@ impl SimState {
         let message = messages.get_mut(position)?;
         change(message);
         message.date_updated = Utc::now();
+        if message.date_sent.is_none() && !matches!(message.status.as_str(), "accepted" | "queued") {
+            message.date_sent = Some(message.date_updated);
+        }
         Some(message.clone())
     }
 

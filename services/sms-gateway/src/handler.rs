@@ -9,12 +9,13 @@ use messaging_domain::signing::message_token;
 use messaging_domain::sms::segments;
 use messaging_domain::{AccountId, Channel, MessageId};
 use messaging_gateway::claims::body_digest;
-use messaging_gateway::{Claim, Claims, Settlement};
+use messaging_gateway::{Claim, Claims, OpenAttempt, Settlement};
 use messaging_platform::bus::{Delivery, Handler, Outcome};
 use messaging_proto::bus::SendCommand;
 use prost::Message as _;
 
 use crate::pace::{Pace, Slot};
+use crate::reconcile::Found;
 use crate::twilio::{SendError, SmsProvider, SmsRequest, failure_reason};
 
 /// Where a test may have the process abort, as `kill -9` would, around the provider call.
@@ -100,29 +101,26 @@ impl<P: SmsProvider> SmsSender<P> {
                         reason: "claim taken over elsewhere".into(),
                     });
                 }
-                let digest = body_digest(&command.body);
-                match self.provider.list(&command.to, &command.from, claimed_at).await {
-                    Ok(found) => {
-                        let previous = found
-                            .into_iter()
-                            .find(|m| m.body.as_deref().map(body_digest).as_deref() == Some(digest.as_str()));
-                        if let Some(previous) = previous {
-                            tracing::info!(message_id = %message, provider_id = %previous.sid, "orphaned claim: provider already has it");
-                            self.claims
-                                .settle(
-                                    message.as_str(),
-                                    account.as_str(),
-                                    &command.to,
-                                    &Settlement::Sent { provider_id: previous.sid },
-                                )
-                                .await?;
-                            Ok(Outcome::Ack)
-                        } else {
-                            tracing::info!(message_id = %message, "orphaned claim: provider has no such message; sending");
-                            self.send(command, account, message, delivered).await
-                        }
+                let attempt = OpenAttempt {
+                    message_id: message.to_string(),
+                    account_id: account.to_string(),
+                    recipient: command.to.clone(),
+                    sender: command.from.clone(),
+                    body_digest: body_digest(&command.body),
+                    claimed_at,
+                };
+                match crate::reconcile::lookup(self, &attempt).await? {
+                    Found::Sent(provider_id) => {
+                        tracing::info!(message_id = %message, %provider_id, "orphaned claim: provider already has it");
+                        let sent = Settlement::Sent { provider_id };
+                        self.claims.settle(message.as_str(), account.as_str(), &command.to, &sent).await?;
+                        Ok(Outcome::Ack)
                     }
-                    Err(error) => {
+                    Found::Absent => {
+                        tracing::info!(message_id = %message, "orphaned claim: provider has no such message; sending");
+                        self.send(command, account, message, delivered).await
+                    }
+                    Found::Unavailable(error) => {
                         self.claims.release_lease(message.as_str()).await?;
                         Ok(Outcome::retry(format!("could not ask the provider about an orphaned claim: {error}")))
                     }

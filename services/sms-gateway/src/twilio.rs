@@ -54,7 +54,27 @@ pub struct ProviderMessage {
     pub to: Option<String>,
     #[serde(default)]
     pub from: Option<String>,
+    /// RFC 2822, to the second, as Twilio dates messages.
+    #[serde(default)]
+    pub date_created: Option<String>,
+    #[serde(default)]
+    pub messaging_service_sid: Option<String>,
 }
+
+impl ProviderMessage {
+    /// When the provider created it.
+    pub fn created(&self) -> Option<DateTime<Utc>> {
+        let created = DateTime::parse_from_rfc2822(self.date_created.as_deref()?).ok()?;
+        Some(created.with_timezone(&Utc))
+    }
+}
+
+/// How much earlier than a claim the provider may date the claim's message: Twilio dates to the
+/// second, and its clock and ours may differ a little.
+const CLOCK_SLACK: chrono::Duration = chrono::Duration::seconds(2);
+
+/// The most list pages read for one lookup.
+const MAX_PAGES: usize = 20;
 
 /// How a provider call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,7 +100,9 @@ pub enum SendError {
 /// An SMS provider, behind a trait so the gateway's logic is testable without the network.
 pub trait SmsProvider: Send + Sync + 'static {
     fn send(&self, request: &SmsRequest) -> impl Future<Output = Result<ProviderMessage, SendError>> + Send;
-    /// Messages to `to` from `from` created since `since`, newest first.
+    /// Messages to `to` from our sender (`from`, or the configured messaging service) that the
+    /// provider created at or after `since` (less [`CLOCK_SLACK`]), including those it has not
+    /// sent yet.
     fn list(
         &self,
         to: &str,
@@ -168,13 +190,21 @@ impl SmsProvider for Twilio {
         Err(SendError::Permanent { status: status.as_u16(), code, message })
     }
 
+    /// No `DateSent` filter: Twilio applies it to `date_sent`, which a message still queued does not
+    /// have. A messaging service picks the sending number itself, so then `From` is not filtered
+    /// on and the message's service is checked instead. Pages are read until one holds nothing
+    /// created after the claim.
     async fn list(&self, to: &str, from: &str, since: DateTime<Utc>) -> Result<Vec<ProviderMessage>, SendError> {
+        use chrono::SubsecRound as _;
+        let floor = since.trunc_subsecs(0) - CLOCK_SLACK;
+        let service = self.config.messaging_service_sid.as_str();
         let mut found = Vec::new();
-        let day = (since - chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
         let mut url = self.messages_url();
-        let mut query =
-            vec![("To", to.to_owned()), ("From", from.to_owned()), ("DateSent>", day), ("PageSize", "100".to_owned())];
-        for _ in 0..10 {
+        let mut query = vec![("To", to.to_owned()), ("PageSize", "50".to_owned())];
+        if service.is_empty() {
+            query.push(("From", from.to_owned()));
+        }
+        for _ in 0..MAX_PAGES {
             let response = self
                 .http
                 .get(&url)
@@ -187,7 +217,13 @@ impl SmsProvider for Twilio {
                 return Err(SendError::NotSent(format!("list answered {}", response.status())));
             }
             let page: MessagePage = response.json().await.map_err(|e| SendError::NotSent(e.to_string()))?;
-            found.extend(page.messages);
+            let recent = |m: &ProviderMessage| m.created().is_some_and(|at| at >= floor);
+            let any_recent = page.messages.iter().any(recent);
+            let ours = |m: &ProviderMessage| service.is_empty() || m.messaging_service_sid.as_deref() == Some(service);
+            found.extend(page.messages.into_iter().filter(|m| recent(m) && ours(m)));
+            if !any_recent {
+                break;
+            }
             match page.next_page_uri {
                 Some(next) if !next.is_empty() => {
                     url = format!("{}{}", self.config.base_url.trim_end_matches('/'), next);
