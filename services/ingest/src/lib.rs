@@ -5,6 +5,7 @@
 mod directory;
 mod handler;
 mod notify;
+mod release;
 mod schedule;
 mod scheduler;
 mod senders;

@@ -68,7 +68,7 @@ impl Notification {
     }
 }
 
-fn account_snapshot(id: &AccountId, a: &StoredAccount) -> bus::AccountSnapshot {
+pub fn account_snapshot(id: &AccountId, a: &StoredAccount) -> bus::AccountSnapshot {
     bus::AccountSnapshot {
         account_id: id.to_string(),
         name: a.name.clone(),

@@ -165,23 +165,6 @@ pub async fn defer(
     Ok(())
 }
 
-/// Moves up to `limit` deferred requests whose time has come into the outbox, in one statement.
-pub async fn release_deferred(tx: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> sqlx::Result<u64> {
-    let released = sqlx::query(
-        "WITH due AS (
-             DELETE FROM ingest.deferred WHERE outbox_id IN (
-                 SELECT outbox_id FROM ingest.deferred WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING outbox_id, subject, payload, headers)
-         INSERT INTO ingest.outbox (id, subject, payload, headers)
-         SELECT outbox_id, subject, payload, headers FROM due ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(now)
-    .bind(limit)
-    .execute(tx)
-    .await?;
-    Ok(released.rows_affected())
-}
-
 /// Records an on-my-way for the job at event time `at`; false when another went out (or will)
 /// within [`ON_MY_WAY_INTERVAL`] of it, in either order of arrival.
 pub async fn claim_on_my_way(

@@ -1,5 +1,5 @@
-//! The scheduler: every tick it releases deferred requests whose quiet hours are over and fires
-//! due reminders, each re-checked against the job's latest state. Rows are claimed with
+//! The scheduler: every tick it releases deferred requests whose quiet hours are over (re-checked
+//! in `release.rs`) and fires due reminders, each re-checked against the job's latest state. Rows are claimed with
 //! FOR UPDATE SKIP LOCKED and settled in the transaction that enqueues the request, so any number
 //! of ingest replicas fire each reminder once.
 
@@ -26,11 +26,16 @@ pub struct Tick {
     pub reminders_dropped: u64,
     /// Deferred requests handed to dispatch.
     pub deferred_released: u64,
+    /// Deferred requests dropped at release (their job was cancelled or moved since).
+    pub deferred_dropped: u64,
+    /// Deferred requests held again (the account's quiet hours now end later).
+    pub deferred_postponed: u64,
 }
 
 impl Tick {
     fn busy(&self) -> bool {
-        self.reminders_sent + self.reminders_postponed + self.reminders_dropped + self.deferred_released > 0
+        let reminders = self.reminders_sent + self.reminders_postponed + self.reminders_dropped;
+        reminders + self.deferred_released + self.deferred_dropped + self.deferred_postponed > 0
     }
 }
 
@@ -89,7 +94,10 @@ impl Scheduler {
         let now = self.clock.now();
         let mut tick = Tick::default();
         let mut tx = self.pool.begin().await?;
-        tick.deferred_released = schedule::release_deferred(&mut tx, now, self.batch).await?;
+        let held = crate::release::release_due(&mut tx, now, self.batch).await?;
+        tick.deferred_released = held.released;
+        tick.deferred_dropped = held.dropped;
+        tick.deferred_postponed = held.postponed;
         for reminder in schedule::lock_due_reminders(&mut tx, now, self.batch).await? {
             match self.fate(&mut tx, &reminder, now).await? {
                 Fate::Send => tick.reminders_sent += 1,
