@@ -232,3 +232,47 @@ async fn an_opted_out_customer_gets_no_automated_sms_and_the_feed_says_why() -> 
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_phone_or_email_is_set_aside_and_the_rest_of_the_event_applies() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) =
+        start_with("unusable", &account("evt_acc", ACCOUNT, "America/Chicago", NO_QUIET_HOURS)).await?;
+    let sam = customer("cus_sam", "Sam Ortiz", "call the office", "sam@example.com");
+    let kim = customer("cus_kim", "Kim Ng", "+15125550177", "kim at example");
+    let now = Utc::now();
+    let starts = now + Duration::days(2);
+    let booked = |who: &serde_json::Value, job_id: &str| json!({"customer": who, "job": job(job_id, starts)});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, now, booked(&sam, "job_1"))).await?;
+    publisher.event(&event("e2", "job.scheduled", ACCOUNT, now, booked(&kim, "job_2"))).await?;
+    let messages = dashboard.settled(2).await?;
+    stack.quiesce().await?;
+    let channels: Vec<(String, i32)> =
+        messages.iter().map(|m| (m.customer.clone().unwrap_or_default().customer_id, m.channel)).collect();
+    assert_eq!(channels.len(), 2, "{messages:#?}");
+    assert!(channels.contains(&("cus_sam".into(), Channel::Email as i32)), "Sam's usable address: {channels:?}");
+    assert!(channels.contains(&("cus_kim".into(), Channel::Sms as i32)), "Kim's usable number: {channels:?}");
+    let requests = sim_requests(stack.ports.sim).await?;
+    assert_eq!(requests.iter().map(|r| r["to"].clone()).collect::<Vec<_>>(), ["+15125550177"], "{requests:#?}");
+    assert_eq!(stack.mails().len(), 1, "only Sam's address can take mail");
+
+    // Sam's job is cancelled by an event that still carries the unusable phone: it cancels, and
+    // the reminder that would have gone out the day before is gone with it.
+    publisher.event(&event("e3", "job.cancelled", ACCOUNT, now + Duration::seconds(1), booked(&sam, "job_1"))).await?;
+    stack.quiesce().await?;
+    let pool = sqlx::PgPool::connect(&stack.infra.database_url()).await?;
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM ingest.jobs WHERE job_id = 'job_1'").fetch_one(&pool).await?;
+    assert_eq!(state, "cancelled");
+    let reminders: Vec<String> =
+        sqlx::query_scalar("SELECT job_id FROM ingest.reminders ORDER BY job_id").fetch_all(&pool).await?;
+    assert_eq!(reminders, ["job_2"], "only Kim's job keeps its reminder");
+    // Each event's publisher still hears what was set aside, as of any refused input.
+    let dead =
+        messaging_integration_tests::client::dead_letter_reasons(&stack.infra.nats_url(), "dlq.ingest.>").await?;
+    assert_eq!(dead.len(), 3, "{dead:#?}");
+    assert_eq!(dead.iter().filter(|r| r.starts_with("invalid customer phone")).count(), 2, "{dead:#?}");
+    assert_eq!(dead.iter().filter(|r| r.starts_with("invalid email")).count(), 1, "{dead:#?}");
+    assert!(dead.iter().all(|r| r.ends_with("the rest of the event was applied")), "{dead:#?}");
+    stack.stop().await;
+    Ok(())
+}

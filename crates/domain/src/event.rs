@@ -137,27 +137,46 @@ pub struct Contact {
     pub phone: Option<E164>,
     pub email: Option<String>,
     pub preferences: Preferences,
+    /// A phone number given but unusable, as given, and why (the event error it would have been).
+    pub unusable_phone: Option<(String, String)>,
+    /// An email address given but unusable, as given, and why (the event error it would have been).
+    pub unusable_email: Option<(String, String)>,
 }
 
 impl CustomerInput {
-    /// Normalises phone and email; an unparseable phone or email is an error, an absent one is not.
-    pub fn contact(&self, region: PhoneRegion) -> Result<Contact, EventError> {
-        let phone = match self.phone.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(raw) => Some(E164::normalize(raw, region)?),
-        };
-        let email = match self.email.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(raw) => Some(check_email(raw)?),
-        };
-        Ok(Contact {
+    /// Normalises phone and email. One that cannot be used is set aside with the reason rather
+    /// than refusing the whole event: the rest of it (a cancellation, the other channel) still
+    /// applies, and the caller reports what was set aside.
+    pub fn contact(&self, region: PhoneRegion) -> Contact {
+        let (mut phone, mut unusable_phone) = (None, None);
+        if let Some(raw) = given(&self.phone) {
+            match E164::normalize(raw, region) {
+                Ok(number) => phone = Some(number),
+                Err(error) => unusable_phone = Some((raw.to_owned(), EventError::from(error).to_string())),
+            }
+        }
+        let (mut email, mut unusable_email) = (None, None);
+        if let Some(raw) = given(&self.email) {
+            match check_email(raw) {
+                Ok(address) => email = Some(address),
+                Err(error) => unusable_email = Some((raw.to_owned(), error.to_string())),
+            }
+        }
+        Contact {
             customer_id: self.id.clone(),
             name: self.name.trim().to_owned(),
             phone,
             email,
             preferences: self.notifications,
-        })
+            unusable_phone,
+            unusable_email,
+        }
     }
+}
+
+/// A field's trimmed value, if it says anything.
+fn given(field: &Option<String>) -> Option<&str> {
+    field.as_deref().map(str::trim).filter(|raw| !raw.is_empty())
 }
 
 /// The job a notification is about.

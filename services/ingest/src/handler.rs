@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use messaging_domain::MessageType;
 use messaging_domain::event::{self, Contact, EventError, EventKind, JobEvent, JobInput};
 use messaging_platform::bus::outbox;
-use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
+use messaging_platform::bus::{self, Delivery, Outcome, Relay, TxHandler};
 use messaging_platform::clock::SharedClock;
 use sqlx::PgConnection;
 
@@ -46,8 +46,16 @@ impl TxHandler for EventHandler {
             Ok(event) => event,
             Err(error) => return Outcome::DeadLetter(error.to_string()),
         };
-        match self.apply(tx, &event).await {
+        let mut set_aside = Vec::new();
+        match self.apply_noting(tx, &event, &mut set_aside).await {
             Ok(applied) => {
+                // The publisher hears of the unusable detail as of any refused input; the rest stands.
+                if !set_aside.is_empty()
+                    && let Err(error) =
+                        bus::dead_letter_partial(tx, crate::SCHEMA, "ingest", delivery, &set_aside.join("; ")).await
+                {
+                    return Outcome::retry(format!("database: {error}"));
+                }
                 tracing::info!(event_id = %event.event_id, account_id = %event.account_id, applied, "job event processed");
                 Outcome::Ack
             }
@@ -77,6 +85,17 @@ impl EventHandler {
 
     /// Applies the event inside `tx`; `Ok(false)` when it had already been applied.
     pub async fn apply(&self, tx: &mut PgConnection, event: &JobEvent) -> Result<bool, IngestError> {
+        self.apply_noting(tx, event, &mut Vec::new()).await
+    }
+
+    /// As [`EventHandler::apply`], noting in `set_aside` why a customer's phone or email was left
+    /// out (unusable): the rest of the event applies without it.
+    pub async fn apply_noting(
+        &self,
+        tx: &mut PgConnection,
+        event: &JobEvent,
+        set_aside: &mut Vec<String>,
+    ) -> Result<bool, IngestError> {
         let account_id = event.account_id.as_str();
         if !store::mark_processed(tx, event.event_id.as_str(), &event.account_id, event.kind.name()).await? {
             return Ok(false);
@@ -98,7 +117,10 @@ impl EventHandler {
             .await?
             .ok_or_else(|| IngestError::AccountUnknown(account_id.to_owned()))?;
         let customer = event.kind.customer().ok_or(EventError::Missing("customer"))?;
-        let contact = customer.contact(account.phone_region())?;
+        let contact = customer.contact(account.phone_region());
+        for (_, why) in [&contact.unusable_phone, &contact.unusable_email].into_iter().flatten() {
+            set_aside.push(format!("{why}; the rest of the event was applied"));
+        }
         // The directory hears of a customer only when what it lists changed (most events repeat it).
         if store::upsert_customer(tx, &event.account_id, &contact, event.occurred_at).await? {
             let listing = directory::customer(&event.event_id, &event.account_id, &contact, event.occurred_at);

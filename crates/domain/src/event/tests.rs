@@ -29,7 +29,7 @@ fn parses_the_documented_example() {
     let event = parse(&scheduled()).expect("valid");
     let EventKind::JobScheduled(customer, job) = &event.kind else { panic!("wrong kind") };
     assert_eq!(job.technician.as_ref().map(|t| t.name.as_str()), Some("Luis Ortega"));
-    let contact = customer.contact(PhoneRegion::US).expect("contact");
+    let contact = customer.contact(PhoneRegion::US);
     assert_eq!(contact.phone.map(|p| p.to_string()), Some("+15125550199".to_owned()));
 }
 
@@ -63,12 +63,22 @@ fn refuses_a_subject_for_another_account() {
 }
 
 #[test]
-fn unparseable_phone_is_refused_at_normalisation() {
+fn an_unusable_phone_or_email_is_set_aside_with_its_reason_and_the_rest_kept() {
     let mut event = scheduled();
     event["customer"]["phone"] = "call the office".into();
     let parsed = parse(&event).expect("shape is fine");
-    let customer = parsed.kind.customer().expect("customer");
-    assert!(matches!(customer.contact(PhoneRegion::US), Err(EventError::Phone(_))));
+    let contact = parsed.kind.customer().expect("customer").contact(PhoneRegion::US);
+    assert_eq!(contact.phone, None);
+    let (given, why) = contact.unusable_phone.clone().expect("set aside");
+    assert_eq!(given, "call the office");
+    assert!(!why.is_empty());
+    assert!(contact.email.is_some() && contact.unusable_email.is_none(), "the email is still usable: {contact:?}");
+
+    event["customer"]["phone"] = "".into();
+    event["customer"]["email"] = "dana at example".into();
+    let contact = parse(&event).expect("fine").kind.customer().expect("customer").contact(PhoneRegion::US);
+    assert_eq!((contact.phone, contact.unusable_phone), (None, None), "no phone given is not an unusable one");
+    assert_eq!(contact.unusable_email.map(|(given, _)| given).as_deref(), Some("dana at example"));
 }
 
 #[test]

@@ -6,6 +6,33 @@ use async_nats::jetstream::{self, AckKind};
 use bytes::Bytes;
 
 use crate::bus::Delivery;
+use crate::bus::outbox::{self, OutboxMessage};
+
+/// Input a handler applied only in part (one unusable field set aside, the rest applied): the
+/// whole message goes to `dlq.<service>.<subject>` with the reason and `Dlq-Partial: true`,
+/// through the outbox, so the publisher hears of it exactly when the rest commits.
+pub async fn enqueue_partial(
+    connection: &mut sqlx::PgConnection,
+    schema: &str,
+    service: &'static str,
+    delivery: &Delivery,
+    reason: &str,
+) -> sqlx::Result<()> {
+    tracing::warn!(%reason, "part of the message set aside; dead-lettering a copy");
+    let message = OutboxMessage {
+        id: format!("dlq-{service}-partial-{}", delivery.stream_sequence),
+        subject: format!("dlq.{service}.{}", delivery.subject),
+        payload: delivery.payload.to_vec(),
+    };
+    let headers = [
+        ("Dlq-Reason", sanitize_header(reason)),
+        ("Dlq-Service", service.to_owned()),
+        ("Dlq-Subject", delivery.subject.clone()),
+        ("Dlq-Delivered", delivery.delivered.to_string()),
+        ("Dlq-Partial", "true".to_owned()),
+    ];
+    outbox::enqueue_with_headers(connection, schema, &message, &headers).await
+}
 
 pub(crate) async fn publish(
     context: &jetstream::Context,

@@ -19,6 +19,7 @@ use crate::shutdown::Shutdown;
 
 pub use batch::TxHandler;
 pub use consumer::{ConsumerSpec, Delivery, Handler, Outcome};
+pub use dead_letter::enqueue_partial as dead_letter_partial;
 pub use outbox::{OutboxMessage, Relay};
 
 /// Connects to NATS, retrying until it answers or shutdown; reconnects forever after that.

@@ -31,7 +31,23 @@ pub struct OutboxMessage {
 /// A second enqueue of the same id is ignored. Inside [`collecting`] the row is kept until the
 /// batch writes every row it collected at once ([`write_and_commit`]).
 pub async fn enqueue(connection: &mut PgConnection, schema: &str, message: &OutboxMessage) -> sqlx::Result<()> {
-    let row = Collected { schema: schema.to_owned(), message: message.clone(), headers: trace_headers() };
+    enqueue_with_headers(connection, schema, message, &[]).await
+}
+
+/// As [`enqueue`], with `extra` headers published beside the trace context.
+pub async fn enqueue_with_headers(
+    connection: &mut PgConnection,
+    schema: &str,
+    message: &OutboxMessage,
+    extra: &[(&str, String)],
+) -> sqlx::Result<()> {
+    let mut headers = trace_headers();
+    if let Some(map) = headers.as_object_mut() {
+        for (name, value) in extra {
+            map.insert((*name).to_owned(), serde_json::Value::String(value.clone()));
+        }
+    }
+    let row = Collected { schema: schema.to_owned(), message: message.clone(), headers };
     if COLLECTED.try_with(|_| ()).is_ok() {
         COLLECTED.with(|rows| rows.borrow_mut().push(row));
         return Ok(());
