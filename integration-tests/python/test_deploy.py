@@ -95,3 +95,16 @@ def test_kustomization_lists_every_manifest():
     kustomization = yaml.safe_load((DEPLOY / "k8s/kustomization.yaml").read_text())
     files = {p.name for p in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
     assert set(kustomization["resources"]) == files
+
+
+def test_kubernetes_runs_every_service_in_production():
+    config = next(d for d in k8s_documents() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "messaging-config")
+    assert config["data"]["environment"] == "production"
+    for doc in k8s_documents():
+        if doc["kind"] != "Deployment":
+            continue
+        env = {e["name"]: e for e in doc["spec"]["template"]["spec"]["containers"][0]["env"]}
+        source = env["MSG_ENVIRONMENT"]["valueFrom"]["configMapKeyRef"]
+        assert source == {"name": "messaging-config", "key": "environment"}, doc["metadata"]["name"]
+        names = set(env)
+        assert not {"MSG_LINK_SECRET", "MSG_TWILIO_AUTH_TOKEN"} & names, f"one name per secret: {names}"

@@ -110,6 +110,8 @@ impl Default for TelemetryConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CommonConfig {
+    /// `development` (the default) or `production`, which refuses development secrets and switches.
+    pub environment: crate::secrets::Environment,
     pub nats: NatsConfig,
     pub database: DatabaseConfig,
     pub telemetry: TelemetryConfig,
@@ -117,13 +119,46 @@ pub struct CommonConfig {
     pub tls: crate::tls::TlsConfig,
 }
 
-/// Services whose config embeds [`CommonConfig`] flattened get [`crate::service::ServiceConfig`] from this macro.
+impl CommonConfig {
+    /// The secrets every service holds: the NATS password (when it has a user) and the database
+    /// URL's password (when it has one).
+    pub fn secrets(&self) -> Vec<crate::secrets::Secret<'_>> {
+        use crate::secrets::{Secret, url_password};
+        let mut secrets = Vec::new();
+        if !self.nats.user.is_empty() {
+            secrets.push(Secret::credential("nats.password", &self.nats.password));
+        }
+        if let Some(password) = url_password(&self.database.url) {
+            secrets.push(Secret::credential("database.url's password", password));
+        }
+        secrets
+    }
+}
+
+/// Services whose config embeds [`CommonConfig`] flattened get [`crate::service::ServiceConfig`]
+/// from this macro; `secrets` lists the service's own secrets and `switches` its development-only
+/// settings (key, whether on), both checked in production.
 #[macro_export]
 macro_rules! service_config {
     ($config:ty) => {
+        $crate::service_config!($config, secrets: |_c| [], switches: |_c| []);
+    };
+    ($config:ty, secrets: |$s:ident| $secrets:expr, switches: |$w:ident| $switches:expr) => {
         impl $crate::service::ServiceConfig for $config {
-            fn telemetry(&self) -> &$crate::config::TelemetryConfig {
-                &self.common.telemetry
+            fn common(&self) -> &$crate::config::CommonConfig {
+                &self.common
+            }
+            fn secrets(&self) -> Vec<$crate::secrets::Secret<'_>> {
+                let $s = self;
+                let own: Vec<$crate::secrets::Secret<'_>> = $secrets.into_iter().collect();
+                let mut all = self.common.secrets();
+                all.extend(own);
+                all
+            }
+            fn switches(&self) -> Vec<(&'static str, bool)> {
+                let $w = self;
+                let switches: Vec<(&'static str, bool)> = $switches.into_iter().collect();
+                switches
             }
         }
     };

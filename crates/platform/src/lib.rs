@@ -8,6 +8,7 @@ pub mod db;
 pub mod http;
 pub mod metrics;
 pub mod runtime;
+pub mod secrets;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -34,7 +34,9 @@ pub struct Config {
     pub listen: String,
     /// The base URL providers call, used to verify signatures.
     pub public_base_url: String,
-    pub twilio_auth_token: String,
+    /// Twilio: the auth token verifies webhooks; with an account SID, stuck messages are looked up.
+    /// The same `[twilio]` keys the SMS gateway reads.
+    pub twilio: TwilioAccount,
     /// Shared with the gateways: verifies message tokens in callback URLs.
     pub callback_secret: String,
     /// SendGrid's event-webhook verification key (base64 DER); empty refuses every event unless
@@ -46,9 +48,6 @@ pub struct Config {
     pub sendgrid_events_unsigned: bool,
     /// The secret path segment SendGrid's inbound parse posts to; empty refuses inbound email.
     pub inbound_email_secret: String,
-    /// Twilio's API, to ask about messages stuck in `sent`; an empty account SID turns that off.
-    pub twilio_base_url: String,
-    pub twilio_account_sid: String,
     /// An SMS `sent` this long without a final status is looked up at the provider.
     pub stuck_after_secs: u64,
     pub stuck_check_interval_ms: u64,
@@ -62,13 +61,11 @@ impl Default for Config {
             common: CommonConfig::default(),
             listen: "127.0.0.1:8080".into(),
             public_base_url: "http://127.0.0.1:8080".into(),
-            twilio_auth_token: String::new(),
+            twilio: TwilioAccount::default(),
             callback_secret: "dev-callback-secret".into(),
             sendgrid_public_key: String::new(),
             sendgrid_events_unsigned: false,
             inbound_email_secret: String::new(),
-            twilio_base_url: "https://api.twilio.com".into(),
-            twilio_account_sid: String::new(),
             stuck_after_secs: 1800,
             stuck_check_interval_ms: 60_000,
             delivery_unknown_after_secs: 86_400,
@@ -76,7 +73,34 @@ impl Default for Config {
     }
 }
 
-messaging_platform::service_config!(Config);
+/// Twilio's API and the account's credentials.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TwilioAccount {
+    pub base_url: String,
+    /// Empty turns the stuck-message lookups off.
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+impl Default for TwilioAccount {
+    fn default() -> Self {
+        Self { base_url: "https://api.twilio.com".into(), account_sid: String::new(), auth_token: String::new() }
+    }
+}
+
+messaging_platform::service_config!(Config,
+    secrets: |c| {
+        use messaging_platform::secrets::Secret;
+        let mut secrets =
+            vec![Secret::credential("twilio.auth_token", &c.twilio.auth_token), Secret::key("callback_secret", &c.callback_secret)];
+        if !c.inbound_email_secret.is_empty() {
+            secrets.push(Secret::key("inbound_email_secret", &c.inbound_email_secret));
+        }
+        secrets
+    },
+    switches: |c| [("sendgrid_events_unsigned", c.sendgrid_events_unsigned)]
+);
 
 /// A built service, ready to run.
 pub struct App {
@@ -88,7 +112,7 @@ pub struct App {
 }
 
 pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
-    anyhow::ensure!(!config.twilio_auth_token.is_empty(), "twilio_auth_token is required to verify webhooks");
+    anyhow::ensure!(!config.twilio.auth_token.is_empty(), "twilio.auth_token is required to verify webhooks");
     let sendgrid_key = match config.sendgrid_public_key.trim() {
         "" => None,
         key => Some(
@@ -123,18 +147,18 @@ impl App {
             relay: self.relay.clone(),
             commits,
             public_base_url: self.config.public_base_url.clone(),
-            twilio_auth_token: self.config.twilio_auth_token.clone(),
+            twilio_auth_token: self.config.twilio.auth_token.clone(),
             token_secret: self.config.callback_secret.as_bytes().to_vec(),
             sendgrid_key: self.sendgrid_key.clone(),
             sendgrid_unsigned: self.config.sendgrid_events_unsigned,
             inbound_email_secret: self.config.inbound_email_secret.clone(),
         });
         let provider_http = self.config.common.tls.http_client(std::time::Duration::from_secs(10))?;
-        let stuck_task = (!self.config.twilio_account_sid.is_empty()).then(|| {
+        let stuck_task = (!self.config.twilio.account_sid.is_empty()).then(|| {
             let check = stuck::StuckCheck {
-                base_url: self.config.twilio_base_url.clone(),
-                account_sid: self.config.twilio_account_sid.clone(),
-                auth_token: self.config.twilio_auth_token.clone(),
+                base_url: self.config.twilio.base_url.clone(),
+                account_sid: self.config.twilio.account_sid.clone(),
+                auth_token: self.config.twilio.auth_token.clone(),
                 after: std::time::Duration::from_secs(self.config.stuck_after_secs),
                 interval: std::time::Duration::from_millis(self.config.stuck_check_interval_ms.max(10)),
                 unknown_after: std::time::Duration::from_secs(self.config.delivery_unknown_after_secs),

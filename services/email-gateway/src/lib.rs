@@ -35,8 +35,8 @@ pub struct Config {
     pub reply_domain: String,
     /// Right-hand side of the `Message-ID` header.
     pub message_id_domain: String,
-    /// Signs the tokens in links; shared with delivery-status.
-    pub link_secret: String,
+    /// Signs the tokens in links and unique args; the secret delivery-status verifies them with.
+    pub callback_secret: String,
     pub concurrency: usize,
     pub lease_secs: u64,
 }
@@ -49,14 +49,24 @@ impl Default for Config {
             public_base_url: "http://127.0.0.1:8080".into(),
             reply_domain: "reply.messages.localhost".into(),
             message_id_domain: "messages.localhost".into(),
-            link_secret: "dev-callback-secret".into(),
+            callback_secret: "dev-callback-secret".into(),
             concurrency: 16,
             lease_secs: 60,
         }
     }
 }
 
-messaging_platform::service_config!(Config);
+messaging_platform::service_config!(Config,
+    secrets: |c| {
+        use messaging_platform::secrets::Secret;
+        let mut secrets = vec![Secret::key("callback_secret", &c.callback_secret)];
+        if !c.smtp.username.is_empty() {
+            secrets.push(Secret::credential("smtp.password", &c.smtp.password));
+        }
+        secrets
+    },
+    switches: |_c| []
+);
 
 /// A built service, ready to run.
 pub struct App {
@@ -87,7 +97,7 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
         ),
         public_base_url: config.public_base_url.clone(),
         reply_domain: config.reply_domain.clone(),
-        secret: config.link_secret.as_bytes().to_vec(),
+        secret: config.callback_secret.as_bytes().to_vec(),
     });
     Ok(App { config, runtime, sender, relay })
 }

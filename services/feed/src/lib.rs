@@ -60,7 +60,10 @@ impl Default for Config {
     }
 }
 
-messaging_platform::service_config!(Config);
+messaging_platform::service_config!(Config,
+    secrets: |c| [messaging_platform::secrets::Secret::key("jwt_secret", &c.jwt_secret)],
+    switches: |_c| []
+);
 
 /// A built service, ready to run.
 pub struct App {

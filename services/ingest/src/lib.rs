@@ -24,7 +24,10 @@ pub use handler::{EventHandler, IngestError};
 pub use scheduler::{Scheduler, Tick};
 pub use senders::Taken;
 
-messaging_platform::service_config!(Config);
+messaging_platform::service_config!(Config,
+    secrets: |_c| [],
+    switches: |c| [("scheduler.clock_offset_secs", c.scheduler.clock_offset_secs != 0)]
+);
 
 /// The Postgres schema ingest owns.
 pub const SCHEMA: &str = "ingest";

@@ -66,7 +66,13 @@ impl Default for Config {
     }
 }
 
-messaging_platform::service_config!(Config);
+messaging_platform::service_config!(Config,
+    secrets: |c| {
+        use messaging_platform::secrets::Secret;
+        [Secret::credential("twilio.auth_token", &c.twilio.auth_token), Secret::key("callback_secret", &c.callback_secret)]
+    },
+    switches: |c| [("crash_at", c.crash_at != CrashPoint::Never)]
+);
 
 /// A built service, ready to run.
 pub struct App {
