@@ -72,7 +72,8 @@ pub struct DatabaseConfig {
     /// Run the migrations in `migrations/` at start-up.
     #[serde(deserialize_with = "lenient")]
     pub migrate: bool,
-    /// Cancels any statement running longer (milliseconds); 0 leaves Postgres's own setting.
+    /// Cancels any statement running longer (milliseconds), so one runaway query cannot hold a
+    /// connection and its locks for good; 0 leaves Postgres's own setting. Migrations run without it.
     #[serde(deserialize_with = "lenient")]
     pub statement_timeout_ms: u64,
 }
@@ -83,7 +84,7 @@ impl Default for DatabaseConfig {
             url: "postgres://postgres@127.0.0.1:5432/messaging".into(),
             max_connections: 10,
             migrate: true,
-            statement_timeout_ms: 0,
+            statement_timeout_ms: 30_000,
         }
     }
 }

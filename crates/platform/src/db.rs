@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr};
+use sqlx::{AssertSqlSafe, ConnectOptions, PgPool, SqlSafeStr};
 
 use crate::config::DatabaseConfig;
 use crate::shutdown::Shutdown;
@@ -57,7 +57,10 @@ pub async fn connect(config: &DatabaseConfig, service: &str, shutdown: &Shutdown
         }
     };
     if config.migrate {
-        migrator().run(&pool).await?;
+        // On a connection of its own with no statement timeout: building an index on a large table
+        // may rightly take longer than any query the service runs.
+        let mut connection = config.url.parse::<PgConnectOptions>()?.application_name(service).connect().await?;
+        migrator().run(&mut connection).await?;
     }
     Ok(pool)
 }

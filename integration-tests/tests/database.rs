@@ -1,0 +1,31 @@
+//! Every service's pool cancels a statement that runs past `database.statement_timeout_ms`
+//! (30 s unless configured), while the migrations run without it.
+
+use messaging_integration_tests::Infra;
+use messaging_platform::config::DatabaseConfig;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_time_out_but_migrations_do_not() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("msg-database-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let infra = Infra::start(&dir, 0, 0, false).await?;
+    let shutdown = messaging_platform::Shutdown::new();
+    let defaults = DatabaseConfig { url: infra.database_url(), migrate: false, ..Default::default() };
+    let pool = messaging_platform::db::connect(&defaults, "ingest", &shutdown).await?;
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&pool).await?;
+    assert_eq!(timeout, "30s", "the default");
+    pool.close().await;
+
+    // A 1 ms timeout: every migration would be cancelled under it, yet they all run.
+    let tight = DatabaseConfig { statement_timeout_ms: 1, migrate: true, ..defaults };
+    let pool = messaging_platform::db::connect(&tight, "ingest", &shutdown).await?;
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await?;
+    assert_eq!(applied as usize, messaging_platform::db::migrator().iter().count());
+    let slow = sqlx::query("SELECT pg_sleep(0.2)").execute(&pool).await;
+    let error = slow.expect_err("cancelled").to_string();
+    assert!(error.contains("statement timeout"), "{error}");
+    pool.close().await;
+    drop(infra);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
