@@ -5,6 +5,7 @@
 mod attempts;
 mod commits;
 mod directory;
+pub mod edge;
 mod engagement;
 mod inbound;
 mod inbound_email;
@@ -32,6 +33,8 @@ pub struct Config {
     pub common: CommonConfig,
     /// Where the webhook server listens.
     pub listen: String,
+    /// The webhook server's header, request and concurrency limits.
+    pub edge: edge::EdgeLimits,
     /// The base URL providers call, used to verify signatures.
     pub public_base_url: String,
     /// Twilio: the auth token verifies webhooks; with an account SID, stuck messages are looked up.
@@ -60,6 +63,7 @@ impl Default for Config {
         Self {
             common: CommonConfig::default(),
             listen: "127.0.0.1:8080".into(),
+            edge: edge::EdgeLimits::default(),
             public_base_url: "http://127.0.0.1:8080".into(),
             twilio: TwilioAccount::default(),
             callback_secret: "dev-callback-secret".into(),
@@ -165,13 +169,9 @@ impl App {
             };
             tokio::spawn(stuck::run(state.clone(), check, provider_http, shutdown.clone()))
         });
-        let server_shutdown = shutdown.clone();
         tracing::info!(listen = %self.listener.local_addr()?, "webhook server listening");
-        let server = tokio::spawn(
-            axum::serve(self.listener, webhook::router(state))
-                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-                .into_future(),
-        );
+        let router = edge::bounded(webhook::router(state), &self.config.edge);
+        let server = tokio::spawn(edge::serve(self.listener, router, self.config.edge.clone(), shutdown.clone()));
         let handler = Arc::new(attempts::AttemptHandler {
             relay: self.relay.clone(),
             token_secret: self.config.callback_secret.as_bytes().to_vec(),
