@@ -141,3 +141,44 @@ async fn changes_stream_live_and_resume_from_a_cursor() -> anyhow::Result<()> {
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_capped_per_account_and_per_connection() -> anyhow::Result<()> {
+    let caps =
+        [("MSG_LIMITS__STREAMS_PER_ACCOUNT", "2".to_owned()), ("MSG_LIMITS__STREAMS_PER_CONNECTION", "3".to_owned())];
+    let mut stack = Stack::start_fresh_with("watch-caps", &[("feed", &caps)]).await?;
+    let acme = Dashboard::connect(stack.ports.grpc, ACME).await?;
+    let first = watch(&acme, "").await?;
+    let _second = watch(&acme, "").await?;
+    let third = watch(&acme, "").await.err().and_then(|e| e.downcast::<tonic::Status>().ok());
+    let third = third.expect("a third stream for the account is refused");
+    assert_eq!(third.code(), tonic::Code::ResourceExhausted);
+    assert!(third.message().contains("this account already has 2"), "{}", third.message());
+
+    // Another account on its own connection is not held up; on acme's connection it is the third
+    // stream there, and a fourth is refused whoever asks.
+    let rival = Dashboard::connect(stack.ports.grpc, RIVAL).await?;
+    let _rival = watch(&rival, "").await?;
+    let on_acme_connection = |account: &str| {
+        let request = messaging_integration_tests::client::with_bearer(
+            WatchFeedRequest { cursor: String::new() },
+            &messaging_integration_tests::client::token(account),
+        );
+        let mut client = acme.grpc();
+        async move { client.watch_feed(request).await }
+    };
+    let _third_on_connection = on_acme_connection("acc_other").await?;
+    let fourth = on_acme_connection("acc_more").await.expect_err("a fourth on one connection");
+    assert_eq!(fourth.code(), tonic::Code::ResourceExhausted);
+    assert!(fourth.message().contains("this connection already has 3"), "{}", fourth.message());
+
+    // A stream the client drops frees its place.
+    drop(first);
+    messaging_integration_tests::eventually(Duration::from_secs(10), "a place freed", || {
+        let acme = acme.clone();
+        async move { watch(&acme, "").await.ok() }
+    })
+    .await?;
+    stack.stop().await;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! verified token; ids of another account's rows are simply not found. Errors become
 //! `tonic::Status` here and only here, with a clear message and never internals.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use messaging_domain::{AccountId, Channel, Direction, MessageType, Status as MessageStatus};
@@ -17,6 +18,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::account_of;
 use crate::changes::{self, WatchCursor};
 use crate::convert::{self, internal};
+use crate::limits::{StreamSlot, Streams};
 use crate::matches::AccountSizes;
 use crate::readers::Readers;
 use crate::send::{self, Compose, SendError};
@@ -48,6 +50,8 @@ pub struct Feed {
     pub(crate) sizes: AccountSizes,
     /// Connections for the page's reads.
     pub(crate) readers: Readers,
+    /// Open WatchFeed streams, by account and connection.
+    pub(crate) streams: Arc<Streams>,
 }
 
 #[tonic::async_trait]
@@ -71,7 +75,7 @@ impl FeedService for Feed {
         };
         let after = convert::cursor(&r.page_token)?;
         let limit = convert::page_size(r.page_size)?;
-        let mut reader = self.readers.get().await.map_err(internal)?;
+        let mut reader = self.readers.get(account.as_str()).await.map_err(internal)?;
         let (rows, next) =
             store::list(reader.conn(), &self.sizes, &account, &filter, after.as_ref(), limit, Order::NewestFirst)
                 .await
@@ -93,7 +97,7 @@ impl FeedService for Feed {
             return Err(Status::invalid_argument("customer_id is required"));
         }
         let thread = ThreadOf::parse(&r.customer_id);
-        let mut reader = self.readers.get().await.map_err(internal)?;
+        let mut reader = self.readers.get(account.as_str()).await.map_err(internal)?;
         let customer = match &thread {
             ThreadOf::Customer(id) => threads::customer(reader.conn(), &account, id)
                 .await
@@ -139,7 +143,7 @@ impl FeedService for Feed {
         if id.is_empty() {
             return Err(Status::invalid_argument("message_id is required"));
         }
-        let mut reader = self.readers.get().await.map_err(internal)?;
+        let mut reader = self.readers.get(account.as_str()).await.map_err(internal)?;
         let Some(row) = store::get(reader.conn(), &account, &id).await.map_err(internal)? else {
             reader.done();
             return Err(Status::not_found(format!("no message {id}")));
@@ -192,6 +196,7 @@ impl FeedService for Feed {
         request: Request<api::WatchFeedRequest>,
     ) -> Result<Response<Self::WatchFeedStream>, Status> {
         let account = account_of(&request)?;
+        let slot = self.streams.open(account.as_str(), request.remote_addr())?;
         let token = request.into_inner().cursor;
         let cursor = if token.is_empty() {
             changes::now(&self.pool).await.map_err(internal)?
@@ -210,6 +215,7 @@ impl FeedService for Feed {
             account,
             signals: self.signals.subscribe(),
             shutdown: self.shutdown.clone(),
+            _slot: slot,
         };
         tokio::spawn(watcher.run(cursor, sender));
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(receiver)))
@@ -259,6 +265,8 @@ struct Watcher {
     account: AccountId,
     signals: broadcast::Receiver<String>,
     shutdown: Shutdown,
+    /// Held while the stream is open.
+    _slot: StreamSlot,
 }
 
 impl Watcher {

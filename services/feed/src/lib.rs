@@ -6,6 +6,7 @@ mod changes;
 mod convert;
 mod directory;
 mod grpc;
+mod limits;
 pub mod matches;
 mod projector;
 mod readers;
@@ -43,6 +44,8 @@ pub struct Config {
     pub jwt_public_key_file: String,
     /// How long WatchFeed cursors stay resumable (the change log's retention), in hours.
     pub watch_retention_hours: u64,
+    /// WatchFeed streams per account and per connection; read connections per account.
+    pub limits: limits::FeedLimits,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             jwt_secret: String::new(),
             jwt_public_key_file: String::new(),
             watch_retention_hours: 24,
+            limits: limits::FeedLimits::default(),
         }
     }
 }
@@ -127,7 +131,12 @@ impl App {
             readers: readers::Readers::new(
                 messaging_platform::db::connect_options(&self.config.common.database, "feed")?,
                 self.config.common.database.max_connections as usize,
+                match self.config.limits.readers_per_account {
+                    0 => (self.config.common.database.max_connections as usize / 2).max(1),
+                    share => share,
+                },
             ),
+            streams: limits::Streams::new(&self.config.limits),
         };
         let feed = FeedServiceServer::with_interceptor(service, move |request| authenticator.intercept(request));
 
