@@ -291,6 +291,27 @@ impl Infra {
         wait_for_port(self.postgres_port, "postgres").await
     }
 
+    /// kill -9 the postmaster, as a crash would, then starts Postgres again once its backends are
+    /// gone (it recovers from its write-ahead log).
+    pub async fn crash_postgres(&self) -> anyhow::Result<()> {
+        if let Some(pid) = self.postgres_pid() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        let mut tries = 0;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            match self.start_postgres().await {
+                Ok(()) => return Ok(()),
+                // Orphaned backends still hold the shared memory for a moment.
+                Err(error) if tries < 20 => {
+                    tries += 1;
+                    eprintln!("Postgres not restartable yet: {error}");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     /// Stops Postgres (fast shutdown: connections are cut).
     pub fn stop_postgres(&self) -> anyhow::Result<()> {
         pg_tool(

@@ -2,6 +2,7 @@
 //! provider simulator, an SMTP server (aiosmtpd) and every service as its own process. `make run`
 //! uses the same code through the `devstack` binary. Everything started is stopped on drop.
 
+pub mod chaos;
 pub mod client;
 pub mod events;
 pub mod floor;

@@ -102,6 +102,18 @@ impl Stack {
         Self::fresh(name, overrides, Nats::Config(nats_config)).await
     }
 
+    /// [`Stack::start_fresh_with`] on a Postgres that syncs every commit (fsync on), as production.
+    pub async fn start_fresh_durable(
+        name: &str,
+        overrides: &[(&'static str, &[(&str, String)])],
+    ) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut stack = Self::start_with_nats(&dir, Ports::default(), true, overrides, Nats::Plain).await?;
+        stack.temporary = true;
+        Ok(stack)
+    }
+
     /// A fresh system in a throwaway directory named after the test, removed by a clean stop.
     async fn fresh(
         name: &str,
