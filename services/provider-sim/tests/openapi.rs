@@ -139,22 +139,25 @@ async fn create_fetch_and_list_match_the_description() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    let query = [("To", "+15125550199"), ("DateSent>", "2020-01-01"), ("PageSize", "20")];
-    for (name, _) in &query {
-        assert!(list_params.contains(name), "{name} is not a list parameter");
-    }
-    let listed: Value = http
-        .get(&url)
-        .basic_auth(SID, Some(TOKEN))
-        .query(&query)
-        .send()
+    let list = |query: Vec<(&'static str, &'static str)>| {
+        for (name, _) in &query {
+            assert!(list_params.contains(name), "{name} is not a list parameter");
+        }
+        http.get(&url).basic_auth(SID, Some(TOKEN)).query(&query).send()
+    };
+    let listed: Value =
+        list(vec![("To", "+15125550199"), ("PageSize", "20")]).await.expect("list").json().await.expect("json");
+    check(&spec, list_schema, &listed, "list", &mut problems);
+    assert_eq!(listed["messages"].as_array().map(Vec::len), Some(1));
+    // As Twilio's, the date filters read date_sent, which the still-queued message does not have.
+    let by_date: Value = list(vec![("To", "+15125550199"), ("DateSent>", "2020-01-01")])
         .await
         .expect("list")
         .json()
         .await
         .expect("json");
-    check(&spec, list_schema, &listed, "list", &mut problems);
-    assert_eq!(listed["messages"].as_array().map(Vec::len), Some(1));
+    check(&spec, list_schema, &by_date, "list by date", &mut problems);
+    assert_eq!(by_date["messages"].as_array().map(Vec::len), Some(0), "{by_date}");
     assert!(problems.is_empty(), "responses do not match the description:\n{}", problems.join("\n"));
 }
 
