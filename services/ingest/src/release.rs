@@ -1,5 +1,5 @@
 //! Requests held through quiet hours, re-checked when their time comes: a confirmation whose job
-//! was cancelled or moved since is dropped (a move requested its own confirmation), one whose
+//! was cancelled, done or moved since is dropped (a move requested its own confirmation), one whose
 //! account's quiet hours now run later waits again, and what is released carries the customer and
 //! account as they are now (a preference turned off, a new number). Opt-outs are dispatch's to
 //! apply, when it creates the message after the release.
@@ -92,7 +92,10 @@ async fn fate(tx: &mut PgConnection, account_id: &str, payload: &[u8], now: Date
     let confirms_a_time = MessageType::from_proto(request.r#type) == Some(MessageType::AppointmentConfirmation);
     if let Some(held) = request.job.as_ref().filter(|_| confirms_a_time) {
         match store::load_job(tx, account_id, &held.job_id, Read::Plain).await? {
-            Some(job) if job.state != "scheduled" => return Ok(Fate::Drop("the job is no longer scheduled")),
+            // A technician on the way does not void the appointment; a cancelled or finished job does.
+            Some(job) if matches!(job.state.as_str(), "cancelled" | "completed") => {
+                return Ok(Fate::Drop("the job was cancelled or is done"));
+            }
             Some(job) if Some(job.starts_at) != datetime(held.starts_at.as_ref()) => {
                 return Ok(Fate::Drop("the job has moved"));
             }
