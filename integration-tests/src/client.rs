@@ -88,7 +88,7 @@ fn tracing_like(message: &str) {
 pub fn account_updated(event_id: &str, account: &str) -> Value {
     json!({
         "event_id": event_id, "type": "account.updated", "occurred_at": "2026-11-26T15:00:00Z", "account_id": account,
-        "account": {"name": "Ace Plumbing", "timezone": "America/Chicago", "sms_number": "+15125550100",
+        "account": {"name": "Ace Plumbing", "timezone": "America/Chicago", "sms_number": crate::events::business_number(account),
                     "email_from": crate::events::send_address(account), "quiet_hours": {"start": "00:00", "end": "00:00"}}
     })
 }

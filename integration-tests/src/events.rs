@@ -41,6 +41,13 @@ pub fn send_address(account: &str) -> String {
     format!("office+{account}@ace.example")
 }
 
+/// A test account's business number: its own (derived from its id), as two accounts can never
+/// share one.
+pub fn business_number(account: &str) -> String {
+    let hash = account.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("+1512555{}", 5000 + hash % 4000)
+}
+
 /// `account.updated` in `timezone` with the given quiet hours ("HH:MM"; equal means none).
 pub fn account(event_id: &str, account: &str, timezone: &str, quiet: (&str, &str)) -> Value {
     event(
@@ -48,7 +55,7 @@ pub fn account(event_id: &str, account: &str, timezone: &str, quiet: (&str, &str
         "account.updated",
         account,
         Utc::now() - Duration::days(1),
-        json!({"account": {"name": "Ace Plumbing", "timezone": timezone, "sms_number": "+15125550100",
+        json!({"account": {"name": "Ace Plumbing", "timezone": timezone, "sms_number": business_number(account),
                            "email_from": send_address(account), "reminder_time": "09:00",
                            "quiet_hours": {"start": quiet.0, "end": quiet.1}}}),
     )

@@ -6,12 +6,11 @@
 
 use chrono::Utc;
 use messaging_integration_tests::client::{Dashboard, sim_inbound, sim_requests, start_with};
-use messaging_integration_tests::events::{account, customer, event, job};
+use messaging_integration_tests::events::{account, business_number, customer, event, job};
 use messaging_proto::v1::{Channel, MessageStatus, MessageType, SendMessageRequest};
 use serde_json::json;
 
 const ACCOUNT: &str = "acc_compose";
-const BUSINESS: &str = "+15125550100";
 const DANA: &str = "+15125550199";
 const OTTO: &str = "+15125550144";
 const LANA: &str = "+15005550009";
@@ -69,7 +68,7 @@ async fn manual_messages_are_sent_once_and_unreachable_customers_refused() -> an
                       "job": job("job_lana", Utc::now() + chrono::Duration::days(3))});
     publisher.event(&event("e_lana", "job.scheduled", ACCOUNT, Utc::now(), body)).await?;
     // Otto texts STOP.
-    sim_inbound(sim, OTTO, BUSINESS, "STOP").await?;
+    sim_inbound(sim, OTTO, &business_number(ACCOUNT), "STOP").await?;
     dashboard.settled(1).await?;
     stack.quiesce().await?;
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 use messaging_integration_tests::client::{Dashboard, code, sim_inbound, start_with};
-use messaging_integration_tests::events::{account, customer, event, job};
+use messaging_integration_tests::events::{account, business_number, customer, event, job};
 use messaging_proto::time::timestamp;
 use messaging_proto::v1::{
     Channel, Direction, GetCountsRequest, GetMessageRequest, GetThreadRequest, ListMessagesRequest, MarkReadRequest,
@@ -16,7 +16,6 @@ use messaging_proto::v1::{
 use serde_json::json;
 
 const ACCOUNT: &str = "acc_page";
-const BUSINESS: &str = "+15125550100";
 const JOSE: &str = "+15125550199";
 const STRANGER: &str = "+15125550777";
 
@@ -64,8 +63,8 @@ async fn the_page_filters_searches_pages_and_counts() -> anyhow::Result<()> {
         publisher.event(&event(&format!("e{i}"), "job.scheduled", ACCOUNT, Utc::now(), body)).await?;
     }
     dashboard.settled(5).await?;
-    sim_inbound(stack.ports.sim, JOSE, BUSINESS, "Running late?").await?;
-    sim_inbound(stack.ports.sim, STRANGER, BUSINESS, "Who is this?").await?;
+    sim_inbound(stack.ports.sim, JOSE, &business_number(ACCOUNT), "Running late?").await?;
+    sim_inbound(stack.ports.sim, STRANGER, &business_number(ACCOUNT), "Who is this?").await?;
     let all = dashboard.settled(7).await?;
     stack.quiesce().await?;
     let all = if all.len() == 7 { all } else { dashboard.settled(7).await? };

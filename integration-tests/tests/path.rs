@@ -50,7 +50,7 @@ async fn a_scheduled_job_is_confirmed_by_sms_and_email() -> anyhow::Result<()> {
     let sent = sim_messages(stack.ports.sim).await?;
     assert_eq!(sent.len(), 1, "the provider got exactly one SMS: {sent:#?}");
     assert_eq!(sent[0]["to"], "+15125550199");
-    assert_eq!(sent[0]["from"], "+15125550100");
+    assert_eq!(sent[0]["from"], messaging_integration_tests::events::business_number("acc_ace"));
 
     eventually(Duration::from_secs(20), "one email at the SMTP server", || {
         let count = stack.mail_count();

@@ -7,13 +7,12 @@
 use chrono::Utc;
 use messaging_domain::signing::twilio_signature;
 use messaging_integration_tests::client::{count, sim_inbound, sim_requests, start_with};
-use messaging_integration_tests::events::{account, customer, event, invoice, job};
+use messaging_integration_tests::events::{account, business_number, customer, event, invoice, job};
 use messaging_integration_tests::stack::TWILIO_AUTH_TOKEN;
 use messaging_proto::v1::{Channel, Direction, MessageStatus, MessageType};
 use serde_json::json;
 
 const ACCOUNT: &str = "acc_ace";
-const BUSINESS: &str = "+15125550100";
 const DANA: &str = "+15125550199";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,9 +26,9 @@ async fn a_reply_joins_the_customers_thread_and_an_unknown_number_gets_its_own()
     stack.quiesce().await?;
 
     let sim = stack.ports.sim;
-    let answer = sim_inbound(sim, DANA, BUSINESS, "Can you come at 10 instead?").await?;
+    let answer = sim_inbound(sim, DANA, &business_number(ACCOUNT), "Can you come at 10 instead?").await?;
     assert_eq!(answer["webhook_status"], 200, "{answer}");
-    sim_inbound(sim, "+15125550777", BUSINESS, "Who is this?").await?;
+    sim_inbound(sim, "+15125550777", &business_number(ACCOUNT), "Who is this?").await?;
     let all = dashboard.settled(3).await?;
     let thread = dashboard.clone().thread("cus_dana").await?;
     assert_eq!(thread.len(), 2, "the confirmation and the reply: {thread:#?}");
@@ -45,7 +44,7 @@ async fn a_reply_joins_the_customers_thread_and_an_unknown_number_gets_its_own()
     // Straight at the webhook: a forged signature is refused; a replay of a signed one changes nothing.
     let url = format!("http://127.0.0.1:{}/webhooks/twilio/inbound", stack.ports.webhook);
     let params: Vec<(String, String)> =
-        [("MessageSid", "SMreplayed0000"), ("From", DANA), ("To", BUSINESS), ("Body", "Replayed")]
+        [("MessageSid", "SMreplayed0000"), ("From", DANA), ("To", &business_number(ACCOUNT)), ("Body", "Replayed")]
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
@@ -92,7 +91,7 @@ async fn stop_blocks_automated_sms_and_start_restores_it() -> anyhow::Result<()>
     };
 
     // A sentence is a message, not an opt-out.
-    sim_inbound(sim, DANA, BUSINESS, "please stop calling").await?;
+    sim_inbound(sim, DANA, &business_number(ACCOUNT), "please stop calling").await?;
     stack.quiesce().await?;
     publisher.event(&send_invoice()).await?;
     let all = dashboard.settled(2).await?;
@@ -100,7 +99,7 @@ async fn stop_blocks_automated_sms_and_start_restores_it() -> anyhow::Result<()>
     assert!(all.iter().any(|m| m.status == MessageStatus::Delivered as i32));
 
     // STOP: the next automated SMS is recorded, refused, and never reaches the provider.
-    sim_inbound(sim, DANA, BUSINESS, " Stop. ").await?;
+    sim_inbound(sim, DANA, &business_number(ACCOUNT), " Stop. ").await?;
     stack.quiesce().await?;
     publisher.event(&send_invoice()).await?;
     let all = dashboard.settled(4).await?;
@@ -113,12 +112,12 @@ async fn stop_blocks_automated_sms_and_start_restores_it() -> anyhow::Result<()>
     assert_eq!(sim_requests(sim).await?.len(), 1, "the provider got only the first invoice");
 
     // HELP is answered with who is texting and how to stop.
-    let help = sim_inbound(sim, DANA, BUSINESS, "help").await?;
+    let help = sim_inbound(sim, DANA, &business_number(ACCOUNT), "help").await?;
     let reply = help["webhook_body"].as_str().unwrap_or_default();
     assert!(reply.contains("<Message>Ace Plumbing") && reply.contains("Reply STOP to opt out"), "{help}");
 
     // START: automated SMS go out again.
-    sim_inbound(sim, DANA, BUSINESS, "START").await?;
+    sim_inbound(sim, DANA, &business_number(ACCOUNT), "START").await?;
     stack.quiesce().await?;
     publisher.event(&send_invoice()).await?;
     let all = dashboard.settled(7).await?;
