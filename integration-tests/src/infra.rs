@@ -303,10 +303,7 @@ impl Infra {
             match self.start_postgres().await {
                 Ok(()) => return Ok(()),
                 // Orphaned backends still hold the shared memory for a moment.
-                Err(error) if tries < 20 => {
-                    tries += 1;
-                    eprintln!("Postgres not restartable yet: {error}");
-                }
+                Err(_) if tries < 20 => tries += 1,
                 Err(error) => return Err(error),
             }
         }

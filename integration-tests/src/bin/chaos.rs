@@ -117,7 +117,8 @@ async fn inject(
 async fn run(durable: bool, events: usize, rate: f64, seed: u64) -> anyhow::Result<bool> {
     let mode = if durable { "durable" } else { "fast" };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let gateway = [("MSG_TWILIO__TIMEOUT_MS", "2000".to_owned())];
+    // Unknown sends are settled within the run: found at the provider, or failed after 30 s.
+    let gateway = [("MSG_TWILIO__TIMEOUT_MS", "2000".to_owned()), ("MSG_UNKNOWN_DEADLINE_SECS", "30".to_owned())];
     let overrides: [(&'static str, &[(&str, String)]); 1] = [("sms-gateway", &gateway)];
     let name = format!("chaos-{mode}");
     let mut stack = if durable {

@@ -147,9 +147,17 @@ pub struct Verdict {
 }
 
 impl Observed {
-    /// Messages still waiting to be settled (the caller waits for late callbacks while any are).
+    /// Messages not settled yet (the caller waits for late callbacks while any are): neither done
+    /// nor failed, nor an email left `unknown` (SMTP has no way to ask; an SMS's `unknown` is
+    /// settled through the provider's list API, as sent or as failed `send_unknown`).
     pub fn unsettled(&self) -> usize {
-        self.fates.iter().filter(|(k, f)| f.created == 1 && !f.done(k) && f.failed().is_none() && !f.unknown()).count()
+        self.fates
+            .iter()
+            .filter(|(k, f)| {
+                let settled = f.done(k) || f.failed().is_some() || (k.email && f.unknown());
+                !f.in_feed.is_empty() && !settled
+            })
+            .count()
     }
 
     /// The verdict. `stops`: customers whose STOP delivery-status acknowledged; `suppressed`: those
@@ -184,8 +192,8 @@ impl Observed {
             ("STOPs acknowledged".into(), stops.acknowledged.len()),
             ("  recorded before the reminders fired".into(), stops.suppressed_early.len()),
             ("delivered (SMS) or handed to the relay (email)".into(), count(&|k, f| f.done(k))),
-            ("unknown: the provider's answer was ambiguous".into(), count(&|_, f| f.unknown())),
-            ("  of which the provider had in fact accepted".into(), count(&|_, f| f.unknown() && f.created > 0)),
+            ("unknown email: the relay's answer was lost after DATA".into(), count(&|k, f| k.email && f.unknown())),
+            ("  of which the relay had in fact kept".into(), count(&|k, f| k.email && f.unknown() && f.created > 0)),
             (
                 "recovered (a fault on the way, sent once, done)".into(),
                 count(&|k, f| f.faulted && f.created == 1 && f.done(k)),
@@ -196,7 +204,7 @@ impl Observed {
             ("lost (in no feed row)", lost),
             ("shown twice in the feed", feed_twice),
             ("sent twice outside unknown", twice_outside),
-            ("sent but never settled", unsettled),
+            ("never settled (an SMS left unknown included)", unsettled),
             ("STOPs acknowledged but never recorded", stop_lost),
             ("reminders sent after a STOP", stop_ignored),
             ("reminders after a STOP not refused as opted_out", stop_unrecorded),

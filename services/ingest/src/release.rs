@@ -80,7 +80,9 @@ pub async fn release_due(tx: &mut PgConnection, now: DateTime<Utc>, limit: i64) 
 
 async fn fate(tx: &mut PgConnection, account_id: &str, payload: &[u8], now: DateTime<Utc>) -> sqlx::Result<Fate> {
     let Ok(mut request) = NotificationRequest::decode(payload) else {
-        return Ok(Fate::Drop("the held request cannot be read"));
+        // Never dropped: dispatch refuses what it cannot read, with the reason, where an operator sees it.
+        tracing::warn!(account_id, "a held request cannot be read; released as it was held");
+        return Ok(Fate::Release(payload.to_vec()));
     };
     let Some(account) = store::load_account(tx, account_id).await? else {
         return Ok(Fate::Drop("the account is unknown"));
