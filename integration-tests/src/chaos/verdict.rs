@@ -192,7 +192,10 @@ impl Observed {
             ("STOPs acknowledged".into(), stops.acknowledged.len()),
             ("  recorded before the reminders fired".into(), stops.suppressed_early.len()),
             ("delivered (SMS) or handed to the relay (email)".into(), count(&|k, f| f.done(k))),
-            ("unknown email: the relay's answer was lost after DATA".into(), count(&|k, f| k.email && f.unknown())),
+            (
+                "unknown email: the relay's answer was lost (after DATA, or the gateway died mid-send)".into(),
+                count(&|k, f| k.email && f.unknown()),
+            ),
             ("  of which the relay had in fact kept".into(), count(&|k, f| k.email && f.unknown() && f.created > 0)),
             (
                 "recovered (a fault on the way, sent once, done)".into(),
