@@ -71,8 +71,13 @@ async fn slow_heads_slow_requests_and_floods_are_bounded() {
 
     // Two held requests fill the server; a third is shed at once, and once they finish all is well.
     let held: Vec<_> = (0..2).map(|_| tokio::spawn(client.get(format!("{base}/hold")).send())).collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let shed = client.get(format!("{base}/ok")).send().await.expect("answered");
+    // Asked until both held requests are in (each holds for 800 ms).
+    let mut shed = client.get(format!("{base}/ok")).send().await.expect("answered");
+    let deadline = Instant::now() + Duration::from_millis(600);
+    while shed.status() != 503 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        shed = client.get(format!("{base}/ok")).send().await.expect("answered");
+    }
     assert_eq!(shed.status(), 503);
     assert_eq!(shed.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     for request in held {

@@ -5,32 +5,21 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use messaging_provider_sim::{Faults, SimConfig};
+use messaging_provider_sim::Faults;
 use messaging_sms_gateway::twilio::{SmsProvider, SmsRequest, Twilio, TwilioConfig};
 use serde_json::Value;
 
-const SID: &str = "AC00000000000000000000000000000000";
-const TOKEN: &str = "secret-token";
+mod sim;
+
+use sim::{SID, TOKEN};
+
 const CUSTOMER: &str = "+15125550199";
 const OTHER: &str = "+15125550198";
 const BUSINESS: &str = "+15125550100";
 
 async fn simulator() -> String {
-    let simulator = messaging_provider_sim::build(SimConfig {
-        listen: "127.0.0.1:0".into(),
-        account_sid: SID.into(),
-        auth_token: TOKEN.into(),
-        inbound_url: String::new(),
-        // Every message stays queued at the provider.
-        faults: Faults { outcome: "queued".into(), ..Default::default() },
-        tls_cert_file: String::new(),
-        tls_key_file: String::new(),
-    })
-    .await
-    .expect("binds");
-    let base = format!("http://{}", simulator.local_addr().expect("address"));
-    tokio::spawn(simulator.run(tokio_util::sync::CancellationToken::new()));
-    base
+    // Every message stays queued at the provider.
+    sim::start(Faults { outcome: "queued".into(), ..Default::default() }, None).await
 }
 
 fn twilio(base: &str, service: &str) -> Twilio {

@@ -6,12 +6,13 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
-use messaging_provider_sim::{Faults, SimConfig};
+use messaging_provider_sim::Faults;
 use messaging_sms_gateway::twilio::{SmsProvider, SmsRequest, Twilio, TwilioConfig};
 use serde_json::Value;
 
-const SID: &str = "AC00000000000000000000000000000000";
-const TOKEN: &str = "secret-token";
+mod sim;
+
+use sim::{SID, TOKEN};
 const MESSAGES: &str = "/2010-04-01/Accounts/{AccountSid}/Messages.json";
 
 fn spec() -> Value {
@@ -49,19 +50,7 @@ fn check_param(schema: &Value, name: &str, value: &str) -> Option<String> {
 async fn every_create_request_validates_against_the_description() {
     let spec = spec();
     let schema = create_schema(&spec);
-    let simulator = messaging_provider_sim::build(SimConfig {
-        listen: "127.0.0.1:0".into(),
-        account_sid: SID.into(),
-        auth_token: TOKEN.into(),
-        inbound_url: String::new(),
-        faults: Faults { callback_delay_ms: 60_000, ..Default::default() },
-        tls_cert_file: String::new(),
-        tls_key_file: String::new(),
-    })
-    .await
-    .expect("binds");
-    let base = format!("http://{}", simulator.local_addr().expect("address"));
-    tokio::spawn(simulator.run(tokio_util::sync::CancellationToken::new()));
+    let base = sim::start(Faults { callback_delay_ms: 60_000, ..Default::default() }, None).await;
 
     let config = TwilioConfig {
         base_url: base.clone(),

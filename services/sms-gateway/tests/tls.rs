@@ -5,27 +5,15 @@
 use chrono::Utc;
 use messaging_integration_tests::tls::TestCa;
 use messaging_platform::tls::TlsConfig;
-use messaging_provider_sim::{Faults, SimConfig};
+use messaging_provider_sim::Faults;
 use messaging_sms_gateway::twilio::{SendError, SmsProvider, SmsRequest, Twilio, TwilioConfig};
 
-const SID: &str = "AC00000000000000000000000000000000";
-const TOKEN: &str = "secret-token";
+mod sim;
+
+use sim::{SID, TOKEN};
 
 async fn https_simulator(ca: &TestCa) -> String {
-    let simulator = messaging_provider_sim::build(SimConfig {
-        listen: "127.0.0.1:0".into(),
-        account_sid: SID.into(),
-        auth_token: TOKEN.into(),
-        inbound_url: String::new(),
-        faults: Faults { callback_delay_ms: 60_000, ..Default::default() },
-        tls_cert_file: ca.cert_file.display().to_string(),
-        tls_key_file: ca.key_file.display().to_string(),
-    })
-    .await
-    .expect("binds");
-    let port = simulator.local_addr().expect("address").port();
-    tokio::spawn(simulator.run(tokio_util::sync::CancellationToken::new()));
-    format!("https://localhost:{port}")
+    sim::start(Faults { callback_delay_ms: 60_000, ..Default::default() }, Some(ca)).await
 }
 
 fn request() -> SmsRequest {
