@@ -8,11 +8,12 @@ ACCOUNT ?= acc_demo
 export NATS_PORT ?= 14222
 export POSTGRES_PORT ?= 15432
 export GRPC_PORT ?= 50051
+export WEB_PORT ?= 18090
 export WEBHOOK_PORT ?= 18080
 export SIM_PORT ?= 14010
 export SMTP_PORT ?= 12525
 
-.PHONY: help deps run token test fmt-check clippy lint-proto deploy-check unit e2e build bench chaos bench-gateways bench-feed
+.PHONY: help deps run token test fmt-check clippy lint-proto deploy-check unit e2e build web web-deps browser bench chaos bench-gateways bench-feed
 
 help:
 	@echo "make run     - the whole system on this machine, with a demo (Ctrl-C stops it)"
@@ -34,7 +35,7 @@ deps:
 build:
 	cargo build --workspace --bins
 
-run: deps build
+run: deps build web
 	@target/debug/devstack
 
 token: build
@@ -54,14 +55,29 @@ unit:
 e2e: deps build
 	cargo nextest run --workspace -E 'package(messaging-integration-tests)' --no-fail-fast
 
-test: deps fmt-check clippy lint-proto deploy-check build unit e2e pytest
+test: deps fmt-check clippy lint-proto deploy-check build web unit e2e pytest browser
 
-BUF := .node/node_modules/.bin/buf
+WEB_BIN := web/node_modules/.bin
+
+# The page's npm packages, exactly as web/package-lock.json pins them (install scripts stay off:
+# esbuild and buf ship their binaries as platform packages).
+web-deps:
+	@test web/node_modules/.package-lock.json -nt web/package-lock.json || (cd web && npm ci --silent --no-audit --no-fund)
+
+# The Messages page: a TypeScript client generated from proto/ by protoc-gen-es, type-checked,
+# bundled by esbuild into web/dist (which the feed serves); prints the page's weight.
+web: web-deps
+	cd web && rm -rf src/gen && PATH="$$PWD/node_modules/.bin:$$PATH" buf generate ../proto --template buf.gen.yaml --path ../proto/messaging/v1
+	cd web && node_modules/.bin/tsc --noEmit && node build.mjs
+
+# The page in Debian's Chromium, driven by playwright-core, against `make run`'s system with its demo.
+browser: deps web build
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	cd web && node --test --test-concurrency=1 tests/
 
 # The protos under buf's standard lint rules (npm's @bufbuild/buf ships the binary).
-lint-proto:
-	@test -x $(BUF) || npm install --silent --no-audit --no-fund --prefix .node @bufbuild/buf@1.75.0
-	cd proto && ../$(BUF) lint
+lint-proto: web-deps
+	cd proto && ../$(WEB_BIN)/buf lint
 
 COMPOSE_VENV := .venv-compose
 

@@ -31,7 +31,7 @@ def listening(port):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_during_start_up_stops_everything_started(sig):
-    names = ["NATS_PORT", "POSTGRES_PORT", "GRPC_PORT", "WEBHOOK_PORT", "SIM_PORT", "SMTP_PORT"]
+    names = ["NATS_PORT", "POSTGRES_PORT", "GRPC_PORT", "WEB_PORT", "WEBHOOK_PORT", "SIM_PORT", "SMTP_PORT"]
     ports = {name: free_port() for name in names}
     data = tempfile.mkdtemp(prefix="msg-run-")
     env = dict(os.environ, DATA_DIR=data, DEMO="0", MSG_PYTHON=sys.executable, **{k: str(v) for k, v in ports.items()})

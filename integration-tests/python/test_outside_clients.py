@@ -29,7 +29,7 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def system():
-    ports = {name: free_port() for name in ["NATS_PORT", "POSTGRES_PORT", "GRPC_PORT", "WEBHOOK_PORT", "SIM_PORT", "SMTP_PORT"]}
+    ports = {name: free_port() for name in ["NATS_PORT", "POSTGRES_PORT", "GRPC_PORT", "WEB_PORT", "WEBHOOK_PORT", "SIM_PORT", "SMTP_PORT"]}
     data = tempfile.mkdtemp(prefix="msg-py-")
     env = dict(os.environ, DATA_DIR=data, DEMO="0", MSG_PYTHON=sys.executable, **{k: str(v) for k, v in ports.items()})
     log = open(Path(data) / "devstack.out", "w+")

@@ -25,6 +25,8 @@ pub struct Ports {
     pub nats: u16,
     pub postgres: u16,
     pub grpc: u16,
+    /// gRPC-Web and the Messages page.
+    pub web: u16,
     pub webhook: u16,
     pub sim: u16,
     pub smtp: u16,
@@ -37,6 +39,7 @@ impl Ports {
             nats: self.nats,
             postgres: self.postgres,
             grpc: pick(self.grpc),
+            web: pick(self.web),
             webhook: pick(self.webhook),
             sim: pick(self.sim),
             smtp: pick(self.smtp),
@@ -206,7 +209,7 @@ impl Stack {
             stack.start_service(service)?;
         }
         let waits = [(ports.sim, "provider-sim"), (ports.smtp, "smtp server"), (ports.webhook, "delivery-status")];
-        for (port, what) in waits.into_iter().chain([(ports.grpc, "feed")]) {
+        for (port, what) in waits.into_iter().chain([(ports.grpc, "feed"), (ports.web, "feed's gRPC-Web")]) {
             if let Err(error) = wait_for_port(port, what).await {
                 return Err(error.context(stack.process_report()));
             }
@@ -243,7 +246,11 @@ impl Stack {
         let mut env = self.env.clone();
         match service {
             "delivery-status" => env.push(("MSG_LISTEN".into(), format!("127.0.0.1:{}", self.ports.webhook))),
-            "feed" => env.push(("MSG_LISTEN".into(), format!("127.0.0.1:{}", self.ports.grpc))),
+            "feed" => {
+                env.push(("MSG_LISTEN".into(), format!("127.0.0.1:{}", self.ports.grpc)));
+                env.push(("MSG_WEB_LISTEN".into(), format!("127.0.0.1:{}", self.ports.web)));
+                env.push(("MSG_WEB_ROOT".into(), repo_root().join("web/dist").display().to_string()));
+            }
             _ => {}
         }
         if let Some(port) = self.health_ports.get(service) {
@@ -299,6 +306,9 @@ impl Stack {
         let health = free_port();
         let mut env = self.service_env(service);
         env.push(("MSG_HEALTH__LISTEN".into(), format!("127.0.0.1:{health}")));
+        if service == "feed" {
+            env.push(("MSG_WEB_LISTEN".into(), format!("127.0.0.1:{}", free_port())));
+        }
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let name = format!("{service}-{}", self.replicas.len() + 2);
         let binary = bin_dir().join(format!("messaging-{service}"));

@@ -2,12 +2,15 @@
 //! concurrently it is sent, delivered and shown in the customer's thread; a reused id with other
 //! content, a malformed request, an unknown customer and every unreachable customer (no phone, no
 //! email, a landline, STOP, SMS turned off) are refused with the right code and reason, and
-//! nothing is sent for them.
+//! nothing is sent for them; the thread names those reasons before a send, and shows every
+//! message's whole text where the feed lists its preview.
 
 use chrono::Utc;
 use messaging_integration_tests::client::{Dashboard, sim_inbound, sim_requests, start_with};
 use messaging_integration_tests::events::{account, business_number, customer, event, job};
-use messaging_proto::v1::{Channel, MessageStatus, MessageType, SendMessageRequest};
+use messaging_proto::v1::{
+    Channel, GetMessageRequest, GetThreadRequest, MessageStatus, MessageType, SendMessageRequest,
+};
 use serde_json::json;
 
 const ACCOUNT: &str = "acc_compose";
@@ -148,6 +151,29 @@ async fn manual_messages_are_sent_once_and_unreachable_customers_refused() -> an
     }
     assert_eq!(refused(&dashboard, sms("r", "cus_nobody", "hi")).await.0, tonic::Code::NotFound);
 
+    // A long text is whole in the thread and in GetMessage, and only its preview in the feed.
+    let long = (0..40).map(|i| format!("Step {i} done.")).collect::<Vec<_>>().join(" ");
+    let long_id = send(&dashboard, sms("req-long", "cus_sam", &long)).await?;
+    let listed = dashboard.clone().all().await;
+    let row = listed.iter().find(|m| m.message_id == long_id).expect("listed");
+    assert_eq!(row.preview.chars().count(), 160);
+    assert!(row.body.is_empty(), "the feed lists previews only");
+    let whole = dashboard.clone().thread("cus_sam").await?;
+    let shown = whole.iter().find(|m| m.message_id == long_id).expect("in the thread");
+    assert!(shown.body.starts_with(&long), "{} characters of {}", shown.body.chars().count(), long.chars().count());
+    assert!(whole.iter().all(|m| !m.body.is_empty()), "every message in a thread carries its text");
+    let got = dashboard
+        .grpc()
+        .get_message(dashboard.authed(GetMessageRequest { message_id: long_id.clone() }))
+        .await?
+        .into_inner();
+    assert!(got.message.expect("message").body.starts_with(&long));
+    stack.quiesce().await?;
+    let sent = bodies_to(sim, "+15125550133").await?;
+    let shown = dashboard.clone().thread("cus_sam").await?;
+    let stored = &shown.iter().find(|m| m.message_id == long_id).expect("in the thread").body;
+    assert!(sent.contains(stored), "the thread shows exactly what the provider was given");
+
     // Customers the message cannot reach, each with its reason.
     let no_email = SendMessageRequest { customer_id: "cus_sam".into(), request_id: "r-sam".into(), ..email.clone() };
     for (request, reason) in [
@@ -166,7 +192,25 @@ async fn manual_messages_are_sent_once_and_unreachable_customers_refused() -> an
     assert!(bodies_to(sim, "+15125550166").await?.is_empty());
     let all = dashboard.clone().all().await;
     let manual = all.iter().filter(|m| m.r#type == MessageType::Manual as i32).count();
-    assert_eq!(manual, 3, "req-1, req-2 and the email; refusals left nothing behind");
+    assert_eq!(manual, 4, "req-1, req-2, the email and the long one; refusals left nothing behind");
+
+    // The thread says up front what a send would be refused for, with the same reasons.
+    for (customer, sms_reason, email_reason) in [
+        ("cus_dana", "", ""),
+        ("cus_sam", "", "no_email"),
+        ("cus_lana", "landline", "no_email"),
+        ("cus_otto", "opted_out", "no_email"),
+        ("cus_quiet", "sms_off", "no_email"),
+    ] {
+        let request = GetThreadRequest { customer_id: customer.into(), ..Default::default() };
+        let reach = dashboard.grpc().get_thread(dashboard.authed(request)).await?.into_inner().reach;
+        let of = |channel: Channel| reach.iter().find(|r| r.channel == channel as i32).expect("both channels");
+        for (channel, reason) in [(Channel::Sms, sms_reason), (Channel::Email, email_reason)] {
+            let r = of(channel);
+            assert_eq!((r.reachable, r.reason.as_str()), (reason.is_empty(), reason), "{customer} {channel:?}");
+            assert_eq!(r.detail.is_empty(), reason.is_empty());
+        }
+    }
     stack.stop().await;
     Ok(())
 }

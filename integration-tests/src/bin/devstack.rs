@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
         nats: port("NATS_PORT", 14222)?,
         postgres: port("POSTGRES_PORT", 15432)?,
         grpc: port("GRPC_PORT", 50051)?,
+        web: port("WEB_PORT", 18090)?,
         webhook: port("WEBHOOK_PORT", 18080)?,
         sim: port("SIM_PORT", 14010)?,
         smtp: port("SMTP_PORT", 12525)?,
@@ -89,17 +90,24 @@ async fn demo(stack: &Stack, ports: Ports) -> anyhow::Result<()> {
         println!("\nThe Messages feed of {account}:\n");
         println!("{}", msgctl(&["feed", "--account", &account], ports.grpc)?);
     }
+    let token = msgctl(&["token", "--account", &account, "--hours", "12"], ports.grpc)?;
     println!(
-        "Query it yourself:
+        "The Messages page of {account} (signed in for 12 hours; the token stays in the URL's fragment,
+which the browser never sends):
+  http://localhost:{web}/#token={token}
+
+Query it yourself:
   token:  make token ACCOUNT={account}
   feed:   target/debug/msgctl feed --account {account}     (GRPC_PORT={grpc})
   gRPC:   localhost:{grpc}  messaging.v1.FeedService/ListMessages  with  authorization: Bearer <token>
   more events: target/debug/msgctl demo --account {account} --nats {nats}
 Logs: {logs}
-Ports: NATS {np}, Postgres {pp}, gRPC {grpc}, webhooks {wp}, simulator {sp}, SMTP {mp}.
+Ports: NATS {np}, Postgres {pp}, gRPC {grpc}, gRPC-Web and the page {web}, webhooks {wp}, simulator {sp}, SMTP {mp}.
 Press Ctrl-C to stop everything.
 READY",
         grpc = ports.grpc,
+        web = ports.web,
+        token = token.trim(),
         logs = data.join("logs").display(),
         np = stack.ports.nats,
         pp = stack.ports.postgres,

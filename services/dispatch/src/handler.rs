@@ -191,6 +191,7 @@ impl Dispatcher {
             preview: content.body.chars().take(160).collect(),
             subject: content.subject.clone(),
             queued_at: Some(messaging_proto::time::now()),
+            body: content.body.clone(),
         };
         outbox::enqueue(
             tx,

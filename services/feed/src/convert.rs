@@ -121,5 +121,15 @@ pub fn message(row: &FeedRow) -> api::Message {
         delivery_unknown: row.delivery_unknown,
         unread: row.unread,
         sender_unverified: row.sender_unverified,
+        body: row.body.clone(),
     }
+}
+
+/// One channel's reachability from SendMessage's refusal ("reason: words"), if any.
+pub fn reach(channel: messaging_domain::Channel, refusal: Option<String>) -> api::ChannelReach {
+    let (reason, detail) = match refusal.as_deref().map(|r| r.split_once(": ").unwrap_or((r, r))) {
+        Some((reason, detail)) => (reason.to_owned(), detail.to_owned()),
+        None => (String::new(), String::new()),
+    };
+    api::ChannelReach { channel: channel.to_proto(), reachable: refusal.is_none(), reason, detail }
 }

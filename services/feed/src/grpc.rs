@@ -98,12 +98,18 @@ impl FeedService for Feed {
         }
         let thread = ThreadOf::parse(&r.customer_id);
         let mut reader = self.readers.get(account.as_str()).await.map_err(internal)?;
+        let mut reach = Vec::new();
         let customer = match &thread {
-            ThreadOf::Customer(id) => threads::customer(reader.conn(), &account, id)
-                .await
-                .map_err(internal)?
-                .map(|c| api::Customer { customer_id: c.customer_id, name: c.name, phone: c.phone, email: c.email }),
+            ThreadOf::Customer(id) => match threads::customer(reader.conn(), &account, id).await.map_err(internal)? {
+                Some(c) => {
+                    reach = send::reach(&self.pool, &account, &c).await.map_err(internal)?;
+                    Some(api::Customer { customer_id: c.customer_id, name: c.name, phone: c.phone, email: c.email })
+                }
+                None => None,
+            },
             ThreadOf::Sender(address) => {
+                let why = "unknown_sender: no customer has this number or address".to_owned();
+                reach = vec![(Channel::Sms, Some(why.clone())), (Channel::Email, Some(why))];
                 let (phone, email) = if address.contains('@') {
                     (String::new(), address.clone())
                 } else {
@@ -120,9 +126,10 @@ impl FeedService for Feed {
         let order = if r.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
         let after = convert::cursor(&r.page_token)?;
         let limit = convert::page_size(r.page_size)?;
-        let (rows, next) = store::list(reader.conn(), &self.sizes, &account, &filter, after.as_ref(), limit, order)
+        let (mut rows, next) = store::list(reader.conn(), &self.sizes, &account, &filter, after.as_ref(), limit, order)
             .await
             .map_err(internal)?;
+        store::bodies(reader.conn(), &account, &mut rows).await.map_err(internal)?;
         reader.done();
         if rows.is_empty() && after.is_none() && matches!(thread, ThreadOf::Sender(_)) {
             return Err(Status::not_found(format!("no thread for {}", r.customer_id)));
@@ -131,6 +138,7 @@ impl FeedService for Feed {
             customer: Some(customer),
             messages: rows.iter().map(convert::message).collect(),
             next_page_token: next.map(|c| c.encode()).unwrap_or_default(),
+            reach: reach.into_iter().map(|(channel, refusal)| convert::reach(channel, refusal)).collect(),
         }))
     }
 

@@ -8,11 +8,13 @@ mod directory;
 mod grpc;
 mod limits;
 pub mod matches;
+mod page;
 mod projector;
 mod readers;
 mod send;
 pub mod store;
 pub mod threads;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +40,10 @@ pub struct Config {
     pub common: CommonConfig,
     /// gRPC listen address.
     pub listen: String,
+    /// gRPC-Web and the Messages page's listen address (HTTP/1.1 and HTTP/2); empty: not served.
+    pub web_listen: String,
+    /// The built page's directory (`make web` writes `web/dist`); absent: gRPC-Web only.
+    pub web_root: String,
     /// HS256 secret for dashboard tokens.
     pub jwt_secret: String,
     /// A PEM file with an RSA public key: RS256 tokens it verifies are accepted too. Empty: HS256 only.
@@ -56,6 +62,8 @@ impl Default for Config {
         Self {
             common,
             listen: "127.0.0.1:50051".into(),
+            web_listen: "127.0.0.1:8090".into(),
+            web_root: "web/dist".into(),
             jwt_secret: String::new(),
             jwt_public_key_file: String::new(),
             watch_retention_hours: 24,
@@ -74,6 +82,7 @@ pub struct App {
     config: Config,
     runtime: Runtime,
     listener: tokio::net::TcpListener,
+    web: Option<(tokio::net::TcpListener, Arc<page::Page>)>,
     authenticator: Authenticator,
 }
 
@@ -93,12 +102,27 @@ pub async fn build(config: Config, shutdown: &Shutdown) -> anyhow::Result<App> {
     )
     .await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    Ok(App { config, runtime, listener, authenticator })
+    let web = if config.web_listen.is_empty() {
+        None
+    } else {
+        let page = page::Page::load(std::path::Path::new(&config.web_root))
+            .map_err(|e| anyhow::anyhow!("web_root {}: {e}", config.web_root))?;
+        if page.is_empty() {
+            tracing::warn!(web_root = %config.web_root, "the Messages page is not built (make web); serving gRPC-Web only");
+        }
+        Some((tokio::net::TcpListener::bind(&config.web_listen).await?, Arc::new(page)))
+    };
+    Ok(App { config, runtime, listener, web, authenticator })
 }
 
 impl App {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where gRPC-Web and the page answer, when served.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -140,13 +164,16 @@ impl App {
         };
         let feed = FeedServiceServer::with_interceptor(service, move |request| authenticator.intercept(request));
 
+        let web = self.web.map(|(listener, page)| {
+            tokio::spawn(web::serve(listener, tonic::service::Routes::new(feed.clone()), page, shutdown.clone()))
+        });
         tracing::info!(listen = %self.listener.local_addr()?, "gRPC listening");
         // Replies are small: without TCP_NODELAY, Nagle's algorithm meets the client's delayed ACK
         // and a reply waits 40 ms.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let server_shutdown = shutdown.clone();
         let reporter = health_reporter.clone();
-        let server = tokio::spawn(
+        let server = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .trace_fn(|request| {
                     let span = tracing::info_span!("grpc", otel.kind = "server", rpc.method = %request.uri().path());
@@ -160,8 +187,10 @@ impl App {
                 .serve_with_incoming_shutdown(incoming, async move {
                     server_shutdown.cancelled().await;
                     reporter.set_not_serving::<FeedServiceServer<grpc::Feed>>().await;
-                }),
-        );
+                })
+                .await
+                .map_err(anyhow::Error::from)
+        });
         // One batch at a time, split by account into side-by-side transactions: a message's events
         // come close together, and transactions holding one message's row would wait on each other.
         let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>").batched(1, 200).lanes(4);
@@ -187,12 +216,16 @@ impl App {
         directory_task.await??;
         // Unary calls finish within the grace period; streams nobody closes (a health Watch) do not
         // hold the process: they are cut after a few seconds more.
-        let mut server = server;
-        match tokio::time::timeout(STREAMS_GRACE, &mut server).await {
-            Ok(joined) => joined??,
-            Err(_) => {
-                tracing::warn!("gRPC streams still open after the grace period; closing them");
-                server.abort();
+        for (name, mut server) in [("gRPC", Some(server)), ("gRPC-Web", web)]
+            .into_iter()
+            .filter_map(|(name, server)| server.map(|s| (name, s)))
+        {
+            match tokio::time::timeout(STREAMS_GRACE, &mut server).await {
+                Ok(joined) => joined??,
+                Err(_) => {
+                    tracing::warn!(server = name, "streams still open after the grace period; closing them");
+                    server.abort();
+                }
             }
         }
         let _ = tokio::join!(relay_task, listen_task, prune_task);

@@ -12,6 +12,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use std::sync::LazyLock;
 
 use crate::changes;
+use crate::store::{beyond_preview, preview};
 
 /// The failure reason the SMS gateway gives a number that cannot take SMS (Twilio's 21614).
 const NOT_SMS_CAPABLE: &str = "not_sms_capable";
@@ -87,16 +88,17 @@ static QUEUED: LazyLock<String> = LazyLock::new(|| {
     with_timeline(
         "row AS (INSERT INTO feed.messages AS m (message_id, account_id, customer_id, customer_name, customer_phone,
                      customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
-                     created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $11, $12, $13, $13)
+                     created_at, updated_at, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $11, $12, $13, $13, $14)
                  ON CONFLICT (message_id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
                      customer_name = EXCLUDED.customer_name, customer_phone = EXCLUDED.customer_phone,
                      customer_email = EXCLUDED.customer_email, direction = EXCLUDED.direction,
                      channel = EXCLUDED.channel, message_type = EXCLUDED.message_type, preview = EXCLUDED.preview,
                      subject = EXCLUDED.subject, job_id = EXCLUDED.job_id,
+                     body = CASE WHEN EXCLUDED.body = '' THEN m.body ELSE EXCLUDED.body END,
                      created_at = LEAST(m.created_at, EXCLUDED.created_at)
                  WHERE m.account_id = EXCLUDED.account_id),",
-        14,
+        15,
     )
 });
 
@@ -117,6 +119,7 @@ async fn queued(tx: &mut PgConnection, event: MessageQueued) -> sqlx::Result<()>
         .bind(&event.subject)
         .bind(&event.job_id)
         .bind(at)
+        .bind(beyond_preview(&event.body))
         .bind(&event.account_id)
         .bind(&event.message_id)
         .bind(Status::Queued.as_str())
@@ -133,11 +136,11 @@ static RECEIVED: LazyLock<String> = LazyLock::new(|| {
     with_timeline(
         "row AS (INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone,
                      customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
-                     created_at, sent_at, updated_at, unread, sender_unverified)
+                     created_at, sent_at, updated_at, unread, sender_unverified, body)
                  VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, 'reply', 'received', $8, $9, $10, '',
-                     $11, $11, $11, true, $12)
+                     $11, $11, $11, true, $12, $13)
                  ON CONFLICT (message_id) DO NOTHING),",
-        13,
+        14,
     )
 });
 
@@ -154,10 +157,11 @@ async fn received(tx: &mut PgConnection, event: MessageReceived) -> sqlx::Result
         .bind(&customer.email)
         .bind(Channel::from_proto(event.channel).map(|c| c.as_str()))
         .bind(i16::from(Status::Received.rank()))
-        .bind(event.body.chars().take(160).collect::<String>())
+        .bind(preview(&event.body))
         .bind(&event.subject)
         .bind(at)
         .bind(event.sender_unverified)
+        .bind(beyond_preview(&event.body))
         .bind(&event.account_id)
         .bind(&event.message_id)
         .bind(Status::Received.as_str())

@@ -122,6 +122,20 @@ pub fn refusal(channel: Channel, customer: &CustomerRow, reach: &Reachability) -
     Some(reason.to_owned())
 }
 
+/// Why SendMessage would refuse `customer` on each channel now, if it would.
+pub async fn reach(
+    pool: &PgPool,
+    account: &AccountId,
+    customer: &CustomerRow,
+) -> sqlx::Result<Vec<(Channel, Option<String>)>> {
+    let mut reach = Vec::with_capacity(2);
+    for channel in [Channel::Sms, Channel::Email] {
+        let (found, _) = reachability(pool, account, channel, customer).await?;
+        reach.push((channel, refusal(channel, customer, &found)));
+    }
+    Ok(reach)
+}
+
 /// The message a request id already created: (message id, status).
 async fn existing(
     pool: &PgPool,
@@ -214,8 +228,8 @@ pub async fn send(pool: &PgPool, account: &AccountId, compose: Compose) -> Resul
     }
     sqlx::query(
         "INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone, customer_email,
-             direction, channel, message_type, status, status_rank, preview, subject, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, 'manual', 'queued', 0, $8, $9, $10, $10)",
+             direction, channel, message_type, status, status_rank, preview, subject, created_at, updated_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, 'manual', 'queued', 0, $8, $9, $10, $10, $11)",
     )
     .bind(message_id.as_str())
     .bind(account.as_str())
@@ -224,9 +238,10 @@ pub async fn send(pool: &PgPool, account: &AccountId, compose: Compose) -> Resul
     .bind(&customer.phone)
     .bind(&customer.email)
     .bind(compose.channel.as_str())
-    .bind(compose.text.chars().take(160).collect::<String>())
+    .bind(crate::store::preview(&compose.text))
     .bind(&compose.subject)
     .bind(now)
+    .bind(crate::store::beyond_preview(&compose.text))
     .execute(&mut *tx)
     .await?;
     sqlx::query(

@@ -115,6 +115,22 @@ pub struct FeedRow {
     pub sender_unverified: bool,
     pub provider_error_code: String,
     pub provider_error_text: String,
+    /// The whole text, once [`bodies`] or [`get`] filled it; empty in a listed page.
+    pub body: String,
+}
+
+/// Characters of a message's text the feed lists.
+pub const PREVIEW_CHARS: usize = 160;
+
+/// The start of a text the feed lists.
+pub fn preview(text: &str) -> String {
+    text.chars().take(PREVIEW_CHARS).collect()
+}
+
+/// What `feed.messages.body` keeps: the whole text when the preview is not all of it, else
+/// nothing (the preview is the whole text).
+pub fn beyond_preview(text: &str) -> &str {
+    if text.chars().nth(PREVIEW_CHARS).is_some() { text } else { "" }
 }
 
 /// The columns [`read`] expects, unqualified.
@@ -147,7 +163,26 @@ pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
         sender_unverified: row.try_get("sender_unverified")?,
         provider_error_code: row.try_get("provider_error_code")?,
         provider_error_text: row.try_get("provider_error_text")?,
+        body: String::new(),
     })
+}
+
+/// Fills each row's whole text: one lookup for the page, by the rows' ids.
+pub async fn bodies(conn: &mut PgConnection, account: &AccountId, rows: &mut [FeedRow]) -> sqlx::Result<()> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.message_id.as_str()).collect();
+    let long: std::collections::HashMap<String, String> = sqlx::query_as(
+        "SELECT message_id, body FROM feed.messages WHERE account_id = $1 AND message_id = ANY($2) AND body <> ''",
+    )
+    .bind(account.as_str())
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    for row in rows {
+        row.body = long.get(&row.message_id).cloned().unwrap_or_else(|| row.preview.clone());
+    }
+    Ok(())
 }
 
 /// One predicate a branch adds beside the shared filters.
@@ -352,20 +387,27 @@ pub async fn list(
     Ok((page, next))
 }
 
-/// One message of the account, if it exists.
+/// One message of the account with its whole text, if it exists.
 pub async fn get<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     account: &AccountId,
     message_id: &str,
 ) -> sqlx::Result<Option<FeedRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM feed.messages WHERE account_id = $1 AND message_id = $2 AND direction IS NOT NULL"
+        "SELECT {COLUMNS}, body FROM feed.messages WHERE account_id = $1 AND message_id = $2 AND direction IS NOT NULL"
     )))
     .bind(account.as_str())
     .bind(message_id)
     .fetch_optional(executor)
     .await?;
-    row.as_ref().map(read).transpose()
+    row.as_ref()
+        .map(|row| {
+            let mut read = read(row)?;
+            let body: String = row.try_get("body")?;
+            read.body = if body.is_empty() { read.preview.clone() } else { body };
+            Ok(read)
+        })
+        .transpose()
 }
 
 /// A message's timeline: (status, source, detail, at), oldest first.

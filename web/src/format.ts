@@ -1,0 +1,86 @@
+//! How the page words the API's values: enum names, failure reasons, times, the customer column.
+
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { Channel, Direction, MessageStatus, MessageType, type Message } from "./gen/messaging/v1/feed_pb.js";
+
+export const DIRECTIONS: [Direction, string][] = [
+  [Direction.OUTBOUND, "Outbound"],
+  [Direction.INBOUND, "Inbound"],
+];
+
+export const CHANNELS: [Channel, string][] = [
+  [Channel.SMS, "SMS"],
+  [Channel.EMAIL, "Email"],
+];
+
+export const TYPES: [MessageType, string][] = [
+  [MessageType.APPOINTMENT_CONFIRMATION, "Appointment confirmation"],
+  [MessageType.REMINDER, "Reminder"],
+  [MessageType.ON_MY_WAY, "On my way"],
+  [MessageType.JOB_COMPLETED, "Job completed"],
+  [MessageType.PAYMENT_LINK, "Payment link"],
+  [MessageType.PAYMENT_RECEIPT, "Payment receipt"],
+  [MessageType.MANUAL, "Manual"],
+  [MessageType.REPLY, "Reply"],
+];
+
+export const STATUSES: [MessageStatus, string][] = [
+  [MessageStatus.QUEUED, "Queued"],
+  [MessageStatus.SENT, "Sent"],
+  [MessageStatus.DELIVERED, "Delivered"],
+  [MessageStatus.FAILED, "Failed"],
+  [MessageStatus.OPENED, "Opened"],
+  [MessageStatus.READ, "Read"],
+  [MessageStatus.RECEIVED, "Received"],
+  [MessageStatus.UNKNOWN, "Unknown"],
+];
+
+export function label<T>(table: [T, string][], value: T): string {
+  return table.find(([v]) => v === value)?.[1] ?? "—";
+}
+
+/** A normalised failure reason ("opted_out") as words ("opted out"). */
+export function reason(code: string): string {
+  return code.replaceAll("_", " ");
+}
+
+/** The Status column: the status, and the honest word when delivery is not known. */
+export function statusText(m: Message): string {
+  if (m.status === MessageStatus.FAILED) return m.failureReason ? `Failed: ${reason(m.failureReason)}` : "Failed";
+  if (m.status === MessageStatus.UNKNOWN) return "Unknown: the provider never confirmed the send";
+  if (m.deliveryUnknown) return "Sent, delivery unknown";
+  return label(STATUSES, m.status);
+}
+
+/** A CSS class per status, so failures read red and unknowns amber. */
+export function statusClass(m: Message): string {
+  if (m.status === MessageStatus.FAILED) return "status failed";
+  if (m.status === MessageStatus.UNKNOWN || m.deliveryUnknown) return "status unknown";
+  if (m.status === MessageStatus.QUEUED) return "status queued";
+  return "status ok";
+}
+
+/** Name, then the number or address the message went to or came from. */
+export function customerText(m: Message): [string, string] {
+  const c = m.customer;
+  const address = m.channel === Channel.EMAIL || !c?.phone ? (c?.email ?? "") : c.phone;
+  const name = c?.name || (m.senderUnverified ? "Unverified sender" : "Unknown sender");
+  return [name, address];
+}
+
+const when = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
+
+export function time(ts: Timestamp | undefined): string {
+  return ts ? when.format(timestampDate(ts)) : "";
+}
+
+/** When the message went or came, else when it was created. */
+export function messageTime(m: Message): Timestamp | undefined {
+  return m.sentAt ?? m.createdAt;
+}
+
+/** The thread a message belongs to: its customer, or the unknown sender's number or address. */
+export function threadKey(m: Message): string {
+  if (m.customer?.customerId) return m.customer.customerId;
+  return m.channel === Channel.EMAIL ? (m.customer?.email ?? "") : (m.customer?.phone ?? "");
+}

@@ -1,0 +1,253 @@
+//! The Messages page: sign-in, the feed with its filters, a thread beside it, the unread badge, and
+//! live updates from WatchFeed (resumed from its cursor whenever the connection drops).
+
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Message } from "./gen/messaging/v1/feed_pb.js";
+import { adoptTokenFromFragment, explain, feedClient, signIn, signOut, token } from "./api.js";
+import { h, replace } from "./dom.js";
+import { filterBar, loading, prepend, table, update, type FeedHandlers } from "./feed.js";
+import { narrowed, read, request, write, type View } from "./filters.js";
+import { threadKey } from "./format.js";
+import { bubble, composer, heading } from "./thread.js";
+
+const feed = feedClient();
+const root = document.getElementById("app") as HTMLElement;
+
+let view: View = read();
+let messages: Message[] = [];
+let nextPage = "";
+let unread = new Map<string, number>();
+let watching: AbortController | null = null;
+
+const badge = h("span", { class: "unread-total", id: "unread-total", "aria-live": "polite" });
+const filtersBox = h("div", { id: "filters" });
+const list = h("section", { id: "feed", "aria-label": "Feed" });
+const notice = h("div", { id: "notice" });
+const threadBox = h("section", { id: "thread", "aria-labelledby": "thread-title", hidden: true });
+const threadMessages = h("div", { class: "messages", "aria-live": "polite" });
+
+const handlers: FeedHandlers = {
+  change(next) {
+    view = { ...next, thread: view.thread };
+    write(view);
+    showFeed();
+  },
+  open(thread) {
+    view = { ...view, thread };
+    write(view);
+    showThread();
+  },
+  async more() {
+    try {
+      const page = await feed.listMessages(request(view, nextPage));
+      messages = messages.concat(page.messages);
+      nextPage = page.nextPageToken;
+      renderList();
+    } catch (error) {
+      failed(error);
+    }
+  },
+  unreadOf: (thread) => unread.get(thread) ?? 0,
+};
+
+function failed(error: unknown): void {
+  const { text, signIn: again } = explain(error);
+  if (again) {
+    signOut();
+    showSignIn(text);
+    return;
+  }
+  replace(notice, h("div", { class: "error", role: "alert" }, h("p", {}, text), h("button", { type: "button", onclick: () => start() }, "Try again")));
+}
+
+function showSignIn(why = ""): void {
+  watching?.abort();
+  const input = h("textarea", { id: "token", name: "token", rows: 4, required: true, spellcheck: false, autocomplete: "off" });
+  const form = h(
+    "form",
+    {
+      class: "sign-in",
+      onsubmit: (e: Event) => {
+        e.preventDefault();
+        signIn(input.value);
+        start();
+      },
+    },
+    h("h1", {}, "Messages"),
+    why && h("p", { class: "error", role: "alert" }, why),
+    h("p", {}, "Sign in with your dashboard token. On a development machine, ", h("code", {}, "make token ACCOUNT=acc_demo"), " prints one."),
+    h("label", { for: "token" }, "Access token"),
+    input,
+    h("button", { type: "submit" }, "Sign in"),
+  );
+  replace(root, form);
+  input.focus();
+}
+
+function shell(): void {
+  const out = h("button", { type: "button", class: "link", onclick: () => { signOut(); showSignIn(); } }, "Sign out");
+  replace(
+    root,
+    h("header", { class: "top" }, h("h1", {}, "Messages"), badge, out),
+    notice,
+    h("main", { class: "layout" }, h("div", { class: "feed-column" }, filtersBox, list), threadBox),
+  );
+}
+
+function renderList(): void {
+  replace(list, table(messages, narrowed(view), nextPage !== "", handlers));
+}
+
+async function showFeed(): Promise<void> {
+  replace(filtersBox, filterBar(view, handlers));
+  replace(notice);
+  loading(list);
+  try {
+    const page = await feed.listMessages(request(view));
+    messages = page.messages;
+    nextPage = page.nextPageToken;
+    renderList();
+  } catch (error) {
+    replace(list);
+    failed(error);
+  }
+}
+
+async function refreshCounts(): Promise<void> {
+  try {
+    const counts = await feed.getCounts({});
+    unread = new Map(counts.threads.map((t) => [t.customerId || t.sender, Number(t.unread)]));
+    badge.textContent = counts.unreadTotal > 0n ? `${counts.unreadTotal} unread` : "";
+    badge.hidden = counts.unreadTotal === 0n;
+    renderList();
+  } catch (error) {
+    failed(error);
+  }
+}
+
+function closeThread(): void {
+  view = { ...view, thread: "" };
+  write(view);
+  threadBox.hidden = true;
+  document.body.classList.remove("reading");
+}
+
+async function loadThreadMessages(key: string): Promise<Message[]> {
+  const thread = await feed.getThread({ customerId: key, oldestFirst: true, pageSize: 200 });
+  replace(threadMessages, ...thread.messages.map((m) => bubble(feed, m)));
+  threadMessages.lastElementChild?.scrollIntoView({ block: "end" });
+  return thread.messages;
+}
+
+async function showThread(): Promise<void> {
+  const key = view.thread;
+  if (!key) return closeThread();
+  threadBox.hidden = false;
+  document.body.classList.add("reading");
+  replace(threadBox, h("p", { class: "loading", role: "status" }, "Loading the thread…"));
+  try {
+    const thread = await feed.getThread({ customerId: key, oldestFirst: true, pageSize: 200 });
+    replace(threadMessages, ...thread.messages.map((m) => bubble(feed, m)));
+    replace(
+      threadBox,
+      heading(thread.customer, key, closeThread),
+      threadMessages,
+      composer(feed, thread.customer, thread.reach, () => reloadThread()),
+    );
+    threadMessages.lastElementChild?.scrollIntoView({ block: "end" });
+    (threadBox.querySelector("h2") as HTMLElement).tabIndex = -1;
+    (threadBox.querySelector("h2") as HTMLElement).focus();
+    if (thread.messages.some((m) => m.unread)) {
+      await feed.markRead({ customerId: key });
+      messages = messages.map((m) => (threadKey(m) === key && m.unread ? { ...m, unread: false } : m));
+      await refreshCounts();
+    }
+  } catch (error) {
+    const { text, signIn: again } = explain(error);
+    if (again) return failed(error);
+    replace(threadBox, heading(undefined, key, closeThread), h("p", { class: "error", role: "alert" }, text));
+  }
+}
+
+let threadTimer: number | undefined;
+function reloadThread(): void {
+  clearTimeout(threadTimer);
+  threadTimer = window.setTimeout(async () => {
+    if (!view.thread) return;
+    try {
+      const shown = await loadThreadMessages(view.thread);
+      if (shown.some((m) => m.unread)) {
+        await feed.markRead({ customerId: view.thread });
+        await refreshCounts();
+      }
+    } catch (error) {
+      failed(error);
+    }
+  }, 150);
+}
+
+let countsTimer: number | undefined;
+function changed(m: Message): void {
+  const at = messages.findIndex((x) => x.messageId === m.messageId);
+  if (at >= 0) {
+    messages[at] = m;
+    update(list, m, handlers);
+  } else if (!narrowed(view)) {
+    messages.unshift(m);
+    if (messages.length === 1) renderList();
+    else prepend(list, m, handlers);
+  } else {
+    replace(notice, h("div", { class: "info", role: "status" }, "New messages arrived. ", h("button", { type: "button", onclick: () => showFeed() }, "Show them")));
+  }
+  if (view.thread && threadKey(m) === view.thread) reloadThread();
+  if (m.unread) {
+    clearTimeout(countsTimer);
+    countsTimer = window.setTimeout(refreshCounts, 150);
+  }
+}
+
+/** Follows WatchFeed from now, resuming from the last cursor after a drop, until signed out. */
+async function watch(signal: AbortSignal): Promise<void> {
+  let cursor = "";
+  let backoff = 500;
+  while (!signal.aborted) {
+    try {
+      for await (const r of feed.watchFeed({ cursor }, { signal })) {
+        cursor = r.cursor;
+        backoff = 500;
+        if (r.message) changed(r.message);
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      const code = ConnectError.from(error).code;
+      if (code === Code.Unauthenticated) return failed(error);
+      if (code === Code.FailedPrecondition) {
+        // The cursor outlived its retention: what changed meanwhile is in a fresh listing.
+        cursor = "";
+        void showFeed();
+      }
+    }
+    await new Promise((resume) => setTimeout(resume, backoff));
+    backoff = Math.min(backoff * 2, 10_000);
+  }
+}
+
+function start(): void {
+  if (!token()) return showSignIn();
+  watching?.abort();
+  watching = new AbortController();
+  shell();
+  void watch(watching.signal);
+  void showFeed().then(refreshCounts);
+  if (view.thread) void showThread();
+}
+
+window.addEventListener("popstate", () => {
+  const before = view;
+  view = read();
+  if (["direction", "channel", "type", "status", "since", "until", "q"].some((k) => before[k as keyof View] !== view[k as keyof View])) void showFeed();
+  if (view.thread !== before.thread) void (view.thread ? showThread() : closeThread());
+});
+
+adoptTokenFromFragment();
+start();

@@ -1,0 +1,154 @@
+//! One customer's thread: every message in both directions, oldest first, each with its whole text,
+//! its status and (on request) its timeline and the provider's error; the composer below.
+
+import { create } from "@bufbuild/protobuf";
+import { Channel, Direction, SendMessageRequestSchema, type ChannelReach, type Customer, type GetMessageResponse, type Message } from "./gen/messaging/v1/feed_pb.js";
+import type { Feed } from "./api.js";
+import { explain } from "./api.js";
+import { h, replace } from "./dom.js";
+import { CHANNELS, STATUSES, TYPES, label, messageTime, statusClass, statusText, time } from "./format.js";
+import { MAX_SMS_CHARS, count } from "./sms.js";
+
+function details(feed: Feed, m: Message): HTMLElement {
+  const body = h("div", { class: "timeline" });
+  const toggle = h("details", {}, h("summary", {}, "Status history"), body);
+  toggle.addEventListener("toggle", async () => {
+    if (!toggle.open || body.childElementCount > 0) return;
+    replace(body, h("p", { role: "status" }, "Loading…"));
+    try {
+      replace(body, timeline(await feed.getMessage({ messageId: m.messageId })));
+    } catch (error) {
+      replace(body, h("p", { class: "error", role: "alert" }, explain(error).text));
+    }
+  });
+  return toggle;
+}
+
+function timeline(r: GetMessageResponse): HTMLElement {
+  const items = r.timeline.map((e) =>
+    h("li", {}, h("time", {}, time(e.occurredAt)), " ", h("strong", {}, label(STATUSES, e.status)), ` from ${e.source}`, e.detail && ` (${e.detail})`),
+  );
+  const error = r.providerErrorCode || r.providerErrorText;
+  return h(
+    "div",
+    {},
+    h("ol", {}, ...items),
+    error && h("p", { class: "provider-error" }, `Provider error ${r.providerErrorCode}: ${r.providerErrorText}`),
+  );
+}
+
+/** One message of the thread as a bubble: inbound on the left, outbound on the right. */
+export function bubble(feed: Feed, m: Message): HTMLElement {
+  const inbound = m.direction === Direction.INBOUND;
+  return h(
+    "article",
+    { class: `bubble ${inbound ? "in" : "out"}`, "data-message-id": m.messageId, "aria-label": `${inbound ? "From" : "To"} the customer, ${time(messageTime(m))}` },
+    h("header", {}, `${label(CHANNELS, m.channel)} · ${label(TYPES, m.type)} · `, h("time", {}, time(messageTime(m)))),
+    m.subject && h("p", { class: "subject" }, m.subject),
+    h("p", { class: "body" }, m.body || m.preview),
+    h("footer", {}, h("span", { class: statusClass(m) }, statusText(m)), details(feed, m)),
+  );
+}
+
+/** The thread's heading: who, and how to reach them. */
+export function heading(customer: Customer | undefined, key: string, close: () => void): HTMLElement {
+  const name = customer?.name || "Unknown sender";
+  return h(
+    "header",
+    { class: "thread-head" },
+    h("button", { type: "button", class: "back", onclick: close, "aria-label": "Back to the feed" }, "← Feed"),
+    h("h2", { id: "thread-title" }, name),
+    h("p", { class: "contact" }, [customer?.phone, customer?.email].filter(Boolean).join(" · ") || key),
+  );
+}
+
+/** Why the customer cannot be written to on `channel` (the server's words), or nothing when they can. */
+function unreachable(reach: ChannelReach[], channel: Channel): string {
+  const found = reach.find((r) => r.channel === channel);
+  if (!found) return "";
+  return found.reachable ? "" : `Cannot send: ${found.detail} (${found.reason.replaceAll("_", " ")}).`;
+}
+
+/** The composer: SMS or email to this one customer, with a live counter and one request id per draft. */
+export function composer(feed: Feed, customer: Customer | undefined, reach: ChannelReach[], sent: (m: { messageId: string }) => void): HTMLElement {
+  let requestId = crypto.randomUUID();
+  let channel = unreachable(reach, Channel.SMS) && !unreachable(reach, Channel.EMAIL) ? Channel.EMAIL : Channel.SMS;
+  const text = h("textarea", { id: "compose-text", name: "text", rows: 4, required: true });
+  const subject = h("input", { id: "compose-subject", name: "subject", type: "text", maxlength: 200 });
+  const subjectField = h("div", { class: "field" }, h("label", { for: "compose-subject" }, "Subject"), subject);
+  const counter = h("p", { class: "counter", id: "compose-counter", "aria-live": "polite" });
+  const note = h("p", { class: "compose-note", role: "alert" });
+  const blocked = h("p", { class: "compose-blocked refused" });
+  const send = h("button", { type: "submit" }, "Send");
+  const channelSelect = h(
+    "select",
+    { id: "compose-channel", name: "channel" },
+    ...CHANNELS.map(([c, t]) => h("option", { value: String(c), selected: c === channel }, t)),
+  );
+  const refresh = () => {
+    const why = unreachable(reach, channel);
+    subjectField.hidden = channel !== Channel.EMAIL;
+    text.disabled = why !== "";
+    send.disabled = why !== "";
+    blocked.textContent = why;
+    blocked.hidden = why === "";
+    if (channel === Channel.SMS) {
+      const c = count(text.value);
+      const chars = [...text.value].length;
+      counter.textContent = `${chars}/${MAX_SMS_CHARS} characters · ${c.segments} segment${c.segments === 1 ? "" : "s"} (${c.encoding})`;
+      counter.classList.toggle("over", chars > MAX_SMS_CHARS);
+    } else {
+      counter.textContent = "";
+    }
+  };
+  channelSelect.addEventListener("change", () => {
+    channel = Number(channelSelect.value) as Channel;
+    requestId = crypto.randomUUID();
+    refresh();
+  });
+  text.addEventListener("input", refresh);
+  const form = h(
+    "form",
+    {
+      class: "composer",
+      "aria-label": "Write to this customer",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        if (send.disabled) return;
+        send.disabled = true;
+        note.textContent = "Sending…";
+        note.className = "compose-note";
+        try {
+          // The same request id until it succeeds: a double click or a retry never sends twice.
+          const request = create(SendMessageRequestSchema, {
+            requestId,
+            customerId: customer?.customerId ?? "",
+            channel,
+            text: text.value,
+            subject: channel === Channel.EMAIL ? subject.value : "",
+          });
+          const response = await feed.sendMessage(request);
+          requestId = crypto.randomUUID();
+          text.value = "";
+          subject.value = "";
+          note.textContent = "Queued.";
+          sent(response);
+        } catch (error) {
+          note.textContent = `Not sent: ${explain(error).text}`;
+          note.className = "compose-note refused";
+        } finally {
+          refresh();
+        }
+      },
+    },
+    h("div", { class: "field" }, h("label", { for: "compose-channel" }, "Send by"), channelSelect),
+    subjectField,
+    h("div", { class: "field grow" }, h("label", { for: "compose-text" }, "Message"), text),
+    counter,
+    blocked,
+    note,
+    send,
+  );
+  refresh();
+  return form;
+}

@@ -1,0 +1,90 @@
+// The system the page's tests run against: `make run`'s own program (target/debug/devstack) with
+// its demo day, on free ports and a throwaway directory; and Debian's Chromium through playwright-core.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const JWT_SECRET = "dev-jwt-secret-change-me";
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the system; resolves once devstack prints READY. */
+export async function startSystem() {
+  const names = ["NATS_PORT", "POSTGRES_PORT", "GRPC_PORT", "WEB_PORT", "WEBHOOK_PORT", "SIM_PORT", "SMTP_PORT"];
+  const ports = {};
+  for (const name of names) ports[name] = String(await freePort());
+  const data = mkdtempSync(join(tmpdir(), "msg-page-"));
+  const env = { ...process.env, ...ports, DATA_DIR: data, MSG_PYTHON: join(ROOT, ".venv/bin/python") };
+  const child = spawn(join(ROOT, "target/debug/devstack"), [], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (chunk) => (out += chunk));
+  child.stderr.on("data", (chunk) => (out += chunk));
+  await new Promise((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`devstack not ready in 180 s:\n${out}`)), 180_000);
+    child.on("exit", (code) => reject(new Error(`devstack exited (${code}):\n${out}`)));
+    const poll = setInterval(() => {
+      if (out.includes("READY")) {
+        clearInterval(poll);
+        clearTimeout(deadline);
+        resolve();
+      }
+    }, 200);
+  });
+  const link = /http:\/\/localhost:\d+\/#token=\S+/.exec(out)?.[0];
+  if (!link) throw new Error(`devstack printed no page link:\n${out}`);
+  const origin = new URL(link).origin;
+  return {
+    ports,
+    link,
+    origin,
+    /** A dashboard token for `account`, as `make token` mints it; negative hours give an expired one. */
+    token(account, hours = 1) {
+      const args = ["token", "--account", account, "--hours", String(hours)];
+      return execFileSync(join(ROOT, "target/debug/msgctl"), args, { env: { ...process.env, MSG_JWT_SECRET: JWT_SECRET } }).toString().trim();
+    },
+    /** A text from `from` to `to`, delivered by the provider simulator's signed inbound webhook. */
+    async textIn(from, to, body) {
+      const response = await fetch(`http://127.0.0.1:${ports.SIM_PORT}/sim/inbound`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ from, to, body }),
+      });
+      if (!response.ok) throw new Error(`simulator inbound: ${response.status} ${await response.text()}`);
+      return response.json();
+    },
+    /** Every SMS the simulator was asked to send. */
+    async smsSent() {
+      const response = await fetch(`http://127.0.0.1:${ports.SIM_PORT}/sim/messages`);
+      return response.json();
+    },
+    log: () => out,
+    async stop() {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGINT");
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 60_000))]);
+      if (!process.env.MSG_KEEP_TEST_DIRS) rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Headless Chromium from Debian's package, with the flags a closed network needs. */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
