@@ -13,7 +13,7 @@ export WEBHOOK_PORT ?= 18080
 export SIM_PORT ?= 14010
 export SMTP_PORT ?= 12525
 
-.PHONY: help deps run token test fmt-check clippy lint-proto deploy-check unit e2e build web web-deps browser bench chaos bench-gateways bench-feed
+.PHONY: help deps run token test fmt-check clippy lint-proto deploy-check unit e2e build web web-deps browser screenshots bench chaos bench-gateways bench-feed
 
 help:
 	@echo "make run     - the whole system on this machine, with a demo (Ctrl-C stops it)"
@@ -74,6 +74,10 @@ web: web-deps
 browser: deps web build
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	cd web && node --test --test-concurrency=1 tests/
+
+# The README's pictures of the page, taken by the browser tests.
+screenshots: deps web build
+	cd web && SCREENSHOT_DIR=../docs node --test --test-concurrency=1 tests/
 
 # The protos under buf's standard lint rules (npm's @bufbuild/buf ships the binary).
 lint-proto: web-deps

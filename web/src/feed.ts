@@ -10,6 +10,8 @@ export interface FeedHandlers {
   change(view: View): void;
   open(thread: string): void;
   more(): void;
+  /** The thread open beside the feed, if any. */
+  openThread(): string;
   /** Unread replies in a thread, from GetCounts. */
   unreadOf(thread: string): number;
 }
@@ -73,6 +75,7 @@ export function filterBar(view: View, handlers: FeedHandlers): HTMLElement {
 
 /** One feed row; the customer cell is the keyboard's way into the thread. */
 export function row(m: Message, handlers: FeedHandlers): HTMLTableRowElement {
+  const isOpen = handlers.openThread() === threadKey(m);
   const [name, address] = customerText(m);
   const thread = threadKey(m);
   const open = h(
@@ -86,7 +89,8 @@ export function row(m: Message, handlers: FeedHandlers): HTMLTableRowElement {
     {
       "data-message-id": m.messageId,
       "data-thread": thread,
-      class: [statusClass(m).split(" ")[1], m.unread ? "unread" : ""].filter(Boolean).join(" "),
+      class: [statusClass(m).split(" ")[1], m.unread ? "unread" : "", isOpen ? "open" : ""].filter(Boolean).join(" "),
+      "aria-current": isOpen && "true",
     },
     h("td", { "data-column": "direction" }, label(DIRECTIONS, m.direction)),
     h("td", { "data-column": "channel" }, label(CHANNELS, m.channel)),

@@ -57,8 +57,13 @@ pub fn events(account: &str) -> Vec<Value> {
         let job = json!({"id": format!("job_{run}_{i}"), "title": titles[i % titles.len()],
                          "starts_at": starts.to_rfc3339(), "ends_at": (starts + Duration::hours(2)).to_rfc3339(),
                          "technician": {"name": techs[i % techs.len()]}, "address": format!("{} Elm St, Austin, TX", 10 + i)});
-        out.push(event("job.scheduled", json!({"customer": customer(c), "job": job.clone()})));
+        out.push(event("job.scheduled", json!({"customer": customer(c), "job": job})));
         if i == 0 {
+            // Today's visit to the first customer: the tech is on the way, then done, then paid.
+            let today = now - Duration::hours(1);
+            let job = json!({"id": format!("job_{run}_today"), "title": "Water heater inspection",
+                             "starts_at": today.to_rfc3339(), "ends_at": (today + Duration::hours(2)).to_rfc3339(),
+                             "technician": {"name": techs[1]}, "address": "10 Elm St, Austin, TX"});
             out.push(event("job.en_route", json!({"customer": customer(c), "job": job.clone()})));
             let invoice = json!({"id": "inv_1001", "number": "1001", "amount_cents": 48_500, "currency": "USD",
                                  "url": "https://pay.example.com/i/1001"});
