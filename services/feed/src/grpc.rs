@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
 use tonic::{Request, Response, Status};
 
+use crate::attach::{self, AttachError};
 use crate::auth::account_of;
 use crate::changes::{self, WatchCursor};
 use crate::convert::{self, internal};
@@ -108,8 +109,12 @@ impl FeedService for Feed {
                 None => None,
             },
             ThreadOf::Sender(address) => {
-                let why = "unknown_sender: no customer has this number or address".to_owned();
-                reach = vec![(Channel::Sms, Some(why.clone())), (Channel::Email, Some(why))];
+                let why = "unknown_sender: attach this thread to a customer to write by email".to_owned();
+                let sms = match attach::stranger(&self.pool, &account, address).await.map_err(internal)? {
+                    Some(stranger) => send::reach(&self.pool, &account, &stranger).await.map_err(internal)?.remove(0).1,
+                    None => Some("unknown_sender: only a number's thread can be texted back".to_owned()),
+                };
+                reach = vec![(Channel::Sms, sms), (Channel::Email, Some(why))];
                 let (phone, email) = if address.contains('@') {
                     (String::new(), address.clone())
                 } else {
@@ -182,18 +187,56 @@ impl FeedService for Feed {
         let r = request.into_inner();
         let channel = Channel::from_proto(r.channel)
             .ok_or_else(|| Status::invalid_argument("channel must be CHANNEL_SMS or CHANNEL_EMAIL"))?;
-        let compose =
-            Compose { request_id: r.request_id, customer_id: r.customer_id, channel, text: r.text, subject: r.subject };
-        match send::send(&self.pool, &account, compose).await {
-            Ok((message_id, status)) => {
-                self.relay.wake();
-                Ok(Response::new(api::SendMessageResponse { message_id, status: convert::status(&status) }))
-            }
-            Err(SendError::Invalid(why)) => Err(Status::invalid_argument(why)),
-            Err(error @ SendError::NoCustomer(_)) => Err(Status::not_found(error.to_string())),
-            Err(SendError::Refused(why)) => Err(Status::failed_precondition(why)),
-            Err(error @ SendError::Reused(_)) => Err(Status::already_exists(error.to_string())),
-            Err(SendError::Database(error)) => Err(internal(error)),
+        let compose = Compose {
+            request_id: r.request_id,
+            customer_id: r.customer_id,
+            to_sender: false,
+            channel,
+            text: r.text,
+            subject: r.subject,
+        };
+        let (message_id, status) = self.send(&account, compose).await?;
+        Ok(Response::new(api::SendMessageResponse { message_id, status }))
+    }
+
+    async fn reply_to_sender(
+        &self,
+        request: Request<api::ReplyToSenderRequest>,
+    ) -> Result<Response<api::ReplyToSenderResponse>, Status> {
+        let account = account_of(&request)?;
+        let r = request.into_inner();
+        let compose = Compose {
+            request_id: r.request_id,
+            customer_id: r.sender,
+            to_sender: true,
+            channel: Channel::Sms,
+            text: r.text,
+            subject: String::new(),
+        };
+        let (message_id, status) = self.send(&account, compose).await?;
+        Ok(Response::new(api::ReplyToSenderResponse { message_id, status }))
+    }
+
+    async fn attach_thread(
+        &self,
+        request: Request<api::AttachThreadRequest>,
+    ) -> Result<Response<api::AttachThreadResponse>, Status> {
+        let account = account_of(&request)?;
+        let r = request.into_inner();
+        match attach::attach(&self.pool, &account, &r.sender, &r.customer_id).await {
+            Ok((attached, c)) => Ok(Response::new(api::AttachThreadResponse {
+                attached: attached as i64,
+                customer: Some(api::Customer {
+                    customer_id: c.customer_id,
+                    name: c.name,
+                    phone: c.phone,
+                    email: c.email,
+                }),
+            })),
+            Err(AttachError::Invalid(why)) => Err(Status::invalid_argument(why)),
+            Err(AttachError::NotFound(why)) => Err(Status::not_found(why)),
+            Err(AttachError::Taken(why)) => Err(Status::failed_precondition(why)),
+            Err(AttachError::Database(error)) => Err(internal(error)),
         }
     }
 
@@ -264,6 +307,25 @@ impl FeedService for Feed {
         let marked =
             threads::mark_read(&self.pool, &account, thread.as_ref(), &r.message_ids).await.map_err(internal)?;
         Ok(Response::new(api::MarkReadResponse { marked: marked as i64 }))
+    }
+}
+
+impl Feed {
+    /// A manual message or a reply to a sender, queued (or found by its request id): (id, status).
+    async fn send(&self, account: &AccountId, compose: Compose) -> Result<(String, i32), Status> {
+        match send::send(&self.pool, account, compose).await {
+            Ok((message_id, status)) => {
+                self.relay.wake();
+                Ok((message_id, convert::status(&status)))
+            }
+            Err(SendError::Invalid(why)) => Err(Status::invalid_argument(why)),
+            Err(error @ (SendError::NoCustomer(_) | SendError::NoThread(_))) => {
+                Err(Status::not_found(error.to_string()))
+            }
+            Err(SendError::Refused(why)) => Err(Status::failed_precondition(why)),
+            Err(error @ SendError::Reused(_)) => Err(Status::already_exists(error.to_string())),
+            Err(SendError::Database(error)) => Err(internal(error)),
+        }
     }
 }
 

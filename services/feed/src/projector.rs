@@ -90,8 +90,10 @@ static QUEUED: LazyLock<String> = LazyLock::new(|| {
                      customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
                      created_at, updated_at, body)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $11, $12, $13, $13, $14)
-                 ON CONFLICT (message_id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
-                     customer_name = EXCLUDED.customer_name, customer_phone = EXCLUDED.customer_phone,
+                 ON CONFLICT (message_id) DO UPDATE SET
+                     customer_id = CASE WHEN EXCLUDED.customer_id = '' THEN m.customer_id ELSE EXCLUDED.customer_id END,
+                     customer_name = CASE WHEN EXCLUDED.customer_id = '' THEN m.customer_name ELSE EXCLUDED.customer_name END,
+                     customer_phone = EXCLUDED.customer_phone,
                      customer_email = EXCLUDED.customer_email, direction = EXCLUDED.direction,
                      channel = EXCLUDED.channel, message_type = EXCLUDED.message_type, preview = EXCLUDED.preview,
                      subject = EXCLUDED.subject, job_id = EXCLUDED.job_id,
@@ -134,17 +136,22 @@ async fn queued(tx: &mut PgConnection, event: MessageQueued) -> sqlx::Result<()>
 
 static RECEIVED: LazyLock<String> = LazyLock::new(|| {
     with_timeline(
-        "row AS (INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone,
+        "link AS (SELECT l.customer_id, COALESCE(c.name, '') AS name FROM feed.sender_links l
+                  LEFT JOIN feed.customers c ON c.account_id = l.account_id AND c.customer_id = l.customer_id
+                  WHERE $3 = '' AND NOT $12 AND l.account_id = $2
+                    AND l.address = CASE WHEN $7 = 'sms' THEN $5 ELSE lower($6) END),
+         row AS (INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone,
                      customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
                      created_at, sent_at, updated_at, unread, sender_unverified, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, 'reply', 'received', $8, $9, $10, '',
-                     $11, $11, $11, true, $12, $13)
+                 SELECT $1, $2, COALESCE((SELECT customer_id FROM link), $3), COALESCE((SELECT name FROM link), $4),
+                     $5, $6, 'inbound', $7, 'reply', 'received', $8, $9, $10, '', $11, $11, $11, true, $12, $13
                  ON CONFLICT (message_id) DO NOTHING),",
         14,
     )
 });
 
-/// An inbound message joins the customer's thread (or its sender's, when unknown) as a reply.
+/// An inbound message joins the customer's thread as a reply: the one delivery-status named, else
+/// the one the business attached the sender's thread to, else the sender's own thread.
 async fn received(tx: &mut PgConnection, event: MessageReceived) -> sqlx::Result<()> {
     let customer = event.customer.unwrap_or_default();
     let at = time(event.received_at);

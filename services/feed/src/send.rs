@@ -24,7 +24,9 @@ pub const MAX_REQUEST_ID_CHARS: usize = 100;
 #[derive(Debug, Clone)]
 pub struct Compose {
     pub request_id: String,
+    /// The customer; or, with `to_sender`, the E.164 number of a sender no customer owns.
     pub customer_id: String,
+    pub to_sender: bool,
     pub channel: Channel,
     pub text: String,
     pub subject: String,
@@ -37,6 +39,8 @@ pub enum SendError {
     Invalid(String),
     #[error("no customer {0}")]
     NoCustomer(String),
+    #[error("no thread for {0}")]
+    NoThread(String),
     #[error("{0}")]
     Refused(String),
     #[error("request_id {0} was already used for a different message")]
@@ -56,7 +60,10 @@ impl Compose {
             return invalid("request_id must be at most 100 printable characters");
         }
         if self.customer_id.is_empty() {
-            return invalid("customer_id is required");
+            return invalid(if self.to_sender { "sender is required" } else { "customer_id is required" });
+        }
+        if self.to_sender && messaging_domain::E164::parse_strict(&self.customer_id).is_err() {
+            return invalid("sender must be an E.164 number, as its thread names it");
         }
         self.text = self.text.trim().to_owned();
         if self.text.is_empty() {
@@ -201,9 +208,15 @@ pub async fn send(pool: &PgPool, account: &AccountId, compose: Compose) -> Resul
     if let Some(found) = existing(pool, account, &compose).await? {
         return Ok(found);
     }
-    let customer = threads::customer(pool, account, &compose.customer_id)
-        .await?
-        .ok_or_else(|| SendError::NoCustomer(compose.customer_id.clone()))?;
+    let customer = if compose.to_sender {
+        crate::attach::stranger(pool, account, &compose.customer_id)
+            .await?
+            .ok_or_else(|| SendError::NoThread(compose.customer_id.clone()))?
+    } else {
+        threads::customer(pool, account, &compose.customer_id)
+            .await?
+            .ok_or_else(|| SendError::NoCustomer(compose.customer_id.clone()))?
+    };
     let (reach, account_snapshot) = reachability(pool, account, compose.channel, &customer).await?;
     if let Some(reason) = refusal(compose.channel, &customer, &reach) {
         return Err(SendError::Refused(reason));
@@ -293,6 +306,7 @@ mod tests {
         Compose {
             request_id: "r1".into(),
             customer_id: "cus_1".into(),
+            to_sender: false,
             channel,
             text: text.into(),
             subject: subject.into(),
