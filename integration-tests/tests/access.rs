@@ -15,8 +15,8 @@ use messaging_integration_tests::events::{account, customer, event, job};
 use messaging_integration_tests::stack::JWT_SECRET;
 use messaging_proto::v1::feed_service_client::FeedServiceClient;
 use messaging_proto::v1::{
-    Channel, GetCountsRequest, GetMessageRequest, GetThreadRequest, ListMessagesRequest, MarkReadRequest,
-    SendMessageRequest, WatchFeedRequest,
+    AttachThreadRequest, Channel, GetCountsRequest, GetMessageRequest, GetThreadRequest, ListMessagesRequest,
+    MarkReadRequest, ReplyToSenderRequest, SendMessageRequest, WatchFeedRequest,
 };
 use serde_json::{Value, json};
 
@@ -93,6 +93,30 @@ async fn every_rpc(
         (
             "MarkRead",
             code(c.mark_read(request(MarkReadRequest { customer_id: "cus_a".into(), ..Default::default() }, a)).await),
+        ),
+        (
+            "ReplyToSender",
+            code(
+                c.reply_to_sender(request(
+                    ReplyToSenderRequest {
+                        request_id: "auth-probe".into(),
+                        sender: "+15125550177".into(),
+                        text: "probe".into(),
+                    },
+                    a,
+                ))
+                .await,
+            ),
+        ),
+        (
+            "AttachThread",
+            code(
+                c.attach_thread(request(
+                    AttachThreadRequest { sender: "+15125550177".into(), customer_id: "cus_a".into() },
+                    a,
+                ))
+                .await,
+            ),
         ),
     ]
 }

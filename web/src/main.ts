@@ -8,7 +8,7 @@ import { h, replace } from "./dom.js";
 import { filterBar, loading, prepend, table, update, type FeedHandlers } from "./feed.js";
 import { narrowed, read, request, write, type View } from "./filters.js";
 import { threadKey } from "./format.js";
-import { bubble, composer, heading } from "./thread.js";
+import { attacher, bubble, composer, heading } from "./thread.js";
 
 const feed = feedClient();
 const root = document.getElementById("app") as HTMLElement;
@@ -19,7 +19,7 @@ let nextPage = "";
 let unread = new Map<string, number>();
 let watching: AbortController | null = null;
 
-const badge = h("span", { class: "unread-total", id: "unread-total", "aria-live": "polite" });
+const badge = h("span", { class: "unread-total", id: "unread-total", "aria-live": "polite", hidden: true });
 const filtersBox = h("div", { id: "filters" });
 const list = h("section", { id: "feed", "aria-label": "Feed" });
 const notice = h("div", { id: "notice" });
@@ -36,7 +36,7 @@ const handlers: FeedHandlers = {
     view = { ...view, thread };
     write(view);
     renderList();
-    showThread();
+    void showThread();
   },
   async more() {
     try {
@@ -123,6 +123,7 @@ async function refreshCounts(): Promise<void> {
     unread = new Map(counts.threads.map((t) => [t.customerId || t.sender, Number(t.unread)]));
     badge.textContent = counts.unreadTotal > 0n ? `${counts.unreadTotal} unread` : "";
     badge.hidden = counts.unreadTotal === 0n;
+    badge.dataset.count = String(counts.unreadTotal);
     renderList();
   } catch (error) {
     failed(error);
@@ -153,11 +154,13 @@ async function showThread(): Promise<void> {
   try {
     const thread = await feed.getThread({ customerId: key, oldestFirst: true, pageSize: 200 });
     replace(threadMessages, ...thread.messages.map((m) => bubble(feed, m)));
+    const customerId = thread.customer?.customerId ?? "";
     replace(
       threadBox,
       heading(thread.customer, key, closeThread),
       threadMessages,
-      composer(feed, thread.customer, thread.reach, () => reloadThread()),
+      composer(feed, customerId ? { customerId } : { sender: key }, thread.reach, () => reloadThread()),
+      !customerId && attacher(feed, key, (attachedTo) => handlers.open(attachedTo)),
     );
     threadMessages.lastElementChild?.scrollIntoView({ block: "end" });
     (threadBox.querySelector("h2") as HTMLElement).tabIndex = -1;

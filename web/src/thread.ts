@@ -52,7 +52,7 @@ export function bubble(feed: Feed, m: Message): HTMLElement {
 
 /** The thread's heading: who, and how to reach them. */
 export function heading(customer: Customer | undefined, key: string, close: () => void): HTMLElement {
-  const name = customer?.name || "Unknown sender";
+  const name = customer?.name || (customer?.customerId ? "Customer" : "Unknown sender");
   return h(
     "header",
     { class: "thread-head" },
@@ -69,8 +69,12 @@ function unreachable(reach: ChannelReach[], channel: Channel): string {
   return found.reachable ? "" : `Cannot send: ${found.detail} (${found.reason.replaceAll("_", " ")}).`;
 }
 
-/** The composer: SMS or email to this one customer, with a live counter and one request id per draft. */
-export function composer(feed: Feed, customer: Customer | undefined, reach: ChannelReach[], sent: (m: { messageId: string }) => void): HTMLElement {
+/** Whom the composer writes to: a customer, or an unknown sender's number. */
+export type Recipient = { customerId: string } | { sender: string };
+
+/** The composer: SMS or email to this one customer (or an SMS back to an unknown number), with a
+ * live counter and one request id per draft, so a double click or a retry never sends twice. */
+export function composer(feed: Feed, to: Recipient, reach: ChannelReach[], sent: () => void): HTMLElement {
   let requestId = crypto.randomUUID();
   let channel = unreachable(reach, Channel.SMS) && !unreachable(reach, Channel.EMAIL) ? Channel.EMAIL : Channel.SMS;
   const text = h("textarea", { id: "compose-text", name: "text", rows: 4, required: true });
@@ -79,7 +83,7 @@ export function composer(feed: Feed, customer: Customer | undefined, reach: Chan
   const counter = h("p", { class: "counter", id: "compose-counter", "aria-live": "polite" });
   const note = h("p", { class: "compose-note", role: "alert" });
   const blocked = h("p", { class: "compose-blocked refused" });
-  const send = h("button", { type: "submit" }, "Send");
+  const send = h("button", { type: "submit" }, "sender" in to ? "Text back" : "Send");
   const channelSelect = h(
     "select",
     { id: "compose-channel", name: "channel" },
@@ -107,11 +111,25 @@ export function composer(feed: Feed, customer: Customer | undefined, reach: Chan
     refresh();
   });
   text.addEventListener("input", refresh);
+  const submit = async () => {
+    if ("sender" in to) {
+      await feed.replyToSender({ requestId, sender: to.sender, text: text.value });
+    } else {
+      const request = create(SendMessageRequestSchema, {
+        requestId,
+        customerId: to.customerId,
+        channel,
+        text: text.value,
+        subject: channel === Channel.EMAIL ? subject.value : "",
+      });
+      await feed.sendMessage(request);
+    }
+  };
   const form = h(
     "form",
     {
       class: "composer",
-      "aria-label": "Write to this customer",
+      "aria-label": "sender" in to ? "Text this number back" : "Write to this customer",
       onsubmit: async (e: Event) => {
         e.preventDefault();
         if (send.disabled) return;
@@ -120,19 +138,12 @@ export function composer(feed: Feed, customer: Customer | undefined, reach: Chan
         note.className = "compose-note";
         try {
           // The same request id until it succeeds: a double click or a retry never sends twice.
-          const request = create(SendMessageRequestSchema, {
-            requestId,
-            customerId: customer?.customerId ?? "",
-            channel,
-            text: text.value,
-            subject: channel === Channel.EMAIL ? subject.value : "",
-          });
-          const response = await feed.sendMessage(request);
+          await submit();
           requestId = crypto.randomUUID();
           text.value = "";
           subject.value = "";
           note.textContent = "Queued.";
-          sent(response);
+          sent();
         } catch (error) {
           note.textContent = `Not sent: ${explain(error).text}`;
           note.className = "compose-note refused";
@@ -151,4 +162,43 @@ export function composer(feed: Feed, customer: Customer | undefined, reach: Chan
   );
   refresh();
   return form;
+}
+
+/** Attaching an unknown sender's thread to a customer found by name or number. */
+export function attacher(feed: Feed, sender: string, attached: (customerId: string) => void): HTMLElement {
+  const query = h("input", { id: "attach-query", type: "search", name: "attach", autocomplete: "off", placeholder: "Name or phone" });
+  const results = h("ul", { class: "attach-results", "aria-live": "polite" });
+  const note = h("p", { class: "compose-note", role: "alert" });
+  const find = async (e: Event) => {
+    e.preventDefault();
+    note.textContent = "";
+    try {
+      const page = await feed.listMessages({ query: query.value.trim(), pageSize: 100 });
+      const customers = new Map<string, Customer>();
+      for (const m of page.messages) if (m.customer?.customerId) customers.set(m.customer.customerId, m.customer);
+      if (customers.size === 0) {
+        replace(results, h("li", {}, "No customer matches."));
+        return;
+      }
+      replace(results, ...[...customers.values()].map((c) => h("li", {}, h("button", { type: "button", class: "link", onclick: () => attach(c) }, `Attach to ${c.name}`), ` ${[c.phone, c.email].filter(Boolean).join(" · ")}`)));
+    } catch (error) {
+      note.textContent = explain(error).text;
+    }
+  };
+  const attach = async (c: Customer) => {
+    try {
+      await feed.attachThread({ sender, customerId: c.customerId });
+      attached(c.customerId);
+    } catch (error) {
+      note.textContent = `Not attached: ${explain(error).text}`;
+    }
+  };
+  return h(
+    "form",
+    { class: "attach", "aria-label": "Attach this thread to a customer", onsubmit: find },
+    h("label", { for: "attach-query" }, "Attach this thread to a customer"),
+    h("div", { class: "search" }, query, h("button", { type: "submit" }, "Find")),
+    results,
+    note,
+  );
 }

@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { launchBrowser, startSystem } from "./system.mjs";
+import { dropper, launchBrowser, startSystem } from "./system.mjs";
 
 let system;
 let browser;
@@ -213,7 +213,7 @@ describe("writing and reading", () => {
   test("a reply raises the unread badge live; opening its thread clears it", async () => {
     const page = await open();
     await rows(page);
-    assert.ok(await page.locator("#unread-total").isHidden());
+    await page.locator("#unread-total[data-count='0']").waitFor({ state: "attached" });
     await system.textIn("+15125550199", "+15125550100", "Thanks! Is the gate code still 4321?");
     await page.locator("#unread-total", { hasText: "1 unread" }).waitFor();
     const reply = page.locator("table.feed tr.unread", { hasText: "Dana Reyes" });
@@ -225,7 +225,8 @@ describe("writing and reading", () => {
     assert.equal(await page.locator("table.feed tr.unread").count(), 0);
     await page.reload();
     await rows(page);
-    assert.ok(await page.locator("#unread-total").isHidden(), "read stays read");
+    await page.locator("#unread-total[data-count]").waitFor({ state: "attached" });
+    assert.equal(await page.locator("#unread-total").getAttribute("data-count"), "0", "read stays read");
     await page.close();
   });
 });
@@ -294,4 +295,86 @@ test("screenshots of the feed and a thread", { skip: !process.env.SCREENSHOT_DIR
   await page.locator("#thread .bubble").first().waitFor();
   await page.screenshot({ path: join(process.env.SCREENSHOT_DIR, "messages-thread.png") });
   await page.close();
+});
+
+describe("an unknown number", () => {
+  test("is listed, opened, texted back and attached to a customer", async () => {
+    const page = await open();
+    await rows(page);
+    await system.textIn("+15125550177", "+15125550100", "Is this the plumber? My sink is leaking.");
+    const row = page.locator("table.feed tr", { hasText: "+15125550177" });
+    await row.waitFor();
+    assert.match(await row.innerText(), /Inbound[\s\S]*Unknown sender[\s\S]*Reply/);
+    await row.locator("button.customer").click();
+    await page.waitForURL(/thread=%2B15125550177/);
+    await page.locator("#thread .bubble.in", { hasText: "sink is leaking" }).waitFor();
+    assert.equal(await page.locator("#thread-title").innerText(), "Unknown sender");
+    await page.selectOption("#compose-channel", "2");
+    assert.match(await page.locator(".compose-blocked").innerText(), /unknown sender/);
+    await page.selectOption("#compose-channel", "1");
+    await page.fill("#compose-text", "Yes, this is Ace Plumbing. We can come at 3.");
+    await page.click("text=Text back");
+    const answer = page.locator("#thread .bubble.out", { hasText: "We can come at 3" });
+    await answer.waitFor();
+    await answer.locator(".status", { hasText: "Delivered" }).waitFor({ timeout: 30_000 });
+    await page.fill("#attach-query", "Dana");
+    await page.click(".attach button[type=submit]");
+    await page.click("text=Attach to Dana Reyes");
+    await page.waitForURL(/thread=cus_dana/);
+    await page.locator("#thread .bubble", { hasText: "sink is leaking" }).waitFor();
+    await page.locator("#thread .bubble", { hasText: "We can come at 3" }).waitFor();
+    await page.locator("table.feed tr", { hasText: "+15125550177" }).first().waitFor({ state: "detached" }).catch(() => {});
+    const strangerRows = await page.$$eval("table.feed tr", (trs) => trs.filter((tr) => tr.innerText.includes("Unknown sender")).length);
+    assert.equal(strangerRows, 0, "the number's rows are Dana's now, live");
+    await page.close();
+  });
+});
+
+describe("when things go wrong", () => {
+  test("the live feed resumes from its cursor after the connection drops", async () => {
+    const proxy = await dropper(Number(system.ports.WEB_PORT));
+    const page = await browser.newPage();
+    const watches = [];
+    page.on("request", (r) => {
+      if (r.url().endsWith("/WatchFeed")) watches.push(r.postDataBuffer()?.length ?? 0);
+    });
+    await page.goto(`${proxy.origin}/${new URL(system.link).hash}`);
+    await rows(page);
+    assert.equal(watches.length, 1);
+    proxy.drop();
+    // While the page is cut off (it retries after half a second), Sam writes in.
+    await system.textIn("+17375550117", "+15125550100", "Sent while the page was cut off");
+    const reply = page.locator("table.feed tr", { hasText: "Sam O'Connor" }).filter({ hasText: "Reply" });
+    await reply.waitFor({ timeout: 20_000 });
+    assert.ok(watches.length >= 2 && watches.slice(1).every((length) => length > 5), `resumed watches carry their cursor: ${watches}`);
+    await page.close();
+    await proxy.close();
+  });
+
+  test("a server that cannot be reached says so and the page recovers when it can", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.route("**/messaging.v1.FeedService/ListMessages", (route) => route.abort());
+    await page.goto(system.link);
+    await page.locator("#notice .error").waitFor();
+    assert.match(await page.locator("#notice .error").innerText(), /cannot be reached/);
+    await page.unroute("**/messaging.v1.FeedService/ListMessages");
+    await page.click("text=Try again");
+    assert.ok((await rows(page)).length > 0);
+    await context.close();
+  });
+
+  test("every control is labelled and the keyboard opens a thread", async () => {
+    const page = await open();
+    await rows(page);
+    const unlabelled = await page.$$eval("input, select, textarea", (els) => els.filter((el) => el.labels.length === 0 && !el.getAttribute("aria-label")).map((el) => el.outerHTML));
+    assert.deepEqual(unlabelled, []);
+    await page.locator("table.feed tbody tr button.customer").first().focus();
+    await page.keyboard.press("Enter");
+    await page.locator("#thread .bubble").first().waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "thread-title", "focus moves to the thread");
+    const unlabelledInThread = await page.$$eval("#thread input, #thread select, #thread textarea", (els) => els.filter((el) => el.labels.length === 0).length);
+    assert.equal(unlabelledInThread, 0);
+    await page.close();
+  });
 });

@@ -59,15 +59,19 @@ pub fn events(account: &str) -> Vec<Value> {
                          "technician": {"name": techs[i % techs.len()]}, "address": format!("{} Elm St, Austin, TX", 10 + i)});
         out.push(event("job.scheduled", json!({"customer": customer(c), "job": job})));
         if i == 0 {
-            // Today's visit to the first customer: the tech is on the way, then done, then paid.
-            let today = now - Duration::hours(1);
-            let job = json!({"id": format!("job_{run}_today"), "title": "Water heater inspection",
-                             "starts_at": today.to_rfc3339(), "ends_at": (today + Duration::hours(2)).to_rfc3339(),
-                             "technician": {"name": techs[1]}, "address": "10 Elm St, Austin, TX"});
-            out.push(event("job.en_route", json!({"customer": customer(c), "job": job.clone()})));
+            // The first customer's day: this morning's visit done, the afternoon's tech on the way.
+            let morning = now - Duration::hours(3);
+            let done = json!({"id": format!("job_{run}_morning"), "title": "Water heater inspection",
+                              "starts_at": morning.to_rfc3339(), "ends_at": (morning + Duration::hours(2)).to_rfc3339(),
+                              "technician": {"name": techs[1]}, "address": "10 Elm St, Austin, TX"});
+            let afternoon = now + Duration::minutes(20);
+            let next = json!({"id": format!("job_{run}_afternoon"), "title": "Garbage disposal repair",
+                              "starts_at": afternoon.to_rfc3339(), "ends_at": (afternoon + Duration::hours(1)).to_rfc3339(),
+                              "technician": {"name": techs[2]}, "address": "10 Elm St, Austin, TX"});
+            out.push(event("job.en_route", json!({"customer": customer(c), "job": next})));
             let invoice = json!({"id": "inv_1001", "number": "1001", "amount_cents": 48_500, "currency": "USD",
                                  "url": "https://pay.example.com/i/1001"});
-            out.push(event("job.completed", json!({"customer": customer(c), "job": job, "invoice": invoice.clone()})));
+            out.push(event("job.completed", json!({"customer": customer(c), "job": done, "invoice": invoice.clone()})));
             out.push(event(
                 "payment.received",
                 json!({"customer": customer(c), "payment": {"id": "pay_1", "amount_cents": 48_500,

@@ -342,6 +342,11 @@ struct Watcher {
 impl Watcher {
     /// Sends every change after `cursor` until the client goes away or the service stops.
     async fn run(mut self, mut cursor: WatchCursor, sender: mpsc::Sender<Result<api::WatchFeedResponse, Status>>) {
+        // The stream's position first: a client cut off before anything changes resumes from
+        // here, not from a later "now" that would skip what happened in between.
+        if sender.send(Ok(api::WatchFeedResponse { message: None, cursor: cursor.encode() })).await.is_err() {
+            return;
+        }
         let mut quiet_since = tokio::time::Instant::now();
         loop {
             let read_at = tokio::time::Instant::now();
