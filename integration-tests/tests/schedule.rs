@@ -1,16 +1,16 @@
 //! The durable schedule end to end: day-before reminders that move on reschedule, vanish on
 //! cancel, are skipped when already past and carry the latest details; quiet hours that hold
-//! messages (all but on-my-way) until they end. ingest's clock is shifted by restarting it with
-//! `MSG_SCHEDULER__CLOCK_OFFSET_SECS`, so nothing waits a day, and every restart also proves the
-//! schedule lives in Postgres.
+//! messages (all but on-my-way) until they end; what waits, listed for the page until it goes.
+//! ingest's clock is shifted by restarting it with `MSG_SCHEDULER__CLOCK_OFFSET_SECS`, so nothing
+//! waits a day, and every restart also proves the schedule lives in Postgres.
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::America::Chicago;
 use messaging_domain::schedule::{DEFAULT_REMINDER_TIME, reminder_due};
 use messaging_integration_tests::Stack;
-use messaging_integration_tests::client::{count, start_with};
+use messaging_integration_tests::client::{Dashboard, count, start_with};
 use messaging_integration_tests::events::{account, customer, event, job};
-use messaging_proto::v1::{Channel, MessageType};
+use messaging_proto::v1::{Channel, ListWaitingRequest, MessageType, WaitingMessage};
 use serde_json::json;
 
 const ACCOUNT: &str = "acc_ace";
@@ -23,6 +23,12 @@ fn clock_at(at: DateTime<Utc>) -> [(&'static str, String); 1] {
 /// Restarts ingest with its clock at `at`.
 async fn travel_to(stack: &mut Stack, at: DateTime<Utc>) -> anyhow::Result<()> {
     stack.restart_with("ingest", &clock_at(at)).await
+}
+
+/// What the account's page lists as going out later.
+async fn waiting(dashboard: &Dashboard) -> anyhow::Result<Vec<WaitingMessage>> {
+    let request = dashboard.authed(ListWaitingRequest::default());
+    Ok(dashboard.grpc().list_waiting(request).await?.into_inner().waiting)
 }
 
 fn reminders(messages: &[messaging_proto::v1::Message], customer: &str) -> usize {
@@ -124,6 +130,17 @@ async fn quiet_hours_hold_messages_until_they_end_but_not_on_my_way() -> anyhow:
     let messages = dashboard.settled(1).await?;
     assert_eq!(messages.len(), 1, "only on-my-way goes out in quiet hours: {messages:#?}");
     assert_eq!(messages[0].r#type, MessageType::OnMyWay as i32);
+    // The page can say what waits and until when: the held confirmation, and the reminder.
+    let shown = waiting(&dashboard).await?;
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    let held = shown.iter().find(|w| w.reason == "quiet_hours").expect("the held confirmation");
+    assert_eq!(held.r#type, MessageType::AppointmentConfirmation as i32);
+    assert_eq!(held.customer.as_ref().map(|c| c.name.as_str()), Some("Dana Reyes"));
+    let release = messaging_proto::time::datetime(held.due_at.as_ref()).expect("due");
+    assert!((release - (now + Duration::hours(2))).num_minutes().abs() <= 1, "held until quiet hours end: {release}");
+    let reminder = shown.iter().find(|w| w.reason == "reminder").expect("the reminder");
+    assert_eq!((reminder.key.as_str(), reminder.job_id.as_str()), ("reminder:job_1", "job_1"));
+    assert_eq!(reminder.r#type, MessageType::Reminder as i32);
 
     // Restarted past the end of quiet hours, ingest releases the held confirmation.
     travel_to(&mut stack, now + Duration::hours(2) + Duration::minutes(1)).await?;
@@ -132,6 +149,14 @@ async fn quiet_hours_hold_messages_until_they_end_but_not_on_my_way() -> anyhow:
     assert_eq!(count(&messages, "cus_dana", MessageType::AppointmentConfirmation, Channel::Sms), 1);
     assert_eq!(count(&messages, "cus_dana", MessageType::AppointmentConfirmation, Channel::Email), 1);
     assert_eq!(messages.len(), 3);
+    let shown = waiting(&dashboard).await?;
+    assert_eq!(shown.iter().map(|w| w.reason.as_str()).collect::<Vec<_>>(), ["reminder"], "released: {shown:#?}");
+    // A cancelled job's reminder no longer waits.
+    let cancelled = json!({"customer": customer("cus_dana", "Dana Reyes", "+15125550199", "dana@example.com"),
+                           "job": job("job_1", now + Duration::days(2))});
+    publisher.event(&event("e3", "job.cancelled", ACCOUNT, now + Duration::seconds(5), cancelled)).await?;
+    stack.quiesce().await?;
+    assert!(waiting(&dashboard).await?.is_empty());
     stack.stop().await;
     Ok(())
 }

@@ -2,13 +2,14 @@
 //! live updates from WatchFeed (resumed from its cursor whenever the connection drops).
 
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Message } from "./gen/messaging/v1/feed_pb.js";
+import { MessageType, type Message } from "./gen/messaging/v1/feed_pb.js";
 import { adoptTokenFromFragment, explain, feedClient, signIn, signOut, token } from "./api.js";
 import { h, replace } from "./dom.js";
 import { filterBar, loading, prepend, table, update, type FeedHandlers } from "./feed.js";
 import { narrowed, read, request, write, type View } from "./filters.js";
 import { threadKey } from "./format.js";
 import { attacher, bubble, composer, heading } from "./thread.js";
+import { pending, upcoming } from "./waiting.js";
 
 const feed = feedClient();
 const root = document.getElementById("app") as HTMLElement;
@@ -22,6 +23,7 @@ let watching: AbortController | null = null;
 const badge = h("span", { class: "unread-total", id: "unread-total", "aria-live": "polite", hidden: true });
 const filtersBox = h("div", { id: "filters" });
 const list = h("section", { id: "feed", "aria-label": "Feed" });
+const upcomingBox = h("div", { id: "upcoming" });
 const notice = h("div", { id: "notice" });
 const threadBox = h("section", { id: "thread", "aria-labelledby": "thread-title", hidden: true });
 const threadMessages = h("div", { class: "messages", "aria-live": "polite" });
@@ -92,7 +94,7 @@ function shell(): void {
     root,
     h("header", { class: "top" }, h("h1", {}, "Messages"), badge, out),
     notice,
-    h("main", { class: "layout" }, h("div", { class: "feed-column" }, filtersBox, list), threadBox),
+    h("main", { class: "layout" }, h("div", { class: "feed-column" }, upcomingBox, filtersBox, list), threadBox),
   );
 }
 
@@ -113,6 +115,14 @@ async function showFeed(): Promise<void> {
     renderList();
   } catch (error) {
     replace(list);
+    failed(error);
+  }
+}
+
+async function refreshWaiting(): Promise<void> {
+  try {
+    replace(upcomingBox, upcoming((await feed.listWaiting({})).waiting));
+  } catch (error) {
     failed(error);
   }
 }
@@ -155,10 +165,12 @@ async function showThread(): Promise<void> {
     const thread = await feed.getThread({ customerId: key, oldestFirst: true, pageSize: 200 });
     replace(threadMessages, ...thread.messages.map((m) => bubble(feed, m)));
     const customerId = thread.customer?.customerId ?? "";
+    const later = customerId ? (await feed.listWaiting({ customerId })).waiting : [];
     replace(
       threadBox,
       heading(thread.customer, key, closeThread),
       threadMessages,
+      pending(later),
       composer(feed, customerId ? { customerId } : { sender: key }, thread.reach, () => reloadThread()),
       !customerId && attacher(feed, key, (attachedTo) => handlers.open(attachedTo)),
     );
@@ -195,6 +207,7 @@ function reloadThread(): void {
 }
 
 let countsTimer: number | undefined;
+let waitingTimer: number | undefined;
 function changed(m: Message): void {
   const at = messages.findIndex((x) => x.messageId === m.messageId);
   if (at >= 0) {
@@ -208,6 +221,10 @@ function changed(m: Message): void {
     replace(notice, h("div", { class: "info", role: "status" }, "New messages arrived. ", h("button", { type: "button", onclick: () => showFeed() }, "Show them")));
   }
   if (view.thread && threadKey(m) === view.thread) reloadThread();
+  if (m.type === MessageType.REMINDER || at < 0) {
+    clearTimeout(waitingTimer);
+    waitingTimer = window.setTimeout(refreshWaiting, 300);
+  }
   if (m.unread) {
     clearTimeout(countsTimer);
     countsTimer = window.setTimeout(refreshCounts, 150);
@@ -247,6 +264,7 @@ function start(): void {
   shell();
   void watch(watching.signal);
   void showFeed().then(refreshCounts);
+  void refreshWaiting();
   if (view.thread) void showThread();
 }
 

@@ -378,3 +378,23 @@ describe("when things go wrong", () => {
     await page.close();
   });
 });
+
+describe("what goes out later", () => {
+  test("the day-before reminders are listed above the feed and in the customer's thread", async () => {
+    const page = await open();
+    await rows(page);
+    const summary = page.locator("#waiting summary");
+    await summary.waitFor();
+    assert.equal(await summary.innerText(), "Going out later (5)");
+    await summary.click();
+    const items = await page.$$eval("#waiting li", (lis) => lis.map((li) => li.textContent));
+    assert.equal(items.length, 5);
+    assert.ok(items.every((text) => text.startsWith("Reminder to ") && text.includes("the day before the visit")), items.join("\n"));
+    assert.ok(items.some((text) => text.includes("Dana Reyes")));
+    await page.locator("table.feed tr", { hasText: "Marco Bianchi" }).first().locator("button.customer").click();
+    const later = page.locator("#thread .thread-waiting");
+    await later.waitFor();
+    assert.match(await later.innerText(), /Going out later\s+Reminder · goes .+ \(the day before the visit\)/);
+    await page.close();
+  });
+});

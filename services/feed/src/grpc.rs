@@ -240,6 +240,33 @@ impl FeedService for Feed {
         }
     }
 
+    async fn list_waiting(
+        &self,
+        request: Request<api::ListWaitingRequest>,
+    ) -> Result<Response<api::ListWaitingResponse>, Status> {
+        let account = account_of(&request)?;
+        let customer_id = request.into_inner().customer_id;
+        let waiting = crate::waiting::list(&self.pool, &account, &customer_id).await.map_err(internal)?;
+        Ok(Response::new(api::ListWaitingResponse {
+            waiting: waiting
+                .into_iter()
+                .map(|w| api::WaitingMessage {
+                    key: w.key,
+                    r#type: MessageType::parse(&w.message_type).map(MessageType::to_proto).unwrap_or(0),
+                    customer: Some(api::Customer {
+                        customer_id: w.customer_id,
+                        name: w.name,
+                        phone: w.phone,
+                        email: w.email,
+                    }),
+                    job_id: w.job_id,
+                    due_at: Some(timestamp(w.due_at)),
+                    reason: w.reason,
+                })
+                .collect(),
+        }))
+    }
+
     type WatchFeedStream = tokio_stream::wrappers::ReceiverStream<Result<api::WatchFeedResponse, Status>>;
 
     async fn watch_feed(

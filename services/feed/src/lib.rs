@@ -15,6 +15,7 @@ mod readers;
 mod send;
 pub mod store;
 pub mod threads;
+mod waiting;
 mod web;
 
 use std::net::SocketAddr;
@@ -234,13 +235,16 @@ impl App {
     }
 }
 
-/// Deletes WatchFeed changes older than the retention, every minute.
+/// Deletes WatchFeed changes older than the retention, and waiting items long gone, every minute.
 async fn prune(pool: sqlx::PgPool, retention: Duration, shutdown: Shutdown) {
     loop {
         match changes::prune(&pool, retention).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "old feed changes pruned"),
             Err(error) => tracing::warn!(%error, "pruning feed changes failed"),
+        }
+        if let Err(error) = waiting::prune(&pool).await {
+            tracing::warn!(%error, "pruning finished waiting items failed");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

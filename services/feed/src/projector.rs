@@ -7,12 +7,16 @@
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status};
 use messaging_platform::bus::{Delivery, Outcome, TxHandler};
-use messaging_proto::bus::{DeliveryUnknown, MessageQueued, MessageReceived, OptOutChanged, StatusChanged};
+use messaging_proto::bus::{
+    DeliveryUnknown, MessageQueued, MessageReceived, NotificationWaiting, OptOutChanged, StatusChanged,
+};
+
 use sqlx::{AssertSqlSafe, PgConnection};
 use std::sync::LazyLock;
 
 use crate::changes;
 use crate::store::{beyond_preview, preview};
+use crate::waiting::apply as waiting;
 
 /// The failure reason the SMS gateway gives a number that cannot take SMS (Twilio's 21614).
 const NOT_SMS_CAPABLE: &str = "not_sms_capable";
@@ -61,6 +65,7 @@ impl TxHandler for Projector {
             "received" => apply!(MessageReceived, received),
             "delivery_unknown" => apply!(DeliveryUnknown, delivery_unknown),
             "opt_out" => apply!(OptOutChanged, opt_out),
+            "waiting" => apply!(NotificationWaiting, waiting),
             _ => return Outcome::Ack,
         };
         match result {

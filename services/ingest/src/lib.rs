@@ -10,6 +10,7 @@ mod schedule;
 mod scheduler;
 mod senders;
 mod store;
+mod waiting;
 
 use std::sync::Arc;
 use std::time::Duration;

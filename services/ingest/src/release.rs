@@ -52,6 +52,7 @@ pub async fn release_due(tx: &mut PgConnection, now: DateTime<Utc>, limit: i64) 
                     .bind(until)
                     .execute(&mut *tx)
                     .await?;
+                crate::waiting::held(tx, &account_id, &outbox_id).await?;
                 done.postponed += 1;
                 continue;
             }
@@ -74,6 +75,7 @@ pub async fn release_due(tx: &mut PgConnection, now: DateTime<Utc>, limit: i64) 
             }
         }
         sqlx::query("DELETE FROM ingest.deferred WHERE outbox_id = $1").bind(&outbox_id).execute(&mut *tx).await?;
+        crate::waiting::held(tx, &account_id, &outbox_id).await?;
     }
     Ok(done)
 }

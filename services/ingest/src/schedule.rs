@@ -44,8 +44,9 @@ pub async fn sync_reminder(
             .bind(job_id)
             .bind(starts_at)
             .bind(due_at)
-            .execute(tx)
+            .execute(&mut *tx)
             .await?;
+            crate::waiting::reminder(tx, account_id, job_id).await?;
             Ok(ReminderPlan::Due(due_at))
         }
         None => {
@@ -55,12 +56,16 @@ pub async fn sync_reminder(
     }
 }
 
+/// Removes the job's pending reminder (fired, cancelled or moot), telling the feed when there was one.
 pub async fn delete_reminder(tx: &mut PgConnection, account_id: &str, job_id: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM ingest.reminders WHERE account_id = $1 AND job_id = $2")
+    let deleted = sqlx::query("DELETE FROM ingest.reminders WHERE account_id = $1 AND job_id = $2")
         .bind(account_id)
         .bind(job_id)
-        .execute(tx)
+        .execute(&mut *tx)
         .await?;
+    if deleted.rows_affected() > 0 {
+        crate::waiting::reminder(tx, account_id, job_id).await?;
+    }
     Ok(())
 }
 
@@ -81,7 +86,7 @@ pub async fn move_account_reminders(
         let job_id: String = row.try_get("job_id")?;
         let starts_at: DateTime<Utc> = row.try_get("starts_at")?;
         let due_at = schedule::reminder_due(starts_at, account.zone(), account.reminder_time).max(now);
-        moved += sqlx::query(
+        let changed = sqlx::query(
             "UPDATE ingest.reminders SET due_at = $3 WHERE account_id = $1 AND job_id = $2 AND due_at <> $3",
         )
         .bind(account_id)
@@ -90,6 +95,10 @@ pub async fn move_account_reminders(
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if changed > 0 {
+            crate::waiting::reminder(tx, account_id, &job_id).await?;
+        }
+        moved += changed;
     }
     Ok(moved)
 }
@@ -136,9 +145,9 @@ pub async fn postpone_reminder(
         .bind(&reminder.account_id)
         .bind(&reminder.job_id)
         .bind(until)
-        .execute(tx)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    crate::waiting::reminder(tx, &reminder.account_id, &reminder.job_id).await
 }
 
 /// Holds a notification request until `due_at` (the end of quiet hours), with the current trace
@@ -160,9 +169,9 @@ pub async fn defer(
     .bind(&message.subject)
     .bind(&message.payload)
     .bind(headers)
-    .execute(tx)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    crate::waiting::held(tx, account_id, &message.id).await
 }
 
 /// Records an on-my-way for the job at event time `at`; false when another went out (or will)
