@@ -123,38 +123,50 @@ async fn quiet_hours_hold_messages_until_they_end_but_not_on_my_way() -> anyhow:
     let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "dana@example.com");
     let body = json!({"customer": dana, "job": job("job_1", now + Duration::days(2))});
     publisher.event(&event("e1", "job.scheduled", ACCOUNT, now, body.clone())).await?;
-    publisher.event(&event("e2", "job.en_route", ACCOUNT, now, body)).await?;
+    publisher.event(&event("e2", "job.en_route", ACCOUNT, now, body.clone())).await?;
+    let sam = customer("cus_sam", "Sam Ortiz", "+15125550133", "");
+    let booked = json!({"customer": sam, "job": job("job_2", now + Duration::days(3))});
+    publisher.event(&event("e4", "job.scheduled", ACCOUNT, now, booked.clone())).await?;
 
     dashboard.settled(1).await?;
     stack.quiesce().await?;
     let messages = dashboard.settled(1).await?;
     assert_eq!(messages.len(), 1, "only on-my-way goes out in quiet hours: {messages:#?}");
     assert_eq!(messages[0].r#type, MessageType::OnMyWay as i32);
-    // The page can say what waits and until when: the held confirmation, and the reminder.
+    // The page can say what waits and until when: both held confirmations, and Sam's reminder.
     let shown = waiting(&dashboard).await?;
-    assert_eq!(shown.len(), 2, "{shown:#?}");
-    let held = shown.iter().find(|w| w.reason == "quiet_hours").expect("the held confirmation");
-    assert_eq!(held.r#type, MessageType::AppointmentConfirmation as i32);
-    assert_eq!(held.customer.as_ref().map(|c| c.name.as_str()), Some("Dana Reyes"));
-    let release = messaging_proto::time::datetime(held.due_at.as_ref()).expect("due");
-    assert!((release - (now + Duration::hours(2))).num_minutes().abs() <= 1, "held until quiet hours end: {release}");
-    let reminder = shown.iter().find(|w| w.reason == "reminder").expect("the reminder");
-    assert_eq!((reminder.key.as_str(), reminder.job_id.as_str()), ("reminder:job_1", "job_1"));
+    let held: Vec<_> = shown.iter().filter(|w| w.reason == "quiet_hours").collect();
+    assert_eq!(held.len(), 2, "{shown:#?}");
+    for w in &held {
+        assert_eq!(w.r#type, MessageType::AppointmentConfirmation as i32);
+        let release = messaging_proto::time::datetime(w.due_at.as_ref()).expect("due");
+        assert!(
+            (release - (now + Duration::hours(2))).num_minutes().abs() <= 1,
+            "held until quiet hours end: {release}"
+        );
+    }
+    let names: Vec<_> = held.iter().filter_map(|w| w.customer.as_ref().map(|c| c.name.as_str())).collect();
+    assert!(names.contains(&"Dana Reyes") && names.contains(&"Sam Ortiz"), "{names:?}");
+    let reminder = shown.iter().find(|w| w.key == "reminder:job_2").expect("Sam's reminder");
+    assert_eq!((reminder.reason.as_str(), reminder.job_id.as_str()), ("reminder", "job_2"));
     assert_eq!(reminder.r#type, MessageType::Reminder as i32);
+    assert_eq!(reminder.customer.as_ref().map(|c| c.customer_id.as_str()), Some("cus_sam"));
 
-    // Restarted past the end of quiet hours, ingest releases the held confirmation.
+    // Restarted past the end of quiet hours, ingest releases the held confirmations.
     travel_to(&mut stack, now + Duration::hours(2) + Duration::minutes(1)).await?;
-    let messages = dashboard.settled(3).await?;
+    let messages = dashboard.settled(4).await?;
     stack.quiesce().await?;
     assert_eq!(count(&messages, "cus_dana", MessageType::AppointmentConfirmation, Channel::Sms), 1);
     assert_eq!(count(&messages, "cus_dana", MessageType::AppointmentConfirmation, Channel::Email), 1);
-    assert_eq!(messages.len(), 3);
+    assert_eq!(count(&messages, "cus_sam", MessageType::AppointmentConfirmation, Channel::Sms), 1);
+    assert_eq!(messages.len(), 4);
     let shown = waiting(&dashboard).await?;
-    assert_eq!(shown.iter().map(|w| w.reason.as_str()).collect::<Vec<_>>(), ["reminder"], "released: {shown:#?}");
+    assert!(shown.iter().all(|w| w.reason == "reminder"), "released: {shown:#?}");
+    assert!(shown.iter().any(|w| w.key == "reminder:job_2"));
     // A cancelled job's reminder no longer waits.
-    let cancelled = json!({"customer": customer("cus_dana", "Dana Reyes", "+15125550199", "dana@example.com"),
-                           "job": job("job_1", now + Duration::days(2))});
-    publisher.event(&event("e3", "job.cancelled", ACCOUNT, now + Duration::seconds(5), cancelled)).await?;
+    let later = now + Duration::seconds(5);
+    publisher.event(&event("e3", "job.cancelled", ACCOUNT, later, body)).await?;
+    publisher.event(&event("e5", "job.cancelled", ACCOUNT, later, booked)).await?;
     stack.quiesce().await?;
     assert!(waiting(&dashboard).await?.is_empty());
     stack.stop().await;

@@ -3,6 +3,8 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Channel, Direction, MessageStatus, MessageType, type Message } from "./gen/messaging/v1/feed_pb.js";
 
+export { MessageStatus };
+
 export const DIRECTIONS: [Direction, string][] = [
   [Direction.OUTBOUND, "Outbound"],
   [Direction.INBOUND, "Inbound"],

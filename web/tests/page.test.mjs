@@ -398,3 +398,50 @@ describe("what goes out later", () => {
     await page.close();
   });
 });
+
+describe("the details", () => {
+  test("a failure's status history names the provider's error, and its composer the reason up front", async () => {
+    const page = await open("?thread=cus_lee");
+    const failed = page.locator("#thread .bubble").first();
+    await failed.waitFor();
+    assert.match(await failed.locator(".status").innerText(), /Failed: not sms capable/);
+    await failed.locator("summary").click();
+    await failed.locator(".provider-error").waitFor();
+    assert.match(await failed.locator(".provider-error").innerText(), /Provider error 21614: .+/);
+    assert.match(await page.locator(".compose-blocked").innerText(), /landline/);
+    assert.ok(await page.locator(".composer button[type=submit]").isDisabled());
+    await page.close();
+  });
+
+  test("load more pages on by token, with no row twice and none skipped", async () => {
+    for (let n = 0; n < 45; n++) await system.textIn("+15125550155", "+15125550100", `Question number ${n}`);
+    const page = await open();
+    await page.waitForFunction(() => document.querySelectorAll("table.feed tbody tr").length === 50);
+    const more = page.locator("button.more");
+    await more.waitFor();
+    await more.click();
+    await page.waitForFunction(() => document.querySelectorAll("table.feed tbody tr").length > 50);
+    const ids = await page.$$eval("table.feed tbody tr", (trs) => trs.map((tr) => tr.dataset.messageId));
+    assert.equal(new Set(ids).size, ids.length, "no row twice");
+    const questions = await page.$$eval("table.feed tbody tr", (trs) => trs.filter((tr) => tr.innerText.includes("+15125550155")).length);
+    assert.equal(questions, 45, "every text is listed once across the pages");
+    await page.close();
+  });
+});
+
+describe("a refusal the page could not foresee", () => {
+  test("a customer who texts STOP while the composer is open gets nothing, and the page says why", async () => {
+    const page = await open("?thread=cus_sam");
+    await page.locator("#compose-text").waitFor();
+    assert.ok(!(await page.locator(".composer button[type=submit]").isDisabled()), "reachable when the thread opened");
+    await system.textIn("+17375550117", "+15125550100", "STOP");
+    await page.locator("#thread .bubble.in", { hasText: "STOP" }).waitFor();
+    const before = (await system.smsSent()).messages.length;
+    await page.fill("#compose-text", "Your technician is 10 minutes away.");
+    await page.click(".composer button[type=submit]");
+    await page.locator(".compose-note.refused").waitFor();
+    assert.match(await page.locator(".compose-note.refused").innerText(), /Not sent: opted_out: the customer replied STOP/);
+    assert.equal((await system.smsSent()).messages.length, before, "nothing reached the provider");
+    await page.close();
+  });
+});

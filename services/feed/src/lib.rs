@@ -122,11 +122,6 @@ impl App {
         self.listener.local_addr()
     }
 
-    /// Where gRPC-Web and the page answer, when served.
-    pub fn web_addr(&self) -> Option<SocketAddr> {
-        self.web.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
-    }
-
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
 
