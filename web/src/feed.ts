@@ -2,7 +2,7 @@
 
 import type { Message } from "./gen/messaging/v1/feed_pb.js";
 import { h, replace } from "./dom.js";
-import { CHANNELS, DIRECTIONS, STATUSES, TYPES, customerText, label, messageTime, statusClass, statusText, threadKey, time } from "./format.js";
+import { CHANNELS, DIRECTIONS, STATUSES, TYPES, customerText, label, messageTime, statusClass, statusKind, statusText, threadKey, time } from "./format.js";
 import { key, type View } from "./filters.js";
 
 export interface FeedHandlers {
@@ -89,7 +89,7 @@ export function row(m: Message, handlers: FeedHandlers): HTMLTableRowElement {
     {
       "data-message-id": m.messageId,
       "data-thread": thread,
-      class: [statusClass(m).split(" ")[1], m.unread ? "unread" : "", isOpen ? "open" : ""].filter(Boolean).join(" "),
+      class: [statusKind(m), m.unread ? "unread" : "", isOpen ? "open" : ""].filter(Boolean).join(" "),
       "aria-current": isOpen && "true",
     },
     h("td", { "data-column": "direction" }, label(DIRECTIONS, m.direction)),

@@ -54,12 +54,17 @@ export function statusText(m: Message): string {
   return label(STATUSES, m.status);
 }
 
-/** A CSS class per status, so failures read red and unknowns amber. */
+/** How a status reads: failed (red), unknown (amber), queued (grey) or ok. */
+export function statusKind(m: Message): "failed" | "unknown" | "queued" | "ok" {
+  if (m.status === MessageStatus.FAILED) return "failed";
+  if (m.status === MessageStatus.UNKNOWN || m.deliveryUnknown) return "unknown";
+  if (m.status === MessageStatus.QUEUED) return "queued";
+  return "ok";
+}
+
+/** The status text's CSS classes. */
 export function statusClass(m: Message): string {
-  if (m.status === MessageStatus.FAILED) return "status failed";
-  if (m.status === MessageStatus.UNKNOWN || m.deliveryUnknown) return "status unknown";
-  if (m.status === MessageStatus.QUEUED) return "status queued";
-  return "status ok";
+  return `status ${statusKind(m)}`;
 }
 
 /** Name, then the number or address the message went to or came from. */

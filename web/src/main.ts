@@ -148,11 +148,23 @@ function closeThread(): void {
   document.body.classList.remove("reading");
 }
 
-async function loadThreadMessages(key: string): Promise<Message[]> {
-  const thread = await feed.getThread({ customerId: key, oldestFirst: true, pageSize: 200 });
-  replace(threadMessages, ...thread.messages.map((m) => bubble(feed, m)));
+/** One thread, oldest first (its latest 200 messages). */
+function getThread(key: string) {
+  return feed.getThread({ customerId: key, oldestFirst: true, pageSize: 200 });
+}
+
+/** Shows `shown` in the open thread, scrolled to the newest. */
+function showMessages(shown: Message[]): void {
+  replace(threadMessages, ...shown.map((m) => bubble(feed, m)));
   threadMessages.lastElementChild?.scrollIntoView({ block: "end" });
-  return thread.messages;
+}
+
+/** Opening a thread reads it: its replies are marked read, in the feed's rows and the counts too. */
+async function markShownRead(key: string, shown: Message[]): Promise<void> {
+  if (!shown.some((m) => m.unread)) return;
+  await feed.markRead({ customerId: key });
+  messages = messages.map((m) => (threadKey(m) === key && m.unread ? { ...m, unread: false } : m));
+  await refreshCounts();
 }
 
 async function showThread(): Promise<void> {
@@ -162,26 +174,23 @@ async function showThread(): Promise<void> {
   document.body.classList.add("reading");
   replace(threadBox, h("p", { class: "loading", role: "status" }, "Loading the thread…"));
   try {
-    const thread = await feed.getThread({ customerId: key, oldestFirst: true, pageSize: 200 });
-    replace(threadMessages, ...thread.messages.map((m) => bubble(feed, m)));
+    const thread = await getThread(key);
     const customerId = thread.customer?.customerId ?? "";
     const later = customerId ? (await feed.listWaiting({ customerId })).waiting : [];
+    const title = heading(thread.customer, key, closeThread);
     replace(
       threadBox,
-      heading(thread.customer, key, closeThread),
+      title,
       threadMessages,
       pending(later),
       composer(feed, customerId ? { customerId } : { sender: key }, thread.reach, () => reloadThread()),
       !customerId && attacher(feed, key, (attachedTo) => handlers.open(attachedTo)),
     );
-    threadMessages.lastElementChild?.scrollIntoView({ block: "end" });
-    (threadBox.querySelector("h2") as HTMLElement).tabIndex = -1;
-    (threadBox.querySelector("h2") as HTMLElement).focus();
-    if (thread.messages.some((m) => m.unread)) {
-      await feed.markRead({ customerId: key });
-      messages = messages.map((m) => (threadKey(m) === key && m.unread ? { ...m, unread: false } : m));
-      await refreshCounts();
-    }
+    showMessages(thread.messages);
+    const h2 = title.querySelector("h2") as HTMLElement;
+    h2.tabIndex = -1;
+    h2.focus();
+    await markShownRead(key, thread.messages);
   } catch (error) {
     const { text, signIn: again } = explain(error);
     if (again) return failed(error);
@@ -193,13 +202,12 @@ let threadTimer: number | undefined;
 function reloadThread(): void {
   clearTimeout(threadTimer);
   threadTimer = window.setTimeout(async () => {
-    if (!view.thread) return;
+    const key = view.thread;
+    if (!key) return;
     try {
-      const shown = await loadThreadMessages(view.thread);
-      if (shown.some((m) => m.unread)) {
-        await feed.markRead({ customerId: view.thread });
-        await refreshCounts();
-      }
+      const thread = await getThread(key);
+      showMessages(thread.messages);
+      await markShownRead(key, thread.messages);
     } catch (error) {
       failed(error);
     }

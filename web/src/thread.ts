@@ -1,8 +1,7 @@
 //! One customer's thread: every message in both directions, oldest first, each with its whole text,
 //! its status and (on request) its timeline and the provider's error; the composer below.
 
-import { create } from "@bufbuild/protobuf";
-import { Channel, Direction, SendMessageRequestSchema, type ChannelReach, type Customer, type GetMessageResponse, type Message } from "./gen/messaging/v1/feed_pb.js";
+import { Channel, Direction, type ChannelReach, type Customer, type GetMessageResponse, type Message } from "./gen/messaging/v1/feed_pb.js";
 import type { Feed } from "./api.js";
 import { explain } from "./api.js";
 import { h, replace } from "./dom.js";
@@ -115,14 +114,8 @@ export function composer(feed: Feed, to: Recipient, reach: ChannelReach[], sent:
     if ("sender" in to) {
       await feed.replyToSender({ requestId, sender: to.sender, text: text.value });
     } else {
-      const request = create(SendMessageRequestSchema, {
-        requestId,
-        customerId: to.customerId,
-        channel,
-        text: text.value,
-        subject: channel === Channel.EMAIL ? subject.value : "",
-      });
-      await feed.sendMessage(request);
+      const subjectText = channel === Channel.EMAIL ? subject.value : "";
+      await feed.sendMessage({ requestId, customerId: to.customerId, channel, text: text.value, subject: subjectText });
     }
   };
   const form = h(

@@ -3,10 +3,10 @@
 //! `feed.sender_links`, for every later message from that number or address.
 
 use messaging_domain::AccountId;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
 use crate::changes;
-use crate::threads::CustomerRow;
+use crate::threads::{CustomerRow, customer_row};
 
 /// Why a thread could not be attached.
 #[derive(Debug, thiserror::Error)]
@@ -72,14 +72,7 @@ pub async fn attach(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| AttachError::NotFound(format!("no customer {customer_id}")))?;
-    let customer = CustomerRow {
-        customer_id: customer.try_get("customer_id")?,
-        name: customer.try_get("name")?,
-        phone: customer.try_get("phone")?,
-        email: customer.try_get("email")?,
-        sms_allowed: customer.try_get("sms_allowed")?,
-        email_allowed: customer.try_get("email_allowed")?,
-    };
+    let customer = customer_row(&customer)?;
     // The link first: two attaches of one sender at once serialise on its row.
     let linked: Option<String> = sqlx::query_scalar(
         "INSERT INTO feed.sender_links (account_id, address, customer_id) VALUES ($1, $2, $3)
@@ -106,16 +99,7 @@ pub async fn attach(
     .bind(&customer.name)
     .fetch_all(&mut *tx)
     .await?;
-    let attached_before: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM feed.messages WHERE account_id = $1 AND customer_id = $3
-                        AND (customer_phone = $2 OR lower(customer_email) = $2))",
-    )
-    .bind(account.as_str())
-    .bind(&key)
-    .bind(customer_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if moved.is_empty() && !attached_before {
+    if moved.is_empty() && !attached_before(&mut tx, account, &key, customer_id).await? {
         // Nothing of this sender in the account: no thread to attach (and no link left behind).
         return Err(AttachError::NotFound(format!("no thread for {sender}")));
     }
@@ -125,4 +109,22 @@ pub async fn attach(
     tx.commit().await?;
     tracing::info!(account_id = %account, customer_id, attached = moved.len(), "unknown sender's thread attached");
     Ok((moved.len() as u64, customer))
+}
+
+/// Whether the customer's thread already holds messages of this sender (attached before).
+async fn attached_before(
+    tx: &mut PgConnection,
+    account: &AccountId,
+    key: &str,
+    customer_id: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM feed.messages WHERE account_id = $1 AND customer_id = $3
+                        AND (customer_phone = $2 OR lower(customer_email) = $2))",
+    )
+    .bind(account.as_str())
+    .bind(key)
+    .bind(customer_id)
+    .fetch_one(tx)
+    .await
 }

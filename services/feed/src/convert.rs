@@ -133,3 +133,8 @@ pub fn reach(channel: messaging_domain::Channel, refusal: Option<String>) -> api
     };
     api::ChannelReach { channel: channel.to_proto(), reachable: refusal.is_none(), reason, detail }
 }
+
+/// A customer as the directory lists them, for the API.
+pub fn listed(c: crate::threads::CustomerRow) -> api::Customer {
+    api::Customer { customer_id: c.customer_id, name: c.name, phone: c.phone, email: c.email }
+}

@@ -103,18 +103,24 @@ impl FeedService for Feed {
         let customer = match &thread {
             ThreadOf::Customer(id) => match threads::customer(reader.conn(), &account, id).await.map_err(internal)? {
                 Some(c) => {
-                    reach = send::reach(&self.pool, &account, &c).await.map_err(internal)?;
-                    Some(api::Customer { customer_id: c.customer_id, name: c.name, phone: c.phone, email: c.email })
+                    reach = send::reach(&self.pool, &account, &c, &[Channel::Sms, Channel::Email])
+                        .await
+                        .map_err(internal)?;
+                    Some(convert::listed(c))
                 }
                 None => None,
             },
             ThreadOf::Sender(address) => {
-                let why = "unknown_sender: attach this thread to a customer to write by email".to_owned();
-                let sms = match attach::stranger(&self.pool, &account, address).await.map_err(internal)? {
-                    Some(stranger) => send::reach(&self.pool, &account, &stranger).await.map_err(internal)?.remove(0).1,
-                    None => Some("unknown_sender: only a number's thread can be texted back".to_owned()),
+                reach = match attach::stranger(&self.pool, &account, address).await.map_err(internal)? {
+                    Some(stranger) => {
+                        send::reach(&self.pool, &account, &stranger, &[Channel::Sms]).await.map_err(internal)?
+                    }
+                    None => {
+                        vec![(Channel::Sms, Some("unknown_sender: only a number's thread can be texted back".into()))]
+                    }
                 };
-                reach = vec![(Channel::Sms, sms), (Channel::Email, Some(why))];
+                let why = "unknown_sender: attach this thread to a customer to write by email";
+                reach.push((Channel::Email, Some(why.to_owned())));
                 let (phone, email) = if address.contains('@') {
                     (String::new(), address.clone())
                 } else {
@@ -226,12 +232,7 @@ impl FeedService for Feed {
         match attach::attach(&self.pool, &account, &r.sender, &r.customer_id).await {
             Ok((attached, c)) => Ok(Response::new(api::AttachThreadResponse {
                 attached: attached as i64,
-                customer: Some(api::Customer {
-                    customer_id: c.customer_id,
-                    name: c.name,
-                    phone: c.phone,
-                    email: c.email,
-                }),
+                customer: Some(convert::listed(c)),
             })),
             Err(AttachError::Invalid(why)) => Err(Status::invalid_argument(why)),
             Err(AttachError::NotFound(why)) => Err(Status::not_found(why)),

@@ -10,7 +10,6 @@ use messaging_platform::bus::{Delivery, Outcome, TxHandler};
 use messaging_proto::bus::{
     DeliveryUnknown, MessageQueued, MessageReceived, NotificationWaiting, OptOutChanged, StatusChanged,
 };
-
 use sqlx::{AssertSqlSafe, PgConnection};
 use std::sync::LazyLock;
 

@@ -129,14 +129,15 @@ pub fn refusal(channel: Channel, customer: &CustomerRow, reach: &Reachability) -
     Some(reason.to_owned())
 }
 
-/// Why SendMessage would refuse `customer` on each channel now, if it would.
+/// Why SendMessage would refuse `customer` on each of `channels` now, if it would.
 pub async fn reach(
     pool: &PgPool,
     account: &AccountId,
     customer: &CustomerRow,
+    channels: &[Channel],
 ) -> sqlx::Result<Vec<(Channel, Option<String>)>> {
-    let mut reach = Vec::with_capacity(2);
-    for channel in [Channel::Sms, Channel::Email] {
+    let mut reach = Vec::with_capacity(channels.len());
+    for &channel in channels {
         let (found, _) = reachability(pool, account, channel, customer).await?;
         reach.push((channel, refusal(channel, customer, &found)));
     }

@@ -167,6 +167,11 @@ pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
     })
 }
 
+/// A message's whole text from its preview and what `feed.messages.body` kept ([`beyond_preview`]).
+fn whole_text(preview: &str, stored: String) -> String {
+    if stored.is_empty() { preview.to_owned() } else { stored }
+}
+
 /// Fills each row's whole text: one lookup for the page, by the rows' ids.
 pub async fn bodies(conn: &mut PgConnection, account: &AccountId, rows: &mut [FeedRow]) -> sqlx::Result<()> {
     let ids: Vec<&str> = rows.iter().map(|r| r.message_id.as_str()).collect();
@@ -180,7 +185,7 @@ pub async fn bodies(conn: &mut PgConnection, account: &AccountId, rows: &mut [Fe
     .into_iter()
     .collect();
     for row in rows {
-        row.body = long.get(&row.message_id).cloned().unwrap_or_else(|| row.preview.clone());
+        row.body = whole_text(&row.preview, long.get(&row.message_id).cloned().unwrap_or_default());
     }
     Ok(())
 }
@@ -403,8 +408,7 @@ pub async fn get<'e>(
     row.as_ref()
         .map(|row| {
             let mut read = read(row)?;
-            let body: String = row.try_get("body")?;
-            read.body = if body.is_empty() { read.preview.clone() } else { body };
+            read.body = whole_text(&read.preview, row.try_get("body")?);
             Ok(read)
         })
         .transpose()

@@ -44,17 +44,19 @@ pub async fn customer<'e>(
     .await?
     .into_iter()
     .next();
-    row.map(|r| {
-        Ok(CustomerRow {
-            customer_id: r.try_get("customer_id")?,
-            name: r.try_get("name")?,
-            phone: r.try_get("phone")?,
-            email: r.try_get("email")?,
-            sms_allowed: r.try_get("sms_allowed")?,
-            email_allowed: r.try_get("email_allowed")?,
-        })
+    row.as_ref().map(customer_row).transpose()
+}
+
+/// A `CustomerRow` from a row with its six columns.
+pub fn customer_row(r: &sqlx::postgres::PgRow) -> sqlx::Result<CustomerRow> {
+    Ok(CustomerRow {
+        customer_id: r.try_get("customer_id")?,
+        name: r.try_get("name")?,
+        phone: r.try_get("phone")?,
+        email: r.try_get("email")?,
+        sms_allowed: r.try_get("sms_allowed")?,
+        email_allowed: r.try_get("email_allowed")?,
     })
-    .transpose()
 }
 
 /// Unread replies in one thread: (customer_id, sender for an unknown one, unread).

@@ -159,7 +159,7 @@ pub async fn defer(
     due_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let headers = serde_json::to_value(trace::current_context_headers()).unwrap_or_default();
-    sqlx::query(
+    let held = sqlx::query(
         "INSERT INTO ingest.deferred (outbox_id, account_id, due_at, subject, payload, headers)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outbox_id) DO NOTHING",
     )
@@ -171,6 +171,9 @@ pub async fn defer(
     .bind(headers)
     .execute(&mut *tx)
     .await?;
+    if held.rows_affected() == 0 {
+        return Ok(());
+    }
     crate::waiting::held(tx, account_id, &message.id).await
 }
 
