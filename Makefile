@@ -4,6 +4,10 @@ SHELL := /bin/bash
 
 VENV := .venv
 PY := $(VENV)/bin/python
+# The pinned nats-server (integration-tests/nats-server.txt); the harness runs this one and no other.
+NATS_VERSION := 2.15.1
+NATS_SERVER := $(VENV)/bin/nats-server
+export MSG_NATS_SERVER := $(abspath $(NATS_SERVER))
 ACCOUNT ?= acc_demo
 export NATS_PORT ?= 14222
 export POSTGRES_PORT ?= 15432
@@ -26,11 +30,13 @@ help:
 
 # System packages and a Python venv with the real peers the tests and the demo use.
 deps:
-	@command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server; }
 	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; }
 	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c "import aiosmtpd, nats, grpc, grpc_tools, grpc_health, grpc_reflection, twilio, pytest, opentelemetry.proto, yaml, kubernetes_validate" 2>/dev/null || $(PY) -m pip install -q -r integration-tests/requirements.txt
+	@$(NATS_SERVER) --version 2>/dev/null | grep -qx 'nats-server: v$(NATS_VERSION)' \
+	  || $(PY) -m pip install -q --no-deps --require-hashes -r integration-tests/nats-server.txt
+	@$(NATS_SERVER) --version | grep -qx 'nats-server: v$(NATS_VERSION)' || { echo "nats-server $(NATS_VERSION) did not install"; exit 1; }
 
 build:
 	cargo build --workspace --bins
@@ -100,7 +106,7 @@ deploy-check: deps
 	$(VENV)/bin/kubernetes-validate --strict --quiet -k 1.32.0 $$(ls deploy/k8s/*.yaml | grep -v kustomization.yaml)
 	@for conf in deploy/nats/nats-server.conf deploy/nats/nats-cluster-*.conf; do \
 	  (cd deploy/nats && env $$(grep -o 'NATS_[A-Z_]*_PASSWORD' users.conf | sed 's/$$/=check/') \
-	    nats-server -t -c $$(basename $$conf) >/dev/null) || exit 1; done
+	    $(MSG_NATS_SERVER) -t -c $$(basename $$conf) >/dev/null) || exit 1; done
 	@echo "deploy files valid"
 
 # Outside clients (nats-py, grpcio, twilio) against a running system.

@@ -54,6 +54,21 @@ fn pg_tool(as_postgres: bool, tool: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The pinned nats-server `make deps` installs (`MSG_NATS_SERVER`, else the workspace's `.venv`);
+/// never whatever else is on the PATH, whose JetStream may behave differently.
+pub fn nats_server() -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os("MSG_NATS_SERVER") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/nats-server"),
+    };
+    anyhow::ensure!(
+        path.is_file(),
+        "no nats-server at {}: `make deps` installs the pinned one (integration-tests/nats-server.txt)",
+        path.display()
+    );
+    Ok(path)
+}
+
 fn pg_bin(tool: &str) -> String {
     for dir in ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"] {
         let path = Path::new(dir).join(tool);
@@ -106,6 +121,7 @@ impl Infra {
             std::fs::write(&file, config)?;
             nats_args.extend(["-c".to_owned(), file.display().to_string()]);
         }
+        let server = nats_server()?;
         let mut peers = Vec::new();
         if nats == Nats::Cluster {
             // Three nodes on loopback, each routing to the others; JetStream keeps replicated
@@ -136,17 +152,12 @@ impl Infra {
             for (i, client_port) in clients.iter().enumerate().skip(1) {
                 let store = dir.join(format!("nats-{}", i + 1));
                 std::fs::create_dir_all(&store)?;
-                let node = Managed::start(
-                    &format!("nats-server-{}", i + 1),
-                    Path::new("nats-server"),
-                    &node_args(i, &store),
-                    &[],
-                    &logs,
-                )?;
+                let node =
+                    Managed::start(&format!("nats-server-{}", i + 1), &server, &node_args(i, &store), &[], &logs)?;
                 peers.push((node, *client_port));
             }
         }
-        let nats = Managed::start("nats-server", Path::new("nats-server"), &nats_args, &[], &logs)?;
+        let nats = Managed::start("nats-server", &server, &nats_args, &[], &logs)?;
 
         let as_postgres = is_root();
         let pg_data = dir.join("postgres");

@@ -250,9 +250,10 @@ async fn sigterm_mid_send_finishes_what_is_in_flight_and_loses_nothing() -> anyh
     assert!(!log.contains("did not finish within the grace period"), "in-flight sends finished before exit");
     dashboard.settled(MESSAGES).await?;
     stack.quiesce().await?;
-    // Sends finished during the stop were acknowledged before exit: none came back.
+    // Sends finished during the stop were acknowledged before exit: none came back. (A command the
+    // pull had brought but no work had started on may come back, and is sent then, once.)
     let log = std::fs::read_to_string(stack.infra.dir.join("logs/sms-gateway.log"))?;
-    assert!(!log.contains("\"delivered\":2"), "a send command was redelivered after the stop ({took:?} to stop)");
+    assert!(!log.contains("already settled"), "a finished send came back after the stop ({took:?} to stop)");
     let sent = sim_messages(sim).await?;
     assert_eq!(sent.len(), MESSAGES, "every message sent");
     assert_eq!(sim_requests(sim).await?.len(), MESSAGES, "and none twice");

@@ -90,7 +90,10 @@ impl<P: SmsProvider> SmsSender<P> {
                 self.crash_if(CrashPoint::AfterClaim);
                 self.send(command, account, message, delivered).await
             }
-            Claim::Settled => Ok(Outcome::Ack),
+            Claim::Settled => {
+                tracing::info!(message_id = %message, delivered, "already settled: acknowledging a redelivery");
+                Ok(Outcome::Ack)
+            }
             Claim::Busy { retry_in } => {
                 Ok(Outcome::Retry { delay: retry_in, reason: "another gateway holds the claim".into() })
             }

@@ -176,13 +176,13 @@ where
         let mut held = None;
         loop {
             let permit = tokio::select! {
-                _ = shutdown.cancelled() => break 'connect,
+                _ = shutdown.cancelled() => break,
                 permit = permits.clone().acquire_owned() => permit?,
             };
             let next = match held.take() {
                 Some(next) => next,
                 None => tokio::select! {
-                    _ = shutdown.cancelled() => break 'connect,
+                    _ = shutdown.cancelled() => break,
                     next = messages.next() => next,
                 },
             };
@@ -213,6 +213,9 @@ where
                 drop(permit);
             });
         }
+        // Only shutdown ends the loop above.
+        return_unstarted(&spec.durable, held, &mut messages).await;
+        break;
     }
     // Drain: wait until every permit is back, bounded by the grace period.
     let all = u32::try_from(spec.concurrency).unwrap_or(u32::MAX);
@@ -227,6 +230,29 @@ where
         Err(_) => tracing::warn!(consumer = %spec.durable, "acks may not have reached the server in time"),
     }
     Ok(())
+}
+
+/// At shutdown, hands back what the pull already brought but no work started on, so another
+/// process gets it at once rather than after the ack deadline. (A message still on its way when
+/// the subscription closes comes back after the deadline, as a redelivery.)
+async fn return_unstarted(
+    durable: &str,
+    held: Option<Option<Result<jetstream::Message, pull::MessagesError>>>,
+    messages: &mut pull::Stream,
+) {
+    let mut returned = 0usize;
+    let mut unstarted: Vec<jetstream::Message> = held.into_iter().flatten().filter_map(Result::ok).collect();
+    while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+        unstarted.push(message);
+    }
+    for message in unstarted {
+        if message.ack_with(AckKind::Nak(None)).await.is_ok() {
+            returned += 1;
+        }
+    }
+    if returned > 0 {
+        tracing::info!(consumer = %durable, returned, "returned messages no work had started on");
+    }
 }
 
 static PENDING: LazyLock<GaugeFamily> =
