@@ -34,6 +34,9 @@ def test_compose_runs_a_replicated_cluster_and_every_service():
         conf = (DEPLOY / f"nats/nats-cluster-{node}.conf").read_text()
         assert all(f"nats-route://nats-{peer}:6222" in conf for peer in (1, 2, 3))
         assert "include ./users.conf" in conf
+        assert 'sync_interval: "2m"' in conf, "a replicated node relies on its quorum, with the sync interval stated"
+    single = (DEPLOY / "nats/nats-server.conf").read_text()
+    assert "sync_interval: always" in single, "a single server must fsync every write"
     users = nats_users()
     for service in SERVICES:
         env = compose[service]["environment"]

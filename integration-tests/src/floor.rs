@@ -1,14 +1,27 @@
-//! The floor `make bench` compares the system with: the broker and database operations the
-//! system did per job event — counted off JetStream and `pg_stat_database` during a run — done
-//! again by one minimal program with no services, as fast as it can.
+//! The floor `make bench` compares the system with: the least work the contracts require to turn a
+//! job event into one SMS whose `sent` and `delivered` reports are recorded, done by one minimal
+//! program as a good engineer would batch it — on the same broker, database, simulator and
+//! durability settings as the system under test.
+//!
+//! Per event: the job event pulled from JetStream and acknowledged after the commit that records
+//! its message (the claim that must precede the provider call), the provider call, the provider's
+//! id recorded, and each signed status callback verified and recorded (forward only), answered
+//! after its commit with one NOTIFY per transaction for live readers. Every database step is one
+//! statement over arrays per batch; provider calls run concurrently. Nothing is published beyond
+//! the events themselves.
+
+mod callbacks;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull, stream};
-use futures::StreamExt as _;
-use tokio::task::JoinSet;
+use futures::{FutureExt as _, StreamExt as _};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::load::Load;
+use crate::stack::{TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN};
 
 /// Broker and database counters at one moment.
 #[derive(Debug, Clone, Copy, Default)]
@@ -76,30 +89,51 @@ pub struct Ops {
     pub deletes: f64,
 }
 
-/// How many of a fractional per-event count event `n` does, so `n` events do the total.
-fn share(per_event: f64, n: usize) -> usize {
-    ((n + 1) as f64 * per_event).floor() as usize - (n as f64 * per_event).floor() as usize
+impl std::fmt::Display for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} publishes, {:.2} deliveries, {:.2} commits, {:.2} inserts, {:.2} updates, {:.2} deletes",
+            self.publishes, self.deliveries, self.commits, self.inserts, self.updates, self.deletes
+        )
+    }
 }
 
-const PAYLOAD: usize = 400;
+/// A pause long enough for every Postgres backend to publish its statistics.
+pub const STATS_SETTLE: Duration = Duration::from_secs(11);
 
-/// Does `ops` for each of `events` events with `concurrency` events in flight: the database work
-/// in `ops.commits` transactions per event (row writes spread over them, the rest single-row
-/// reads), the publishes acknowledged one by one, and as many pull consumers as there are
-/// deliveries per publish, each acknowledging every message. Returns events per second.
+/// The most rows one statement takes.
+const BATCH: usize = 64;
+/// Provider calls in flight (the bench's sms-gateway concurrency).
+pub const PROVIDER_CONCURRENCY: usize = 256;
+
+const SCHEMA: &str = "
+CREATE SCHEMA floor;
+CREATE TABLE floor.messages (
+    id bigserial PRIMARY KEY,
+    event_id text NOT NULL UNIQUE,
+    account_id text NOT NULL,
+    recipient text NOT NULL,
+    sender text NOT NULL,
+    body text NOT NULL,
+    provider_id text UNIQUE,
+    status text NOT NULL,
+    rank int NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)";
+
+/// Runs the floor over events `first..first + events` of `load` (published first, untimed) and
+/// returns events per second from the first pull to the last `delivered` recorded.
 pub async fn run(
     jetstream: &jetstream::Context,
     pool: &sqlx::PgPool,
-    ops: Ops,
+    sim_port: u16,
+    load: &Load,
+    first: usize,
     events: usize,
-    concurrency: usize,
 ) -> anyhow::Result<f64> {
     sqlx::query("DROP SCHEMA IF EXISTS floor CASCADE").execute(pool).await?;
-    sqlx::query("CREATE SCHEMA floor").execute(pool).await?;
-    sqlx::query("CREATE TABLE floor.rows (id bigserial PRIMARY KEY, event bigint NOT NULL, body text NOT NULL)")
-        .execute(pool)
-        .await?;
-    sqlx::query("CREATE INDEX ON floor.rows (event, id)").execute(pool).await?;
+    sqlx::raw_sql(SCHEMA).execute(pool).await?;
     let _ = jetstream.delete_stream("FLOOR").await;
     let stream = jetstream
         .create_stream(stream::Config {
@@ -109,96 +143,145 @@ pub async fn run(
             ..Default::default()
         })
         .await?;
-    let consumer_count = (ops.deliveries / ops.publishes.max(f64::MIN_POSITIVE)).round().max(1.0) as usize;
-    let total_publishes: usize = (0..events).map(|n| share(ops.publishes, n)).sum();
-    let mut consumers = JoinSet::new();
-    for c in 0..consumer_count {
-        let consumer = stream
-            .create_consumer(pull::Config {
-                durable_name: Some(format!("floor-{c}")),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ..Default::default()
-            })
-            .await?;
-        consumers.spawn(async move {
-            let mut messages = consumer.messages().await?;
-            let mut seen = 0;
-            while seen < total_publishes {
-                let Some(message) = messages.next().await else { break };
-                message.map_err(|e| anyhow::anyhow!("{e}"))?.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                seen += 1;
-            }
-            anyhow::Ok(())
-        });
-    }
+    publish(jetstream, load, first, events).await?;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("floor".into()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            max_ack_pending: 4096,
+            ..Default::default()
+        })
+        .await?;
 
+    let (delivered_tx, mut delivered_rx) = mpsc::unbounded_channel();
+    let callbacks = callbacks::serve(pool.clone(), delivered_tx).await?;
     let started = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = JoinSet::new();
-    for _ in 0..concurrency {
-        let (jetstream, pool, next) = (jetstream.clone(), pool.clone(), next.clone());
-        workers.spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= events {
-                    return anyhow::Ok(());
-                }
-                one_event(&jetstream, &pool, ops, n).await?;
-            }
-        });
-    }
-    while let Some(done) = workers.join_next().await {
-        done??;
-    }
-    while let Some(done) = consumers.join_next().await {
-        done??;
+    let consuming = tokio::spawn(consume(consumer, pool.clone(), sim_port, callbacks.url.clone()));
+    let mut done = 0;
+    while done < events {
+        match tokio::time::timeout(Duration::from_secs(60), delivered_rx.recv()).await {
+            Ok(Some(count)) => done += count,
+            _ => anyhow::bail!("the floor stalled at {done} of {events} delivered"),
+        }
     }
     let rate = events as f64 / started.elapsed().as_secs_f64();
+    consuming.abort();
+    callbacks.stop();
     jetstream.delete_stream("FLOOR").await?;
     sqlx::query("DROP SCHEMA floor CASCADE").execute(pool).await?;
     Ok(rate)
 }
 
-async fn one_event(jetstream: &jetstream::Context, pool: &sqlx::PgPool, ops: Ops, n: usize) -> anyhow::Result<()> {
-    let body = "x".repeat(PAYLOAD);
-    let transactions = share(ops.commits, n).max(1);
-    let (mut inserts, mut updates, mut deletes) = (share(ops.inserts, n), share(ops.updates, n), share(ops.deletes, n));
-    for t in 0..transactions {
-        let left = transactions - t;
-        let (i, u, d) = (inserts.div_ceil(left), updates.div_ceil(left), deletes.div_ceil(left));
-        (inserts, updates, deletes) = (inserts - i, updates - u, deletes - d);
-        let mut tx = pool.begin().await?;
-        if i + u + d == 0 {
-            sqlx::query("SELECT id FROM floor.rows WHERE id = $1").bind(n as i64).fetch_optional(&mut *tx).await?;
-        }
-        for _ in 0..i {
-            sqlx::query("INSERT INTO floor.rows (event, body) VALUES ($1, $2)")
-                .bind(n as i64)
-                .bind(&body)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for _ in 0..u {
-            sqlx::query("UPDATE floor.rows SET body = $2 WHERE id = (SELECT max(id) FROM floor.rows WHERE event = $1)")
-                .bind(n as i64)
-                .bind(&body)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for _ in 0..d {
-            sqlx::query("DELETE FROM floor.rows WHERE id = (SELECT min(id) FROM floor.rows WHERE event = $1)")
-                .bind(n as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+/// The events, on `floor.<account>`, pipelined.
+async fn publish(jetstream: &jetstream::Context, load: &Load, first: usize, events: usize) -> anyhow::Result<()> {
+    // Acknowledgements are awaited alongside (the client caps those outstanding).
+    let mut acks = tokio::task::JoinSet::new();
+    for n in first..first + events {
+        let (subject, id, payload) = load.message(n);
+        let account = subject.split('.').nth(1).unwrap_or("none").to_owned();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.as_str());
+        let ack = jetstream.publish_with_headers(format!("floor.{account}"), headers, payload.into()).await?;
+        acks.spawn(async move { ack.await.is_ok() });
     }
-    for p in 0..share(ops.publishes, n) {
-        let ack = jetstream.publish(format!("floor.{n}.{p}"), body.clone().into()).await?;
-        ack.await?;
+    let mut acknowledged = 0;
+    while let Some(ok) = acks.join_next().await {
+        acknowledged += usize::from(ok.unwrap_or(false));
     }
+    anyhow::ensure!(acknowledged == events, "the broker acknowledged {acknowledged} of {events} floor events");
     Ok(())
 }
 
-/// A pause long enough for every Postgres backend to publish its statistics.
-pub const STATS_SETTLE: Duration = Duration::from_secs(11);
+/// A message to send: its row id, recipient, sender and body.
+type Claimed = (i64, String, String, String);
+
+/// Pulls events in batches (whatever has arrived, up to [`BATCH`]), records their messages in one
+/// statement, acknowledges them, then calls the provider for each, [`PROVIDER_CONCURRENCY`] at once.
+async fn consume(consumer: jetstream::consumer::PullConsumer, pool: sqlx::PgPool, sim_port: u16, callback: String) {
+    let Ok(mut messages) = consumer.messages().await else { return };
+    let (settle_tx, settle_rx) = mpsc::unbounded_channel();
+    tokio::spawn(settle(pool.clone(), settle_rx));
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{sim_port}/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json");
+    let permits = Arc::new(Semaphore::new(PROVIDER_CONCURRENCY));
+    while let Some(Ok(message)) = messages.next().await {
+        let mut batch = vec![message];
+        while batch.len() < BATCH {
+            match messages.next().now_or_never() {
+                Some(Some(Ok(message))) => batch.push(message),
+                _ => break,
+            }
+        }
+        let Ok(claimed) = claim(&pool, &batch).await else { continue };
+        for message in &batch {
+            let _ = message.ack().await;
+        }
+        for (id, to, from, body) in claimed {
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let (http, url, callback, settle_tx) = (http.clone(), url.clone(), callback.clone(), settle_tx.clone());
+            tokio::spawn(async move {
+                let form = [("To", to), ("From", from), ("Body", body), ("StatusCallback", callback)];
+                let sent = http.post(url).basic_auth(TWILIO_ACCOUNT_SID, Some(TWILIO_AUTH_TOKEN)).form(&form).send();
+                if let Ok(response) = sent.await
+                    && let Ok(created) = response.json::<Value>().await
+                    && let Some(sid) = created["sid"].as_str()
+                {
+                    let _ = settle_tx.send((id, sid.to_owned()));
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Records a batch's messages in one statement; a redelivered event claims nothing again.
+async fn claim(pool: &sqlx::PgPool, batch: &[jetstream::Message]) -> anyhow::Result<Vec<Claimed>> {
+    let (mut events, mut accounts, mut recipients, mut senders, mut bodies) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for message in batch {
+        let event: Value = serde_json::from_slice(&message.payload)?;
+        let name = event["customer"]["name"].as_str().unwrap_or_default();
+        let first_name = name.split_whitespace().next().unwrap_or(name);
+        let starts = event["job"]["starts_at"].as_str().unwrap_or_default();
+        let starts = chrono::DateTime::parse_from_rfc3339(starts)?.with_timezone(&chrono_tz::America::Chicago);
+        events.push(event["event_id"].as_str().unwrap_or_default().to_owned());
+        let account = event["account_id"].as_str().unwrap_or_default();
+        senders.push(format!("+1512555{}", account.rsplit('_').next().unwrap_or("0").parse::<u32>()? + 1000));
+        accounts.push(account.to_owned());
+        recipients.push(event["customer"]["phone"].as_str().unwrap_or_default().to_owned());
+        bodies.push(format!(
+            "Hi {first_name}, your {} is booked for {}. Reply STOP to opt out.",
+            event["job"]["title"].as_str().unwrap_or_default(),
+            starts.format("%a %b %-d at %-I:%M %p")
+        ));
+    }
+    let claimed: Vec<Claimed> = sqlx::query_as(
+        "INSERT INTO floor.messages (event_id, account_id, recipient, sender, body, status, rank) \
+         SELECT e, a, r, s, b, 'queued', 1 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+         AS t(e, a, r, s, b) ON CONFLICT (event_id) DO NOTHING RETURNING id, recipient, sender, body",
+    )
+    .bind(&events)
+    .bind(&accounts)
+    .bind(&recipients)
+    .bind(&senders)
+    .bind(&bodies)
+    .fetch_all(pool)
+    .await?;
+    Ok(claimed)
+}
+
+/// Records the provider's ids, whatever has arrived at once, in one statement.
+async fn settle(pool: sqlx::PgPool, mut settled: mpsc::UnboundedReceiver<(i64, String)>) {
+    let mut batch = Vec::new();
+    while settled.recv_many(&mut batch, BATCH).await > 0 {
+        let (ids, sids): (Vec<i64>, Vec<String>) = batch.drain(..).unzip();
+        let _ = sqlx::query(
+            "UPDATE floor.messages m SET provider_id = u.sid, updated_at = now() \
+             FROM UNNEST($1::bigint[], $2::text[]) AS u(id, sid) WHERE m.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&sids)
+        .execute(&pool)
+        .await;
+    }
+}

@@ -116,7 +116,15 @@ impl Infra {
             "-p".into(),
             nats_port.to_string(),
         ];
-        if let Nats::Config(config) = nats {
+        // `MSG_NATS_SYNC` sets JetStream's sync_interval (`always`, `2m`) for a run.
+        let mut config = match nats {
+            Nats::Config(config) => config.to_owned(),
+            _ => String::new(),
+        };
+        if let Ok(sync) = std::env::var("MSG_NATS_SYNC") {
+            config.push_str(&format!("\njetstream {{\n  sync_interval: \"{sync}\"\n}}\n"));
+        }
+        if !config.is_empty() {
             let file = nats_dir.join("server.conf");
             std::fs::write(&file, config)?;
             nats_args.extend(["-c".to_owned(), file.display().to_string()]);

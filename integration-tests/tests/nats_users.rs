@@ -50,8 +50,12 @@ async fn publishes(port: u16, user: &str, subject: &str) -> anyhow::Result<bool>
 async fn each_service_publishes_only_its_own_subjects() -> anyhow::Result<()> {
     let deploy = repo_root().join("deploy/nats");
     for file in ["nats-server.conf", "nats-cluster-1.conf", "nats-cluster-2.conf", "nats-cluster-3.conf"] {
-        let checked =
-            Command::new("nats-server").arg("-t").arg("-c").arg(deploy.join(file)).envs(passwords()).output()?;
+        let checked = Command::new(messaging_integration_tests::infra::nats_server()?)
+            .arg("-t")
+            .arg("-c")
+            .arg(deploy.join(file))
+            .envs(passwords())
+            .output()?;
         assert!(checked.status.success(), "{file}: {}", String::from_utf8_lossy(&checked.stderr));
     }
 

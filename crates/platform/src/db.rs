@@ -40,7 +40,21 @@ pub fn connect_options(config: &DatabaseConfig, service: &str) -> anyhow::Result
 
 /// Connects, retrying until Postgres answers or shutdown, then migrates if configured.
 pub async fn connect(config: &DatabaseConfig, service: &str, shutdown: &Shutdown) -> anyhow::Result<PgPool> {
-    let options = PgPoolOptions::new().max_connections(config.max_connections).acquire_timeout(Duration::from_secs(10));
+    // A connection is pinged before use only when it has sat idle for a second (it may have been
+    // cut meanwhile, by a restart say); a busy pool's connections go straight back to work, with
+    // no round trip that does nothing.
+    let options = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= Duration::from_secs(1) {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        });
     let connect_options = connect_options(config, service)?;
     let mut delay = Duration::from_millis(100);
     let pool = loop {

@@ -3,10 +3,11 @@
 //! `BENCH_SECONDS` (default 10) across `BENCH_ACCOUNTS` accounts (default 20), each for a new
 //! customer with a phone, and reports: events and messages per second and whether the backlog
 //! stayed flat, p50 / p99 from the event to its provider call and to WatchFeed showing it, CPU
-//! seconds per 1,000 messages; then peak memory per service. The floor is the broker and database
-//! work counted per event in the first run, done by one minimal program (`floor.rs`); the ratio is
-//! the highest rate the system sustained over the floor's. The simulator answers after
-//! `BENCH_PROVIDER_LATENCY_MS` (default 50).
+//! seconds per 1,000 messages; then peak memory per service and the operations per event. The
+//! floor is the least work the contracts need for the same events, done by one minimal program
+//! (`floor.rs`); the ratio is the highest rate the system sustained over the floor's. The simulator
+//! answers after `BENCH_PROVIDER_LATENCY_MS` (default 50). Postgres is durable as in production
+//! unless `BENCH_DURABLE=0`; `MSG_NATS_SYNC` sets JetStream's `sync_interval` (`always`, say).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -205,6 +206,33 @@ fn print_phase(phase: &Phase) {
     }
 }
 
+/// The statements Postgres spent the most time on over every rate, with their share.
+async fn print_statements(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
+        "SELECT regexp_replace(left(query, 100), '\\s+', ' ', 'g'), calls, total_exec_time, total_plan_time \
+         FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15",
+    )
+    .fetch_all(pool)
+    .await?;
+    let (total, planning): (f64, f64) =
+        sqlx::query_as("SELECT sum(total_exec_time + total_plan_time), sum(total_plan_time) FROM pg_stat_statements")
+            .fetch_one(pool)
+            .await?;
+    println!(
+        "Postgres time by statement, planning included (all rates; {total:.0} ms in all, {planning:.0} ms planning; \
+         waits for locks and the WAL count as time):"
+    );
+    for (query, calls, ms, plan_ms) in rows {
+        println!(
+            "  {:>5.1}% {calls:>8} calls {:>6.3} ms/call (plan {:>5.3})  {query}",
+            (ms + plan_ms) / total * 100.0,
+            (ms + plan_ms) / calls.max(1) as f64,
+            plan_ms / calls.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rates: Vec<f64> = std::env::var("BENCH_RATES")
@@ -218,13 +246,27 @@ async fn main() -> anyhow::Result<()> {
     let floor_events: usize = setting("BENCH_FLOOR_EVENTS", 20_000);
     let gateway_concurrency: usize = setting("BENCH_GATEWAY_CONCURRENCY", 256);
 
+    let durable = setting("BENCH_DURABLE", 1) != 0;
+    let nats_sync = std::env::var("MSG_NATS_SYNC").unwrap_or_else(|_| "the server's default (2 min)".into());
+
     let concurrency = [("MSG_CONCURRENCY", gateway_concurrency.to_string())];
-    let mut stack = Stack::start_fresh_with("bench-load", &[("sms-gateway", &concurrency)]).await?;
+    let overrides: [(&'static str, &[(&str, String)]); 1] = [("sms-gateway", &concurrency)];
+    let mut stack = if durable {
+        Stack::start_fresh_durable("bench-load", &overrides).await?
+    } else {
+        Stack::start_fresh_with("bench-load", &overrides).await?
+    };
     sim_faults(stack.ports.sim, json!({"latency_ms": latency_ms, "callback_delay_ms": 100, "callback_retries": 8}))
         .await?;
     let client = nats_connect(&stack.infra.nats_url()).await?;
     let jetstream = jetstream::new(client);
     let pool = sqlx::PgPool::connect(&stack.infra.database_url()).await?;
+    // BENCH_STATEMENTS=1: Postgres's time by statement (needs MSG_POSTGRES_OPTIONS to preload
+    // pg_stat_statements, which `make bench-statements` sets).
+    let statements = setting("BENCH_STATEMENTS", 0) != 0;
+    if statements {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").execute(&pool).await?;
+    }
     let load = Load::new(&format!("bench-{}", std::process::id()), accounts);
     load.set_up_accounts(&Publisher::connect(&stack.infra.nats_url()).await?).await?;
     stack.quiesce().await?;
@@ -233,7 +275,8 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "load: job.scheduled for {accounts} accounts, {seconds} s per rate, one SMS per event; provider latency \
          {latency_ms} ms, status callbacks 100 ms later; sms-gateway concurrency {gateway_concurrency}; one process \
-         per service; Postgres without fsync"
+         per service; Postgres {}; JetStream syncs {nats_sync}",
+        if durable { "durable (fsync, synchronous_commit on)" } else { "without fsync (BENCH_DURABLE=0)" }
     );
     println!(
         "{:>7} {:>7} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}",
@@ -268,6 +311,9 @@ async fn main() -> anyhow::Result<()> {
         phases.push(phase);
     }
     feed.stop();
+    if statements {
+        print_statements(&pool).await?;
+    }
 
     println!("CPU seconds per 1,000 messages, by process:");
     for phase in &phases {
@@ -290,21 +336,22 @@ async fn main() -> anyhow::Result<()> {
     println!("peak resident memory, MiB: {}", memory.join(", "));
 
     if let Some(ops) = ops {
-        println!(
-            "per job event the system did: {:.2} publishes, {:.2} deliveries, {:.2} commits, {:.2} inserts, {:.2} \
-             updates, {:.2} deletes",
-            ops.publishes, ops.deliveries, ops.commits, ops.inserts, ops.updates, ops.deletes
-        );
-        let floor_rate = floor::run(&jetstream, &pool, ops, floor_events, 64).await?;
-        let sustained = phases.iter().filter(|p| p.kept_up()).map(|p| p.rate).fold(0.0, f64::max);
-        let best = phases.iter().map(|p| p.delivered_rate).fold(0.0, f64::max);
-        println!(
-            "floor (the same operations, one program, 64 events in flight): {floor_rate:.0} events/s; sustained \
-             {sustained:.0} events/s = {:.2} of the floor; highest delivered {best:.0} msgs/s = {:.2} of the floor",
-            sustained / floor_rate,
-            best / floor_rate
-        );
+        println!("per job event the system did (first rate): {ops}");
     }
+    let floor_before = Counters::read(&jetstream, &pool).await?;
+    let floor_rate = floor::run(&jetstream, &pool, stack.ports.sim, &load, first, floor_events).await?;
+    tokio::time::sleep(floor::STATS_SETTLE).await;
+    let floor_ops = Counters::read(&jetstream, &pool).await?.per_event(&floor_before, floor_events);
+    println!("per job event the floor did (the events' own publishes included): {floor_ops}");
+    let sustained = phases.iter().filter(|p| p.kept_up()).map(|p| p.rate).fold(0.0, f64::max);
+    let best = phases.iter().map(|p| p.delivered_rate).fold(0.0, f64::max);
+    println!(
+        "floor (the least work the contracts need, batched, one program, {floor_events} events): {floor_rate:.0} \
+         events/s; sustained {sustained:.0} events/s = {:.2} of the floor; highest delivered {best:.0} msgs/s = {:.2} \
+         of the floor",
+        sustained / floor_rate,
+        best / floor_rate
+    );
     pool.close().await;
     stack.stop().await;
     Ok(())

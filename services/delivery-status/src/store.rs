@@ -1,6 +1,6 @@
 //! Applies a status report: keep the raw report in the timeline (once per dedupe key), move the
-//! message's status forward with one conditional upsert, and enqueue `status` for the feed, all in
-//! one transaction. Errors once stored are never erased.
+//! message's status forward with one conditional upsert, and enqueue `status` for the feed when the
+//! status (or its failure details) moved, all in one transaction. Errors once stored are never erased.
 
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Status};
@@ -88,7 +88,9 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
 /// unknown to sent; keep the first stored error).
 pub async fn apply_in(tx: &mut PgConnection, report: &Report) -> sqlx::Result<Applied> {
     let row = sqlx::query(
-        "WITH logged AS (
+        "WITH before AS (
+             SELECT status, failure_reason, error_code, error_text FROM delivery_status.messages WHERE message_id = $1),
+         logged AS (
              INSERT INTO delivery_status.timeline (message_id, account_id, source, status, dedupe_key, detail, occurred_at)
              VALUES ($1, $2, $12, $5, $13, $14, $15) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id),
          moved AS (
@@ -110,7 +112,10 @@ pub async fn apply_in(tx: &mut PgConnection, report: &Report) -> sqlx::Result<Ap
                  updated_at = now()
              WHERE m.account_id = EXCLUDED.account_id
              RETURNING m.status, m.failure_reason, m.error_code, m.error_text, m.provider_id)
-         SELECT logged.id AS timeline_id, moved.* FROM logged LEFT JOIN moved ON true",
+         SELECT logged.id AS timeline_id, moved.*,
+                (before.status, before.failure_reason, before.error_code, before.error_text)
+                    IS DISTINCT FROM (moved.status, moved.failure_reason, moved.error_code, moved.error_text) AS changed
+         FROM logged LEFT JOIN moved ON true LEFT JOIN before ON true",
     )
     .bind(&report.message_id)
     .bind(&report.account_id)
@@ -139,7 +144,9 @@ pub async fn apply_in(tx: &mut PgConnection, report: &Report) -> sqlx::Result<Ap
     let Some(status) = row.try_get::<Option<String>, _>("status")? else {
         return Ok(Applied::Recorded);
     };
-    if status != report.status.as_str() {
+    // Only a move is news to the feed: a report that repeats the status (the provider's `sent`
+    // after the gateway's) is kept in this timeline and published nowhere.
+    if status != report.status.as_str() || !row.try_get::<Option<bool>, _>("changed")?.unwrap_or(true) {
         return Ok(Applied::Recorded);
     }
     let at = report.occurred_at;

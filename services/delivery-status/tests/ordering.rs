@@ -1,9 +1,10 @@
 //! Every ordering and duplication of one message's reports, applied through the real store on
 //! Postgres: the final status is the highest-ranked one reported (the domain's state machine),
-//! it never moves backwards on the way, and the first stored error survives later reports.
+//! it never moves backwards on the way, the first stored error survives later reports, and only a
+//! report that moves the status (or its error) is published to the feed.
 
 use chrono::Utc;
-use messaging_delivery_status::store::{self, Report};
+use messaging_delivery_status::store::{self, Applied, Report};
 use messaging_domain::{Channel, Status};
 use messaging_integration_tests::Infra;
 use proptest::prelude::*;
@@ -61,10 +62,22 @@ fn any_order_and_any_repeat_of_reports_ends_in_the_same_state() {
             for which in &sequence {
                 let (report, status, code) = report(&message_id, *which);
                 let before = current(&runtime, &pool, &message_id);
-                runtime.block_on(store::apply(&pool, &report)).expect("applied");
+                let applied = runtime.block_on(store::apply(&pool, &report)).expect("applied");
                 expected = Some(expected.map_or(status, |s| s.apply(status)));
                 first_error = first_error.or(code);
                 let (now, error) = current(&runtime, &pool, &message_id).expect("a row");
+                // The feed hears of a report only when it moved the status or its error, and the
+                // report's own status is the one that stands.
+                let moved = before.as_ref() != Some(&(now, error.clone()));
+                prop_assert_eq!(
+                    applied == Applied::Advanced,
+                    moved && now == status,
+                    "report {} after {:?} in {:?}: {:?}",
+                    which,
+                    before,
+                    sequence,
+                    applied
+                );
                 if let Some((was, _)) = before {
                     prop_assert!(now.rank() >= was.rank(), "{was} went back to {now} in {sequence:?}");
                 }

@@ -190,7 +190,8 @@ impl App {
         });
         // One batch at a time, split by account into side-by-side transactions: a message's events
         // come close together, and transactions holding one message's row would wait on each other.
-        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "feed", "message.>").batched(1, 200).lanes(4);
+        let spec =
+            ConsumerSpec::subjects(streams::MESSAGE_EVENTS.name, "feed", &projector::SUBJECTS).batched(1, 200).lanes(4);
         let listings = ConsumerSpec::new(streams::DIRECTORY.name, "feed-listings", "directory.>").batched(2, 100);
         let directory_task = tokio::spawn(bus::batch::run(
             self.runtime.jetstream.clone(),

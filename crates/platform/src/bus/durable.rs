@@ -47,4 +47,5 @@ fn same_settings(current: &consumer::Config, wanted: &consumer::pull::Config) ->
         && current.max_deliver == wanted.max_deliver
         && current.max_ack_pending == wanted.max_ack_pending
         && current.filter_subject == wanted.filter_subject
+        && current.filter_subjects == wanted.filter_subjects
 }

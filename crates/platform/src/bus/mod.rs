@@ -7,6 +7,7 @@ pub mod consumer;
 mod dead_letter;
 pub mod durable;
 pub mod outbox;
+mod settle;
 pub mod streams;
 pub mod trace;
 
