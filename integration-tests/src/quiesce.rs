@@ -6,28 +6,17 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull};
 
+use messaging_platform::bus::consumers;
+
 use crate::eventually;
 use crate::stack::Stack;
-
-/// (stream, durable consumer) of every service.
-pub const CONSUMERS: &[(&str, &str)] = &[
-    ("JOB_EVENTS", "ingest"),
-    ("NOTIFY", "dispatch"),
-    ("MESSAGE_EVENTS", "dispatch-opt-outs"),
-    ("SEND_SMS", "sms-gateway"),
-    ("SEND_EMAIL", "email-gateway"),
-    ("MESSAGE_EVENTS", "delivery-status"),
-    ("MESSAGE_EVENTS", "feed"),
-    ("DIRECTORY", "delivery-status-directory"),
-    ("DIRECTORY", "feed-listings"),
-];
 
 const OUTBOXES: &[&str] = &["ingest", "dispatch", "sms_gateway", "email_gateway", "delivery_status", "feed"];
 
 async fn idle(jetstream: &jetstream::Context, pool: &sqlx::PgPool) -> bool {
     // Every consumer must answer: one that cannot be read is not known to be idle.
     let backlog = backlog(jetstream).await;
-    if backlog.len() < CONSUMERS.len() || backlog.iter().any(|(_, n)| *n > 0) {
+    if backlog.len() < consumers::ALL.len() || backlog.iter().any(|(_, n)| *n > 0) {
         return false;
     }
     for schema in OUTBOXES {
@@ -44,11 +33,12 @@ async fn idle(jetstream: &jetstream::Context, pool: &sqlx::PgPool) -> bool {
 /// that cannot be read is left out.
 pub async fn backlog(jetstream: &jetstream::Context) -> Vec<(String, u64)> {
     let mut backlog = Vec::new();
-    for (stream, durable) in CONSUMERS {
-        let Ok(source) = jetstream.get_stream(*stream).await else { continue };
-        let Ok(mut consumer) = source.get_consumer::<pull::Config>(durable).await else { continue };
+    for def in consumers::ALL {
+        let Ok(source) = jetstream.get_stream(def.stream.name).await else { continue };
+        let Ok(mut consumer) = source.get_consumer::<pull::Config>(def.durable).await else { continue };
         if let Ok(info) = consumer.info().await {
-            backlog.push((format!("{stream}/{durable}"), info.num_pending + info.num_ack_pending as u64));
+            let name = format!("{}/{}", def.stream.name, def.durable);
+            backlog.push((name, info.num_pending + info.num_ack_pending as u64));
         }
     }
     backlog

@@ -17,7 +17,7 @@ mod webhook;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
+use messaging_platform::bus::{self, ConsumerSpec, Relay, consumers, streams};
 use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
@@ -179,11 +179,8 @@ impl App {
         let pool = self.runtime.pool.clone();
         // One batch at a time, split by account into side-by-side transactions: a message's events
         // come close together, and transactions holding one message's row would wait on each other.
-        let spec = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "delivery-status", "message.*.attempt")
-            .batched(1, 200)
-            .lanes(4);
-        let directory_spec =
-            ConsumerSpec::new(streams::DIRECTORY.name, "delivery-status-directory", "directory.>").batched(2, 100);
+        let spec = ConsumerSpec::of(&consumers::DELIVERY_STATUS).batched(1, 200).lanes(4);
+        let directory_spec = ConsumerSpec::of(&consumers::DELIVERY_STATUS_DIRECTORY).batched(2, 100);
         let directory_task = tokio::spawn(bus::batch::run(
             self.runtime.jetstream.clone(),
             "delivery-status",

@@ -9,7 +9,7 @@ mod suppression;
 
 use std::sync::Arc;
 
-use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
+use messaging_platform::bus::{self, ConsumerSpec, Relay, consumers, streams};
 use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
@@ -69,9 +69,8 @@ impl App {
         self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
         let handler = Arc::new(Dispatcher::new(self.relay.clone(), self.config.on_my_way_validity_secs));
-        let spec = ConsumerSpec::new(streams::NOTIFY.name, "dispatch", "notify.>")
-            .batched(self.config.concurrency, self.config.batch);
-        let opt_outs = ConsumerSpec::new(streams::MESSAGE_EVENTS.name, "dispatch-opt-outs", "message.*.opt_out");
+        let spec = ConsumerSpec::of(&consumers::DISPATCH).batched(self.config.concurrency, self.config.batch);
+        let opt_outs = ConsumerSpec::of(&consumers::DISPATCH_OPT_OUTS);
         let opt_out_task = tokio::spawn(bus::consumer::run(
             self.runtime.jetstream.clone(),
             "dispatch",

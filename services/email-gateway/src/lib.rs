@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use messaging_domain::Channel;
 use messaging_gateway::Claims;
-use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
+use messaging_platform::bus::{self, ConsumerSpec, Relay, consumers, streams};
 use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
@@ -106,7 +106,7 @@ impl App {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
-        let mut spec = ConsumerSpec::new(streams::SEND_EMAIL.name, "email-gateway", "send.email.>");
+        let mut spec = ConsumerSpec::of(&consumers::EMAIL_GATEWAY);
         spec.concurrency = self.config.concurrency;
         spec.ack_wait = Duration::from_secs(self.config.lease_secs + 5);
         bus::consumer::run(

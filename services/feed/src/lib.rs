@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use messaging_platform::bus::{self, ConsumerSpec, streams};
+use messaging_platform::bus::{self, ConsumerSpec, consumers, streams};
 use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use messaging_proto::v1::feed_service_server::FeedServiceServer;
@@ -190,9 +190,8 @@ impl App {
         });
         // One batch at a time, split by account into side-by-side transactions: a message's events
         // come close together, and transactions holding one message's row would wait on each other.
-        let spec =
-            ConsumerSpec::subjects(streams::MESSAGE_EVENTS.name, "feed", &projector::SUBJECTS).batched(1, 200).lanes(4);
-        let listings = ConsumerSpec::new(streams::DIRECTORY.name, "feed-listings", "directory.>").batched(2, 100);
+        let spec = ConsumerSpec::of(&consumers::FEED).batched(1, 200).lanes(4);
+        let listings = ConsumerSpec::of(&consumers::FEED_LISTINGS).batched(2, 100);
         let directory_task = tokio::spawn(bus::batch::run(
             self.runtime.jetstream.clone(),
             "feed",

@@ -42,16 +42,6 @@ fn decode<T: prost::Message + Default>(
     }
 }
 
-/// The events the feed projects; the gateways' `attempt` events are delivery-status's alone.
-pub const SUBJECTS: [&str; 6] = [
-    "message.*.queued",
-    "message.*.status",
-    "message.*.received",
-    "message.*.delivery_unknown",
-    "message.*.opt_out",
-    "message.*.waiting",
-];
-
 impl TxHandler for Projector {
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let mut parts = delivery.subject.split('.');

@@ -15,7 +15,7 @@ mod waiting;
 use std::sync::Arc;
 use std::time::Duration;
 
-use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
+use messaging_platform::bus::{self, ConsumerSpec, Relay, consumers, streams};
 use messaging_platform::clock::{SharedClock, SystemClock};
 use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
@@ -116,8 +116,7 @@ impl App {
         let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
         let handler = Arc::new(EventHandler::new(self.relay.clone(), clock));
         let consumer = &self.config.consumer;
-        let mut spec = ConsumerSpec::new(streams::JOB_EVENTS.name, "ingest", "jobs.>")
-            .batched(consumer.concurrency, consumer.batch);
+        let mut spec = ConsumerSpec::of(&consumers::INGEST).batched(consumer.concurrency, consumer.batch);
         spec.max_deliver = consumer.max_deliver;
         let pool = self.runtime.pool.clone();
         bus::batch::run(self.runtime.jetstream.clone(), "ingest", spec, pool, handler, shutdown.clone()).await?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use messaging_domain::Channel;
 use messaging_gateway::Claims;
-use messaging_platform::bus::{self, ConsumerSpec, Relay, streams};
+use messaging_platform::bus::{self, ConsumerSpec, Relay, consumers, streams};
 use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,7 @@ impl App {
             deadline: Duration::from_secs(self.config.unknown_deadline_secs),
         };
         let reconcile_task = tokio::spawn(reconcile::run(self.sender.clone(), timing, shutdown.clone()));
-        let mut spec = ConsumerSpec::new(streams::SEND_SMS.name, "sms-gateway", "send.sms.>");
+        let mut spec = ConsumerSpec::of(&consumers::SMS_GATEWAY);
         spec.concurrency = self.config.concurrency;
         spec.ack_wait = Duration::from_secs(self.config.lease_secs + 5);
         bus::consumer::run(self.runtime.jetstream.clone(), "sms-gateway", spec, self.sender.clone(), shutdown.clone())

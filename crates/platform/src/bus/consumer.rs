@@ -95,6 +95,11 @@ impl ConsumerSpec {
         Self::subjects(stream, durable, &[filter_subject])
     }
 
+    /// The catalog's consumer `def` ([`super::consumers`]).
+    pub fn of(def: &super::consumers::ConsumerDef) -> Self {
+        Self::subjects(def.stream.name, def.durable, def.subjects)
+    }
+
     /// A consumer of several subjects of one stream (only what its handler uses is delivered).
     pub fn subjects(stream: &'static str, durable: &str, filters: &[&str]) -> Self {
         Self {

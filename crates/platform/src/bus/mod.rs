@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod consumer;
+pub mod consumers;
 mod dead_letter;
 pub mod durable;
 pub mod outbox;
