@@ -138,12 +138,26 @@ impl Dispatcher {
             Err(_) => MessageId::from_u128(uuid::Uuid::now_v7().as_u128()),
         };
         let idempotency_key = format!("{}:{}", request.request_id, channel.as_str());
-        let mut counted = (channel == Channel::Sms).then(|| segments(&content.body));
-        let inserted = sqlx::query(
-            "INSERT INTO dispatch.messages (message_id, account_id, idempotency_key, customer_id, channel, message_type,
+        // The first SMS the account sends a number carries the opt-out notice: one statement claims
+        // the number (only for a request not seen before) and inserts the message with the body the
+        // claim decides, so the message row is written once.
+        let claims_number = channel == Channel::Sms && !suppressed;
+        let noticed = claims_number.then(|| render::with_opt_out_notice(&content.body));
+        let plain = (channel == Channel::Sms).then(|| segments(&content.body));
+        let with_notice = noticed.as_deref().map(segments);
+        let inserted: Option<bool> = sqlx::query_scalar(
+            "WITH seen AS (SELECT 1 FROM dispatch.messages WHERE idempotency_key = $3),
+             claimed AS (INSERT INTO dispatch.sms_recipients (account_id, address, first_message_id)
+                         SELECT $2, $7, $1 WHERE $15 AND NOT EXISTS (SELECT 1 FROM seen)
+                         ON CONFLICT DO NOTHING RETURNING 1),
+             first AS (SELECT EXISTS (SELECT 1 FROM claimed) AS first)
+             INSERT INTO dispatch.messages (message_id, account_id, idempotency_key, customer_id, channel, message_type,
                  recipient, sender, subject, body, html_body, failure_reason, segments, encoding)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (idempotency_key) DO NOTHING",
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN first THEN $16 ELSE $10 END, $11, $12,
+                    CASE WHEN first THEN $17 ELSE $13 END, CASE WHEN first THEN $18 ELSE $14 END
+             FROM first
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING body = $16",
         )
         .bind(message_id.as_str())
         .bind(account_id)
@@ -157,28 +171,21 @@ impl Dispatcher {
         .bind(&content.body)
         .bind(&content.html)
         .bind(suppressed.then_some(OPTED_OUT))
-        .bind(counted.map_or(0, |c| c.count as i32))
-        .bind(counted.map_or("", |c| c.encoding.as_str()))
-        .execute(&mut *tx)
+        .bind(plain.map_or(0, |c| c.count as i32))
+        .bind(plain.map_or("", |c| c.encoding.as_str()))
+        .bind(claims_number)
+        .bind(noticed.as_deref().unwrap_or(""))
+        .bind(with_notice.map_or(0, |c| c.count as i32))
+        .bind(with_notice.map_or("", |c| c.encoding.as_str()))
+        .fetch_optional(&mut *tx)
         .await?;
-        if inserted.rows_affected() == 0 {
+        let Some(first) = inserted else {
             return Ok(false);
-        }
-        // The first SMS the account sends this number carries the opt-out notice.
-        if channel == Channel::Sms
-            && !suppressed
-            && first_sms_to(tx, account_id, &content.recipient, &message_id).await?
-        {
-            content.body = render::with_opt_out_notice(&content.body);
-            let with_notice = segments(&content.body);
-            sqlx::query("UPDATE dispatch.messages SET body = $2, segments = $3, encoding = $4 WHERE message_id = $1")
-                .bind(message_id.as_str())
-                .bind(&content.body)
-                .bind(with_notice.count as i32)
-                .bind(with_notice.encoding.as_str())
-                .execute(&mut *tx)
-                .await?;
-            counted = Some(with_notice);
+        };
+        let mut counted = plain;
+        if first && let Some(noticed) = noticed {
+            content.body = noticed;
+            counted = with_notice;
         }
         let queued = MessageQueued {
             message_id: message_id.to_string(),
@@ -240,25 +247,6 @@ impl Dispatcher {
         .await?;
         Ok(true)
     }
-}
-
-/// True for the first SMS the account sends this number (it carries the opt-out notice).
-async fn first_sms_to(
-    tx: &mut PgConnection,
-    account_id: &str,
-    recipient: &str,
-    message_id: &MessageId,
-) -> sqlx::Result<bool> {
-    let claimed = sqlx::query(
-        "INSERT INTO dispatch.sms_recipients (account_id, address, first_message_id) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(account_id)
-    .bind(recipient)
-    .bind(message_id.as_str())
-    .execute(tx)
-    .await?;
-    Ok(claimed.rows_affected() == 1)
 }
 
 /// The `attempt` event that records, through delivery-status like any gateway outcome, that the
