@@ -20,7 +20,10 @@ pub use messaging::v1;
 /// Messages the services exchange over NATS.
 pub use messaging::bus::v1 as bus;
 
+pub use subjects::BusMessage;
+
 pub mod directory;
+pub mod subjects;
 pub mod time;
 
 /// The encoded descriptor set of every proto file, for gRPC reflection.

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use messaging_domain::Channel;
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::{Outcome, Relay};
+use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{AttemptOutcome, SendAttempt};
-use prost::Message as _;
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 
@@ -300,9 +300,5 @@ pub fn attempt_event(
         AttemptOutcome::Failed => "failed",
         _ => "unknown",
     };
-    OutboxMessage {
-        id: format!("attempt:{message_id}:{tag}"),
-        subject: format!("message.{account_id}.attempt"),
-        payload: event.encode_to_vec(),
-    }
+    OutboxMessage::of(&event, event.dedupe_id(format_args!("{message_id}:{tag}")))
 }

@@ -93,9 +93,5 @@ fn opt_out_implied(attempt: &SendAttempt, status: Status) -> Option<OutboxMessag
         source: "provider_21610".into(),
         occurred_at: attempt.occurred_at,
     };
-    Some(OutboxMessage {
-        id: format!("opt_out:{}:21610", attempt.message_id),
-        subject: format!("message.{}.opt_out", attempt.account_id),
-        payload: event.encode_to_vec(),
-    })
+    Some(OutboxMessage::of(&event, event.opt_out_id(&attempt.message_id)))
 }

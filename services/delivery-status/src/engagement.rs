@@ -13,7 +13,6 @@ use messaging_domain::{Channel, Status};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_proto::bus::OptOutChanged;
 use messaging_proto::time::timestamp;
-use prost::Message as _;
 
 use crate::store::Report;
 use crate::webhook::WebhookState;
@@ -116,11 +115,7 @@ async fn opt_out(state: &WebhookState, account: &str, message: &str, address: St
         source: "unsubscribe".into(),
         occurred_at: Some(timestamp(Utc::now())),
     };
-    let event = OutboxMessage {
-        id: format!("unsubscribe:{message}"),
-        subject: format!("message.{account}.opt_out"),
-        payload: change.encode_to_vec(),
-    };
+    let event = OutboxMessage::of(&change, change.opt_out_id(message));
     outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
     tx.commit().await?;
     Ok(())

@@ -17,9 +17,9 @@ use messaging_domain::sender::{self, SenderCheck, Verdicts};
 use messaging_domain::signing::verify_message_ref_token;
 use messaging_domain::{Channel, MessageId};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{CustomerSnapshot, MessageReceived};
 use messaging_proto::time::timestamp;
-use prost::Message as _;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, Row};
 use subtle::ConstantTimeEq;
@@ -251,11 +251,7 @@ async fn record(state: &WebhookState, inbound: &Inbound<'_>) -> sqlx::Result<boo
         provider_id,
         sender_unverified: unverified.is_some(),
     };
-    let event = OutboxMessage {
-        id: format!("received:{message_id}"),
-        subject: format!("message.{account_id}.received"),
-        payload: received.encode_to_vec(),
-    };
+    let event = OutboxMessage::of(&received, received.dedupe_id(&message_id));
     outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
     tx.commit().await?;
     match &unverified {

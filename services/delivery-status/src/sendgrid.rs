@@ -17,7 +17,6 @@ use messaging_domain::{Channel, Status};
 use messaging_platform::bus::OutboxMessage;
 use messaging_proto::bus::OptOutChanged;
 use messaging_proto::time::timestamp;
-use prost::Message as _;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -168,9 +167,5 @@ fn opt_out_of(report: &Report, address: String) -> OutboxMessage {
         source: format!("sendgrid_{}", report.detail["event"].as_str().unwrap_or("event")),
         occurred_at: Some(timestamp(report.occurred_at)),
     };
-    OutboxMessage {
-        id: format!("opt_out:{}", report.dedupe_key),
-        subject: format!("message.{}.opt_out", report.account_id),
-        payload: change.encode_to_vec(),
-    }
+    OutboxMessage::of(&change, change.opt_out_id(&report.dedupe_key))
 }

@@ -15,8 +15,8 @@ use sqlx::Row;
 use crate::store::{self, Applied, Report};
 use crate::webhook::{WebhookState, failure_reason_for};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_proto::BusMessage as _;
 use messaging_proto::bus::DeliveryUnknown;
-use prost::Message as _;
 
 /// Where and how often to ask.
 #[derive(Debug, Clone)]
@@ -140,11 +140,7 @@ async fn report_unknown(
         account_id: account_id.to_owned(),
         sent_at: Some(messaging_proto::time::timestamp(sent_at)),
     };
-    let message = OutboxMessage {
-        id: format!("delivery_unknown:{message_id}"),
-        subject: format!("message.{account_id}.delivery_unknown"),
-        payload: event.encode_to_vec(),
-    };
+    let message = OutboxMessage::of(&event, event.dedupe_id(message_id));
     outbox::enqueue(&mut tx, crate::SCHEMA, &message).await?;
     tx.commit().await?;
     state.relay.wake();

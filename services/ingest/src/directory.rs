@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use messaging_domain::event::{AccountSettings, Contact};
 use messaging_domain::{AccountId, EventId};
 use messaging_platform::bus::OutboxMessage;
+use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{AccountListing, CustomerListing};
 use messaging_proto::time::timestamp;
-use prost::Message as _;
 
 use crate::notify;
 
@@ -26,11 +26,7 @@ pub fn account(
         email_from: settings.email_from.clone(),
         as_of: Some(timestamp(as_of)),
     };
-    OutboxMessage {
-        id: format!("directory:{event}:account"),
-        subject: format!("directory.{account_id}.account"),
-        payload: listing.encode_to_vec(),
-    }
+    OutboxMessage::of(&listing, listing.dedupe_id(format_args!("{event}:account")))
 }
 
 /// The customer's listing, as of the event that described them.
@@ -40,9 +36,5 @@ pub fn customer(event: &EventId, account_id: &AccountId, contact: &Contact, as_o
         customer: Some(notify::customer_snapshot(contact)),
         as_of: Some(timestamp(as_of)),
     };
-    OutboxMessage {
-        id: format!("directory:{event}:customer"),
-        subject: format!("directory.{account_id}.customer.{}", contact.customer_id),
-        payload: listing.encode_to_vec(),
-    }
+    OutboxMessage::of(&listing, listing.dedupe_id(format_args!("{event}:customer")))
 }

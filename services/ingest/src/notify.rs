@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use messaging_domain::event::{Contact, Invoice, JobEvent, JobInput, Payment};
 use messaging_domain::{AccountId, Channel, MessageType};
 use messaging_platform::bus::OutboxMessage;
+use messaging_proto::BusMessage as _;
 use messaging_proto::bus;
 use messaging_proto::time::timestamp;
-use prost::Message as _;
 
 use crate::store::StoredAccount;
 
@@ -60,11 +60,7 @@ impl Notification {
             requested_at: Some(timestamp(self.requested_at)),
             message_id: String::new(),
         };
-        OutboxMessage {
-            id: format!("notify:{}", self.request_id),
-            subject: format!("notify.{account_id}"),
-            payload: request.encode_to_vec(),
-        }
+        OutboxMessage::of(&request, request.dedupe_id(&self.request_id))
     }
 }
 

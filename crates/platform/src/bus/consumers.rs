@@ -94,6 +94,26 @@ mod tests {
                 );
             }
         }
+        // The message events' kinds are the bus messages' own.
+        use messaging_proto::BusMessage;
+        use messaging_proto::bus::{
+            DeliveryUnknown, MessageQueued, MessageReceived, NotificationWaiting, OptOutChanged, SendAttempt,
+            StatusChanged,
+        };
+        let events = |kinds: &[&str]| kinds.iter().map(|k| format!("message.*.{k}")).collect::<Vec<_>>();
+        assert_eq!(
+            FEED.subjects,
+            events(&[
+                MessageQueued::KIND,
+                StatusChanged::KIND,
+                MessageReceived::KIND,
+                DeliveryUnknown::KIND,
+                OptOutChanged::KIND,
+                NotificationWaiting::KIND
+            ])
+        );
+        assert_eq!(DELIVERY_STATUS.subjects, events(&[SendAttempt::KIND]));
+        assert_eq!(DISPATCH_OPT_OUTS.subjects, events(&[OptOutChanged::KIND]));
         assert!(within("message.*.queued", "message.>"));
         assert!(!within("message.*.queued", "jobs.>"));
         assert!(!within("message.>", "message.*.queued"));

@@ -14,6 +14,8 @@ use bytes::Bytes;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::Notify;
 
+use messaging_proto::BusMessage;
+
 use crate::bus::trace;
 use crate::metrics::{self, CounterFamily, GaugeFamily};
 use crate::shutdown::Shutdown;
@@ -25,6 +27,13 @@ pub struct OutboxMessage {
     pub id: String,
     pub subject: String,
     pub payload: Vec<u8>,
+}
+
+impl OutboxMessage {
+    /// `message` on its own subject, under the dedupe id `id` (from [`BusMessage::dedupe_id`]).
+    pub fn of<M: BusMessage>(message: &M, id: String) -> Self {
+        Self { id, subject: message.subject(), payload: message.payload() }
+    }
 }
 
 /// Adds `message` to `schema`'s outbox inside the caller's transaction, with the current trace context.

@@ -1,0 +1,122 @@
+//! Where each bus message goes and how its copies are told apart: every bus message names its own
+//! subject (from the account it carries) and builds its dedupe id (`Nats-Msg-Id`, the outbox row's
+//! key) as `<kind>:<what makes it unique>`, so no service spells either by hand.
+
+use std::fmt::Display;
+
+use crate::bus::{
+    AccountListing, CustomerListing, DeliveryUnknown, MessageQueued, MessageReceived, NotificationRequest,
+    NotificationWaiting, OptOutChanged, SendAttempt, SendCommand, StatusChanged,
+};
+use crate::v1::Channel;
+
+/// A message the services publish on NATS.
+pub trait BusMessage: prost::Message + Sized {
+    /// What it is: its dedupe ids' prefix, and for message events its subject's last token.
+    const KIND: &'static str;
+
+    /// The subject it is published on.
+    fn subject(&self) -> String;
+
+    /// Its encoded bytes.
+    fn payload(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+
+    /// Its dedupe id, from what makes this copy unique (a message id, a timeline entry, …).
+    fn dedupe_id(&self, unique: impl Display) -> String {
+        format!("{}:{unique}", Self::KIND)
+    }
+}
+
+/// A message lifecycle event: `message.<account>.<kind>`.
+macro_rules! message_event {
+    ($($event:ty => $kind:literal),* $(,)?) => {$(
+        impl BusMessage for $event {
+            const KIND: &'static str = $kind;
+            fn subject(&self) -> String {
+                format!("message.{}.{}", self.account_id, $kind)
+            }
+        }
+    )*};
+}
+
+message_event!(
+    MessageQueued => "queued",
+    SendAttempt => "attempt",
+    StatusChanged => "status",
+    MessageReceived => "received",
+    DeliveryUnknown => "delivery_unknown",
+    OptOutChanged => "opt_out",
+    NotificationWaiting => "waiting",
+);
+
+impl OptOutChanged {
+    /// One id format for every cause: the change's source and what caused it (the message that
+    /// carried a STOP, the provider's 21610 on a message, an unsubscribe link, a provider's event).
+    pub fn opt_out_id(&self, cause: impl Display) -> String {
+        self.dedupe_id(format_args!("{}:{cause}", self.source))
+    }
+}
+
+/// `notify.<account>`.
+impl BusMessage for NotificationRequest {
+    const KIND: &'static str = "notify";
+    fn subject(&self) -> String {
+        format!("notify.{}", self.account.as_ref().map_or("", |a| a.account_id.as_str()))
+    }
+}
+
+/// `send.<channel>.<account>`, the gateways' work queues.
+impl BusMessage for SendCommand {
+    const KIND: &'static str = "send";
+    fn subject(&self) -> String {
+        let channel = match self.channel() {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+            Channel::Unspecified => "unspecified",
+        };
+        format!("send.{channel}.{}", self.account_id)
+    }
+}
+
+/// `directory.<account>.account`.
+impl BusMessage for AccountListing {
+    const KIND: &'static str = "directory";
+    fn subject(&self) -> String {
+        format!("directory.{}.account", self.account_id)
+    }
+}
+
+/// `directory.<account>.customer.<customer>`.
+impl BusMessage for CustomerListing {
+    const KIND: &'static str = "directory";
+    fn subject(&self) -> String {
+        format!(
+            "directory.{}.customer.{}",
+            self.account_id,
+            self.customer.as_ref().map_or("", |c| c.customer_id.as_str())
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_message_names_its_subject_and_id() {
+        let status = StatusChanged { account_id: "acc_1".into(), ..Default::default() };
+        assert_eq!(status.subject(), "message.acc_1.status");
+        assert_eq!(status.dedupe_id("msg_9:41"), "status:msg_9:41");
+        let command = SendCommand { account_id: "acc_1".into(), channel: Channel::Email as i32, ..Default::default() };
+        assert_eq!(command.subject(), "send.email.acc_1");
+        let stop = OptOutChanged { account_id: "acc_1".into(), source: "keyword".into(), ..Default::default() };
+        assert_eq!(stop.subject(), "message.acc_1.opt_out");
+        assert_eq!(stop.opt_out_id("msg_7"), "opt_out:keyword:msg_7");
+        let who = crate::bus::CustomerSnapshot { customer_id: "cus_2".into(), ..Default::default() };
+        let customer = CustomerListing { account_id: "acc_1".into(), customer: Some(who), ..Default::default() };
+        assert_eq!(customer.subject(), "directory.acc_1.customer.cus_2");
+        assert_eq!(NotificationRequest::default().subject(), "notify.");
+    }
+}
