@@ -11,12 +11,17 @@ use crate::bus::{
 use crate::v1::Channel;
 
 /// A message the services publish on NATS.
-pub trait BusMessage: prost::Message + Sized {
+pub trait BusMessage: prost::Message + Default + Sized {
     /// What it is: its dedupe ids' prefix, and for message events its subject's last token.
     const KIND: &'static str;
 
     /// The subject it is published on.
     fn subject(&self) -> String;
+
+    /// Decodes one from `bytes`.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        Self::decode(bytes)
+    }
 
     /// Its encoded bytes.
     fn payload(&self) -> Vec<u8> {

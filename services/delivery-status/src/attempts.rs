@@ -28,13 +28,10 @@ impl TxHandler for AttemptHandler {
     }
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
-        let attempt = match SendAttempt::decode(delivery.payload.as_ref()) {
+        let attempt = match delivery.decode::<SendAttempt>() {
             Ok(attempt) => attempt,
-            Err(error) => return Outcome::DeadLetter(format!("undecodable attempt: {error}")),
+            Err(dead) => return dead,
         };
-        if delivery.subject != format!("message.{}.attempt", attempt.account_id) {
-            return Outcome::DeadLetter(format!("subject {} does not match the attempt", delivery.subject));
-        }
         let (status, tag) = match AttemptOutcome::try_from(attempt.outcome) {
             Ok(AttemptOutcome::Sent) => (Status::Sent, "sent"),
             Ok(AttemptOutcome::Failed) => (Status::Failed, "failed"),

@@ -8,7 +8,6 @@ use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
 use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{AttemptOutcome, MessageQueued, NotificationRequest, SendAttempt, SendCommand};
-use prost::Message as _;
 use sqlx::PgConnection;
 
 use crate::render::{self, RenderError};
@@ -38,17 +37,14 @@ impl TxHandler for Dispatcher {
     }
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
-        let request = match NotificationRequest::decode(delivery.payload.as_ref()) {
+        let request = match delivery.decode::<NotificationRequest>() {
             Ok(request) => request,
-            Err(error) => return Outcome::DeadLetter(format!("undecodable notification request: {error}")),
+            Err(dead) => return dead,
         };
         let Some(kind) = MessageType::from_proto(request.r#type) else {
             return Outcome::DeadLetter(format!("unknown message type {}", request.r#type));
         };
         let account_id = request.account.as_ref().map(|a| a.account_id.as_str()).unwrap_or("");
-        if delivery.subject != format!("notify.{account_id}") {
-            return Outcome::DeadLetter(format!("subject {} does not match account {account_id:?}", delivery.subject));
-        }
         match self.dispatch(tx, &request, kind).await {
             Ok(created) => {
                 tracing::info!(account_id, request_id = %request.request_id, created, "notification dispatched");

@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use messaging_domain::Channel;
 use messaging_platform::bus::{Delivery, Handler, Outcome};
 use messaging_proto::bus::OptOutChanged;
-use prost::Message as _;
 use sqlx::{PgConnection, PgPool};
 
 /// Addresses compare case-insensitively for email, exactly (E.164) for SMS.
@@ -70,13 +69,10 @@ pub struct OptOutHandler {
 
 impl Handler for OptOutHandler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let event = match OptOutChanged::decode(delivery.payload.as_ref()) {
+        let event = match delivery.decode::<OptOutChanged>() {
             Ok(event) => event,
-            Err(error) => return Outcome::DeadLetter(format!("undecodable opt-out event: {error}")),
+            Err(dead) => return dead,
         };
-        if delivery.subject != format!("message.{}.opt_out", event.account_id) {
-            return Outcome::DeadLetter(format!("subject {} does not match the opt-out", delivery.subject));
-        }
         let Some(channel) = Channel::from_proto(event.channel) else {
             return Outcome::DeadLetter(format!("opt-out for an unknown channel ({})", event.channel));
         };

@@ -9,7 +9,6 @@ use messaging_domain::{AccountId, Channel, MessageId};
 use messaging_gateway::{Claim, Claims, Settlement};
 use messaging_platform::bus::{Delivery, Handler, Outcome};
 use messaging_proto::bus::SendCommand;
-use prost::Message as _;
 
 use crate::smtp::{Email, MailError, Mailer};
 
@@ -24,15 +23,11 @@ pub struct EmailSender<M> {
 
 impl<M: Mailer> Handler for EmailSender<M> {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let command = match SendCommand::decode(delivery.payload.as_ref()) {
-            Ok(command) => command,
-            Err(error) => return Outcome::DeadLetter(format!("undecodable send command: {error}")),
+        let command = match delivery.decode::<SendCommand>() {
+            Ok(command) if command.channel == Channel::Email.to_proto() => command,
+            Ok(_) => return Outcome::DeadLetter(format!("{} carries no email", delivery.subject)),
+            Err(dead) => return dead,
         };
-        if delivery.subject != format!("send.email.{}", command.account_id)
-            || command.channel != Channel::Email.to_proto()
-        {
-            return Outcome::DeadLetter(format!("subject {} does not match the command", delivery.subject));
-        }
         let (Ok(account), Ok(message)) = (AccountId::parse(&command.account_id), MessageId::parse(&command.message_id))
         else {
             return Outcome::DeadLetter("send command has invalid ids".into());

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status};
 use messaging_platform::bus::{Delivery, Outcome, TxHandler};
+use messaging_proto::BusMessage;
 use messaging_proto::bus::{
     DeliveryUnknown, MessageQueued, MessageReceived, NotificationWaiting, OptOutChanged, StatusChanged,
 };
@@ -27,44 +28,28 @@ fn time(at: Option<prost_types::Timestamp>) -> DateTime<Utc> {
     messaging_proto::time::datetime(at.as_ref()).unwrap_or_else(Utc::now)
 }
 
-/// Decodes a `kind` event for `account`; an undecodable one, or one naming another account than its
-/// subject, is a dead letter.
-fn decode<T: prost::Message + Default>(
-    payload: &[u8],
-    account: &str,
-    kind: &str,
-    account_of: fn(&T) -> &String,
-) -> Result<T, Outcome> {
-    match T::decode(payload) {
-        Ok(event) if account_of(&event) == account => Ok(event),
-        Ok(_) => Err(Outcome::DeadLetter(format!("{kind} event for another account"))),
-        Err(error) => Err(Outcome::DeadLetter(format!("undecodable {kind} event: {error}"))),
-    }
-}
-
 impl TxHandler for Projector {
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let mut parts = delivery.subject.split('.');
-        let (Some("message"), Some(account), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some("message"), Some(_account), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
             return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject));
         };
-        let payload = delivery.payload.as_ref();
-        // Decodes the event (or dead-letters it) and applies it.
+        // Decodes the event (or dead-letters it: undecodable, or not the one its subject names) and applies it.
         macro_rules! apply {
             ($event:ty, $apply:ident) => {
-                match decode::<$event>(payload, account, kind, |e| &e.account_id) {
+                match delivery.decode::<$event>() {
                     Ok(event) => $apply(tx, event).await,
                     Err(dead) => return dead,
                 }
             };
         }
         let result = match kind {
-            "queued" => apply!(MessageQueued, queued),
-            "status" => apply!(StatusChanged, status),
-            "received" => apply!(MessageReceived, received),
-            "delivery_unknown" => apply!(DeliveryUnknown, delivery_unknown),
-            "opt_out" => apply!(OptOutChanged, opt_out),
-            "waiting" => apply!(NotificationWaiting, waiting),
+            MessageQueued::KIND => apply!(MessageQueued, queued),
+            StatusChanged::KIND => apply!(StatusChanged, status),
+            MessageReceived::KIND => apply!(MessageReceived, received),
+            DeliveryUnknown::KIND => apply!(DeliveryUnknown, delivery_unknown),
+            OptOutChanged::KIND => apply!(OptOutChanged, opt_out),
+            NotificationWaiting::KIND => apply!(NotificationWaiting, waiting),
             _ => return Outcome::Ack,
         };
         match result {

@@ -12,7 +12,6 @@ use messaging_gateway::claims::body_digest;
 use messaging_gateway::{Claim, Claims, OpenAttempt, Settlement};
 use messaging_platform::bus::{Delivery, Handler, Outcome};
 use messaging_proto::bus::SendCommand;
-use prost::Message as _;
 
 use crate::pace::{Pace, Slot};
 use crate::reconcile::Found;
@@ -45,14 +44,11 @@ pub struct SmsSender<P> {
 
 impl<P: SmsProvider> Handler for SmsSender<P> {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let command = match SendCommand::decode(delivery.payload.as_ref()) {
-            Ok(command) => command,
-            Err(error) => return Outcome::DeadLetter(format!("undecodable send command: {error}")),
+        let command = match delivery.decode::<SendCommand>() {
+            Ok(command) if command.channel == Channel::Sms.to_proto() => command,
+            Ok(_) => return Outcome::DeadLetter(format!("{} carries no SMS", delivery.subject)),
+            Err(dead) => return dead,
         };
-        if delivery.subject != format!("send.sms.{}", command.account_id) || command.channel != Channel::Sms.to_proto()
-        {
-            return Outcome::DeadLetter(format!("subject {} does not match the command", delivery.subject));
-        }
         let (Ok(account), Ok(message)) = (AccountId::parse(&command.account_id), MessageId::parse(&command.message_id))
         else {
             return Outcome::DeadLetter("send command has invalid ids".into());

@@ -343,6 +343,23 @@ async fn process<H: Handler>(
 }
 
 impl Delivery {
+    /// The bus message this delivery carries, checked against the subject it came on (one naming
+    /// another account, customer or channel is never applied): the one decode path every consumer
+    /// of a protobuf subject uses; anything else is a dead letter with the reason.
+    pub fn decode<M: messaging_proto::BusMessage>(&self) -> Result<M, Outcome> {
+        let message = M::from_bytes(self.payload.as_ref())
+            .map_err(|error| Outcome::DeadLetter(format!("undecodable {} message: {error}", M::KIND)))?;
+        let expected = message.subject();
+        if expected != self.subject {
+            return Err(Outcome::DeadLetter(format!(
+                "subject {} does not match the {} message it carries ({expected})",
+                self.subject,
+                M::KIND
+            )));
+        }
+        Ok(message)
+    }
+
     pub(crate) fn of(message: &jetstream::Message) -> Self {
         let (delivered, stream_sequence) = match message.info() {
             Ok(info) => (info.delivered, info.stream_sequence),
@@ -368,6 +385,32 @@ pub(crate) fn consume_span(service: &'static str, delivery: &Delivery) -> tracin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_decodes_only_to_the_message_its_subject_names() {
+        use messaging_proto::BusMessage as _;
+        use messaging_proto::bus::{SendAttempt, StatusChanged};
+        let event = StatusChanged { account_id: "acc_1".into(), message_id: "msg_1".into(), ..Default::default() };
+        let on = |subject: &str, payload: Vec<u8>| Delivery {
+            subject: subject.into(),
+            payload: payload.into(),
+            headers: None,
+            delivered: 1,
+            stream_sequence: 1,
+        };
+        let decoded = on("message.acc_1.status", event.payload()).decode::<StatusChanged>();
+        assert_eq!(decoded.map(|e| e.message_id), Ok("msg_1".to_owned()));
+        let dead = |outcome: Option<Outcome>| match outcome {
+            Some(Outcome::DeadLetter(reason)) => reason,
+            other => panic!("not a dead letter: {other:?}"),
+        };
+        let elsewhere = dead(on("message.acc_2.status", event.payload()).decode::<StatusChanged>().err());
+        assert!(elsewhere.contains("does not match the status message"), "{elsewhere}");
+        let mistaken = dead(on("message.acc_1.status", event.payload()).decode::<SendAttempt>().err());
+        assert!(mistaken.contains("does not match"), "{mistaken}");
+        let garbage = dead(on("message.acc_1.status", vec![0xff, 0xff]).decode::<StatusChanged>().err());
+        assert!(garbage.starts_with("undecodable status message"), "{garbage}");
+    }
 
     #[test]
     fn backoff_doubles_is_capped_jittered_and_honours_the_floor() {
