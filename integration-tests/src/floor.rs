@@ -20,7 +20,7 @@ use futures::{FutureExt as _, StreamExt as _};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::load::Load;
+use crate::load::{Load, publish_paced_on};
 use crate::stack::{TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN};
 
 /// Broker and database counters at one moment.
@@ -172,22 +172,11 @@ pub async fn run(
     Ok(rate)
 }
 
-/// The events, on `floor.<account>`, pipelined.
+/// The events, on `floor.<account>` (where the system's ingest does not read them), at once.
 async fn publish(jetstream: &jetstream::Context, load: &Load, first: usize, events: usize) -> anyhow::Result<()> {
-    // Acknowledgements are awaited alongside (the client caps those outstanding).
-    let mut acks = tokio::task::JoinSet::new();
-    for n in first..first + events {
-        let (subject, id, payload) = load.message(n);
-        let account = subject.split('.').nth(1).unwrap_or("none").to_owned();
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id.as_str());
-        let ack = jetstream.publish_with_headers(format!("floor.{account}"), headers, payload.into()).await?;
-        acks.spawn(async move { ack.await.is_ok() });
-    }
-    let mut acknowledged = 0;
-    while let Some(ok) = acks.join_next().await {
-        acknowledged += usize::from(ok.unwrap_or(false));
-    }
+    let on_floor = |subject: &str| format!("floor.{}", subject.split('.').nth(1).unwrap_or("none"));
+    let published = publish_paced_on(jetstream, load, first, first + events, f64::INFINITY, on_floor).await?;
+    let acknowledged = published.acknowledged;
     anyhow::ensure!(acknowledged == events, "the broker acknowledged {acknowledged} of {events} floor events");
     Ok(())
 }

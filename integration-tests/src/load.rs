@@ -99,17 +99,29 @@ pub async fn publish_paced(
     to: usize,
     rate: f64,
 ) -> anyhow::Result<Published> {
+    publish_paced_on(jetstream, load, from, to, rate, str::to_owned).await
+}
+
+/// [`publish_paced`], each event on the subject `subject` makes of its own.
+pub async fn publish_paced_on(
+    jetstream: &jetstream::Context,
+    load: &Load,
+    from: usize,
+    to: usize,
+    rate: f64,
+    subject: impl Fn(&str) -> String,
+) -> anyhow::Result<Published> {
     let started = tokio::time::Instant::now();
     let mut at = HashMap::with_capacity(to - from);
     let mut acks = JoinSet::new();
     for n in from..to {
         let due = started + Duration::from_secs_f64((n - from) as f64 / rate);
         tokio::time::sleep_until(due).await;
-        let (subject, id, payload) = load.message(n);
+        let (own, id, payload) = load.message(n);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", id.as_str());
         at.insert(n, Utc::now());
-        let ack = jetstream.publish_with_headers(subject, headers, payload.into()).await?;
+        let ack = jetstream.publish_with_headers(subject(&own), headers, payload.into()).await?;
         acks.spawn(async move { ack.await.is_ok() });
     }
     let took = started.elapsed();

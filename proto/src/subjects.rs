@@ -52,15 +52,19 @@ message_event!(
     StatusChanged => "status",
     MessageReceived => "received",
     DeliveryUnknown => "delivery_unknown",
-    OptOutChanged => "opt_out",
     NotificationWaiting => "waiting",
 );
 
-impl OptOutChanged {
-    /// One id format for every cause: the change's source and what caused it (the message that
-    /// carried a STOP, the provider's 21610 on a message, an unsubscribe link, a provider's event).
-    pub fn opt_out_id(&self, cause: impl Display) -> String {
-        self.dedupe_id(format_args!("{}:{cause}", self.source))
+/// `message.<account>.opt_out`; one id format for every cause: the change's source and what caused
+/// it (the message that carried a STOP, the provider's 21610 on a message, an unsubscribe link, a
+/// provider's event).
+impl BusMessage for OptOutChanged {
+    const KIND: &'static str = "opt_out";
+    fn subject(&self) -> String {
+        format!("message.{}.{}", self.account_id, Self::KIND)
+    }
+    fn dedupe_id(&self, cause: impl Display) -> String {
+        format!("{}:{}:{cause}", Self::KIND, self.source)
     }
 }
 
@@ -118,7 +122,7 @@ mod tests {
         assert_eq!(command.subject(), "send.email.acc_1");
         let stop = OptOutChanged { account_id: "acc_1".into(), source: "keyword".into(), ..Default::default() };
         assert_eq!(stop.subject(), "message.acc_1.opt_out");
-        assert_eq!(stop.opt_out_id("msg_7"), "opt_out:keyword:msg_7");
+        assert_eq!(stop.dedupe_id("msg_7"), "opt_out:keyword:msg_7");
         let who = crate::bus::CustomerSnapshot { customer_id: "cus_2".into(), ..Default::default() };
         let customer = CustomerListing { account_id: "acc_1".into(), customer: Some(who), ..Default::default() };
         assert_eq!(customer.subject(), "directory.acc_1.customer.cus_2");

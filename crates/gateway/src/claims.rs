@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use messaging_domain::Channel;
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::{Outcome, Relay};
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{AttemptOutcome, SendAttempt};
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, PgPool, Row};
@@ -300,5 +299,5 @@ pub fn attempt_event(
         AttemptOutcome::Failed => "failed",
         _ => "unknown",
     };
-    OutboxMessage::of(&event, event.dedupe_id(format_args!("{message_id}:{tag}")))
+    OutboxMessage::of(&event, format_args!("{message_id}:{tag}"))
 }

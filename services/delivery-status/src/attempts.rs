@@ -90,5 +90,5 @@ fn opt_out_implied(attempt: &SendAttempt, status: Status) -> Option<OutboxMessag
         source: "provider_21610".into(),
         occurred_at: attempt.occurred_at,
     };
-    Some(OutboxMessage::of(&event, event.opt_out_id(&attempt.message_id)))
+    Some(OutboxMessage::of(&event, &attempt.message_id))
 }

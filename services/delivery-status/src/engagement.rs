@@ -115,7 +115,7 @@ async fn opt_out(state: &WebhookState, account: &str, message: &str, address: St
         source: "unsubscribe".into(),
         occurred_at: Some(timestamp(Utc::now())),
     };
-    let event = OutboxMessage::of(&change, change.opt_out_id(message));
+    let event = OutboxMessage::of(&change, message);
     outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
     tx.commit().await?;
     Ok(())

@@ -13,7 +13,6 @@ use chrono::Utc;
 use messaging_domain::keywords::{self, Keyword};
 use messaging_domain::{Channel, E164, MessageId};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{MessageReceived, OptOutChanged};
 use messaging_proto::time::timestamp;
 use sha2::{Digest, Sha256};
@@ -167,7 +166,7 @@ async fn record_for(
         provider_id: provider_id.to_owned(),
         sender_unverified: false,
     };
-    let event = OutboxMessage::of(&received, received.dedupe_id(&message_id));
+    let event = OutboxMessage::of(&received, &message_id);
     outbox::enqueue(&mut *tx, crate::SCHEMA, &event).await?;
     if let Some(opted_out) = match keyword {
         Some(Keyword::Stop) => Some(true),
@@ -182,7 +181,7 @@ async fn record_for(
             source: "keyword".into(),
             occurred_at: Some(timestamp(now)),
         };
-        let event = OutboxMessage::of(&change, change.opt_out_id(&message_id));
+        let event = OutboxMessage::of(&change, &message_id);
         outbox::enqueue(&mut *tx, crate::SCHEMA, &event).await?;
         tracing::info!(account_id, customer_id = %customer.customer_id, opted_out, "SMS keyword applied");
     }

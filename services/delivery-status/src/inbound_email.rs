@@ -17,7 +17,6 @@ use messaging_domain::sender::{self, SenderCheck, Verdicts};
 use messaging_domain::signing::verify_message_ref_token;
 use messaging_domain::{Channel, MessageId};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{CustomerSnapshot, MessageReceived};
 use messaging_proto::time::timestamp;
 use sha2::{Digest, Sha256};
@@ -251,7 +250,7 @@ async fn record(state: &WebhookState, inbound: &Inbound<'_>) -> sqlx::Result<boo
         provider_id,
         sender_unverified: unverified.is_some(),
     };
-    let event = OutboxMessage::of(&received, received.dedupe_id(&message_id));
+    let event = OutboxMessage::of(&received, &message_id);
     outbox::enqueue(&mut tx, crate::SCHEMA, &event).await?;
     tx.commit().await?;
     match &unverified {

@@ -167,5 +167,5 @@ fn opt_out_of(report: &Report, address: String) -> OutboxMessage {
         source: format!("sendgrid_{}", report.detail["event"].as_str().unwrap_or("event")),
         occurred_at: Some(timestamp(report.occurred_at)),
     };
-    OutboxMessage::of(&change, change.opt_out_id(&report.dedupe_key))
+    OutboxMessage::of(&change, &report.dedupe_key)
 }

@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Status};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus::StatusChanged;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -161,7 +160,7 @@ pub async fn apply_in(tx: &mut PgConnection, report: &Report) -> sqlx::Result<Ap
         provider_id: row.try_get::<Option<String>, _>("provider_id")?.unwrap_or_default(),
         source: report.source.to_owned(),
     };
-    let message = OutboxMessage::of(&event, event.dedupe_id(format_args!("{}:{timeline_id}", report.message_id)));
+    let message = OutboxMessage::of(&event, format_args!("{}:{timeline_id}", report.message_id));
     outbox::enqueue(tx, crate::SCHEMA, &message).await?;
     Ok(Applied::Advanced)
 }

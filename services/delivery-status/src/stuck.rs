@@ -15,7 +15,6 @@ use sqlx::Row;
 use crate::store::{self, Applied, Report};
 use crate::webhook::{WebhookState, failure_reason_for};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus::DeliveryUnknown;
 
 /// Where and how often to ask.
@@ -140,7 +139,7 @@ async fn report_unknown(
         account_id: account_id.to_owned(),
         sent_at: Some(messaging_proto::time::timestamp(sent_at)),
     };
-    let message = OutboxMessage::of(&event, event.dedupe_id(message_id));
+    let message = OutboxMessage::of(&event, message_id);
     outbox::enqueue(&mut tx, crate::SCHEMA, &message).await?;
     tx.commit().await?;
     state.relay.wake();

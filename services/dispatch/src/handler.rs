@@ -6,7 +6,6 @@ use messaging_domain::sms::segments;
 use messaging_domain::{Channel, Direction, MessageId, MessageType};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{AttemptOutcome, MessageQueued, NotificationRequest, SendAttempt, SendCommand};
 use sqlx::PgConnection;
 
@@ -197,7 +196,7 @@ impl Dispatcher {
             queued_at: Some(messaging_proto::time::now()),
             body: content.body.clone(),
         };
-        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&queued, queued.dedupe_id(&message_id))).await?;
+        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&queued, &message_id)).await?;
         crate::metrics::message_created(kind, channel, if suppressed { OPTED_OUT } else { "queued" });
         if suppressed {
             tracing::info!(account_id, message_id = %message_id, channel = %channel, "recipient opted out; not sent");
@@ -223,7 +222,7 @@ impl Dispatcher {
             validity_seconds: if kind == MessageType::OnMyWay { self.on_my_way_validity_secs } else { 0 },
             segments: counted.map_or(0, |c| c.count),
         };
-        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&command, command.dedupe_id(&message_id))).await?;
+        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&command, &message_id)).await?;
         Ok(true)
     }
 }
@@ -242,7 +241,7 @@ fn opted_out_attempt(message_id: &MessageId, account_id: &str, channel: Channel,
         to: recipient.to_owned(),
         ..Default::default()
     };
-    OutboxMessage::of(&attempt, attempt.dedupe_id(format_args!("{message_id}:failed")))
+    OutboxMessage::of(&attempt, format_args!("{message_id}:failed"))
 }
 
 /// Every channel the customer has, allows, and the request permits, and the account can send from.

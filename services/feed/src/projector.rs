@@ -31,7 +31,7 @@ fn time(at: Option<prost_types::Timestamp>) -> DateTime<Utc> {
 impl TxHandler for Projector {
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let mut parts = delivery.subject.split('.');
-        let (Some("message"), Some(_account), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some("message"), Some(_), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
             return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject));
         };
         // Decodes the event (or dead-letters it: undecodable, or not the one its subject names) and applies it.

@@ -5,7 +5,6 @@
 use chrono::Utc;
 use messaging_domain::{AccountId, Channel, MessageId, MessageType};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{AccountSnapshot, CustomerSnapshot, NotificationRequest};
 use messaging_proto::time::timestamp;
 use sha2::{Digest, Sha256};
@@ -288,7 +287,7 @@ pub async fn send(pool: &PgPool, account: &AccountId, compose: Compose) -> Resul
         message_id: message_id.to_string(),
         ..Default::default()
     };
-    let notify = OutboxMessage::of(&request, request.dedupe_id(format_args!("manual:{message_id}")));
+    let notify = OutboxMessage::of(&request, format_args!("manual:{message_id}"));
     outbox::enqueue(&mut tx, "feed", &notify).await?;
     tx.commit().await?;
     tracing::info!(account_id = %account, message_id = %message_id, channel = %compose.channel, "manual message queued");

@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use messaging_domain::event::{AccountSettings, Contact};
 use messaging_domain::{AccountId, EventId};
 use messaging_platform::bus::OutboxMessage;
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{AccountListing, CustomerListing};
 use messaging_proto::time::timestamp;
 
@@ -26,7 +25,7 @@ pub fn account(
         email_from: settings.email_from.clone(),
         as_of: Some(timestamp(as_of)),
     };
-    OutboxMessage::of(&listing, listing.dedupe_id(format_args!("{event}:account")))
+    OutboxMessage::of(&listing, format_args!("{event}:account"))
 }
 
 /// The customer's listing, as of the event that described them.
@@ -36,5 +35,5 @@ pub fn customer(event: &EventId, account_id: &AccountId, contact: &Contact, as_o
         customer: Some(notify::customer_snapshot(contact)),
         as_of: Some(timestamp(as_of)),
     };
-    OutboxMessage::of(&listing, listing.dedupe_id(format_args!("{event}:customer")))
+    OutboxMessage::of(&listing, format_args!("{event}:customer"))
 }

@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use messaging_domain::event::{Contact, Invoice, JobEvent, JobInput, Payment};
 use messaging_domain::{AccountId, Channel, MessageType};
 use messaging_platform::bus::OutboxMessage;
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus;
 use messaging_proto::time::timestamp;
 
@@ -60,7 +59,7 @@ impl Notification {
             requested_at: Some(timestamp(self.requested_at)),
             message_id: String::new(),
         };
-        OutboxMessage::of(&request, request.dedupe_id(&self.request_id))
+        OutboxMessage::of(&request, &self.request_id)
     }
 }
 

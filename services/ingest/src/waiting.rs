@@ -4,7 +4,6 @@
 
 use messaging_domain::MessageType;
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_proto::BusMessage as _;
 use messaging_proto::bus::{NotificationRequest, NotificationWaiting};
 use messaging_proto::time::{now, timestamp};
 use prost::Message as _;
@@ -64,7 +63,6 @@ pub async fn held(tx: &mut PgConnection, account_id: &str, outbox_id: &str) -> s
 }
 
 async fn announce(tx: &mut PgConnection, waiting: &NotificationWaiting) -> sqlx::Result<()> {
-    let message =
-        OutboxMessage::of(waiting, waiting.dedupe_id(format_args!("{}:{}", waiting.key, uuid::Uuid::now_v7())));
+    let message = OutboxMessage::of(waiting, format_args!("{}:{}", waiting.key, uuid::Uuid::now_v7()));
     outbox::enqueue(tx, crate::SCHEMA, &message).await
 }

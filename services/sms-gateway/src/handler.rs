@@ -7,7 +7,7 @@ use tracing::Instrument as _;
 
 use messaging_domain::signing::message_token;
 use messaging_domain::sms::segments;
-use messaging_domain::{AccountId, Channel, MessageId};
+use messaging_domain::{AccountId, MessageId};
 use messaging_gateway::claims::body_digest;
 use messaging_gateway::{Claim, Claims, OpenAttempt, Settlement};
 use messaging_platform::bus::{Delivery, Handler, Outcome};
@@ -44,9 +44,9 @@ pub struct SmsSender<P> {
 
 impl<P: SmsProvider> Handler for SmsSender<P> {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
+        // Its subject names its channel, so a command decoded here is for this gateway's.
         let command = match delivery.decode::<SendCommand>() {
-            Ok(command) if command.channel == Channel::Sms.to_proto() => command,
-            Ok(_) => return Outcome::DeadLetter(format!("{} carries no SMS", delivery.subject)),
+            Ok(command) => command,
             Err(dead) => return dead,
         };
         let (Ok(account), Ok(message)) = (AccountId::parse(&command.account_id), MessageId::parse(&command.message_id))

@@ -30,9 +30,9 @@ pub struct OutboxMessage {
 }
 
 impl OutboxMessage {
-    /// `message` on its own subject, under the dedupe id `id` (from [`BusMessage::dedupe_id`]).
-    pub fn of<M: BusMessage>(message: &M, id: String) -> Self {
-        Self { id, subject: message.subject(), payload: message.payload() }
+    /// `message` on its own subject, under its dedupe id for `unique` ([`BusMessage::dedupe_id`]).
+    pub fn of<M: BusMessage>(message: &M, unique: impl std::fmt::Display) -> Self {
+        Self { id: message.dedupe_id(unique), subject: message.subject(), payload: message.payload() }
     }
 }
 

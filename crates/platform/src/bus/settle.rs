@@ -4,6 +4,10 @@
 use std::sync::LazyLock;
 
 use async_nats::jetstream::{self, AckKind};
+use messaging_proto::BusMessage as _;
+use messaging_proto::bus::{
+    DeliveryUnknown, MessageQueued, MessageReceived, NotificationWaiting, OptOutChanged, SendAttempt, StatusChanged,
+};
 
 use crate::bus::consumer::{Delivery, Outcome};
 use crate::metrics::{self, CounterFamily, HistogramFamily};
@@ -102,8 +106,17 @@ fn error_class(reason: &str) -> &'static str {
 /// Anything a publisher makes up (an unknown event type, a stray subject) shares the label
 /// `unknown`, so the metrics' label sets stay bounded.
 fn kind_of(subject: &str) -> &str {
-    const KINDS: &[&str] =
-        &["queued", "attempt", "status", "opt_out", "received", "delivery_unknown", "account", "customer"];
+    const KINDS: &[&str] = &[
+        MessageQueued::KIND,
+        SendAttempt::KIND,
+        StatusChanged::KIND,
+        OptOutChanged::KIND,
+        MessageReceived::KIND,
+        DeliveryUnknown::KIND,
+        NotificationWaiting::KIND,
+        "account",
+        "customer",
+    ];
     let mut parts = subject.splitn(3, '.');
     let (root, second, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let kind = match root {
@@ -145,6 +158,7 @@ mod tests {
     fn kinds_carry_no_ids() {
         assert_eq!(kind_of("jobs.acc_1.job.scheduled"), "job.scheduled");
         assert_eq!(kind_of("message.acc_1.status"), "status");
+        assert_eq!(kind_of("message.acc_1.waiting"), "waiting");
         assert_eq!(kind_of("directory.acc_1.customer.cus_9"), "customer");
         assert_eq!(kind_of("send.sms.acc_1"), "sms");
         assert_eq!(kind_of("notify.acc_1"), "notify");
