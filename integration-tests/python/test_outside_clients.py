@@ -62,7 +62,8 @@ def stubs():
     assert code == 0, "protoc failed"
     sys.path.insert(0, out)
     from messaging.v1 import feed_pb2, feed_pb2_grpc  # noqa: E402
-    return feed_pb2, feed_pb2_grpc
+    yield feed_pb2, feed_pb2_grpc
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def token(account):

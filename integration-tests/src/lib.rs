@@ -11,11 +11,13 @@ pub mod load;
 pub mod measure;
 pub mod process;
 pub mod quiesce;
+pub mod scratch;
 pub mod seed;
 pub mod stack;
 pub mod tls;
 
 pub use infra::{Infra, Nats};
+pub use scratch::Scratch;
 pub use stack::{Ports, Stack};
 
 use std::path::PathBuf;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::infra::{Infra, Nats};
 use crate::process::Managed;
+use crate::scratch::Scratch;
 use crate::{bin_dir, free_port, repo_root, wait_for_port};
 
 /// The six services, in start order.
@@ -62,9 +63,8 @@ pub struct Stack {
     overrides: BTreeMap<&'static str, Vec<(String, String)>>,
     /// Further processes of a service, as ops scale it out.
     replicas: Vec<Managed>,
-    /// A throwaway directory, removed by [`Stack::stop`] (kept when `MSG_KEEP_TEST_DIRS` is set,
-    /// and whenever a test fails before stopping, for its logs).
-    temporary: bool,
+    /// The throwaway directory of a fresh system, removed after everything above has stopped.
+    scratch: Option<Scratch>,
 }
 
 /// The Python with aiosmtpd (the project's venv unless `MSG_PYTHON` says otherwise).
@@ -110,10 +110,9 @@ impl Stack {
         name: &str,
         overrides: &[(&'static str, &[(&str, String)])],
     ) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut stack = Self::start_with_nats(&dir, Ports::default(), true, overrides, Nats::Plain).await?;
-        stack.temporary = true;
+        let scratch = Scratch::new(&format!("e2e-{name}"));
+        let mut stack = Self::start_with_nats(&scratch, Ports::default(), true, overrides, Nats::Plain).await?;
+        stack.scratch = Some(scratch);
         Ok(stack)
     }
 
@@ -123,10 +122,9 @@ impl Stack {
         overrides: &[(&'static str, &[(&str, String)])],
         nats: Nats<'_>,
     ) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut stack = Self::start_with_nats(&dir, Ports::default(), false, overrides, nats).await?;
-        stack.temporary = true;
+        let scratch = Scratch::new(&format!("e2e-{name}"));
+        let mut stack = Self::start_with_nats(&scratch, Ports::default(), false, overrides, nats).await?;
+        stack.scratch = Some(scratch);
         Ok(stack)
     }
 
@@ -203,7 +201,7 @@ impl Stack {
                 .map(|(service, vars)| (*service, vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()))
                 .collect(),
             replicas: Vec::new(),
-            temporary: false,
+            scratch: None,
         };
         for service in SERVICES {
             stack.start_service(service)?;
@@ -329,9 +327,11 @@ impl Stack {
         Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await?.error_for_status()?.text().await?)
     }
 
-    /// Keeps the run's directory (logs, data) when [`Stack::stop`] runs.
+    /// Keeps a fresh system's directory (logs, data) after it is dropped.
     pub fn keep_dir(&mut self) {
-        self.temporary = false;
+        if let Some(scratch) = &mut self.scratch {
+            scratch.keep();
+        }
     }
 
     /// SIGTERM every service and wait; then the simulator and SMTP server.
@@ -347,9 +347,6 @@ impl Stack {
         self.sim.stop().await;
         self.smtp.stop().await;
         self.infra.stop();
-        if self.temporary && std::env::var_os("MSG_KEEP_TEST_DIRS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.infra.dir);
-        }
     }
 
     /// Number of emails the SMTP server stored.

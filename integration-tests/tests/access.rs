@@ -9,10 +9,10 @@ use std::process::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use messaging_integration_tests::Stack;
 use messaging_integration_tests::client::{Dashboard, Publisher, code, token, with_bearer};
 use messaging_integration_tests::events::{account, customer, event, job};
 use messaging_integration_tests::stack::JWT_SECRET;
+use messaging_integration_tests::{Scratch, Stack};
 use messaging_proto::v1::feed_service_client::FeedServiceClient;
 use messaging_proto::v1::{
     AttachThreadRequest, Channel, GetCountsRequest, GetMessageRequest, GetThreadRequest, ListMessagesRequest,
@@ -123,8 +123,8 @@ async fn every_rpc(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_checks_the_token_and_no_account_sees_another() -> anyhow::Result<()> {
-    let keys = std::env::temp_dir().join(format!("msg-e2e-keys-{}", std::process::id()));
-    std::fs::create_dir_all(&keys)?;
+    let keys = Scratch::new("e2e-keys");
+    std::fs::create_dir_all(&*keys)?;
     let (private_pem, public_file) = rsa_pair(&keys, "dashboard")?;
     let (other_private_pem, _) = rsa_pair(&keys, "stranger")?;
     let feed_env = [("MSG_JWT_PUBLIC_KEY_FILE", public_file.display().to_string())];
@@ -217,6 +217,5 @@ async fn every_rpc_checks_the_token_and_no_account_sees_another() -> anyhow::Res
     let in_rival = with_bearer(ListMessagesRequest::default(), &token(RIVAL));
     assert!(acme_grpc.list_messages(in_rival).await?.into_inner().messages.is_empty());
     stack.stop().await;
-    let _ = std::fs::remove_dir_all(keys);
     Ok(())
 }

@@ -5,15 +5,14 @@ use std::time::Duration;
 
 use messaging_integration_tests::client::{Dashboard, Publisher, account_updated, job_scheduled, sim_messages};
 use messaging_integration_tests::stack::SERVICES;
-use messaging_integration_tests::{Ports, Stack, eventually, wait_for_port};
+use messaging_integration_tests::{Ports, Scratch, Stack, eventually, wait_for_port};
 use messaging_proto::v1::{Channel, MessageStatus};
 
 const EVENTS_PER_KILL: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_any_service_mid_path_loses_nothing_and_doubles_nothing() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("msg-e2e-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("e2e-crash");
     let mut stack = Stack::start(&dir, Ports::default(), false).await?;
     let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
     publisher.event(&account_updated("evt_acc", "acc_ace")).await?;

@@ -1,13 +1,12 @@
 //! Every service's pool cancels a statement that runs past `database.statement_timeout_ms`
 //! (30 s unless configured), while the migrations run without it.
 
-use messaging_integration_tests::Infra;
+use messaging_integration_tests::{Infra, Scratch};
 use messaging_platform::config::DatabaseConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_time_out_but_migrations_do_not() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("msg-database-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("database");
     let infra = Infra::start(&dir, 0, 0, false).await?;
     let shutdown = messaging_platform::Shutdown::new();
     let defaults = DatabaseConfig { url: infra.database_url(), migrate: false, ..Default::default() };
@@ -25,7 +24,5 @@ async fn statements_time_out_but_migrations_do_not() -> anyhow::Result<()> {
     let error = slow.expect_err("cancelled").to_string();
     assert!(error.contains("statement timeout"), "{error}");
     pool.close().await;
-    drop(infra);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

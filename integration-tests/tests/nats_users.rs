@@ -3,16 +3,16 @@
 //! system cannot skip ingest); the whole system runs with each service as its own user; and the
 //! configuration files are ones `nats-server -t` accepts.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
-use messaging_integration_tests::Stack;
 use messaging_integration_tests::client::{Dashboard, Publisher};
 use messaging_integration_tests::events::{account, customer, event, job};
+use messaging_integration_tests::infra::nats_server;
 use messaging_integration_tests::process::Managed;
 use messaging_integration_tests::stack::SERVICES;
+use messaging_integration_tests::{Scratch, Stack};
 use messaging_integration_tests::{free_port, repo_root, wait_for_port};
 use messaging_platform::bus::streams::{self, StreamSpec};
 use serde_json::json;
@@ -50,26 +50,22 @@ async fn publishes(port: u16, user: &str, subject: &str) -> anyhow::Result<bool>
 async fn each_service_publishes_only_its_own_subjects() -> anyhow::Result<()> {
     let deploy = repo_root().join("deploy/nats");
     for file in ["nats-server.conf", "nats-cluster-1.conf", "nats-cluster-2.conf", "nats-cluster-3.conf"] {
-        let checked = Command::new(messaging_integration_tests::infra::nats_server()?)
-            .arg("-t")
-            .arg("-c")
-            .arg(deploy.join(file))
-            .envs(passwords())
-            .output()?;
+        let checked =
+            Command::new(nats_server()?).arg("-t").arg("-c").arg(deploy.join(file)).envs(passwords()).output()?;
         assert!(checked.status.success(), "{file}: {}", String::from_utf8_lossy(&checked.stderr));
     }
 
-    let dir = std::env::temp_dir().join(format!("msg-e2e-nats-users-{}", std::process::id()));
+    let dir = Scratch::new("e2e-nats-users");
     std::fs::create_dir_all(dir.join("js"))?;
     std::fs::copy(deploy.join("users.conf"), dir.join("users.conf"))?;
     let port = free_port();
     let config = format!(
         "listen: 127.0.0.1:{port}\njetstream {{ store_dir: {} }}\ninclude ./users.conf\n",
-        Path::new(&dir).join("js").display()
+        dir.join("js").display()
     );
     std::fs::write(dir.join("test.conf"), config)?;
     let args = vec!["-c".to_owned(), dir.join("test.conf").display().to_string()];
-    let mut server = Managed::start("nats-users", Path::new("nats-server"), &args, &passwords(), &dir)?;
+    let mut server = Managed::start("nats-users", &nats_server()?, &args, &passwords(), &dir)?;
     wait_for_port(port, "nats-server").await?;
 
     let admin = connect(port, "admin", "secret-of-admin").await?;
@@ -114,7 +110,6 @@ async fn each_service_publishes_only_its_own_subjects() -> anyhow::Result<()> {
     let wrong = connect(port, "feed", "not-its-password").await;
     assert!(wrong.is_err(), "a wrong password is refused");
     server.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! `<schema>.outbox_rejected` with its reason (whole, for an operator) and counted, and the rows
 //! behind it, another account's among them, are still published, in order.
 
-use messaging_integration_tests::{Infra, nats_connect};
+use messaging_integration_tests::{Infra, Scratch, nats_connect};
 use messaging_platform::Runtime;
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::streams;
@@ -10,8 +10,7 @@ use messaging_platform::config::CommonConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_the_broker_cannot_carry_is_moved_aside_and_the_rows_behind_it_go_out() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("msg-outbox-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("outbox");
     let mut infra = Infra::start(&dir, 0, 0, false).await?;
     let mut common = CommonConfig::default();
     common.nats.url = infra.nats_url();

@@ -5,18 +5,12 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use messaging_integration_tests::client::{Dashboard, Publisher, account_updated, job_scheduled, sim_messages};
-use messaging_integration_tests::{Ports, Stack, eventually};
+use messaging_integration_tests::{Ports, Scratch, Stack, eventually};
 use messaging_proto::v1::{Channel, Direction, MessageStatus, MessageType};
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_job_is_confirmed_by_sms_and_email() -> anyhow::Result<()> {
-    let dir = temp_dir("path");
+    let dir = Scratch::new("e2e-path");
     let mut stack = Stack::start(&dir, Ports::default(), false).await?;
     let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
     publisher.event(&account_updated("evt_acc_1", "acc_ace")).await?;
@@ -73,7 +67,7 @@ async fn a_scheduled_job_is_confirmed_by_sms_and_email() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_job_events_are_dead_lettered_and_change_nothing() -> anyhow::Result<()> {
-    let dir = temp_dir("dlq");
+    let dir = Scratch::new("e2e-dlq");
     let mut stack = Stack::start(&dir, Ports::default(), false).await?;
     let publisher = Publisher::connect(&stack.infra.nats_url()).await?;
     publisher.event(&account_updated("evt_acc_1", "acc_ace")).await?;

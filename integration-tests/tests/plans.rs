@@ -9,8 +9,8 @@ use messaging_domain::AccountId;
 use messaging_domain::search::Term;
 use messaging_feed::matches::{self, AccountSizes};
 use messaging_feed::store::{self, Cursor, Filter, Order, ThreadOf};
-use messaging_integration_tests::Infra;
 use messaging_integration_tests::seed::{self, Sizes};
+use messaging_integration_tests::{Infra, Scratch};
 use sqlx::{PgPool, Row};
 
 const SIZES: Sizes = Sizes {
@@ -62,8 +62,7 @@ async fn ids(pool: &PgPool, account: &AccountId, filter: &Filter) -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_queries_use_their_indexes_and_agree_with_plain_sql() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("msg-plans-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("plans");
     let mut infra = Infra::start(&dir, 0, 0, false).await?;
     let pool = PgPool::connect(&infra.database_url()).await?;
     messaging_platform::db::migrator().run(&pool).await?;
@@ -183,6 +182,5 @@ async fn feed_queries_use_their_indexes_and_agree_with_plain_sql() -> anyhow::Re
 
     pool.close().await;
     infra.stop();
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

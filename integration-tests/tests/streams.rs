@@ -3,12 +3,12 @@
 //! update met a stream still being created); a stream whose definition changed is updated in
 //! place; a durable consumer takes changed settings on the next start.
 
-use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use messaging_integration_tests::infra::nats_server;
 use messaging_integration_tests::process::Managed;
-use messaging_integration_tests::{free_port, wait_for_port};
+use messaging_integration_tests::{Scratch, free_port, wait_for_port};
 use messaging_platform::bus::streams::{self, StreamSpec};
 use messaging_platform::bus::{ConsumerSpec, durable};
 
@@ -29,23 +29,22 @@ fn catalog(round: usize) -> Vec<StreamSpec> {
 }
 
 /// A throwaway nats-server with JetStream: the process, its port and its directory.
-async fn nats_server(name: &str) -> anyhow::Result<(Managed, u16, std::path::PathBuf)> {
-    let dir = std::env::temp_dir().join(format!("msg-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+async fn jetstream_server(name: &str) -> anyhow::Result<(Managed, u16, Scratch)> {
+    let dir = Scratch::new(&format!("e2e-{name}"));
+    std::fs::create_dir_all(&*dir)?;
     let port = free_port();
     let args: Vec<String> =
         ["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", &dir.join("js").display().to_string()]
             .map(str::to_owned)
             .to_vec();
-    let server = Managed::start("nats-server", Path::new("nats-server"), &args, &[], &dir)?;
+    let server = Managed::start("nats-server", &nats_server()?, &args, &[], &dir)?;
     wait_for_port(port, "nats-server").await?;
     Ok((server, port, dir))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_starting_together_create_each_stream_once_and_updates_apply() -> anyhow::Result<()> {
-    let (mut server, port, dir) = nats_server("streams").await?;
+    let (mut server, port, _dir) = jetstream_server("streams").await?;
     let mut contexts = Vec::new();
     for _ in 0..CLIENTS {
         contexts.push(jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await?));
@@ -84,13 +83,12 @@ async fn services_starting_together_create_each_stream_once_and_updates_apply() 
     assert_eq!(info.max_age, longer.max_age);
 
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_takes_changed_settings_on_the_next_start() -> anyhow::Result<()> {
-    let (mut server, port, dir) = nats_server("consumers").await?;
+    let (mut server, port, _dir) = jetstream_server("consumers").await?;
     let context = jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await?);
     streams::ensure(&context, &[streams::NOTIFY], 1).await?;
     let before = ConsumerSpec::new(streams::NOTIFY.name, "dispatch", "notify.>");
@@ -115,6 +113,5 @@ async fn a_consumer_takes_changed_settings_on_the_next_start() -> anyhow::Result
     assert_eq!(held(context).await?.max_ack_pending, 1600);
 
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

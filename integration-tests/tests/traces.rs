@@ -9,11 +9,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::Utc;
-use messaging_integration_tests::Stack;
 use messaging_integration_tests::client::{Dashboard, Publisher};
 use messaging_integration_tests::events::{account, customer, event, job};
 use messaging_integration_tests::process::Managed;
 use messaging_integration_tests::stack::{SERVICES, python};
+use messaging_integration_tests::{Scratch, Stack};
 use messaging_integration_tests::{free_port, repo_root};
 use messaging_proto::v1::{Channel, SendMessageRequest};
 use serde_json::{Value, json};
@@ -28,8 +28,8 @@ fn spans(path: &std::path::Path) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_is_one_trace_across_every_service() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("msg-e2e-traces-sink-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = Scratch::new("e2e-traces-sink");
+    std::fs::create_dir_all(&*dir)?;
     let file = dir.join("spans.jsonl");
     let port = free_port();
     let args = vec![
@@ -129,6 +129,5 @@ async fn a_booking_is_one_trace_across_every_service() -> anyhow::Result<()> {
     .await?;
     stack.stop().await;
     sink.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

@@ -6,7 +6,7 @@
 use chrono::Utc;
 use messaging_delivery_status::store::{self, Applied, Report};
 use messaging_domain::{Channel, Status};
-use messaging_integration_tests::Infra;
+use messaging_integration_tests::{Infra, Scratch};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -44,8 +44,7 @@ fn report(message_id: &str, which: usize) -> (Report, Status, Option<&'static st
 #[test]
 fn any_order_and_any_repeat_of_reports_ends_in_the_same_state() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = std::env::temp_dir().join(format!("msg-prop-ordering-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("prop-ordering");
     let (infra, pool) = runtime.block_on(async {
         let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
         let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");
@@ -93,8 +92,7 @@ fn any_order_and_any_repeat_of_reports_ends_in_the_same_state() {
 #[test]
 fn a_report_naming_another_accounts_message_changes_nothing() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = std::env::temp_dir().join(format!("msg-prop-tenant-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("prop-tenant");
     runtime.block_on(async {
         let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
         let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");

@@ -9,7 +9,7 @@ use messaging_email_gateway::relay::Smtp;
 use messaging_email_gateway::smtp::{Email, MailError, Mailer, SmtpConfig};
 use messaging_integration_tests::process::Managed;
 use messaging_integration_tests::tls::TestCa;
-use messaging_integration_tests::{free_port, stack::python, wait_for_port};
+use messaging_integration_tests::{Scratch, free_port, stack::python, wait_for_port};
 use messaging_platform::tls::TlsConfig;
 
 struct Sink {
@@ -48,9 +48,9 @@ impl Sink {
     }
 }
 
-fn workdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("relay-test-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("dir");
+fn workdir(name: &str) -> Scratch {
+    let dir = Scratch::new(name);
+    std::fs::create_dir_all(&*dir).expect("dir");
     dir
 }
 
@@ -101,7 +101,7 @@ fn secure_options(ca: &TestCa, implicit: bool) -> Vec<String> {
 
 #[tokio::test]
 async fn starttls_and_implicit_tls_with_a_login_deliver_over_pooled_sessions() {
-    let dir = workdir();
+    let dir = workdir("relay-tls");
     let ca = TestCa::new(&dir, "relay").expect("test CA");
     let trust = TlsConfig { ca_file: ca.ca_file.display().to_string() };
     for (mode, implicit) in [("starttls", false), ("tls", true)] {
@@ -118,7 +118,7 @@ async fn starttls_and_implicit_tls_with_a_login_deliver_over_pooled_sessions() {
 
 #[tokio::test]
 async fn an_untrusted_certificate_or_a_refused_login_sends_nothing_and_says_why() {
-    let dir = workdir();
+    let dir = workdir("relay-refused");
     let ca = TestCa::new(&dir, "relay").expect("test CA");
     let sink = Sink::start(&dir, &secure_options(&ca, false)).await;
     let trust = TlsConfig { ca_file: ca.ca_file.display().to_string() };
@@ -138,7 +138,7 @@ async fn an_untrusted_certificate_or_a_refused_login_sends_nothing_and_says_why(
 
 #[tokio::test]
 async fn a_relay_that_drops_the_connection_after_the_message_is_ambiguous_not_retried() {
-    let dir = workdir();
+    let dir = workdir("relay-dropped");
     let sink = Sink::start(&dir, &[]).await;
     let smtp = relay(sink.port, "none", None, &TlsConfig::default());
 

@@ -3,6 +3,7 @@
 //! refuses the server with a configuration fault (never "maybe sent", never a plain retry).
 
 use chrono::Utc;
+use messaging_integration_tests::Scratch;
 use messaging_integration_tests::tls::TestCa;
 use messaging_platform::tls::TlsConfig;
 use messaging_provider_sim::Faults;
@@ -38,7 +39,7 @@ fn twilio(base_url: &str, tls: &TlsConfig) -> Twilio {
 
 #[tokio::test]
 async fn a_provider_with_a_trusted_certificate_is_reached_over_https() {
-    let dir = std::env::temp_dir().join(format!("sms-tls-{}", rand::random::<u64>()));
+    let dir = Scratch::new("sms-tls-trusted");
     let ca = TestCa::new(&dir, "provider").expect("test CA");
     let base = https_simulator(&ca).await;
     let trusting = TlsConfig { ca_file: ca.ca_file.display().to_string() };
@@ -51,7 +52,7 @@ async fn a_provider_with_a_trusted_certificate_is_reached_over_https() {
 
 #[tokio::test]
 async fn an_untrusted_certificate_is_a_configuration_fault_and_nothing_is_sent() {
-    let dir = std::env::temp_dir().join(format!("sms-tls-{}", rand::random::<u64>()));
+    let dir = Scratch::new("sms-tls-untrusted");
     let ca = TestCa::new(&dir, "provider").expect("test CA");
     let other = TestCa::new(&dir, "other").expect("another CA");
     let base = https_simulator(&ca).await;
@@ -74,7 +75,7 @@ async fn an_untrusted_certificate_is_a_configuration_fault_and_nothing_is_sent()
 fn a_ca_file_that_is_missing_or_not_pem_is_refused_naming_the_key() {
     let missing = TlsConfig { ca_file: "/nonexistent/ca.pem".into() }.client_config().expect_err("missing");
     assert!(missing.to_string().contains("tls.ca_file"), "{missing}");
-    let dir = std::env::temp_dir().join(format!("sms-tls-{}", rand::random::<u64>()));
+    let dir = Scratch::new("sms-tls-ca-file");
     std::fs::create_dir_all(&dir).expect("dir");
     let junk = dir.join("junk.pem");
     std::fs::write(&junk, "not a certificate").expect("write");

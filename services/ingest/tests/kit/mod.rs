@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use messaging_domain::event::{self, JobEvent};
 use messaging_ingest::{EventHandler, IngestError, Scheduler};
-use messaging_integration_tests::Infra;
+use messaging_integration_tests::{Infra, Scratch};
 use messaging_platform::bus::Relay;
 use messaging_platform::clock::Clock;
 use serde_json::{Value, json};
@@ -36,13 +36,13 @@ pub struct Kit {
     pub handler: Arc<EventHandler>,
     pub scheduler: Scheduler,
     pub clock: Arc<TestClock>,
-    dir: std::path::PathBuf,
+    /// Last, so that it is removed after Postgres and nats-server stop.
+    dir: Scratch,
 }
 
 impl Kit {
     pub async fn start(name: &str) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("msg-ingest-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = Scratch::new(&format!("ingest-{name}"));
         let infra = Infra::start(&dir, 0, 0, false).await?;
         let pool = PgPool::connect(&infra.database_url()).await?;
         messaging_platform::db::migrator().run(&pool).await?;
@@ -60,12 +60,6 @@ impl Kit {
         let applied = self.handler.apply(&mut tx, event).await?;
         tx.commit().await.expect("commit");
         Ok(applied)
-    }
-}
-
-impl Drop for Kit {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
