@@ -288,7 +288,9 @@ async fn a_reply_joins_its_thread_by_token_a_stranger_gets_their_own_and_a_forge
     let signed = ("bounce@example.com", "pass", "{@example.com : pass}");
     let reply = "Yes, 10 works.\n\nOn Fri, Nov 27, 2026 Ace Plumbing <office@ace.example> wrote:\n> Your appointment\n";
     let dana = "Dana Reyes <Dana@Example.com>";
-    assert_eq!(post("wrong", dana, &reply_to, reply, "m1", signed).await?.status().as_u16(), 403);
+    // A wrong secret is answered 403 after the upload, however large, not cut off while it is sent.
+    let large = format!("{reply}{}", "x".repeat(4 << 20));
+    assert_eq!(post("wrong", dana, &reply_to, &large, "m1", signed).await?.status().as_u16(), 403);
     for _ in 0..2 {
         let answer = post(INBOUND_EMAIL_SECRET, dana, &reply_to, reply, "m1", signed).await?;
         assert_eq!(answer.status().as_u16(), 200);

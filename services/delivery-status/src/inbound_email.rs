@@ -56,6 +56,9 @@ pub async fn sendgrid_inbound(
 ) -> StatusCode {
     let expected = state.inbound_email_secret.as_bytes();
     if expected.is_empty() || !bool::from(secret.as_bytes().ct_eq(expected)) {
+        // Read the upload (bounded by the route's body limit) before refusing: a refusal sent
+        // while the sender is still writing is cut off, and it would see a broken pipe, not 403.
+        while let Ok(Some(_)) = multipart.next_field().await {}
         return StatusCode::FORBIDDEN;
     }
     let mut fields: HashMap<String, String> = HashMap::new();
