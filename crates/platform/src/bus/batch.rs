@@ -38,6 +38,30 @@ static SPLIT: LazyLock<metrics::CounterFamily> = LazyLock::new(|| {
 pub trait TxHandler: Send + Sync + 'static {
     fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
 
+    /// Handles a whole batch (in lock-key order) in the transaction, one outcome per delivery:
+    /// a handler overrides it to write the batch with a few statements over arrays instead of
+    /// one per message. Anything but all `Ack` rolls the batch back, and each delivery is then
+    /// handled alone by [`TxHandler::handle`]. The default handles each in turn.
+    fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        deliveries: &[Delivery],
+        service: &'static str,
+    ) -> impl Future<Output = Vec<Outcome>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                let outcome = self.handle(tx, delivery).instrument(consume_span(service, delivery)).await;
+                let acked = outcome == Outcome::Ack;
+                outcomes.push(outcome);
+                if !acked {
+                    break;
+                }
+            }
+            outcomes
+        }
+    }
+
     /// Runs after a transaction holding this handler's work has committed (wake an outbox relay).
     fn committed(&self) {}
 
@@ -48,6 +72,20 @@ pub trait TxHandler: Send + Sync + 'static {
     fn lock_key(&self, _delivery: &Delivery) -> Option<String> {
         None
     }
+}
+
+/// The round of each item of a batch written set-based: an item's round is how many items before
+/// it share its key, so each round holds at most one item per key (one statement may then upsert
+/// all of a round's rows), and one key's items stay in their order, a round apart.
+pub fn rounds<K: Eq + std::hash::Hash>(keys: impl IntoIterator<Item = K>) -> Vec<usize> {
+    let mut seen: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    keys.into_iter()
+        .map(|key| {
+            let count = seen.entry(key).or_insert(0);
+            *count += 1;
+            *count - 1
+        })
+        .collect()
 }
 
 /// Runs `handler` over the consumer in batches of up to `spec.batch`, `spec.concurrency` at once;
@@ -132,17 +170,11 @@ impl<H: TxHandler> Batch<H> {
 /// Handles every delivery in one transaction; true when all were `Ack` and it committed.
 async fn together<H: TxHandler>(pool: &PgPool, handler: &H, service: &'static str, deliveries: &[Delivery]) -> bool {
     let Ok(mut tx) = pool.begin().await else { return false };
-    let (acked, rows) = outbox::collecting(async {
-        for delivery in deliveries {
-            let outcome = handler.handle(&mut tx, delivery).instrument(consume_span(service, delivery)).await;
-            if outcome != Outcome::Ack {
-                tracing::debug!(subject = %delivery.subject, ?outcome, batch = deliveries.len(), "batch rolled back; handling its messages one by one");
-                return false;
-            }
-        }
-        true
-    })
-    .await;
+    let (outcomes, rows) = outbox::collecting(handler.handle_batch(&mut tx, deliveries, service)).await;
+    let acked = outcomes.len() == deliveries.len() && outcomes.iter().all(|outcome| *outcome == Outcome::Ack);
+    if let Some((outcome, delivery)) = outcomes.iter().zip(deliveries).find(|(outcome, _)| **outcome != Outcome::Ack) {
+        tracing::debug!(subject = %delivery.subject, ?outcome, batch = deliveries.len(), "batch rolled back; handling its messages one by one");
+    }
     if !acked {
         return false;
     }
@@ -176,7 +208,14 @@ async fn alone<H: TxHandler>(pool: &PgPool, handler: &H, delivery: &Delivery) ->
 
 #[cfg(test)]
 mod tests {
-    use super::lane;
+    use super::{lane, rounds};
+
+    #[test]
+    fn each_round_holds_a_key_once_and_a_keys_items_keep_their_order() {
+        assert_eq!(rounds(["a", "b", "a", "c", "a", "b"]), [0, 0, 1, 0, 2, 1]);
+        assert_eq!(rounds(Vec::<&str>::new()), Vec::<usize>::new());
+        assert_eq!(rounds(["x"]), [0]);
+    }
 
     #[test]
     fn an_accounts_messages_share_a_lane_and_accounts_spread() {

@@ -376,7 +376,7 @@ impl Delivery {
 }
 
 /// The span a message is handled in, a child of the publisher's trace.
-pub(crate) fn consume_span(service: &'static str, delivery: &Delivery) -> tracing::Span {
+pub fn consume_span(service: &'static str, delivery: &Delivery) -> tracing::Span {
     let span = tracing::info_span!("consume", service, subject = %delivery.subject, delivered = delivery.delivered, otel.kind = "consumer");
     trace::adopt_parent(&span, delivery.headers.as_ref());
     span

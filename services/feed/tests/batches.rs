@@ -1,0 +1,138 @@
+//! The projector writes a batch set-based, in rounds; any mix, order and repetition of message
+//! events applied as one batch ends in exactly the state the same events leave applied one by
+//! one, each in its own transaction: the rows, their timelines and the change log.
+
+use chrono::{DateTime, TimeZone, Utc};
+use messaging_domain::{Channel, Direction, MessageType, Status};
+use messaging_feed::projector::Projector;
+use messaging_integration_tests::{Infra, Scratch};
+use messaging_platform::bus::{Delivery, Outcome, TxHandler};
+use messaging_proto::BusMessage;
+use messaging_proto::bus::{CustomerSnapshot, DeliveryUnknown, MessageQueued, StatusChanged};
+use proptest::test_runner::{Config, TestRunner};
+use sqlx::PgPool;
+
+const ACCOUNT: &str = "acc_batch";
+
+fn at(seconds: i64) -> Option<prost_types::Timestamp> {
+    let time: DateTime<Utc> = Utc.timestamp_opt(1_800_000_000 + seconds, 0).single().expect("time");
+    Some(prost_types::Timestamp { seconds: time.timestamp(), nanos: 0 })
+}
+
+fn delivery<M: BusMessage>(message: &M) -> Delivery {
+    Delivery {
+        subject: message.subject(),
+        payload: message.encode_to_vec().into(),
+        headers: None,
+        delivered: 1,
+        stream_sequence: 0,
+    }
+}
+
+/// Event `which` about `message_id`: queued, sent (gateway, provider), delivered, failed, unknown,
+/// or the provider's "delivery unknown".
+fn event(message_id: &str, which: usize) -> Delivery {
+    let status = |status: Status, source: &str, code: &str, seconds: i64| StatusChanged {
+        message_id: message_id.to_owned(),
+        account_id: ACCOUNT.into(),
+        status: status.to_proto(),
+        occurred_at: at(seconds),
+        failure_reason: if code.is_empty() { String::new() } else { "undelivered".into() },
+        provider_error_code: code.to_owned(),
+        provider_error_text: if code.is_empty() { String::new() } else { format!("error {code}") },
+        source: source.to_owned(),
+        ..Default::default()
+    };
+    match which {
+        0 => delivery(&MessageQueued {
+            message_id: message_id.to_owned(),
+            account_id: ACCOUNT.into(),
+            direction: Direction::Outbound.to_proto(),
+            channel: Channel::Sms.to_proto(),
+            r#type: MessageType::AppointmentConfirmation.to_proto(),
+            customer: Some(CustomerSnapshot {
+                customer_id: "cus_1".into(),
+                name: "Dana Reyes".into(),
+                phone: "+15125550199".into(),
+                ..Default::default()
+            }),
+            preview: format!("Hi Dana, about {message_id}"),
+            queued_at: at(0),
+            ..Default::default()
+        }),
+        1 => delivery(&status(Status::Sent, "gateway", "", 1)),
+        2 => delivery(&status(Status::Sent, "provider", "", 2)),
+        3 => delivery(&status(Status::Delivered, "provider", "", 3)),
+        4 => delivery(&status(Status::Failed, "provider", "30003", 4)),
+        5 => delivery(&status(Status::Unknown, "gateway", "", 5)),
+        _ => {
+            delivery(&DeliveryUnknown { message_id: message_id.to_owned(), account_id: ACCOUNT.into(), sent_at: at(1) })
+        }
+    }
+}
+
+/// A message's row, timeline and change count, as text to compare.
+async fn state(pool: &PgPool, message_id: &str) -> String {
+    let row: Option<(String, i16, String, Option<DateTime<Utc>>, DateTime<Utc>, String, String, String, String, bool)> =
+        sqlx::query_as(
+            "SELECT status, status_rank, failure_reason, sent_at, updated_at, provider_error_code,
+                    provider_error_text, customer_name, replace(preview, message_id, ''), delivery_unknown
+             FROM feed.messages WHERE message_id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(pool)
+        .await
+        .expect("row");
+    let timeline: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT status, source, detail FROM feed.timeline WHERE message_id = $1 ORDER BY status, source, detail",
+    )
+    .bind(message_id)
+    .fetch_all(pool)
+    .await
+    .expect("timeline");
+    let changes: i64 = sqlx::query_scalar("SELECT count(*) FROM feed.changes WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_one(pool)
+        .await
+        .expect("changes");
+    format!("{row:?} {timeline:?} {changes} changes")
+}
+
+#[test]
+fn a_batch_ends_where_the_same_events_one_by_one_end() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = Scratch::new("feed-batches");
+    let (_infra, pool) = runtime.block_on(async {
+        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
+        let pool = PgPool::connect(&infra.database_url()).await.expect("pool");
+        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
+        (infra, pool)
+    });
+    let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
+    let events = proptest::collection::vec((0usize..3, 0usize..7), 1..24);
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&events, |events| {
+            let case = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let id = |copy: &str, n: usize| format!("msg_{copy}{case}x{n}");
+            runtime.block_on(async {
+                let batch: Vec<Delivery> = events.iter().map(|(n, which)| event(&id("a", *n), *which)).collect();
+                let mut tx = pool.begin().await.expect("begin");
+                let outcomes = Projector.handle_batch(&mut tx, &batch, "feed").await;
+                assert_eq!(outcomes, vec![Outcome::Ack; batch.len()], "{events:?}");
+                tx.commit().await.expect("commit");
+
+                for (n, which) in &events {
+                    let mut tx = pool.begin().await.expect("begin");
+                    assert_eq!(Projector.handle(&mut tx, &event(&id("b", *n), *which)).await, Outcome::Ack);
+                    tx.commit().await.expect("commit");
+                }
+                for n in 0..3 {
+                    let (batched, single) = (state(&pool, &id("a", n)).await, state(&pool, &id("b", n)).await);
+                    assert_eq!(batched, single, "message {n} after {events:?}");
+                }
+            });
+            Ok(())
+        })
+        .expect("a batch and the same events one by one agree");
+}
