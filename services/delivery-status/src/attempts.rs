@@ -3,7 +3,7 @@
 use chrono::Utc;
 use messaging_domain::signing::unsubscribe_token;
 use messaging_domain::{Channel, MessageId, Status};
-use messaging_platform::bus::{Delivery, OutboxMessage, Outcome, Relay, TxHandler};
+use messaging_platform::bus::{Delivery, OutboxMessage, Outcome, Relay, TxHandler, consume_span};
 use messaging_proto::bus::{AttemptOutcome, OptOutChanged, SendAttempt};
 use prost::Message as _;
 use sqlx::PgConnection;
@@ -28,19 +28,55 @@ impl TxHandler for AttemptHandler {
     }
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
-        let attempt = match delivery.decode::<SendAttempt>() {
-            Ok(attempt) => attempt,
-            Err(dead) => return dead,
-        };
+        self.handle_batch(tx, std::slice::from_ref(delivery), "delivery-status").await.pop().unwrap_or(Outcome::Ack)
+    }
+
+    /// The batch's reports in one statement per round (see [`store::apply_all`]).
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        deliveries: &[Delivery],
+        service: &'static str,
+    ) -> Vec<Outcome> {
+        let mut reports = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            // Made in the delivery's own span: the status event it causes continues its trace.
+            match consume_span(service, delivery).in_scope(|| self.report(delivery)) {
+                Ok(report) => reports.push(report),
+                Err(dead) => {
+                    let mut outcomes = vec![Outcome::Ack; reports.len()];
+                    outcomes.push(dead);
+                    return outcomes;
+                }
+            }
+        }
+        match store::apply_all(tx, &reports.iter().collect::<Vec<_>>()).await {
+            Ok(results) => {
+                for (report, applied) in reports.iter().zip(results) {
+                    report.span.in_scope(|| {
+                        tracing::info!(message_id = %report.message_id, status = %report.status, ?applied, "gateway attempt recorded");
+                    });
+                }
+                vec![Outcome::Ack; deliveries.len()]
+            }
+            Err(error) => vec![Outcome::retry(format!("database: {error}")); deliveries.len()],
+        }
+    }
+}
+
+impl AttemptHandler {
+    /// The report an attempt makes, or the dead letter of one that is not an attempt.
+    fn report(&self, delivery: &Delivery) -> Result<Report, Outcome> {
+        let attempt = delivery.decode::<SendAttempt>()?;
         let (status, tag) = match AttemptOutcome::try_from(attempt.outcome) {
             Ok(AttemptOutcome::Sent) => (Status::Sent, "sent"),
             Ok(AttemptOutcome::Failed) => (Status::Failed, "failed"),
             Ok(AttemptOutcome::Unknown) => (Status::Unknown, "unknown"),
-            _ => return Outcome::DeadLetter(format!("attempt has no outcome ({})", attempt.outcome)),
+            _ => return Err(Outcome::DeadLetter(format!("attempt has no outcome ({})", attempt.outcome))),
         };
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let occurred_at = messaging_proto::time::datetime(attempt.occurred_at.as_ref()).unwrap_or_else(Utc::now);
-        let report = Report {
+        Ok(Report {
             message_id: attempt.message_id.clone(),
             account_id: attempt.account_id.clone(),
             channel: Channel::from_proto(attempt.channel),
@@ -65,14 +101,8 @@ impl TxHandler for AttemptHandler {
                 .then(|| MessageId::parse(&attempt.message_id).ok())
                 .flatten()
                 .map(|message| unsubscribe_token(&self.token_secret, &message)),
-        };
-        match store::apply_in(tx, &report).await {
-            Ok(applied) => {
-                tracing::info!(message_id = %report.message_id, status = %status, ?applied, "gateway attempt recorded");
-                Outcome::Ack
-            }
-            Err(error) => Outcome::retry(format!("database: {error}")),
-        }
+            span: tracing::Span::current(),
+        })
     }
 }
 

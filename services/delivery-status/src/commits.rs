@@ -21,9 +21,8 @@ const BATCH: usize = 100;
 const IN_FLIGHT: usize = 2;
 
 struct Pending {
+    /// With the request's span: the report's events continue its trace.
     report: Report,
-    /// The request's span: the report's events continue its trace.
-    span: tracing::Span,
     reply: oneshot::Sender<sqlx::Result<Applied>>,
 }
 
@@ -43,10 +42,10 @@ impl Commits {
         Self { sender }
     }
 
-    /// Applies `report` (in the current span) and answers once it is committed.
+    /// Applies `report` (in its span) and answers once it is committed.
     pub async fn apply(&self, report: Report) -> sqlx::Result<Applied> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { report, span: tracing::Span::current(), reply };
+        let pending = Pending { report, reply };
         self.sender.send(pending).await.map_err(|_| sqlx::Error::PoolClosed)?;
         answer.await.map_err(|_| sqlx::Error::PoolClosed)?
     }
@@ -90,7 +89,7 @@ async fn commit(pool: &PgPool, relay: &Relay, mut batch: Vec<Pending>) {
         return;
     }
     for pending in batch {
-        let result = store::apply(pool, &pending.report).instrument(pending.span).await;
+        let result = store::apply(pool, &pending.report).instrument(pending.report.span.clone()).await;
         if matches!(result, Ok(applied) if applied != Applied::Duplicate) {
             relay.wake();
         }
@@ -101,15 +100,9 @@ async fn commit(pool: &PgPool, relay: &Relay, mut batch: Vec<Pending>) {
 /// Applies every report in one transaction; `None` if anything failed (nothing is kept then).
 async fn together(pool: &PgPool, batch: &[Pending]) -> Option<Vec<Applied>> {
     let mut tx = pool.begin().await.ok()?;
-    let (results, rows) = outbox::collecting(async {
-        let mut results = Vec::with_capacity(batch.len());
-        for pending in batch {
-            results.push(store::apply_in(&mut tx, &pending.report).instrument(pending.span.clone()).await.ok()?);
-        }
-        Some(results)
-    })
-    .await;
-    let results = results?;
+    let reports: Vec<&Report> = batch.iter().map(|pending| &pending.report).collect();
+    let (results, rows) = outbox::collecting(store::apply_all(&mut tx, &reports)).await;
+    let results = results.ok()?;
     outbox::write_and_commit(tx, rows).await.ok()?;
     Some(results)
 }

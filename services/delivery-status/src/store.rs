@@ -5,8 +5,10 @@
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Status};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_platform::bus::rounds;
 use messaging_proto::bus::StatusChanged;
 use sqlx::{PgConnection, PgPool, Row};
+use tracing::Instrument as _;
 
 /// One report about a message from a gateway or the provider.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct Report {
     pub recipient: Option<String>,
     /// An email's opaque one-click unsubscribe token, when the report knows it.
     pub unsubscribe_token: Option<String>,
+    /// The span it came in (a webhook request, a consumed attempt): what it causes continues that trace.
+    pub span: tracing::Span,
 }
 
 impl Report {
@@ -59,6 +63,7 @@ impl Report {
             implies: None,
             recipient: None,
             unsubscribe_token: None,
+            span: tracing::Span::current(),
         }
     }
 }
@@ -82,60 +87,111 @@ pub async fn apply(pool: &PgPool, report: &Report) -> sqlx::Result<Applied> {
     Ok(applied)
 }
 
-/// Applies `report` inside the caller's transaction: the timeline entry and the status move are one
-/// statement, the move made only when the entry is new (advance only to a higher rank, or from
-/// unknown to sent; keep the first stored error).
+/// Applies `report` inside the caller's transaction (see [`apply_all`]).
 pub async fn apply_in(tx: &mut PgConnection, report: &Report) -> sqlx::Result<Applied> {
-    let row = sqlx::query(
-        "WITH before AS (
-             SELECT status, failure_reason, error_code, error_text FROM delivery_status.messages WHERE message_id = $1),
-         logged AS (
-             INSERT INTO delivery_status.timeline (message_id, account_id, source, status, dedupe_key, detail, occurred_at)
-             VALUES ($1, $2, $12, $5, $13, $14, $15) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id),
-         moved AS (
-             INSERT INTO delivery_status.messages AS m
-                 (message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code,
-                  error_text, recipient, unsubscribe_token)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM logged
-             ON CONFLICT (message_id) DO UPDATE SET
-                 recipient = COALESCE(m.recipient, EXCLUDED.recipient),
-                 unsubscribe_token = COALESCE(m.unsubscribe_token, EXCLUDED.unsubscribe_token),
-                 provider_id = COALESCE(m.provider_id, EXCLUDED.provider_id),
-                 channel = COALESCE(m.channel, EXCLUDED.channel),
-                 failure_reason = COALESCE(m.failure_reason, EXCLUDED.failure_reason),
-                 error_code = COALESCE(m.error_code, EXCLUDED.error_code),
-                 error_text = COALESCE(m.error_text, EXCLUDED.error_text),
-                 status = CASE WHEN EXCLUDED.status_rank > m.status_rank OR (m.status = 'unknown' AND EXCLUDED.status = 'sent')
-                               THEN EXCLUDED.status ELSE m.status END,
-                 status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
-                 updated_at = now()
-             WHERE m.account_id = EXCLUDED.account_id
-             RETURNING m.status, m.failure_reason, m.error_code, m.error_text, m.provider_id)
-         SELECT logged.id AS timeline_id, moved.*,
-                (before.status, before.failure_reason, before.error_code, before.error_text)
-                    IS DISTINCT FROM (moved.status, moved.failure_reason, moved.error_code, moved.error_text) AS changed
-         FROM logged LEFT JOIN moved ON true LEFT JOIN before ON true",
-    )
-    .bind(&report.message_id)
-    .bind(&report.account_id)
-    .bind(report.channel.map(|c| c.as_str()))
-    .bind(&report.provider_id)
-    .bind(report.status.as_str())
-    .bind(i16::from(report.status.rank()))
-    .bind(&report.failure_reason)
-    .bind(&report.error_code)
-    .bind(&report.error_text)
-    .bind(&report.recipient)
-    .bind(&report.unsubscribe_token)
-    .bind(report.source)
-    .bind(&report.dedupe_key)
-    .bind(&report.detail)
-    .bind(report.occurred_at)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Ok(Applied::Duplicate);
-    };
+    Ok(apply_all(tx, &[report]).await?.pop().unwrap_or(Applied::Duplicate))
+}
+
+/// Applies `reports` (in arrival order) inside the caller's transaction, one statement per round
+/// of reports about distinct messages: each report's timeline entry, and the status move made
+/// only when the entry is new (advance only to a higher rank, or from unknown to sent; keep the
+/// first stored error). A report whose key came earlier in `reports` is a duplicate.
+pub async fn apply_all(tx: &mut PgConnection, reports: &[&Report]) -> sqlx::Result<Vec<Applied>> {
+    let mut results = vec![Applied::Duplicate; reports.len()];
+    let mut keys = std::collections::HashSet::new();
+    let fresh: Vec<usize> = (0..reports.len()).filter(|&i| keys.insert(reports[i].dedupe_key.as_str())).collect();
+    let round_of = rounds(fresh.iter().map(|&i| reports[i].message_id.as_str()));
+    let mut by_round: Vec<Vec<usize>> = Vec::new();
+    for (i, round) in fresh.into_iter().zip(round_of) {
+        if by_round.len() <= round {
+            by_round.resize_with(round + 1, Vec::new);
+        }
+        by_round[round].push(i);
+    }
+    for round in by_round {
+        let batch: Vec<&Report> = round.iter().map(|&i| reports[i]).collect();
+        for (slot, applied) in round.into_iter().zip(apply_round(tx, &batch).await?) {
+            results[slot] = applied;
+        }
+    }
+    Ok(results)
+}
+
+const APPLY: &str = "
+    WITH input AS (
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::text[],
+                             $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::jsonb[],
+                             $15::timestamptz[]) WITH ORDINALITY
+             AS i(message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code,
+                  error_text, recipient, unsubscribe_token, source, dedupe_key, detail, occurred_at, ord)),
+    before AS (
+        SELECT message_id, status, failure_reason, error_code, error_text FROM delivery_status.messages
+        WHERE message_id IN (SELECT message_id FROM input)),
+    logged AS (
+        INSERT INTO delivery_status.timeline (message_id, account_id, source, status, dedupe_key, detail, occurred_at)
+        SELECT message_id, account_id, source, status, dedupe_key, detail, occurred_at FROM input
+        ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key),
+    moved AS (
+        INSERT INTO delivery_status.messages AS m
+            (message_id, account_id, channel, provider_id, status, status_rank, failure_reason, error_code,
+             error_text, recipient, unsubscribe_token)
+        SELECT i.message_id, i.account_id, i.channel, i.provider_id, i.status, i.status_rank, i.failure_reason,
+               i.error_code, i.error_text, i.recipient, i.unsubscribe_token
+        FROM input i JOIN logged l ON l.dedupe_key = i.dedupe_key ORDER BY i.message_id
+        ON CONFLICT (message_id) DO UPDATE SET
+            recipient = COALESCE(m.recipient, EXCLUDED.recipient),
+            unsubscribe_token = COALESCE(m.unsubscribe_token, EXCLUDED.unsubscribe_token),
+            provider_id = COALESCE(m.provider_id, EXCLUDED.provider_id),
+            channel = COALESCE(m.channel, EXCLUDED.channel),
+            failure_reason = COALESCE(m.failure_reason, EXCLUDED.failure_reason),
+            error_code = COALESCE(m.error_code, EXCLUDED.error_code),
+            error_text = COALESCE(m.error_text, EXCLUDED.error_text),
+            status = CASE WHEN EXCLUDED.status_rank > m.status_rank OR (m.status = 'unknown' AND EXCLUDED.status = 'sent')
+                          THEN EXCLUDED.status ELSE m.status END,
+            status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
+            updated_at = now()
+        WHERE m.account_id = EXCLUDED.account_id
+        RETURNING m.message_id, m.status, m.failure_reason, m.error_code, m.error_text, m.provider_id)
+    SELECT i.ord, l.id AS timeline_id, moved.status, moved.failure_reason, moved.error_code, moved.error_text,
+           moved.provider_id,
+           (b.status, b.failure_reason, b.error_code, b.error_text)
+               IS DISTINCT FROM (moved.status, moved.failure_reason, moved.error_code, moved.error_text) AS changed
+    FROM input i JOIN logged l ON l.dedupe_key = i.dedupe_key
+    LEFT JOIN moved ON moved.message_id = i.message_id LEFT JOIN before b ON b.message_id = i.message_id";
+
+/// Applies reports about distinct messages with distinct keys in one statement.
+async fn apply_round(tx: &mut PgConnection, reports: &[&Report]) -> sqlx::Result<Vec<Applied>> {
+    let column = |f: fn(&Report) -> Option<&str>| reports.iter().map(|r| f(r)).collect::<Vec<Option<&str>>>();
+    let rows = sqlx::query(APPLY)
+        .bind(column(|r| Some(&r.message_id)))
+        .bind(column(|r| Some(&r.account_id)))
+        .bind(column(|r| r.channel.map(|c| c.as_str())))
+        .bind(column(|r| r.provider_id.as_deref()))
+        .bind(column(|r| Some(r.status.as_str())))
+        .bind(reports.iter().map(|r| i16::from(r.status.rank())).collect::<Vec<_>>())
+        .bind(column(|r| r.failure_reason.as_deref()))
+        .bind(column(|r| r.error_code.as_deref()))
+        .bind(column(|r| r.error_text.as_deref()))
+        .bind(column(|r| r.recipient.as_deref()))
+        .bind(column(|r| r.unsubscribe_token.as_deref()))
+        .bind(column(|r| Some(r.source)))
+        .bind(column(|r| Some(&r.dedupe_key)))
+        .bind(reports.iter().map(|r| &r.detail).collect::<Vec<_>>())
+        .bind(reports.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut results = vec![Applied::Duplicate; reports.len()];
+    for row in rows {
+        let index = usize::try_from(row.try_get::<i64, _>("ord")? - 1).unwrap_or(usize::MAX);
+        let Some(report) = reports.get(index) else { continue };
+        results[index] = settled(tx, report, &row).instrument(report.span.clone()).await?;
+    }
+    Ok(results)
+}
+
+/// What a report new to the timeline did, given its statement's row: the opt-out it implies and,
+/// when it moved the status, the `status` event for the feed, both enqueued.
+async fn settled(tx: &mut PgConnection, report: &Report, row: &sqlx::postgres::PgRow) -> sqlx::Result<Applied> {
     if let Some(implied) = &report.implies {
         outbox::enqueue(tx, crate::SCHEMA, implied).await?;
     }

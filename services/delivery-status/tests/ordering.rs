@@ -1,7 +1,8 @@
 //! Every ordering and duplication of one message's reports, applied through the real store on
 //! Postgres: the final status is the highest-ranked one reported (the domain's state machine),
 //! it never moves backwards on the way, the first stored error survives later reports, and only a
-//! report that moves the status (or its error) is published to the feed.
+//! report that moves the status (or its error) is published to the feed. A batch of reports
+//! about several messages, applied set-based, ends exactly where the same reports one by one end.
 
 use chrono::Utc;
 use messaging_delivery_status::store::{self, Applied, Report};
@@ -37,6 +38,7 @@ fn report(message_id: &str, which: usize) -> (Report, Status, Option<&'static st
         implies: None,
         recipient: None,
         unsubscribe_token: None,
+        span: tracing::Span::none(),
     };
     (report, status, code)
 }
@@ -87,6 +89,68 @@ fn any_order_and_any_repeat_of_reports_ends_in_the_same_state() {
         })
         .expect("every ordering ends in the state machine's state");
     drop(infra);
+}
+
+#[test]
+fn a_batch_of_reports_ends_where_the_same_reports_one_by_one_end() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = Scratch::new("prop-batches");
+    let (infra, pool) = runtime.block_on(async {
+        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
+        let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");
+        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
+        (infra, pool)
+    });
+    let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
+    let sequences = proptest::collection::vec((0usize..3, 0usize..7), 1..24);
+    runner
+        .run(&sequences, |sequence| {
+            let case = uuid::Uuid::new_v4().as_u128();
+            let id = |copy: u128, n: usize| format!("msg_{:030x}{copy}{n}", case >> 8);
+            let reports = |copy: u128| -> Vec<Report> {
+                sequence.iter().map(|(n, which)| report(&id(copy, *n), *which).0).collect()
+            };
+            let (batch, single) = (reports(1), reports(2));
+            let batched = runtime.block_on(async {
+                let mut tx = pool.begin().await.expect("begin");
+                let applied = store::apply_all(&mut tx, &batch.iter().collect::<Vec<_>>()).await.expect("applied");
+                tx.commit().await.expect("commit");
+                applied
+            });
+            let one_by_one: Vec<Applied> =
+                single.iter().map(|r| runtime.block_on(store::apply(&pool, r)).expect("applied")).collect();
+            prop_assert_eq!(&batched, &one_by_one, "what each report did, after {:?}", sequence);
+            for n in 0..3 {
+                let (a, b) = (snapshot(&runtime, &pool, &id(1, n)), snapshot(&runtime, &pool, &id(2, n)));
+                prop_assert_eq!(a, b, "message {} after {:?}", n, sequence);
+            }
+            Ok(())
+        })
+        .expect("a batch and the same reports one by one agree");
+    drop(infra);
+}
+
+/// A message's row and timeline, with its own id taken out, to compare.
+fn snapshot(runtime: &tokio::runtime::Runtime, pool: &sqlx::PgPool, message_id: &str) -> String {
+    runtime.block_on(async {
+        let row: Option<String> = sqlx::query_scalar(
+            "SELECT (status, status_rank, failure_reason, error_code, error_text, replace(provider_id, message_id, ''))::text
+             FROM delivery_status.messages WHERE message_id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(pool)
+        .await
+        .expect("row");
+        let timeline: Vec<String> = sqlx::query_scalar(
+            "SELECT source || ' ' || status || ' ' || replace(dedupe_key, message_id, '') FROM delivery_status.timeline
+             WHERE message_id = $1 ORDER BY 1",
+        )
+        .bind(message_id)
+        .fetch_all(pool)
+        .await
+        .expect("timeline");
+        format!("{row:?} {timeline:?}")
+    })
 }
 
 #[test]

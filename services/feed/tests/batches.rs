@@ -73,16 +73,15 @@ fn event(message_id: &str, which: usize) -> Delivery {
 
 /// A message's row, timeline and change count, as text to compare.
 async fn state(pool: &PgPool, message_id: &str) -> String {
-    let row: Option<(String, i16, String, Option<DateTime<Utc>>, DateTime<Utc>, String, String, String, String, bool)> =
-        sqlx::query_as(
-            "SELECT status, status_rank, failure_reason, sent_at, updated_at, provider_error_code,
-                    provider_error_text, customer_name, replace(preview, message_id, ''), delivery_unknown
-             FROM feed.messages WHERE message_id = $1",
-        )
-        .bind(message_id)
-        .fetch_optional(pool)
-        .await
-        .expect("row");
+    let row: Option<String> = sqlx::query_scalar(
+        "SELECT (status, status_rank, failure_reason, sent_at, updated_at, provider_error_code, provider_error_text,
+                 customer_name, replace(preview, message_id, ''), delivery_unknown)::text
+         FROM feed.messages WHERE message_id = $1",
+    )
+    .bind(message_id)
+    .fetch_optional(pool)
+    .await
+    .expect("row");
     let timeline: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT status, source, detail FROM feed.timeline WHERE message_id = $1 ORDER BY status, source, detail",
     )
