@@ -13,6 +13,9 @@ use messaging_proto::bus::{AttemptOutcome, SendAttempt};
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 
+use crate::batched::{self, ClaimRow, SettleRow};
+use crate::group::Group;
+
 /// How long a send our configuration prevents waits between tries ([`Claims::release_misconfigured`]).
 pub const MISCONFIGURED_RETRY: Duration = Duration::from_secs(60);
 
@@ -61,12 +64,20 @@ pub struct OpenAttempt {
 #[derive(Clone)]
 pub struct Claims {
     pool: PgPool,
-    /// The gateway's outbox relay, woken when a settlement enqueued its `attempt` event.
-    relay: Relay,
     schema: &'static str,
     channel: Channel,
     lease: Duration,
+    /// Claims and settlements are group-committed: many in one statement under load (the
+    /// settler wakes the gateway's outbox relay when it enqueued `attempt` events).
+    claimer: Group<ClaimRow, bool>,
+    settler: Group<SettleRow, bool>,
 }
+
+/// The most claims or settlements one statement takes.
+const GROUP: usize = 64;
+
+/// Group statements at once, each kind.
+const GROUP_IN_FLIGHT: usize = 2;
 
 /// The digest stored instead of the body, to recognise the message in the provider's list.
 pub fn body_digest(body: &str) -> String {
@@ -74,8 +85,30 @@ pub fn body_digest(body: &str) -> String {
 }
 
 impl Claims {
+    /// The table of `schema`; starts the group-commit tasks (inside a Tokio runtime).
     pub fn new(pool: PgPool, relay: Relay, schema: &'static str, channel: Channel, lease: Duration) -> Self {
-        Self { pool, relay, schema, channel, lease }
+        let lease_secs = lease.as_secs_f64();
+        let claimer = Group::start(GROUP, GROUP_IN_FLIGHT, {
+            let pool = pool.clone();
+            move |rows| {
+                let pool = pool.clone();
+                async move { batched::claim_all(&pool, schema, lease_secs, rows).await }
+            }
+        });
+        let settler = Group::start(GROUP, GROUP_IN_FLIGHT, {
+            let (pool, relay) = (pool.clone(), relay.clone());
+            move |rows| {
+                let (pool, relay) = (pool.clone(), relay.clone());
+                async move {
+                    let applied = batched::settle_all(&pool, schema, rows).await?;
+                    if applied.iter().any(|settled| *settled) {
+                        relay.wake();
+                    }
+                    Ok(applied)
+                }
+            }
+        });
+        Self { pool, schema, channel, lease, claimer, settler }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -91,22 +124,14 @@ impl Claims {
         sender: &str,
         body: &str,
     ) -> sqlx::Result<Claim> {
-        let lease_secs = self.lease.as_secs_f64();
-        let inserted = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {}.attempts (message_id, account_id, state, recipient, sender, body_digest, lease_until)
-             VALUES ($1, $2, 'claimed', $3, $4, $5, now() + make_interval(secs => $6))
-             ON CONFLICT (message_id) DO NOTHING",
-            self.schema
-        )))
-        .bind(message_id)
-        .bind(account_id)
-        .bind(recipient)
-        .bind(sender)
-        .bind(body_digest(body))
-        .bind(lease_secs)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 1 {
+        let row = ClaimRow {
+            message_id: message_id.to_owned(),
+            account_id: account_id.to_owned(),
+            recipient: recipient.to_owned(),
+            sender: sender.to_owned(),
+            body_digest: body_digest(body),
+        };
+        if self.claimer.submit(row).await? {
             return Ok(Claim::Won);
         }
         let row = sqlx::query(AssertSqlSafe(format!(
@@ -176,8 +201,8 @@ impl Claims {
     }
 
     /// Records how the send to `recipient` ended and enqueues the `attempt` event, in one statement
-    /// (so one transaction), then wakes the relay. Only a `claimed` or `unknown` row can be settled;
-    /// returns false if it already was.
+    /// (so one transaction, shared with other settlements waiting then), then wakes the relay.
+    /// Only a `claimed` or `unknown` row can be settled; returns false if it already was.
     pub async fn settle(
         &self,
         message_id: &str,
@@ -193,33 +218,22 @@ impl Claims {
             Settlement::Unknown { detail } => ("unknown", None, None, None, Some(detail.as_str())),
         };
         let event = attempt_event(message_id, account_id, recipient, self.channel, settlement);
-        let settled: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "WITH settled AS (
-                 UPDATE {schema}.attempts SET state = $2, provider_id = COALESCE($3, provider_id), failure_reason = $4,
-                     error_code = $5, error_text = $6, updated_at = now()
-                 WHERE message_id = $1 AND (state = 'claimed' OR (state = 'unknown' AND $2 <> 'unknown'))
-                 RETURNING message_id),
-             queued AS ({})
-             SELECT count(*) FROM settled",
-            outbox::insert_from("settled", self.schema, 7),
-            schema = self.schema
-        )))
-        .bind(message_id)
-        .bind(state)
-        .bind(provider_id)
-        .bind(reason)
-        .bind(code)
-        .bind(text)
-        .bind(&event.id)
-        .bind(&event.subject)
-        .bind(&event.payload)
-        .bind(outbox::trace_headers())
-        .fetch_one(&self.pool)
-        .await?;
-        if settled > 0 {
-            self.relay.wake();
-        }
-        Ok(settled > 0)
+        let owned = |value: Option<&str>| value.map(str::to_owned);
+        self.settler
+            .submit(SettleRow {
+                message_id: message_id.to_owned(),
+                state,
+                provider_id: owned(provider_id),
+                reason: owned(reason),
+                code: owned(code),
+                text: owned(text),
+                event_id: event.id,
+                subject: event.subject,
+                payload: event.payload,
+                // The caller's trace, carried by the event.
+                headers: outbox::trace_headers(),
+            })
+            .await
     }
 
     /// Attempts left `unknown` for longer than `min_age`, oldest first.

@@ -124,17 +124,6 @@ pub fn trace_headers() -> serde_json::Value {
     serde_json::to_value(trace::current_context_headers()).unwrap_or_default()
 }
 
-/// An `INSERT` into `schema`'s outbox of one row (id, subject, payload, headers as parameters
-/// `$first` to `$first + 3`) for each row of the CTE `source`: none when it is empty. For statements
-/// whose event is due only if their change happened.
-pub fn insert_from(source: &str, schema: &str, first: usize) -> String {
-    let (id, subject, payload, headers) = (first, first + 1, first + 2, first + 3);
-    format!(
-        "INSERT INTO {schema}.outbox (id, subject, payload, headers)
-         SELECT ${id}, ${subject}, ${payload}, ${headers} FROM {source} ON CONFLICT (id) DO NOTHING"
-    )
-}
-
 /// How often the backlog gauge is refreshed.
 const BACKLOG_REPORT: Duration = Duration::from_secs(5);
 

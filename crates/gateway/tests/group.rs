@@ -1,0 +1,62 @@
+//! Claims and settlements are group-committed, and many at once still decide each message exactly
+//! as one at a time would: one winner per message, one settlement per claim, one `attempt` event
+//! per settlement.
+
+use std::time::Duration;
+
+use messaging_domain::Channel;
+use messaging_gateway::{Claim, Claims, Settlement};
+use messaging_integration_tests::{Infra, Scratch};
+use messaging_platform::bus::Relay;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_and_settlements_decide_each_message_once() -> anyhow::Result<()> {
+    let dir = Scratch::new("gateway-group");
+    let infra = Infra::start(&dir, 0, 0, false).await?;
+    let pool = sqlx::PgPool::connect(&infra.database_url()).await?;
+    messaging_platform::db::migrator().run(&pool).await?;
+    let jetstream = async_nats::jetstream::new(async_nats::connect(infra.nats_url()).await?);
+    let relay = Relay::new(pool.clone(), jetstream, "sms_gateway", 1 << 20);
+    let claims = Claims::new(pool.clone(), relay, "sms_gateway", Channel::Sms, Duration::from_secs(60));
+
+    // Every message claimed twice at the same moment (side by side, so mostly in one statement),
+    // 200 claims in flight.
+    let id = |n: usize| format!("msg_{n:032x}");
+    let claim = |n: usize| {
+        let claims = claims.clone();
+        async move { claims.claim(&id(n), "acc_group", "+15125550199", "+15125550100", "hello").await }
+    };
+    let results = futures::future::join_all((0..200).map(|i| claim(i / 2))).await;
+    let mut won = vec![0; 100];
+    for (i, result) in results.into_iter().enumerate() {
+        match result? {
+            Claim::Won => won[i / 2] += 1,
+            Claim::Busy { .. } => {}
+            other => panic!("message {} claimed as {other:?}", i / 2),
+        }
+    }
+    assert!(won.iter().all(|w| *w == 1), "one winner per message: {won:?}");
+
+    // Two settlements of each message race: one applies, and one event goes out per message.
+    let settle = |n: usize, settlement: Settlement| {
+        let claims = claims.clone();
+        async move { claims.settle(&id(n), "acc_group", "+15125550199", &settlement).await }
+    };
+    let sent = |n: usize| Settlement::Sent { provider_id: format!("SM{n:032x}") };
+    let failed = Settlement::Failed { reason: "undelivered".into(), code: "30003".into(), text: "no".into() };
+    let racing = (0..100).flat_map(|n| [settle(n, sent(n)), settle(n, failed.clone())]);
+    let applied: Vec<bool> = futures::future::join_all(racing).await.into_iter().collect::<Result<_, _>>()?;
+    for n in 0..100 {
+        assert!(applied[2 * n] ^ applied[2 * n + 1], "message {n}: exactly one settlement applies");
+    }
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_gateway.outbox").fetch_one(&pool).await?;
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_gateway.attempts WHERE state = 'claimed'")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!((events, open), (100, 0), "one attempt event per message, none left claimed");
+
+    // Settled is settled: a third settlement and a later claim change nothing.
+    assert!(!settle(7, sent(7)).await?);
+    assert_eq!(claim(7).await?, Claim::Settled);
+    Ok(())
+}
