@@ -97,7 +97,8 @@ impl EventHandler {
         set_aside: &mut Vec<String>,
     ) -> Result<bool, IngestError> {
         let account_id = event.account_id.as_str();
-        if !store::mark_processed(tx, event.event_id.as_str(), &event.account_id, event.kind.name()).await? {
+        let marked = store::mark_processed(tx, event.event_id.as_str(), &event.account_id, event.kind.name()).await?;
+        if !marked.fresh {
             return Ok(false);
         }
         let now = self.clock.now();
@@ -113,9 +114,7 @@ impl EventHandler {
             outbox::enqueue(tx, crate::SCHEMA, &listing).await?;
             return Ok(true);
         }
-        let account = store::load_account(tx, account_id)
-            .await?
-            .ok_or_else(|| IngestError::AccountUnknown(account_id.to_owned()))?;
+        let account = marked.account.ok_or_else(|| IngestError::AccountUnknown(account_id.to_owned()))?;
         let customer = event.kind.customer().ok_or(EventError::Missing("customer"))?;
         let contact = customer.contact(account.phone_region());
         for (_, why) in [&contact.unusable_phone, &contact.unusable_email].into_iter().flatten() {
@@ -199,8 +198,15 @@ impl Apply<'_> {
         let upsert =
             store::upsert_job(self.tx, account_id, contact.customer_id.as_str(), job, state, self.event.occurred_at)
                 .await?;
-        let plan =
-            schedule::sync_reminder(self.tx, account_id.as_str(), &self.account, job.id.as_str(), self.now).await?;
+        let plan = schedule::sync_reminder(
+            self.tx,
+            account_id.as_str(),
+            &self.account,
+            job.id.as_str(),
+            upsert.stored.clone(),
+            self.now,
+        )
+        .await?;
         tracing::debug!(job_id = %job.id, ?plan, "reminder");
         Ok(upsert)
     }

@@ -7,7 +7,7 @@ use messaging_domain::schedule;
 use messaging_platform::bus::{OutboxMessage, trace};
 use sqlx::{PgConnection, Row};
 
-use crate::store::{self, StoredAccount};
+use crate::store::{self, StoredAccount, StoredJob};
 
 /// At most one on-my-way per job in this long.
 pub const ON_MY_WAY_INTERVAL: Duration = Duration::minutes(5);
@@ -23,19 +23,25 @@ pub enum ReminderPlan {
 
 /// Makes the job's pending reminder match the job as stored: due the local day before at the
 /// account's reminder time while the job is scheduled and that moment is ahead; gone otherwise.
+/// `stored` is the job as this transaction just wrote it, when known (else it is read).
 pub async fn sync_reminder(
     tx: &mut PgConnection,
     account_id: &str,
     account: &StoredAccount,
     job_id: &str,
+    stored: Option<StoredJob>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<ReminderPlan> {
-    let job = store::load_job(tx, account_id, job_id, store::Read::Plain).await?;
+    let job = match stored {
+        Some(job) => Some(job),
+        None => store::load_job(tx, account_id, job_id, store::Read::Plain).await?,
+    };
     let due = job.filter(|job| job.state == "scheduled").and_then(|job| {
-        Some((job.starts_at, schedule::reminder_for(job.starts_at, account.zone(), account.reminder_time, now)?))
+        let due_at = schedule::reminder_for(job.starts_at, account.zone(), account.reminder_time, now)?;
+        Some((job.starts_at, due_at, job.customer_id))
     });
     match due {
-        Some((starts_at, due_at)) => {
+        Some((starts_at, due_at, customer_id)) => {
             sqlx::query(
                 "INSERT INTO ingest.reminders (account_id, job_id, starts_at, due_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (account_id, job_id) DO UPDATE SET starts_at = EXCLUDED.starts_at, due_at = EXCLUDED.due_at",
@@ -46,7 +52,7 @@ pub async fn sync_reminder(
             .bind(due_at)
             .execute(&mut *tx)
             .await?;
-            crate::waiting::reminder(tx, account_id, job_id).await?;
+            crate::waiting::reminder_as(tx, account_id, job_id, customer_id, Some(due_at)).await?;
             Ok(ReminderPlan::Due(due_at))
         }
         None => {

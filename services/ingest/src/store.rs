@@ -17,16 +17,29 @@ pub async fn mark_processed(
     event_id: &str,
     account: &AccountId,
     kind: &str,
-) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO ingest.processed_events (event_id, account_id, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+) -> sqlx::Result<Marked> {
+    let row = sqlx::query(
+        "WITH marked AS (INSERT INTO ingest.processed_events (event_id, account_id, event_type) VALUES ($1, $2, $3)
+                         ON CONFLICT DO NOTHING RETURNING 1)
+         SELECT EXISTS (SELECT 1 FROM marked) AS fresh, a.name, a.timezone, a.sms_number, a.email_from,
+                a.reminder_time, a.quiet_start, a.quiet_end
+         FROM (VALUES (1)) AS one (x) LEFT JOIN ingest.accounts a ON a.account_id = $2",
     )
     .bind(event_id)
     .bind(account.as_str())
     .bind(kind)
-    .execute(tx)
+    .fetch_one(tx)
     .await?;
-    Ok(inserted.rows_affected() == 1)
+    let known = row.try_get::<Option<String>, _>("name")?.is_some();
+    Ok(Marked { fresh: row.try_get("fresh")?, account: if known { Some(stored_account(&row)?) } else { None } })
+}
+
+/// What marking an event processed found, in the same round trip.
+pub struct Marked {
+    /// False when the event had been processed before.
+    pub fresh: bool,
+    /// The event's account as stored before the event.
+    pub account: Option<StoredAccount>,
 }
 
 pub async fn upsert_account(
@@ -92,18 +105,19 @@ pub async fn load_account(tx: &mut PgConnection, account: &str) -> sqlx::Result<
     .bind(account)
     .fetch_optional(tx)
     .await?;
-    row.map(|row| {
-        Ok(StoredAccount {
-            name: row.try_get("name")?,
-            timezone: row.try_get("timezone")?,
-            sms_number: row.try_get("sms_number")?,
-            email_from: row.try_get("email_from")?,
-            reminder_time: row.try_get("reminder_time")?,
-            quiet_start: row.try_get("quiet_start")?,
-            quiet_end: row.try_get("quiet_end")?,
-        })
+    row.map(|row| stored_account(&row)).transpose()
+}
+
+fn stored_account(row: &PgRow) -> sqlx::Result<StoredAccount> {
+    Ok(StoredAccount {
+        name: row.try_get("name")?,
+        timezone: row.try_get("timezone")?,
+        sms_number: row.try_get("sms_number")?,
+        email_from: row.try_get("email_from")?,
+        reminder_time: row.try_get("reminder_time")?,
+        quiet_start: row.try_get("quiet_start")?,
+        quiet_end: row.try_get("quiet_end")?,
     })
-    .transpose()
 }
 
 /// Stores the customer as of `as_of` unless a newer snapshot is stored; true when that changed
@@ -141,12 +155,14 @@ pub async fn upsert_customer(
 }
 
 /// What an upsert of a job did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct JobUpsert {
     /// The start time before the event, if the job was known.
     pub previous_starts_at: Option<DateTime<Utc>>,
     /// False when the stored snapshot is newer than the event, which then changes nothing.
     pub applied: bool,
+    /// The job as the upsert left it, when it applied.
+    pub stored: Option<StoredJob>,
 }
 
 impl JobUpsert {
@@ -181,7 +197,7 @@ pub async fn upsert_job(
              state = CASE WHEN j.state IN ('completed', 'cancelled') AND EXCLUDED.state = 'en_route'
                           THEN j.state ELSE EXCLUDED.state END
          WHERE j.as_of <= EXCLUDED.as_of
-         RETURNING 1",
+         RETURNING job_id, customer_id, title, starts_at, ends_at, technician_name, address, state",
     )
     .bind(account.as_str())
     .bind(job.id.as_str())
@@ -195,7 +211,8 @@ pub async fn upsert_job(
     .bind(as_of)
     .fetch_optional(tx)
     .await?;
-    Ok(JobUpsert { previous_starts_at: previous, applied: applied.is_some() })
+    let stored = applied.map(stored_job).transpose()?;
+    Ok(JobUpsert { previous_starts_at: previous, applied: stored.is_some(), stored })
 }
 
 /// The job as stored.

@@ -2,6 +2,7 @@
 //! request, the item as it now stands (due when, or no longer waiting) goes on
 //! `message.<account>.waiting` through the outbox, in the transaction that made the change.
 
+use chrono::{DateTime, Utc};
 use messaging_domain::MessageType;
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_proto::bus::{NotificationRequest, NotificationWaiting};
@@ -24,6 +25,17 @@ pub async fn reminder(tx: &mut PgConnection, account_id: &str, job_id: &str) -> 
         Some(row) => (row.try_get::<String, _>("customer_id")?, row.try_get("due_at")?),
         None => (String::new(), None),
     };
+    reminder_as(tx, account_id, job_id, customer_id, due_at).await
+}
+
+/// The job's reminder, known to stand as given (its customer, when it is due).
+pub async fn reminder_as(
+    tx: &mut PgConnection,
+    account_id: &str,
+    job_id: &str,
+    customer_id: String,
+    due_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
     let waiting = NotificationWaiting {
         account_id: account_id.to_owned(),
         key: format!("reminder:{job_id}"),
