@@ -34,6 +34,8 @@ pub struct Counters {
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Statements run (round trips), when pg_stat_statements is loaded (`BENCH_STATEMENTS=1`).
+    pub statements: Option<u64>,
 }
 
 impl Counters {
@@ -61,6 +63,11 @@ impl Counters {
         counters.inserted = inserted as u64;
         counters.updated = updated as u64;
         counters.deleted = deleted as u64;
+        counters.statements = sqlx::query_scalar::<_, i64>("SELECT sum(calls)::int8 FROM pg_stat_statements")
+            .fetch_one(pool)
+            .await
+            .ok()
+            .map(|calls| calls as u64);
         Ok(counters)
     }
 
@@ -74,6 +81,7 @@ impl Counters {
             inserts: per(self.inserted, earlier.inserted),
             updates: per(self.updated, earlier.updated),
             deletes: per(self.deleted, earlier.deleted),
+            statements: self.statements.zip(earlier.statements).map(|(now, then)| per(now, then)),
         }
     }
 }
@@ -87,6 +95,7 @@ pub struct Ops {
     pub inserts: f64,
     pub updates: f64,
     pub deletes: f64,
+    pub statements: Option<f64>,
 }
 
 impl std::fmt::Display for Ops {
@@ -95,7 +104,11 @@ impl std::fmt::Display for Ops {
             f,
             "{:.2} publishes, {:.2} deliveries, {:.2} commits, {:.2} inserts, {:.2} updates, {:.2} deletes",
             self.publishes, self.deliveries, self.commits, self.inserts, self.updates, self.deletes
-        )
+        )?;
+        match self.statements {
+            Some(statements) => write!(f, ", {statements:.2} statements"),
+            None => Ok(()),
+        }
     }
 }
 

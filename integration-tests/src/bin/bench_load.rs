@@ -214,13 +214,14 @@ async fn print_statements(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     )
     .fetch_all(pool)
     .await?;
-    let (total, planning): (f64, f64) =
-        sqlx::query_as("SELECT sum(total_exec_time + total_plan_time), sum(total_plan_time) FROM pg_stat_statements")
-            .fetch_one(pool)
-            .await?;
+    let (total, planning, calls): (f64, f64, i64) = sqlx::query_as(
+        "SELECT sum(total_exec_time + total_plan_time), sum(total_plan_time), sum(calls)::int8 FROM pg_stat_statements",
+    )
+    .fetch_one(pool)
+    .await?;
     println!(
-        "Postgres time by statement, planning included (all rates; {total:.0} ms in all, {planning:.0} ms planning; \
-         waits for locks and the WAL count as time):"
+        "Postgres time by statement, planning included (all rates and the floor; {calls} statements, {total:.0} ms in \
+         all, {planning:.0} ms planning; waits for locks and the WAL count as time):"
     );
     for (query, calls, ms, plan_ms) in rows {
         println!(

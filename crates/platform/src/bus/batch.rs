@@ -4,6 +4,7 @@
 //! one NOTIFY per channel and payload per batch instead of per message. If any message of the
 //! batch is not a clean `Ack`, or the commit fails, the batch is rolled back and every message is
 //! handled again in a transaction of its own, so outcomes (retry, dead letter) stay per message.
+//! A handler may write the whole batch set-based ([`TxHandler::handle_batch`], in [`rounds`]).
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
