@@ -27,8 +27,12 @@ impl TxHandler for AttemptHandler {
         SendAttempt::decode(delivery.payload.as_ref()).ok().map(|attempt| attempt.message_id)
     }
 
+    /// Runs in the delivery's consume span already.
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
-        self.handle_batch(tx, std::slice::from_ref(delivery), "delivery-status").await.pop().unwrap_or(Outcome::Ack)
+        match self.report(delivery) {
+            Ok(report) => record(tx, vec![report]).await.pop().unwrap_or(Outcome::Ack),
+            Err(dead) => dead,
+        }
     }
 
     /// The batch's reports in one statement per round (see [`store::apply_all`]).
@@ -50,17 +54,22 @@ impl TxHandler for AttemptHandler {
                 }
             }
         }
-        match store::apply_all(tx, &reports.iter().collect::<Vec<_>>()).await {
-            Ok(results) => {
-                for (report, applied) in reports.iter().zip(results) {
-                    report.span.in_scope(|| {
-                        tracing::info!(message_id = %report.message_id, status = %report.status, ?applied, "gateway attempt recorded");
-                    });
-                }
-                vec![Outcome::Ack; deliveries.len()]
+        record(tx, reports).await
+    }
+}
+
+/// Applies the attempts' reports; one outcome per report.
+async fn record(tx: &mut PgConnection, reports: Vec<Report>) -> Vec<Outcome> {
+    match store::apply_all(tx, &reports.iter().collect::<Vec<_>>()).await {
+        Ok(results) => {
+            for (report, applied) in reports.iter().zip(results) {
+                report.span.in_scope(|| {
+                    tracing::info!(message_id = %report.message_id, status = %report.status, ?applied, "gateway attempt recorded");
+                });
             }
-            Err(error) => vec![Outcome::retry(format!("database: {error}")); deliveries.len()],
+            vec![Outcome::Ack; reports.len()]
         }
+        Err(error) => vec![Outcome::retry(format!("database: {error}")); reports.len()],
     }
 }
 
