@@ -2,7 +2,8 @@
 //! and the lookups inbound routing needs: the account by its business number, the customer by
 //! phone number.
 
-use messaging_platform::bus::{Delivery, Outcome, TxHandler};
+use chrono::{DateTime, Utc};
+use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, rounds};
 use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
 use messaging_proto::directory::{self, Listing};
 use sqlx::{PgConnection, Row};
@@ -23,17 +24,68 @@ impl TxHandler for DirectoryHandler {
     }
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
-        let result = match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
-            Ok(Some(Listing::Account(listing))) => account(tx, listing).await,
-            Ok(Some(Listing::Customer(listing))) => customer(tx, listing).await,
-            Ok(None) => return Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject)),
-            Err(reason) => return Outcome::DeadLetter(reason),
-        };
-        match result {
-            Ok(()) => Outcome::Ack,
-            Err(error) => Outcome::retry(format!("database: {error}")),
+        match decode(delivery) {
+            Ok(listing) => outcome(apply(tx, vec![(delivery.subject.as_str(), listing)]).await),
+            Err(dead) => dead,
         }
     }
+
+    /// Customer listings set-based, a round per repeat of a subject.
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        deliveries: &[Delivery],
+        service: &'static str,
+    ) -> Vec<Outcome> {
+        let _spans: Vec<tracing::Span> = deliveries.iter().map(|d| consume_span(service, d)).collect();
+        let mut listings = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match decode(delivery) {
+                Ok(listing) => listings.push((delivery.subject.as_str(), listing)),
+                Err(dead) => {
+                    let mut outcomes = vec![Outcome::Ack; listings.len()];
+                    outcomes.push(dead);
+                    return outcomes;
+                }
+            }
+        }
+        vec![outcome(apply(tx, listings).await); deliveries.len()]
+    }
+}
+
+fn decode(delivery: &Delivery) -> Result<Listing, Outcome> {
+    match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
+        Ok(Some(listing)) => Ok(listing),
+        Ok(None) => Err(Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject))),
+        Err(reason) => Err(Outcome::DeadLetter(reason)),
+    }
+}
+
+fn outcome(result: sqlx::Result<()>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Ack,
+        Err(error) => Outcome::retry(format!("database: {error}")),
+    }
+}
+
+/// Applies listings (in stream order) in rounds that hold each subject once: accounts one by one,
+/// a round's customers in one statement.
+async fn apply(tx: &mut PgConnection, listings: Vec<(&str, Listing)>) -> sqlx::Result<()> {
+    let round_of = rounds(listings.iter().map(|(subject, _)| *subject));
+    let mut by_round: Vec<Vec<CustomerListing>> = Vec::new();
+    for ((_, listing), round) in listings.into_iter().zip(round_of) {
+        if by_round.len() <= round {
+            by_round.resize_with(round + 1, Vec::new);
+        }
+        match listing {
+            Listing::Account(listing) => account(tx, listing).await?,
+            Listing::Customer(listing) => by_round[round].push(listing),
+        }
+    }
+    for round in by_round.into_iter().filter(|round| !round.is_empty()) {
+        customers(tx, round).await?;
+    }
+    Ok(())
 }
 
 /// Stores the listing and records the replies kept for its number until now.
@@ -66,22 +118,27 @@ async fn account(tx: &mut PgConnection, listing: AccountListing) -> sqlx::Result
     Ok(())
 }
 
-async fn customer(tx: &mut PgConnection, listing: CustomerListing) -> sqlx::Result<()> {
-    let customer = listing.customer.unwrap_or_default();
-    let as_of = directory::as_of(listing.as_of.as_ref());
+/// Stores listings about distinct customers in one statement; older ones never overwrite newer.
+async fn customers(tx: &mut PgConnection, listings: Vec<CustomerListing>) -> sqlx::Result<()> {
+    let customers: Vec<(String, CustomerSnapshot, DateTime<Utc>)> = listings
+        .into_iter()
+        .map(|l| (l.account_id, l.customer.unwrap_or_default(), directory::as_of(l.as_of.as_ref())))
+        .collect();
+    let column = |f: fn(&CustomerSnapshot) -> &str| customers.iter().map(|(_, c, _)| f(c)).collect::<Vec<&str>>();
     sqlx::query(
         "INSERT INTO delivery_status.contacts AS c (account_id, customer_id, name, phone, email, as_of)
-         VALUES ($1, $2, $3, $4, $5, $6)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+         ORDER BY 1, 2
          ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
              email = EXCLUDED.email, as_of = EXCLUDED.as_of
          WHERE c.as_of <= EXCLUDED.as_of",
     )
-    .bind(&listing.account_id)
-    .bind(&customer.customer_id)
-    .bind(&customer.name)
-    .bind(&customer.phone)
-    .bind(&customer.email)
-    .bind(as_of)
+    .bind(customers.iter().map(|(account, _, _)| account.as_str()).collect::<Vec<_>>())
+    .bind(column(|c| &c.customer_id))
+    .bind(column(|c| &c.name))
+    .bind(column(|c| &c.phone))
+    .bind(column(|c| &c.email))
+    .bind(customers.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
     .execute(tx)
     .await?;
     Ok(())

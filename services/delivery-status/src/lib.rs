@@ -4,7 +4,7 @@
 
 mod attempts;
 mod commits;
-mod directory;
+pub mod directory;
 pub mod edge;
 mod engagement;
 mod inbound;

@@ -3,9 +3,10 @@
 //! the account's messages from its phone number or email address that no customer owned, so the
 //! customer's thread shows them. Older listings never overwrite newer ones.
 
+use chrono::{DateTime, Utc};
 use messaging_domain::search;
-use messaging_platform::bus::{Delivery, Outcome, TxHandler};
-use messaging_proto::bus::{AccountListing, CustomerListing};
+use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, rounds};
+use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
 use messaging_proto::directory::{self, Listing, as_of};
 use sqlx::{AssertSqlSafe, PgConnection};
 
@@ -19,17 +20,61 @@ impl TxHandler for Directory {
     }
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
-        let result = match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
-            Ok(Some(Listing::Account(listing))) => account(tx, listing).await,
-            Ok(Some(Listing::Customer(listing))) => customer(tx, listing).await,
-            Ok(None) => return Outcome::Ack,
-            Err(reason) => return Outcome::DeadLetter(reason),
-        };
-        match result {
-            Ok(()) => Outcome::Ack,
-            Err(error) => Outcome::retry(format!("database: {error}")),
+        match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
+            Ok(listing) => outcome(apply(tx, vec![(delivery.subject.as_str(), listing)]).await),
+            Err(reason) => Outcome::DeadLetter(reason),
         }
     }
+
+    /// Customer listings set-based, a round per repeat of a subject (see [`customers`]).
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        deliveries: &[Delivery],
+        service: &'static str,
+    ) -> Vec<Outcome> {
+        let _spans: Vec<tracing::Span> = deliveries.iter().map(|d| consume_span(service, d)).collect();
+        let mut listings = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
+                Ok(listing) => listings.push((delivery.subject.as_str(), listing)),
+                Err(reason) => {
+                    let mut outcomes = vec![Outcome::Ack; listings.len()];
+                    outcomes.push(Outcome::DeadLetter(reason));
+                    return outcomes;
+                }
+            }
+        }
+        vec![outcome(apply(tx, listings).await); deliveries.len()]
+    }
+}
+
+fn outcome(result: sqlx::Result<()>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Ack,
+        Err(error) => Outcome::retry(format!("database: {error}")),
+    }
+}
+
+/// Applies listings (in stream order) in rounds that hold each subject once: accounts one by one,
+/// a round's customers together.
+async fn apply(tx: &mut PgConnection, listings: Vec<(&str, Option<Listing>)>) -> sqlx::Result<()> {
+    let round_of = rounds(listings.iter().map(|(subject, _)| *subject));
+    let mut by_round: Vec<Vec<CustomerListing>> = Vec::new();
+    for ((_, listing), round) in listings.into_iter().zip(round_of) {
+        if by_round.len() <= round {
+            by_round.resize_with(round + 1, Vec::new);
+        }
+        match listing {
+            Some(Listing::Account(listing)) => account(tx, listing).await?,
+            Some(Listing::Customer(listing)) => by_round[round].push(listing),
+            None => {}
+        }
+    }
+    for round in by_round.into_iter().filter(|round| !round.is_empty()) {
+        customers(tx, round).await?;
+    }
+    Ok(())
 }
 
 async fn account(tx: &mut PgConnection, listing: AccountListing) -> sqlx::Result<()> {
@@ -49,29 +94,53 @@ async fn account(tx: &mut PgConnection, listing: AccountListing) -> sqlx::Result
     Ok(())
 }
 
-async fn customer(tx: &mut PgConnection, listing: CustomerListing) -> sqlx::Result<()> {
-    let customer = listing.customer.unwrap_or_default();
+/// Stores customer listings about distinct customers in one statement (older listings never
+/// overwrite newer ones), then lets each claim its number's or address's unowned messages —
+/// only in accounts that have any.
+async fn customers(tx: &mut PgConnection, listings: Vec<CustomerListing>) -> sqlx::Result<()> {
+    let customers: Vec<(String, CustomerSnapshot, DateTime<Utc>)> =
+        listings.into_iter().map(|l| (l.account_id, l.customer.unwrap_or_default(), as_of(l.as_of.as_ref()))).collect();
+    let column = |f: fn(&CustomerSnapshot) -> &str| customers.iter().map(|(_, c, _)| f(c)).collect::<Vec<&str>>();
     sqlx::query(
         "INSERT INTO feed.customers AS c (account_id, customer_id, name, phone, email, sms_allowed, email_allowed,
              search_name, phone_digits, as_of)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::bool[],
+                              $8::text[], $9::text[], $10::timestamptz[])
+         ORDER BY 1, 2
          ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
              email = EXCLUDED.email, sms_allowed = EXCLUDED.sms_allowed, email_allowed = EXCLUDED.email_allowed,
              search_name = EXCLUDED.search_name, phone_digits = EXCLUDED.phone_digits, as_of = EXCLUDED.as_of
          WHERE c.as_of <= EXCLUDED.as_of",
     )
-    .bind(&listing.account_id)
-    .bind(&customer.customer_id)
-    .bind(&customer.name)
-    .bind(&customer.phone)
-    .bind(&customer.email)
-    .bind(customer.sms_allowed)
-    .bind(customer.email_allowed)
-    .bind(search::fold(&customer.name))
-    .bind(search::digits(&customer.phone))
-    .bind(as_of(listing.as_of.as_ref()))
+    .bind(customers.iter().map(|(account, _, _)| account.as_str()).collect::<Vec<_>>())
+    .bind(column(|c| &c.customer_id))
+    .bind(column(|c| &c.name))
+    .bind(column(|c| &c.phone))
+    .bind(column(|c| &c.email))
+    .bind(customers.iter().map(|(_, c, _)| c.sms_allowed).collect::<Vec<_>>())
+    .bind(customers.iter().map(|(_, c, _)| c.email_allowed).collect::<Vec<_>>())
+    .bind(customers.iter().map(|(_, c, _)| search::fold(&c.name)).collect::<Vec<_>>())
+    .bind(customers.iter().map(|(_, c, _)| search::digits(&c.phone)).collect::<Vec<_>>())
+    .bind(customers.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await?;
+    let accounts: Vec<&str> = customers.iter().map(|(account, _, _)| account.as_str()).collect();
+    let with_strangers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT account_id FROM feed.messages WHERE account_id = ANY($1) AND customer_id = ''",
+    )
+    .bind(&accounts)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (account, customer, _) in &customers {
+        if with_strangers.contains(account) {
+            attach(tx, account, customer).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The customer claims the account's unowned messages from their number or address.
+async fn attach(tx: &mut PgConnection, account_id: &str, customer: &CustomerSnapshot) -> sqlx::Result<()> {
     let attached = sqlx::query(AssertSqlSafe(format!(
         "WITH claimed AS (
              UPDATE feed.messages SET customer_id = $2, customer_name = $3
@@ -81,7 +150,7 @@ async fn customer(tx: &mut PgConnection, listing: CustomerListing) -> sqlx::Resu
          {}",
         crate::changes::record_from("claimed")
     )))
-    .bind(&listing.account_id)
+    .bind(account_id)
     .bind(&customer.customer_id)
     .bind(&customer.name)
     .bind(&customer.phone)
@@ -90,7 +159,7 @@ async fn customer(tx: &mut PgConnection, listing: CustomerListing) -> sqlx::Resu
     .await?
     .rows_affected();
     if attached > 0 {
-        tracing::info!(account_id = %listing.account_id, customer_id = %customer.customer_id, attached,
+        tracing::info!(account_id, customer_id = %customer.customer_id, attached,
             "unknown sender's messages attached to a customer");
     }
     Ok(())

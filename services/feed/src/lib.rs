@@ -5,7 +5,7 @@ mod attach;
 mod auth;
 mod changes;
 mod convert;
-mod directory;
+pub mod directory;
 mod grpc;
 mod limits;
 pub mod matches;

@@ -1,14 +1,16 @@
 //! The projector writes a batch set-based, in rounds; any mix, order and repetition of message
 //! events applied as one batch ends in exactly the state the same events leave applied one by
-//! one, each in its own transaction: the rows, their timelines and the change log.
+//! one, each in its own transaction: the rows, their timelines and the change log. The same holds
+//! for directory listings (newest wins; a customer claims the unowned messages from their number).
 
 use chrono::{DateTime, TimeZone, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status};
+use messaging_feed::directory::Directory;
 use messaging_feed::projector::Projector;
 use messaging_integration_tests::{Infra, Scratch};
 use messaging_platform::bus::{Delivery, Outcome, TxHandler};
 use messaging_proto::BusMessage;
-use messaging_proto::bus::{CustomerSnapshot, DeliveryUnknown, MessageQueued, StatusChanged};
+use messaging_proto::bus::{CustomerListing, CustomerSnapshot, DeliveryUnknown, MessageQueued, StatusChanged};
 use proptest::test_runner::{Config, TestRunner};
 use sqlx::PgPool;
 
@@ -134,4 +136,87 @@ fn a_batch_ends_where_the_same_events_one_by_one_end() {
             Ok(())
         })
         .expect("a batch and the same events one by one agree");
+}
+
+/// Version `version` of customer `n`'s listing in `account` (a later version is newer; the last
+/// gives customer 1 the number an unknown sender wrote from).
+fn listing(account: &str, n: usize, version: i64) -> Delivery {
+    let phone = if n == 1 && version == 3 { "+15125550177".to_owned() } else { format!("+1512555{n}{version:03}") };
+    delivery(&CustomerListing {
+        account_id: account.to_owned(),
+        customer: Some(CustomerSnapshot {
+            customer_id: format!("cus_{n}"),
+            name: format!("Customer {n} v{version}"),
+            phone,
+            ..Default::default()
+        }),
+        as_of: at(version),
+    })
+}
+
+/// The account's customers and who owns its one message from an unknown number, as text.
+async fn directory_state(pool: &PgPool, account: &str) -> String {
+    let customers: Vec<String> = sqlx::query_scalar(
+        "SELECT (customer_id, name, phone, search_name, phone_digits, as_of)::text FROM feed.customers
+         WHERE account_id = $1 ORDER BY customer_id",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await
+    .expect("customers");
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT customer_id || ' ' || customer_name FROM feed.messages WHERE account_id = $1")
+            .bind(account)
+            .fetch_optional(pool)
+            .await
+            .expect("owner");
+    format!("{customers:?} {owner:?}")
+}
+
+#[test]
+fn listings_in_a_batch_end_where_they_end_one_by_one() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = Scratch::new("feed-listing-batches");
+    let (_infra, pool) = runtime.block_on(async {
+        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
+        let pool = PgPool::connect(&infra.database_url()).await.expect("pool");
+        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
+        (infra, pool)
+    });
+    let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+    let listings = proptest::collection::vec((0usize..3, 0i64..4), 1..16);
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&listings, |listings| {
+            let case = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (batched, single) = (format!("acc_dir_a{case}"), format!("acc_dir_b{case}"));
+            runtime.block_on(async {
+                for account in [&batched, &single] {
+                    sqlx::query(
+                        "INSERT INTO feed.messages (message_id, account_id, customer_phone, direction, channel,
+                             status, status_rank, created_at, updated_at)
+                         VALUES ($1, $2, '+15125550177', 'inbound', 'sms', 'received', 4, now(), now())",
+                    )
+                    .bind(format!("msg_{account}"))
+                    .bind(account)
+                    .execute(&pool)
+                    .await
+                    .expect("an unknown sender's message");
+                }
+                let batch: Vec<Delivery> = listings.iter().map(|(n, v)| listing(&batched, *n, *v)).collect();
+                let mut tx = pool.begin().await.expect("begin");
+                let outcomes = Directory.handle_batch(&mut tx, &batch, "feed").await;
+                assert_eq!(outcomes, vec![Outcome::Ack; batch.len()], "{listings:?}");
+                tx.commit().await.expect("commit");
+                for (n, v) in &listings {
+                    let mut tx = pool.begin().await.expect("begin");
+                    assert_eq!(Directory.handle(&mut tx, &listing(&single, *n, *v)).await, Outcome::Ack);
+                    tx.commit().await.expect("commit");
+                }
+                let (a, b) = (directory_state(&pool, &batched).await, directory_state(&pool, &single).await);
+                assert_eq!(a, b, "after {listings:?}");
+            });
+            Ok(())
+        })
+        .expect("a batch of listings and the same listings one by one agree");
 }

@@ -1,0 +1,80 @@
+//! Customer listings applied as one batch (set-based, a round per repeat of a customer) end where
+//! the same listings one by one end: newest wins, whatever the order and repetition.
+
+use messaging_delivery_status::directory::DirectoryHandler;
+use messaging_integration_tests::{Infra, Scratch};
+use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
+use messaging_proto::BusMessage;
+use messaging_proto::bus::{CustomerListing, CustomerSnapshot};
+use proptest::test_runner::{Config, TestRunner};
+use prost::Message as _;
+
+fn listing(account: &str, n: usize, version: i64) -> Delivery {
+    let listing = CustomerListing {
+        account_id: account.to_owned(),
+        customer: Some(CustomerSnapshot {
+            customer_id: format!("cus_{n}"),
+            name: format!("Customer {n} v{version}"),
+            phone: format!("+1512555{n}{version:03}"),
+            ..Default::default()
+        }),
+        as_of: Some(prost_types::Timestamp { seconds: 1_800_000_000 + version, nanos: 0 }),
+    };
+    Delivery {
+        subject: listing.subject(),
+        payload: listing.encode_to_vec().into(),
+        headers: None,
+        delivered: 1,
+        stream_sequence: 0,
+    }
+}
+
+#[test]
+fn listings_in_a_batch_end_where_they_end_one_by_one() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = Scratch::new("status-listing-batches");
+    let (_infra, pool, handler) = runtime.block_on(async {
+        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
+        let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");
+        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
+        let jetstream = async_nats::jetstream::new(async_nats::connect(infra.nats_url()).await.expect("nats"));
+        let relay = Relay::new(pool.clone(), jetstream, "delivery_status", 1 << 20);
+        (infra, pool, DirectoryHandler { relay })
+    });
+    let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+    let listings = proptest::collection::vec((0usize..3, 0i64..4), 1..16);
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&listings, |listings| {
+            let case = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (batched, single) = (format!("acc_dir_a{case}"), format!("acc_dir_b{case}"));
+            runtime.block_on(async {
+                let batch: Vec<Delivery> = listings.iter().map(|(n, v)| listing(&batched, *n, *v)).collect();
+                let mut tx = pool.begin().await.expect("begin");
+                let outcomes = handler.handle_batch(&mut tx, &batch, "delivery-status").await;
+                assert_eq!(outcomes, vec![Outcome::Ack; batch.len()], "{listings:?}");
+                tx.commit().await.expect("commit");
+                for (n, v) in &listings {
+                    let mut tx = pool.begin().await.expect("begin");
+                    assert_eq!(handler.handle(&mut tx, &listing(&single, *n, *v)).await, Outcome::Ack);
+                    tx.commit().await.expect("commit");
+                }
+                let state = |account: String| {
+                    let pool = pool.clone();
+                    async move {
+                        sqlx::query_scalar::<_, String>(
+                            "SELECT (customer_id, name, phone, email, as_of)::text FROM delivery_status.contacts
+                             WHERE account_id = $1 ORDER BY customer_id",
+                        )
+                        .bind(account)
+                        .fetch_all(&pool)
+                        .await
+                        .expect("contacts")
+                    }
+                };
+                assert_eq!(state(batched).await, state(single).await, "after {listings:?}");
+            });
+            Ok(())
+        })
+        .expect("a batch of listings and the same listings one by one agree");
+}
