@@ -126,7 +126,8 @@ async fn customers(tx: &mut PgConnection, listings: Vec<CustomerListing>) -> sql
     .await?;
     let accounts: Vec<&str> = customers.iter().map(|(account, _, _)| account.as_str()).collect();
     let with_strangers: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT account_id FROM feed.messages WHERE account_id = ANY($1) AND customer_id = ''",
+        "SELECT a FROM (SELECT DISTINCT unnest($1::text[]) AS a) accounts
+         WHERE EXISTS (SELECT 1 FROM feed.messages WHERE account_id = a AND customer_id = '')",
     )
     .bind(&accounts)
     .fetch_all(&mut *tx)

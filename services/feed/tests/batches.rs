@@ -215,6 +215,14 @@ fn listings_in_a_batch_end_where_they_end_one_by_one() {
                 }
                 let (a, b) = (directory_state(&pool, &batched).await, directory_state(&pool, &single).await);
                 assert_eq!(a, b, "after {listings:?}");
+                // The unknown sender's message belongs to customer 1 once their listing names the number.
+                let owner: String = sqlx::query_scalar("SELECT customer_id FROM feed.messages WHERE account_id = $1")
+                    .bind(&batched)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("owner");
+                let named = listings.contains(&(1, 3));
+                assert_eq!(owner, if named { "cus_1" } else { "" }, "after {listings:?}");
             });
             Ok(())
         })
