@@ -4,6 +4,7 @@
 
 pub mod chaos;
 pub mod client;
+pub mod database;
 pub mod events;
 pub mod floor;
 pub mod infra;
@@ -16,6 +17,7 @@ pub mod seed;
 pub mod stack;
 pub mod tls;
 
+pub use database::Database;
 pub use infra::{Infra, Nats};
 pub use scratch::Scratch;
 pub use stack::{Ports, Stack};

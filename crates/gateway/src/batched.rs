@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use messaging_platform::bus::rounds;
+use messaging_platform::bus::in_rounds;
 use sqlx::{AssertSqlSafe, PgPool};
 
 /// A claim to insert.
@@ -66,10 +66,8 @@ pub(crate) struct SettleRow {
 /// settlements in request order); true for each that applied (only a `claimed` or `unknown` row
 /// can be settled).
 pub(crate) async fn settle_all(pool: &PgPool, schema: &str, rows: Vec<SettleRow>) -> sqlx::Result<Vec<bool>> {
-    let round_of = rounds(rows.iter().map(|row| row.message_id.as_str()));
     let mut applied = vec![false; rows.len()];
-    for round in 0..round_of.iter().max().map_or(0, |last| last + 1) {
-        let members: Vec<usize> = (0..rows.len()).filter(|&i| round_of[i] == round).collect();
+    for members in in_rounds((0..rows.len()).collect(), |&i| rows[i].message_id.as_str()) {
         let batch: Vec<&SettleRow> = members.iter().map(|&i| &rows[i]).collect();
         let settled: HashSet<String> = settle_round(pool, schema, &batch).await?.into_iter().collect();
         for i in members {

@@ -6,16 +6,14 @@ use std::time::Duration;
 
 use messaging_domain::Channel;
 use messaging_gateway::{Claim, Claims, Settlement};
-use messaging_integration_tests::{Infra, Scratch};
+use messaging_integration_tests::Database;
 use messaging_platform::bus::Relay;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_and_settlements_decide_each_message_once() -> anyhow::Result<()> {
-    let dir = Scratch::new("gateway-group");
-    let infra = Infra::start(&dir, 0, 0, false).await?;
-    let pool = sqlx::PgPool::connect(&infra.database_url()).await?;
-    messaging_platform::db::migrator().run(&pool).await?;
-    let jetstream = async_nats::jetstream::new(async_nats::connect(infra.nats_url()).await?);
+    let database = Database::start("gateway-group").await?;
+    let pool = database.pool.clone();
+    let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await?);
     let relay = Relay::new(pool.clone(), jetstream, "sms_gateway", 1 << 20);
     let claims = Claims::new(pool.clone(), relay, "sms_gateway", Channel::Sms, Duration::from_secs(60));
 

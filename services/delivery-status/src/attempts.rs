@@ -3,7 +3,7 @@
 use chrono::Utc;
 use messaging_domain::signing::unsubscribe_token;
 use messaging_domain::{Channel, MessageId, Status};
-use messaging_platform::bus::{Delivery, OutboxMessage, Outcome, Relay, TxHandler, consume_span};
+use messaging_platform::bus::{Delivery, OutboxMessage, Outcome, Relay, TxHandler, consume_span, decode_all};
 use messaging_proto::bus::{AttemptOutcome, OptOutChanged, SendAttempt};
 use prost::Message as _;
 use sqlx::PgConnection;
@@ -42,19 +42,11 @@ impl TxHandler for AttemptHandler {
         deliveries: &[Delivery],
         service: &'static str,
     ) -> Vec<Outcome> {
-        let mut reports = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            // Made in the delivery's own span: the status event it causes continues its trace.
-            match consume_span(service, delivery).in_scope(|| self.report(delivery)) {
-                Ok(report) => reports.push(report),
-                Err(dead) => {
-                    let mut outcomes = vec![Outcome::Ack; reports.len()];
-                    outcomes.push(dead);
-                    return outcomes;
-                }
-            }
+        // Each report is made in its delivery's own span: the status event it causes continues its trace.
+        match decode_all(deliveries, |delivery| consume_span(service, delivery).in_scope(|| self.report(delivery))) {
+            Ok(reports) => record(tx, reports).await,
+            Err(outcomes) => outcomes,
         }
-        record(tx, reports).await
     }
 }
 

@@ -3,7 +3,7 @@
 //! phone number.
 
 use chrono::{DateTime, Utc};
-use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, rounds};
+use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, decode_all, in_rounds};
 use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
 use messaging_proto::directory::{self, Listing};
 use sqlx::{PgConnection, Row};
@@ -25,7 +25,7 @@ impl TxHandler for DirectoryHandler {
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         match decode(delivery) {
-            Ok(listing) => outcome(apply(tx, vec![(delivery.subject.as_str(), listing)]).await),
+            Ok(listing) => Outcome::of_writes(apply(tx, vec![listing]).await),
             Err(dead) => dead,
         }
     }
@@ -38,52 +38,36 @@ impl TxHandler for DirectoryHandler {
         service: &'static str,
     ) -> Vec<Outcome> {
         let _spans: Vec<tracing::Span> = deliveries.iter().map(|d| consume_span(service, d)).collect();
-        let mut listings = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            match decode(delivery) {
-                Ok(listing) => listings.push((delivery.subject.as_str(), listing)),
-                Err(dead) => {
-                    let mut outcomes = vec![Outcome::Ack; listings.len()];
-                    outcomes.push(dead);
-                    return outcomes;
-                }
-            }
+        match decode_all(deliveries, decode) {
+            Ok(listings) => vec![Outcome::of_writes(apply(tx, listings).await); deliveries.len()],
+            Err(outcomes) => outcomes,
         }
-        vec![outcome(apply(tx, listings).await); deliveries.len()]
     }
 }
 
-fn decode(delivery: &Delivery) -> Result<Listing, Outcome> {
+/// The listing with its subject.
+fn decode(delivery: &Delivery) -> Result<(&str, Listing), Outcome> {
     match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
-        Ok(Some(listing)) => Ok(listing),
+        Ok(Some(listing)) => Ok((delivery.subject.as_str(), listing)),
         Ok(None) => Err(Outcome::DeadLetter(format!("unexpected subject {}", delivery.subject))),
         Err(reason) => Err(Outcome::DeadLetter(reason)),
-    }
-}
-
-fn outcome(result: sqlx::Result<()>) -> Outcome {
-    match result {
-        Ok(()) => Outcome::Ack,
-        Err(error) => Outcome::retry(format!("database: {error}")),
     }
 }
 
 /// Applies listings (in stream order) in rounds that hold each subject once: accounts one by one,
 /// a round's customers in one statement.
 async fn apply(tx: &mut PgConnection, listings: Vec<(&str, Listing)>) -> sqlx::Result<()> {
-    let round_of = rounds(listings.iter().map(|(subject, _)| *subject));
-    let mut by_round: Vec<Vec<CustomerListing>> = Vec::new();
-    for ((_, listing), round) in listings.into_iter().zip(round_of) {
-        if by_round.len() <= round {
-            by_round.resize_with(round + 1, Vec::new);
+    for round in in_rounds(listings, |(subject, _)| *subject) {
+        let mut customers_of_round = Vec::new();
+        for (_, listing) in round {
+            match listing {
+                Listing::Account(listing) => account(tx, listing).await?,
+                Listing::Customer(listing) => customers_of_round.push(listing),
+            }
         }
-        match listing {
-            Listing::Account(listing) => account(tx, listing).await?,
-            Listing::Customer(listing) => by_round[round].push(listing),
+        if !customers_of_round.is_empty() {
+            customers(tx, customers_of_round).await?;
         }
-    }
-    for round in by_round.into_iter().filter(|round| !round.is_empty()) {
-        customers(tx, round).await?;
     }
     Ok(())
 }

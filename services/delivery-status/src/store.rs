@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Status};
+use messaging_platform::bus::in_rounds;
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_platform::bus::rounds;
 use messaging_proto::bus::StatusChanged;
 use sqlx::{PgConnection, PgPool, Row};
 use tracing::Instrument as _;
@@ -100,15 +100,7 @@ pub async fn apply_all(tx: &mut PgConnection, reports: &[&Report]) -> sqlx::Resu
     let mut results = vec![Applied::Duplicate; reports.len()];
     let mut keys = std::collections::HashSet::new();
     let fresh: Vec<usize> = (0..reports.len()).filter(|&i| keys.insert(reports[i].dedupe_key.as_str())).collect();
-    let round_of = rounds(fresh.iter().map(|&i| reports[i].message_id.as_str()));
-    let mut by_round: Vec<Vec<usize>> = Vec::new();
-    for (i, round) in fresh.into_iter().zip(round_of) {
-        if by_round.len() <= round {
-            by_round.resize_with(round + 1, Vec::new);
-        }
-        by_round[round].push(i);
-    }
-    for round in by_round {
+    for round in in_rounds(fresh, |&i| reports[i].message_id.as_str()) {
         let batch: Vec<&Report> = round.iter().map(|&i| reports[i]).collect();
         for (slot, applied) in round.into_iter().zip(apply_round(tx, &batch).await?) {
             results[slot] = applied;

@@ -2,7 +2,7 @@
 //! the same listings one by one end: newest wins, whatever the order and repetition.
 
 use messaging_delivery_status::directory::DirectoryHandler;
-use messaging_integration_tests::{Infra, Scratch};
+use messaging_integration_tests::Database;
 use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
 use messaging_proto::BusMessage;
 use messaging_proto::bus::{CustomerListing, CustomerSnapshot};
@@ -32,15 +32,13 @@ fn listing(account: &str, n: usize, version: i64) -> Delivery {
 #[test]
 fn listings_in_a_batch_end_where_they_end_one_by_one() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = Scratch::new("status-listing-batches");
-    let (_infra, pool, handler) = runtime.block_on(async {
-        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
-        let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");
-        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
-        let jetstream = async_nats::jetstream::new(async_nats::connect(infra.nats_url()).await.expect("nats"));
-        let relay = Relay::new(pool.clone(), jetstream, "delivery_status", 1 << 20);
-        (infra, pool, DirectoryHandler { relay })
+    let (database, handler) = runtime.block_on(async {
+        let database = Database::start("status-listing-batches").await.expect("postgres");
+        let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
+        let relay = Relay::new(database.pool.clone(), jetstream, "delivery_status", 1 << 20);
+        (database, DirectoryHandler { relay })
     });
+    let pool = database.pool.clone();
     let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
     let listings = proptest::collection::vec((0usize..3, 0i64..4), 1..16);
     let case = std::sync::atomic::AtomicUsize::new(0);

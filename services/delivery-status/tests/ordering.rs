@@ -7,7 +7,7 @@
 use chrono::Utc;
 use messaging_delivery_status::store::{self, Applied, Report};
 use messaging_domain::{Channel, Status};
-use messaging_integration_tests::{Infra, Scratch};
+use messaging_integration_tests::Database;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -46,13 +46,8 @@ fn report(message_id: &str, which: usize) -> (Report, Status, Option<&'static st
 #[test]
 fn any_order_and_any_repeat_of_reports_ends_in_the_same_state() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = Scratch::new("prop-ordering");
-    let (infra, pool) = runtime.block_on(async {
-        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
-        let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");
-        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
-        (infra, pool)
-    });
+    let database = runtime.block_on(Database::start("prop-ordering")).expect("postgres");
+    let pool = database.pool.clone();
     let mut runner = TestRunner::new(Config { cases: 96, failure_persistence: None, ..Config::default() });
     let sequences = proptest::collection::vec(0usize..7, 1..12);
     runner
@@ -88,19 +83,14 @@ fn any_order_and_any_repeat_of_reports_ends_in_the_same_state() {
             Ok(())
         })
         .expect("every ordering ends in the state machine's state");
-    drop(infra);
+    drop(database);
 }
 
 #[test]
 fn a_batch_of_reports_ends_where_the_same_reports_one_by_one_end() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = Scratch::new("prop-batches");
-    let (infra, pool) = runtime.block_on(async {
-        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
-        let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");
-        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
-        (infra, pool)
-    });
+    let database = runtime.block_on(Database::start("prop-batches")).expect("postgres");
+    let pool = database.pool.clone();
     let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
     let sequences = proptest::collection::vec((0usize..3, 0usize..7), 1..24);
     runner
@@ -127,7 +117,7 @@ fn a_batch_of_reports_ends_where_the_same_reports_one_by_one_end() {
             Ok(())
         })
         .expect("a batch and the same reports one by one agree");
-    drop(infra);
+    drop(database);
 }
 
 /// A message's row and timeline, with its own id taken out, to compare.
@@ -156,25 +146,22 @@ fn snapshot(runtime: &tokio::runtime::Runtime, pool: &sqlx::PgPool, message_id: 
 #[test]
 fn a_report_naming_another_accounts_message_changes_nothing() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = Scratch::new("prop-tenant");
     runtime.block_on(async {
-        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
-        let pool = sqlx::PgPool::connect(&infra.database_url()).await.expect("pool");
-        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
+        let database = Database::start("prop-tenant").await.expect("postgres");
+        let pool = &database.pool;
         let message_id = "msg_00000000000000000000000000000abc";
         let (sent, _, _) = report(message_id, 1);
-        store::apply(&pool, &sent).await.expect("applied");
+        store::apply(pool, &sent).await.expect("applied");
         let (mut foreign, _, _) = report(message_id, 4);
         foreign.account_id = "acc_intruder".into();
-        store::apply(&pool, &foreign).await.expect("applied");
+        store::apply(pool, &foreign).await.expect("applied");
         let row: (String, String, Option<String>) =
             sqlx::query_as("SELECT account_id, status, error_code FROM delivery_status.messages WHERE message_id = $1")
                 .bind(message_id)
-                .fetch_one(&pool)
+                .fetch_one(pool)
                 .await
                 .expect("row");
         assert_eq!(row, ("acc_prop".to_owned(), "sent".to_owned(), None));
-        drop(infra);
     });
 }
 

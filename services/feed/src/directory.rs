@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use messaging_domain::search;
-use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, rounds};
+use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, decode_all, in_rounds};
 use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
 use messaging_proto::directory::{self, Listing, as_of};
 use sqlx::{AssertSqlSafe, PgConnection};
@@ -20,9 +20,9 @@ impl TxHandler for Directory {
     }
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
-        match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
-            Ok(listing) => outcome(apply(tx, vec![(delivery.subject.as_str(), listing)]).await),
-            Err(reason) => Outcome::DeadLetter(reason),
+        match decode(delivery) {
+            Ok(listing) => Outcome::of_writes(apply(tx, vec![listing]).await),
+            Err(dead) => dead,
         }
     }
 
@@ -34,45 +34,34 @@ impl TxHandler for Directory {
         service: &'static str,
     ) -> Vec<Outcome> {
         let _spans: Vec<tracing::Span> = deliveries.iter().map(|d| consume_span(service, d)).collect();
-        let mut listings = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            match directory::decode(&delivery.subject, delivery.payload.as_ref()) {
-                Ok(listing) => listings.push((delivery.subject.as_str(), listing)),
-                Err(reason) => {
-                    let mut outcomes = vec![Outcome::Ack; listings.len()];
-                    outcomes.push(Outcome::DeadLetter(reason));
-                    return outcomes;
-                }
-            }
+        match decode_all(deliveries, decode) {
+            Ok(listings) => vec![Outcome::of_writes(apply(tx, listings).await); deliveries.len()],
+            Err(outcomes) => outcomes,
         }
-        vec![outcome(apply(tx, listings).await); deliveries.len()]
     }
 }
 
-fn outcome(result: sqlx::Result<()>) -> Outcome {
-    match result {
-        Ok(()) => Outcome::Ack,
-        Err(error) => Outcome::retry(format!("database: {error}")),
-    }
+/// The listing with its subject (`None`: a directory subject the feed does not keep).
+fn decode(delivery: &Delivery) -> Result<(&str, Option<Listing>), Outcome> {
+    let listing = directory::decode(&delivery.subject, delivery.payload.as_ref()).map_err(Outcome::DeadLetter)?;
+    Ok((delivery.subject.as_str(), listing))
 }
 
 /// Applies listings (in stream order) in rounds that hold each subject once: accounts one by one,
 /// a round's customers together.
 async fn apply(tx: &mut PgConnection, listings: Vec<(&str, Option<Listing>)>) -> sqlx::Result<()> {
-    let round_of = rounds(listings.iter().map(|(subject, _)| *subject));
-    let mut by_round: Vec<Vec<CustomerListing>> = Vec::new();
-    for ((_, listing), round) in listings.into_iter().zip(round_of) {
-        if by_round.len() <= round {
-            by_round.resize_with(round + 1, Vec::new);
+    for round in in_rounds(listings, |(subject, _)| *subject) {
+        let mut customers_of_round = Vec::new();
+        for (_, listing) in round {
+            match listing {
+                Some(Listing::Account(listing)) => account(tx, listing).await?,
+                Some(Listing::Customer(listing)) => customers_of_round.push(listing),
+                None => {}
+            }
         }
-        match listing {
-            Some(Listing::Account(listing)) => account(tx, listing).await?,
-            Some(Listing::Customer(listing)) => by_round[round].push(listing),
-            None => {}
+        if !customers_of_round.is_empty() {
+            customers(tx, customers_of_round).await?;
         }
-    }
-    for round in by_round.into_iter().filter(|round| !round.is_empty()) {
-        customers(tx, round).await?;
     }
     Ok(())
 }

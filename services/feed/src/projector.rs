@@ -4,7 +4,7 @@
 //! what goes out later. A batch is written in rounds that hold at most one event per message, in
 //! stream order; each round is one statement per kind over arrays (see `project`).
 
-use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, rounds};
+use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, decode_all, in_rounds};
 use messaging_proto::BusMessage;
 use messaging_proto::bus::{
     DeliveryUnknown, MessageQueued, MessageReceived, NotificationWaiting, OptOutChanged, StatusChanged,
@@ -63,7 +63,7 @@ impl Event {
 impl TxHandler for Projector {
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         match Event::decode(delivery) {
-            Ok(event) => outcome(apply(tx, vec![event]).await),
+            Ok(event) => Outcome::of_writes(apply(tx, vec![event]).await),
             Err(dead) => dead,
         }
     }
@@ -76,39 +76,16 @@ impl TxHandler for Projector {
     ) -> Vec<Outcome> {
         // Each message keeps its own span in its publisher's trace, open while the batch is written.
         let _spans: Vec<tracing::Span> = deliveries.iter().map(|d| consume_span(service, d)).collect();
-        let mut events = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            match Event::decode(delivery) {
-                Ok(event) => events.push(event),
-                Err(dead) => {
-                    let mut outcomes = vec![Outcome::Ack; events.len()];
-                    outcomes.push(dead);
-                    return outcomes;
-                }
-            }
+        match decode_all(deliveries, Event::decode) {
+            Ok(events) => vec![Outcome::of_writes(apply(tx, events).await); deliveries.len()],
+            Err(outcomes) => outcomes,
         }
-        vec![outcome(apply(tx, events).await); deliveries.len()]
-    }
-}
-
-fn outcome(result: sqlx::Result<()>) -> Outcome {
-    match result {
-        Ok(()) => Outcome::Ack,
-        Err(error) => Outcome::retry(format!("database: {error}")),
     }
 }
 
 /// Applies `events` (in stream order) round by round.
 async fn apply(tx: &mut PgConnection, events: Vec<Event>) -> sqlx::Result<()> {
-    let round_of = rounds(events.iter().map(Event::key));
-    let mut by_round: Vec<Vec<Event>> = Vec::new();
-    for (event, round) in events.into_iter().zip(round_of) {
-        if by_round.len() <= round {
-            by_round.resize_with(round + 1, Vec::new);
-        }
-        by_round[round].push(event);
-    }
-    for round in by_round {
+    for round in in_rounds(events, Event::key) {
         apply_round(tx, round).await?;
     }
     Ok(())

@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use messaging_domain::{Channel, Direction, MessageType, Status};
 use messaging_feed::directory::Directory;
 use messaging_feed::projector::Projector;
-use messaging_integration_tests::{Infra, Scratch};
+use messaging_integration_tests::Database;
 use messaging_platform::bus::{Delivery, Outcome, TxHandler};
 use messaging_proto::BusMessage;
 use messaging_proto::bus::{CustomerListing, CustomerSnapshot, DeliveryUnknown, MessageQueued, StatusChanged};
@@ -102,13 +102,8 @@ async fn state(pool: &PgPool, message_id: &str) -> String {
 #[test]
 fn a_batch_ends_where_the_same_events_one_by_one_end() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = Scratch::new("feed-batches");
-    let (_infra, pool) = runtime.block_on(async {
-        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
-        let pool = PgPool::connect(&infra.database_url()).await.expect("pool");
-        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
-        (infra, pool)
-    });
+    let database = runtime.block_on(Database::start("feed-batches")).expect("postgres");
+    let pool = database.pool.clone();
     let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
     let events = proptest::collection::vec((0usize..3, 0usize..7), 1..24);
     let case = std::sync::atomic::AtomicUsize::new(0);
@@ -176,13 +171,8 @@ async fn directory_state(pool: &PgPool, account: &str) -> String {
 #[test]
 fn listings_in_a_batch_end_where_they_end_one_by_one() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = Scratch::new("feed-listing-batches");
-    let (_infra, pool) = runtime.block_on(async {
-        let infra = Infra::start(&dir, 0, 0, false).await.expect("postgres");
-        let pool = PgPool::connect(&infra.database_url()).await.expect("pool");
-        messaging_platform::db::migrator().run(&pool).await.expect("migrations");
-        (infra, pool)
-    });
+    let database = runtime.block_on(Database::start("feed-listing-batches")).expect("postgres");
+    let pool = database.pool.clone();
     let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
     let listings = proptest::collection::vec((0usize..3, 0i64..4), 1..16);
     let case = std::sync::atomic::AtomicUsize::new(0);

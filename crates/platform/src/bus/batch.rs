@@ -4,7 +4,7 @@
 //! one NOTIFY per channel and payload per batch instead of per message. If any message of the
 //! batch is not a clean `Ack`, or the commit fails, the batch is rolled back and every message is
 //! handled again in a transaction of its own, so outcomes (retry, dead letter) stay per message.
-//! A handler may write the whole batch set-based ([`TxHandler::handle_batch`], in [`rounds`]).
+//! A handler may write the whole batch set-based ([`TxHandler::handle_batch`], in [`in_rounds`]).
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -78,7 +78,7 @@ pub trait TxHandler: Send + Sync + 'static {
 /// The round of each item of a batch written set-based: an item's round is how many items before
 /// it share its key, so each round holds at most one item per key (one statement may then upsert
 /// all of a round's rows), and one key's items stay in their order, a round apart.
-pub fn rounds<K: Eq + std::hash::Hash>(keys: impl IntoIterator<Item = K>) -> Vec<usize> {
+fn rounds<K: Eq + std::hash::Hash>(keys: impl IntoIterator<Item = K>) -> Vec<usize> {
     let mut seen: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
     keys.into_iter()
         .map(|key| {
@@ -87,6 +87,40 @@ pub fn rounds<K: Eq + std::hash::Hash>(keys: impl IntoIterator<Item = K>) -> Vec
             *count - 1
         })
         .collect()
+}
+
+/// `items` (in stream order) in [`rounds`] by `key`: each round holds a key once, in stream order.
+pub fn in_rounds<T, K: Eq + std::hash::Hash>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<Vec<T>> {
+    let round_of = rounds(items.iter().map(key));
+    let mut by_round: Vec<Vec<T>> = Vec::new();
+    for (item, round) in items.into_iter().zip(round_of) {
+        if by_round.len() <= round {
+            by_round.resize_with(round + 1, Vec::new);
+        }
+        by_round[round].push(item);
+    }
+    by_round
+}
+
+/// Decodes every delivery of a batch for [`TxHandler::handle_batch`]; at the first that cannot be,
+/// the outcomes to return instead (those before it acked, then its own), which roll the batch back
+/// so that each message is handled alone.
+pub fn decode_all<'a, T>(
+    deliveries: &'a [Delivery],
+    mut decode: impl FnMut(&'a Delivery) -> Result<T, Outcome>,
+) -> Result<Vec<T>, Vec<Outcome>> {
+    let mut decoded = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        match decode(delivery) {
+            Ok(item) => decoded.push(item),
+            Err(outcome) => {
+                let mut outcomes = vec![Outcome::Ack; decoded.len()];
+                outcomes.push(outcome);
+                return Err(outcomes);
+            }
+        }
+    }
+    Ok(decoded)
 }
 
 /// Runs `handler` over the consumer in batches of up to `spec.batch`, `spec.concurrency` at once;
@@ -209,13 +243,16 @@ async fn alone<H: TxHandler>(pool: &PgPool, handler: &H, delivery: &Delivery) ->
 
 #[cfg(test)]
 mod tests {
-    use super::{lane, rounds};
+    use super::{in_rounds, lane, rounds};
 
     #[test]
     fn each_round_holds_a_key_once_and_a_keys_items_keep_their_order() {
         assert_eq!(rounds(["a", "b", "a", "c", "a", "b"]), [0, 0, 1, 0, 2, 1]);
         assert_eq!(rounds(Vec::<&str>::new()), Vec::<usize>::new());
         assert_eq!(rounds(["x"]), [0]);
+        let items = vec![("a", 1), ("b", 2), ("a", 3), ("c", 4), ("a", 5), ("b", 6)];
+        let grouped = in_rounds(items, |(key, _)| *key);
+        assert_eq!(grouped, [vec![("a", 1), ("b", 2), ("c", 4)], vec![("a", 3), ("b", 6)], vec![("a", 5)]]);
     }
 
     #[test]

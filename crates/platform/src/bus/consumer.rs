@@ -32,6 +32,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `Ack` once database writes succeeded, a retry naming the database otherwise.
+    pub fn of_writes(result: sqlx::Result<()>) -> Self {
+        match result {
+            Ok(()) => Self::Ack,
+            Err(error) => Self::retry(format!("database: {error}")),
+        }
+    }
+
     pub fn retry(reason: impl std::fmt::Display) -> Self {
         Outcome::Retry { delay: Duration::from_secs(1), reason: reason.to_string() }
     }
