@@ -68,6 +68,21 @@ impl EventKind {
         }
     }
 
+    /// The job the event concerns, if it names one.
+    pub fn job(&self) -> Option<&JobInput> {
+        match self {
+            EventKind::JobScheduled(_, job)
+            | EventKind::JobRescheduled(_, job)
+            | EventKind::JobCancelled(_, job)
+            | EventKind::JobEnRoute(_, job)
+            | EventKind::JobCompleted(_, job, _) => Some(job),
+            EventKind::AccountUpdated(_)
+            | EventKind::CustomerUpdated(_)
+            | EventKind::InvoiceSent(..)
+            | EventKind::PaymentReceived(..) => None,
+        }
+    }
+
     /// The customer the event concerns, if it names one.
     pub fn customer(&self) -> Option<&CustomerInput> {
         match self {

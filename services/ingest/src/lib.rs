@@ -4,6 +4,7 @@
 
 mod directory;
 mod handler;
+mod jobs;
 mod notify;
 mod release;
 mod schedule;

@@ -2,12 +2,15 @@
 //! waiting out quiet hours, and the on-my-way throttle. Unique keys and conditional upserts,
 //! never check-then-insert, so replays and concurrent replicas cannot double anything.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Duration, Utc};
 use messaging_domain::schedule;
 use messaging_platform::bus::{OutboxMessage, trace};
 use sqlx::{PgConnection, Row};
+use tracing::{Instrument, Span};
 
-use crate::store::{self, StoredAccount, StoredJob};
+use crate::store::{JobKey, StoredAccount, StoredJob};
 
 /// At most one on-my-way per job in this long.
 pub const ON_MY_WAY_INTERVAL: Duration = Duration::minutes(5);
@@ -21,45 +24,80 @@ pub enum ReminderPlan {
     None,
 }
 
-/// Makes the job's pending reminder match the job as stored: due the local day before at the
-/// account's reminder time while the job is scheduled and that moment is ahead; gone otherwise.
-/// `stored` is the job as this transaction just wrote it, when known (else it is read).
-pub async fn sync_reminder(
+/// A job whose reminder is to match the job as stored.
+pub struct ReminderSync<'a> {
+    pub account_id: &'a str,
+    pub account: &'a StoredAccount,
+    pub job: &'a StoredJob,
+    /// The span of the event that moved it: the feed's notice continues its trace.
+    pub span: &'a Span,
+}
+
+/// Makes each job's pending reminder (each job at most once) match the job as stored: due the
+/// local day before at the account's reminder time while the job is scheduled and that moment is
+/// ahead; gone otherwise. Two statements whatever the number of jobs; the feed hears of each.
+pub async fn sync_reminders(
     tx: &mut PgConnection,
-    account_id: &str,
-    account: &StoredAccount,
-    job_id: &str,
-    stored: Option<StoredJob>,
+    jobs: &[ReminderSync<'_>],
     now: DateTime<Utc>,
-) -> sqlx::Result<ReminderPlan> {
-    let job = match stored {
-        Some(job) => Some(job),
-        None => store::load_job(tx, account_id, job_id, store::Read::Plain).await?,
-    };
-    let due = job.filter(|job| job.state == "scheduled").and_then(|job| {
-        let due_at = schedule::reminder_for(job.starts_at, account.zone(), account.reminder_time, now)?;
-        Some((job.starts_at, due_at, job.customer_id))
-    });
-    match due {
-        Some((starts_at, due_at, customer_id)) => {
-            sqlx::query(
-                "INSERT INTO ingest.reminders (account_id, job_id, starts_at, due_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (account_id, job_id) DO UPDATE SET starts_at = EXCLUDED.starts_at, due_at = EXCLUDED.due_at",
-            )
-            .bind(account_id)
-            .bind(job_id)
-            .bind(starts_at)
-            .bind(due_at)
-            .execute(&mut *tx)
-            .await?;
-            crate::waiting::reminder_as(tx, account_id, job_id, customer_id, Some(due_at)).await?;
-            Ok(ReminderPlan::Due(due_at))
-        }
-        None => {
-            delete_reminder(tx, account_id, job_id).await?;
-            Ok(ReminderPlan::None)
+) -> sqlx::Result<Vec<ReminderPlan>> {
+    let plans: Vec<ReminderPlan> = jobs
+        .iter()
+        .map(|sync| {
+            let job = sync.job;
+            let due = (job.state == "scheduled")
+                .then(|| schedule::reminder_for(job.starts_at, sync.account.zone(), sync.account.reminder_time, now))
+                .flatten();
+            due.map_or(ReminderPlan::None, ReminderPlan::Due)
+        })
+        .collect();
+    let due: Vec<(&ReminderSync, DateTime<Utc>)> = jobs
+        .iter()
+        .zip(&plans)
+        .filter_map(|(sync, plan)| match plan {
+            ReminderPlan::Due(at) => Some((sync, *at)),
+            ReminderPlan::None => None,
+        })
+        .collect();
+    if !due.is_empty() {
+        sqlx::query(
+            "INSERT INTO ingest.reminders (account_id, job_id, starts_at, due_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+             ON CONFLICT (account_id, job_id) DO UPDATE SET starts_at = EXCLUDED.starts_at, due_at = EXCLUDED.due_at",
+        )
+        .bind(due.iter().map(|(s, _)| s.account_id).collect::<Vec<_>>())
+        .bind(due.iter().map(|(s, _)| s.job.snapshot.job_id.as_str()).collect::<Vec<_>>())
+        .bind(due.iter().map(|(s, _)| s.job.starts_at).collect::<Vec<_>>())
+        .bind(due.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (sync, due_at) in &due {
+        let (job_id, customer_id) = (&sync.job.snapshot.job_id, sync.job.customer_id.clone());
+        let notice = crate::waiting::reminder_as(tx, sync.account_id, job_id, customer_id, Some(*due_at));
+        notice.instrument(sync.span.clone()).await?;
+    }
+    let gone: Vec<&ReminderSync> =
+        jobs.iter().zip(&plans).filter(|(_, plan)| **plan == ReminderPlan::None).map(|(sync, _)| sync).collect();
+    if !gone.is_empty() {
+        let deleted: Vec<(String, String)> = sqlx::query_as(
+            "DELETE FROM ingest.reminders WHERE (account_id, job_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))
+             RETURNING account_id, job_id",
+        )
+        .bind(gone.iter().map(|s| s.account_id).collect::<Vec<_>>())
+        .bind(gone.iter().map(|s| s.job.snapshot.job_id.as_str()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        for sync in gone {
+            let key = (sync.account_id.to_owned(), sync.job.snapshot.job_id.clone());
+            if deleted.contains(&key) {
+                let customer_id = sync.job.customer_id.clone();
+                let notice = crate::waiting::reminder_as(tx, sync.account_id, &key.1, customer_id, None);
+                notice.instrument(sync.span.clone()).await?;
+            }
         }
     }
+    Ok(plans)
 }
 
 /// Removes the job's pending reminder (fired, cancelled or moot), telling the feed when there was one.
@@ -183,24 +221,25 @@ pub async fn defer(
     crate::waiting::held(tx, account_id, &message.id).await
 }
 
-/// Records an on-my-way for the job at event time `at`; false when another went out (or will)
-/// within [`ON_MY_WAY_INTERVAL`] of it, in either order of arrival.
-pub async fn claim_on_my_way(
-    tx: &mut PgConnection,
-    account_id: &str,
-    job_id: &str,
-    at: DateTime<Utc>,
-) -> sqlx::Result<bool> {
-    let claimed = sqlx::query(
-        "INSERT INTO ingest.on_my_way AS o (account_id, job_id, last_sent_at) VALUES ($1, $2, $3)
+/// An on-my-way to record: the job (account, id) and its event time.
+pub type OnMyWay<'a> = (&'a str, &'a str, DateTime<Utc>);
+
+/// Records an on-my-way for each job (each at most once) at its event time; returns those
+/// claimed: the others had one go out (or going out) within [`ON_MY_WAY_INTERVAL`], in either
+/// order of arrival.
+pub async fn claim_on_my_way(tx: &mut PgConnection, claims: &[OnMyWay<'_>]) -> sqlx::Result<HashSet<JobKey>> {
+    let claimed: Vec<(String, String)> = sqlx::query_as(
+        "INSERT INTO ingest.on_my_way AS o (account_id, job_id, last_sent_at)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[])
          ON CONFLICT (account_id, job_id) DO UPDATE SET last_sent_at = EXCLUDED.last_sent_at
-         WHERE EXCLUDED.last_sent_at >= o.last_sent_at + $4 OR EXCLUDED.last_sent_at <= o.last_sent_at - $4",
+         WHERE EXCLUDED.last_sent_at >= o.last_sent_at + $4 OR EXCLUDED.last_sent_at <= o.last_sent_at - $4
+         RETURNING account_id, job_id",
     )
-    .bind(account_id)
-    .bind(job_id)
-    .bind(at)
+    .bind(claims.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind(claims.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind(claims.iter().map(|c| c.2).collect::<Vec<_>>())
     .bind(ON_MY_WAY_INTERVAL)
-    .execute(tx)
+    .fetch_all(tx)
     .await?;
-    Ok(claimed.rows_affected() == 1)
+    Ok(claimed.into_iter().collect())
 }

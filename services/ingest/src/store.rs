@@ -1,44 +1,62 @@
 //! ingest's tables: processed events and the account, customer and job snapshots. Snapshots only
 //! move forward in event time, so a late, older event never overwrites newer state.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
-use messaging_domain::event::{AccountSettings, Contact, JobInput};
+use messaging_domain::event::{AccountSettings, Contact, JobEvent, JobInput};
 use messaging_domain::schedule::QuietHours;
 use messaging_domain::{AccountId, E164};
+use messaging_platform::bus::in_rounds;
 use messaging_proto::bus;
 use messaging_proto::time::timestamp;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 
-/// Records the event id; false when it was already processed.
-pub async fn mark_processed(
-    tx: &mut PgConnection,
-    event_id: &str,
-    account: &AccountId,
-    kind: &str,
-) -> sqlx::Result<Marked> {
-    let row = sqlx::query(
-        "WITH marked AS (INSERT INTO ingest.processed_events (event_id, account_id, event_type) VALUES ($1, $2, $3)
-                         ON CONFLICT DO NOTHING RETURNING 1)
-         SELECT EXISTS (SELECT 1 FROM marked) AS fresh, a.name, a.timezone, a.sms_number, a.email_from,
-                a.reminder_time, a.quiet_start, a.quiet_end
-         FROM (VALUES (1)) AS one (x) LEFT JOIN ingest.accounts a ON a.account_id = $2",
+/// Records each event id; an event already processed (earlier, or earlier in `events`) is not
+/// fresh. One statement, which also reads each event's account as stored before the events.
+pub async fn mark_processed(tx: &mut PgConnection, events: &[&JobEvent]) -> sqlx::Result<Vec<Marked>> {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let unique: Vec<&JobEvent> = events
+        .iter()
+        .enumerate()
+        .filter(|(n, e)| *first.entry(e.event_id.as_str()).or_insert(*n) == *n)
+        .map(|(_, e)| *e)
+        .collect();
+    let rows = sqlx::query(
+        "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS i (event_id, account_id, event_type, n)),
+              marked AS (INSERT INTO ingest.processed_events (event_id, account_id, event_type)
+                         SELECT event_id, account_id, event_type FROM input ORDER BY n
+                         ON CONFLICT DO NOTHING RETURNING event_id)
+         SELECT EXISTS (SELECT 1 FROM marked m WHERE m.event_id = i.event_id) AS fresh, a.name, a.timezone,
+                a.sms_number, a.email_from, a.reminder_time, a.quiet_start, a.quiet_end
+         FROM input i LEFT JOIN ingest.accounts a ON a.account_id = i.account_id ORDER BY i.n",
     )
-    .bind(event_id)
-    .bind(account.as_str())
-    .bind(kind)
-    .fetch_one(tx)
+    .bind(unique.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|e| e.account_id.as_str()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|e| e.kind.name()).collect::<Vec<_>>())
+    .fetch_all(tx)
     .await?;
-    let known = row.try_get::<Option<String>, _>("name")?.is_some();
-    Ok(Marked { fresh: row.try_get("fresh")?, account: if known { Some(stored_account(&row)?) } else { None } })
+    let mut marked = rows.iter().map(|row| {
+        let known = row.try_get::<Option<String>, _>("name")?.is_some();
+        Ok(Marked { fresh: row.try_get("fresh")?, account: if known { Some(stored_account(row)?) } else { None } })
+    });
+    events
+        .iter()
+        .enumerate()
+        .map(|(n, e)| match first[e.event_id.as_str()] == n {
+            true => marked.next().unwrap_or(Err(sqlx::Error::RowNotFound)),
+            false => Ok(Marked { fresh: false, account: None }),
+        })
+        .collect()
 }
 
 /// What marking an event processed found, in the same round trip.
 pub struct Marked {
     /// False when the event had been processed before.
     pub fresh: bool,
-    /// The event's account as stored before the event.
+    /// The event's account as stored before the events.
     pub account: Option<StoredAccount>,
 }
 
@@ -120,76 +138,86 @@ fn stored_account(row: &PgRow) -> sqlx::Result<StoredAccount> {
     })
 }
 
-/// Stores the customer as of `as_of` unless a newer snapshot is stored; true when that changed
-/// what the directory lists for them (a new customer, or new name, number, email or consent).
-pub async fn upsert_customer(
-    tx: &mut PgConnection,
-    account: &AccountId,
-    c: &Contact,
-    as_of: DateTime<Utc>,
-) -> sqlx::Result<bool> {
-    // The comparison runs against the row the upsert locked, never a snapshot a concurrent
-    // transaction may already have changed.
-    let changed: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO ingest.customers AS c (account_id, customer_id, name, phone, email, sms_allowed, email_allowed, as_of)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
-             email = EXCLUDED.email, sms_allowed = EXCLUDED.sms_allowed, email_allowed = EXCLUDED.email_allowed,
-             as_of = EXCLUDED.as_of,
-             listing_changed = (c.name, c.phone, c.email, c.sms_allowed, c.email_allowed) IS DISTINCT FROM
-                 (EXCLUDED.name, EXCLUDED.phone, EXCLUDED.email, EXCLUDED.sms_allowed, EXCLUDED.email_allowed)
-         WHERE c.as_of <= EXCLUDED.as_of
-         RETURNING listing_changed",
-    )
-    .bind(account.as_str())
-    .bind(c.customer_id.as_str())
-    .bind(&c.name)
-    .bind(c.phone.as_ref().map(|p| p.as_str()))
-    .bind(c.email.as_deref())
-    .bind(c.preferences.sms)
-    .bind(c.preferences.email)
-    .bind(as_of)
-    .fetch_optional(tx)
-    .await?;
-    Ok(changed.unwrap_or(false))
+/// A customer as an event describes them.
+pub struct CustomerRow<'a> {
+    pub account: &'a AccountId,
+    pub contact: &'a Contact,
+    pub as_of: DateTime<Utc>,
 }
 
-/// What an upsert of a job did.
-#[derive(Debug, Clone)]
-pub struct JobUpsert {
-    /// The start time before the event, if the job was known.
-    pub previous_starts_at: Option<DateTime<Utc>>,
-    /// False when the stored snapshot is newer than the event, which then changes nothing.
-    pub applied: bool,
-    /// The job as the upsert left it, when it applied.
-    pub stored: Option<StoredJob>,
-}
-
-impl JobUpsert {
-    /// The event moved the appointment (or booked it).
-    pub fn moved_to(&self, starts_at: DateTime<Utc>) -> bool {
-        self.applied && self.previous_starts_at != Some(starts_at)
+/// Stores each customer as of its `as_of` unless a newer snapshot is stored, one statement per
+/// round (a customer once in each); true for each that changed what the directory lists for them
+/// (a new customer, or new name, number, email or consent).
+pub async fn upsert_customers(tx: &mut PgConnection, customers: &[CustomerRow<'_>]) -> sqlx::Result<Vec<bool>> {
+    let mut changed = vec![false; customers.len()];
+    let indexed: Vec<usize> = (0..customers.len()).collect();
+    let key = |n: &usize| (customers[*n].account.as_str(), customers[*n].contact.customer_id.as_str());
+    for round in in_rounds(indexed, key) {
+        let rows = round.iter().map(|n| &customers[*n]);
+        // The comparison runs against the row the upsert locked, never a snapshot a concurrent
+        // transaction may already have changed.
+        let returned: Vec<(String, String, bool)> = sqlx::query_as(
+            "INSERT INTO ingest.customers AS c (account_id, customer_id, name, phone, email, sms_allowed, email_allowed, as_of)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::bool[], $8::timestamptz[])
+             ON CONFLICT (account_id, customer_id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
+                 email = EXCLUDED.email, sms_allowed = EXCLUDED.sms_allowed, email_allowed = EXCLUDED.email_allowed,
+                 as_of = EXCLUDED.as_of,
+                 listing_changed = (c.name, c.phone, c.email, c.sms_allowed, c.email_allowed) IS DISTINCT FROM
+                     (EXCLUDED.name, EXCLUDED.phone, EXCLUDED.email, EXCLUDED.sms_allowed, EXCLUDED.email_allowed)
+             WHERE c.as_of <= EXCLUDED.as_of
+             RETURNING account_id, customer_id, listing_changed",
+        )
+        .bind(rows.clone().map(|c| c.account.as_str()).collect::<Vec<_>>())
+        .bind(rows.clone().map(|c| c.contact.customer_id.as_str()).collect::<Vec<_>>())
+        .bind(rows.clone().map(|c| c.contact.name.as_str()).collect::<Vec<_>>())
+        .bind(rows.clone().map(|c| c.contact.phone.as_ref().map(|p| p.as_str())).collect::<Vec<_>>())
+        .bind(rows.clone().map(|c| c.contact.email.as_deref()).collect::<Vec<_>>())
+        .bind(rows.clone().map(|c| c.contact.preferences.sms).collect::<Vec<_>>())
+        .bind(rows.clone().map(|c| c.contact.preferences.email).collect::<Vec<_>>())
+        .bind(rows.map(|c| c.as_of).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        let returned: HashMap<(String, String), bool> = returned.into_iter().map(|(a, c, l)| ((a, c), l)).collect();
+        for n in round {
+            let (account, customer) = key(&n);
+            changed[n] = returned.get(&(account.to_owned(), customer.to_owned())).copied().unwrap_or(false);
+        }
     }
+    Ok(changed)
 }
 
-/// Upserts the job unless the stored snapshot is newer.
-pub async fn upsert_job(
-    tx: &mut PgConnection,
-    account: &AccountId,
-    customer_id: &str,
-    job: &JobInput,
-    state: &str,
-    as_of: DateTime<Utc>,
-) -> sqlx::Result<JobUpsert> {
-    let previous: Option<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT starts_at FROM ingest.jobs WHERE account_id = $1 AND job_id = $2 FOR UPDATE")
-            .bind(account.as_str())
-            .bind(job.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-    let applied = sqlx::query(
+/// A job as an event describes it, in the state the event puts it in.
+pub struct JobRow<'a> {
+    pub account: &'a AccountId,
+    pub customer_id: &'a str,
+    pub job: &'a JobInput,
+    pub state: &'a str,
+    pub as_of: DateTime<Utc>,
+}
+
+/// A job's key: its account and id.
+pub type JobKey = (String, String);
+
+/// Locks the jobs (those stored) and returns them as they stand.
+pub async fn lock_jobs(tx: &mut PgConnection, jobs: &[JobRow<'_>]) -> sqlx::Result<HashMap<JobKey, StoredJob>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT account_id, {JOB_COLUMNS} FROM ingest.jobs
+         WHERE (account_id, job_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) FOR UPDATE"
+    )))
+    .bind(jobs.iter().map(|j| j.account.as_str()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.job.id.as_str()).collect::<Vec<_>>())
+    .fetch_all(tx)
+    .await?;
+    rows.into_iter().map(keyed_job).collect()
+}
+
+/// Upserts each job unless its stored snapshot is newer (each job at most once); returns the
+/// jobs it changed, as it left them.
+pub async fn upsert_jobs(tx: &mut PgConnection, jobs: &[JobRow<'_>]) -> sqlx::Result<HashMap<JobKey, StoredJob>> {
+    let rows = sqlx::query(
         "INSERT INTO ingest.jobs AS j (account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state, as_of)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                              $7::text[], $8::text[], $9::text[], $10::timestamptz[])
          ON CONFLICT (account_id, job_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, title = EXCLUDED.title,
              starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, technician_name = EXCLUDED.technician_name,
              address = EXCLUDED.address, as_of = EXCLUDED.as_of,
@@ -197,22 +225,27 @@ pub async fn upsert_job(
              state = CASE WHEN j.state IN ('completed', 'cancelled') AND EXCLUDED.state = 'en_route'
                           THEN j.state ELSE EXCLUDED.state END
          WHERE j.as_of <= EXCLUDED.as_of
-         RETURNING job_id, customer_id, title, starts_at, ends_at, technician_name, address, state",
+         RETURNING account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state",
     )
-    .bind(account.as_str())
-    .bind(job.id.as_str())
-    .bind(customer_id)
-    .bind(&job.title)
-    .bind(job.starts_at)
-    .bind(job.ends_at)
-    .bind(job.technician.as_ref().map(|t| t.name.as_str()).unwrap_or(""))
-    .bind(&job.address)
-    .bind(state)
-    .bind(as_of)
-    .fetch_optional(tx)
+    .bind(jobs.iter().map(|j| j.account.as_str()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.job.id.as_str()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.customer_id).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.job.title.as_str()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.job.starts_at).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.job.ends_at).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.job.technician.as_ref().map(|t| t.name.as_str()).unwrap_or("")).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.job.address.as_str()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.state).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.as_of).collect::<Vec<_>>())
+    .fetch_all(tx)
     .await?;
-    let stored = applied.map(stored_job).transpose()?;
-    Ok(JobUpsert { previous_starts_at: previous, applied: stored.is_some(), stored })
+    rows.into_iter().map(keyed_job).collect()
+}
+
+fn keyed_job(row: PgRow) -> sqlx::Result<(JobKey, StoredJob)> {
+    let account: String = row.try_get("account_id")?;
+    let job = stored_job(row)?;
+    Ok(((account, job.snapshot.job_id.clone()), job))
 }
 
 /// The job as stored.

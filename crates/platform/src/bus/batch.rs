@@ -49,18 +49,7 @@ pub trait TxHandler: Send + Sync + 'static {
         deliveries: &[Delivery],
         service: &'static str,
     ) -> impl Future<Output = Vec<Outcome>> + Send {
-        async move {
-            let mut outcomes = Vec::with_capacity(deliveries.len());
-            for delivery in deliveries {
-                let outcome = self.handle(tx, delivery).instrument(consume_span(service, delivery)).await;
-                let acked = outcome == Outcome::Ack;
-                outcomes.push(outcome);
-                if !acked {
-                    break;
-                }
-            }
-            outcomes
-        }
+        one_by_one(self, tx, deliveries, service)
     }
 
     /// Runs after a transaction holding this handler's work has committed (wake an outbox relay).
@@ -73,6 +62,27 @@ pub trait TxHandler: Send + Sync + 'static {
     fn lock_key(&self, _delivery: &Delivery) -> Option<String> {
         None
     }
+}
+
+/// Handles each delivery of a batch in turn with [`TxHandler::handle`], in its consume span, up
+/// to the first that is not acked: [`TxHandler::handle_batch`]'s default, and a handler's own
+/// for the batches it cannot write set-based.
+pub async fn one_by_one<H: TxHandler + ?Sized>(
+    handler: &H,
+    tx: &mut PgConnection,
+    deliveries: &[Delivery],
+    service: &'static str,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let outcome = handler.handle(tx, delivery).instrument(consume_span(service, delivery)).await;
+        let acked = outcome == Outcome::Ack;
+        outcomes.push(outcome);
+        if !acked {
+            break;
+        }
+    }
+    outcomes
 }
 
 /// The round of each item of a batch written set-based: an item's round is how many items before
