@@ -10,6 +10,7 @@ pub mod floor;
 pub mod infra;
 pub mod load;
 pub mod measure;
+pub mod mix;
 pub mod process;
 pub mod quiesce;
 pub mod scratch;

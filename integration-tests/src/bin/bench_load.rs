@@ -8,16 +8,19 @@
 //! (`floor.rs`); the ratio is the highest rate the system sustained over the floor's. The simulator
 //! answers after `BENCH_PROVIDER_LATENCY_MS` (default 50). Postgres is durable as in production
 //! unless `BENCH_DURABLE=0`; `MSG_NATS_SYNC` sets JetStream's `sync_interval` (`always`, say).
+//! Then the realistic mix (`mix.rs`) runs at `BENCH_MIX_RATE` steps/s (default 200; 0 skips it)
+//! for `BENCH_MIX_SECONDS` (default 30, longer if its reminders would fire after).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
-use messaging_integration_tests::client::{Publisher, sim_faults};
+use messaging_integration_tests::client::{Publisher, sim_faults, sim_inbound, sim_requests};
 use messaging_integration_tests::floor::{self, Counters, Ops};
 use messaging_integration_tests::load::{FeedWatch, Load, Published, provider_requests, publish_paced};
 use messaging_integration_tests::measure::{cpu_seconds, cpu_seconds_with_children, peak_rss_mib, percentile};
+use messaging_integration_tests::mix::{Mix, Step};
 use messaging_integration_tests::quiesce::backlog;
 use messaging_integration_tests::stack::SERVICES;
 use messaging_integration_tests::{Stack, nats_connect, setting};
@@ -206,6 +209,76 @@ fn print_phase(phase: &Phase) {
     }
 }
 
+/// The realistic mix ([`Mix`]) at `rate` steps per second for `seconds` (longer if the reminders
+/// would fire after it): what it delivered, whether the system kept up, and the CPU it took.
+async fn run_mix(
+    stack: &Stack,
+    jetstream: &jetstream::Context,
+    rate: f64,
+    seconds: f64,
+    accounts: usize,
+) -> anyhow::Result<()> {
+    let mix = Mix::new(&format!("bench-{}", std::process::id()), accounts, 300);
+    let reminders_at =
+        mix.set_up_accounts(&Publisher::connect(&stack.infra.nats_url()).await?, chrono::Duration::seconds(20)).await?;
+    stack.quiesce().await?;
+    let until_reminders = (reminders_at - Utc::now()).num_seconds() as f64;
+    let seconds = seconds.max(until_reminders + 15.0);
+    let (sms_before, mails_before, cpu_before) =
+        (sim_requests(stack.ports.sim).await?.len(), stack.mail_count(), cpu(stack));
+    let steps = (rate * seconds) as usize;
+    let started = tokio::time::Instant::now();
+    let (mut acks, mut texts) = (tokio::task::JoinSet::new(), tokio::task::JoinSet::new());
+    let (mut events, mut stops) = (0, 0);
+    for n in 0..steps {
+        tokio::time::sleep_until(started + Duration::from_secs_f64(n as f64 / rate)).await;
+        match mix.step(n) {
+            Step::Event(subject, id, payload) => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", id.as_str());
+                let ack = jetstream.publish_with_headers(subject, headers, payload.into()).await?;
+                acks.spawn(async move { ack.await.is_ok() });
+                events += 1;
+            }
+            Step::Text { from, to, body } => {
+                stops += usize::from(body == "STOP");
+                let sim = stack.ports.sim;
+                texts.spawn(async move {
+                    sim_inbound(sim, &from, &to, &body).await.is_ok_and(|a| a["webhook_status"] == 200)
+                });
+            }
+        }
+    }
+    let published = started.elapsed();
+    let backlog_end: u64 = backlog(jetstream).await.iter().map(|(_, n)| n).sum();
+    let acknowledged = acks.join_all().await.into_iter().filter(|ok| *ok).count();
+    let answered = texts.join_all().await;
+    let idle = stack.quiesce().await.is_ok();
+    let drain = started.elapsed().saturating_sub(published);
+    let sms = sim_requests(stack.ports.sim).await?.len() - sms_before;
+    let mails = stack.mail_count() - mails_before;
+    let cpu_after = cpu(stack);
+    let used: f64 = cpu_after.iter().map(|(k, v)| v - cpu_before.get(k).copied().unwrap_or(0.0)).sum();
+    let messages = (sms + mails).max(1) as f64;
+    println!(
+        "mix: {rate:.0} steps/s for {seconds:.0} s over {accounts} accounts of 300 customers (a third with email): \
+         {events} job events ({acknowledged} acknowledged) of every kind, {} customer texts ({stops} STOP, {} answered 200), \
+         day-before reminders due {}s in",
+        answered.len(),
+        answered.iter().filter(|ok| **ok).count(),
+        until_reminders as i64
+    );
+    println!(
+        "     delivered {sms} SMS and {mails} emails = {:.0} msgs/s over the run; backlog {backlog_end} when the \
+         steps stopped, {} {:.1} s later; CPU {:.2} s per 1,000 messages",
+        messages / (published + drain).as_secs_f64().max(0.001),
+        if idle { "idle" } else { "still busy" },
+        drain.as_secs_f64(),
+        used / messages * 1000.0
+    );
+    Ok(())
+}
+
 /// The statements Postgres spent the most time on over every rate, with their share.
 async fn print_statements(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
@@ -312,6 +385,10 @@ async fn main() -> anyhow::Result<()> {
         phases.push(phase);
     }
     feed.stop();
+    let mix_rate: f64 = setting("BENCH_MIX_RATE", 200.0);
+    if mix_rate > 0.0 {
+        run_mix(&stack, &jetstream, mix_rate, setting("BENCH_MIX_SECONDS", 30.0), accounts).await?;
+    }
     if statements {
         print_statements(&pool).await?;
     }

@@ -1,28 +1,22 @@
-//! Handles one notification request: channels, rendering, one message per (request, channel).
+//! Handles notification requests, a batch at a time: channels, rendering, one message per
+//! (request, channel), written set-based ([`crate::create`]).
 //! A channel the recipient opted out of still gets its message row, recorded as failed with
 //! reason `opted_out` so the business sees why, and nothing goes to a gateway.
 
-use messaging_domain::sms::segments;
 use messaging_domain::{Channel, Direction, MessageId, MessageType};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
-use messaging_proto::bus::{AttemptOutcome, MessageQueued, NotificationRequest, SendAttempt, SendCommand};
+use messaging_platform::bus::{self, Delivery, Outcome, Relay, TxHandler};
+use messaging_proto::bus::{
+    AttemptOutcome, CustomerSnapshot, MessageQueued, NotificationRequest, SendAttempt, SendCommand,
+};
 use sqlx::PgConnection;
+use tracing::{Instrument, Span};
 
+use crate::create::{self, Created, Planned};
 use crate::render::{self, RenderError};
-use crate::suppression;
 
 /// The failure reason of a message to a recipient who opted out.
 pub const OPTED_OUT: &str = "opted_out";
-
-/// Why a request was not dispatched.
-#[derive(Debug, thiserror::Error)]
-pub enum DispatchError {
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-}
 
 /// The notification-request handler.
 pub struct Dispatcher {
@@ -36,32 +30,19 @@ impl TxHandler for Dispatcher {
     }
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
-        let request = match delivery.decode::<NotificationRequest>() {
-            Ok(request) => request,
-            Err(dead) => return dead,
-        };
-        let Some(kind) = MessageType::from_proto(request.r#type) else {
-            return Outcome::DeadLetter(format!("unknown message type {}", request.r#type));
-        };
-        let account_id = request.account.as_ref().map(|a| a.account_id.as_str()).unwrap_or("");
-        match self.dispatch(tx, &request, kind).await {
-            Ok(created) => {
-                tracing::info!(account_id, request_id = %request.request_id, created, "notification dispatched");
-                Outcome::Ack
-            }
-            Err(DispatchError::Render(error)) => Outcome::DeadLetter(error.to_string()),
-            Err(error) => Outcome::retry(error),
-        }
+        let spans = [Span::current()];
+        self.dispatch(tx, std::slice::from_ref(delivery), &spans).await.pop().unwrap_or(Outcome::Ack)
     }
-}
 
-/// A message's content for one channel.
-struct Content {
-    recipient: String,
-    sender: String,
-    subject: String,
-    body: String,
-    html: String,
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        deliveries: &[Delivery],
+        service: &'static str,
+    ) -> Vec<Outcome> {
+        let spans: Vec<Span> = deliveries.iter().map(|delivery| bus::consume_span(service, delivery)).collect();
+        self.dispatch(tx, deliveries, &spans).await
+    }
 }
 
 impl Dispatcher {
@@ -69,162 +50,156 @@ impl Dispatcher {
         Self { relay, on_my_way_validity_secs }
     }
 
-    /// Creates the request's messages inside `tx`; returns how many were new.
-    pub async fn dispatch(
-        &self,
-        tx: &mut PgConnection,
-        request: &NotificationRequest,
-        kind: MessageType,
-    ) -> Result<usize, DispatchError> {
-        let channels = eligible_channels(request);
-        if channels.is_empty() {
-            let job_id = request.job.as_ref().map(|j| j.job_id.as_str()).unwrap_or("");
-            let account_id = request.account.as_ref().map(|a| a.account_id.as_str()).unwrap_or("");
-            crate::metrics::no_usable_channel(kind);
-            tracing::warn!(account_id, request_id = %request.request_id, job_id, kind = %kind, "customer has no usable channel; nothing sent");
-            return Ok(0);
-        }
-        let mut created = 0;
-        for channel in channels {
-            if self.create_message(tx, request, kind, channel).await? {
-                created += 1;
-            }
-        }
-        Ok(created)
-    }
-
-    fn content(request: &NotificationRequest, kind: MessageType, channel: Channel) -> Result<Content, RenderError> {
-        let account = request.account.clone().unwrap_or_default();
-        let customer = request.customer.clone().unwrap_or_default();
-        Ok(match channel {
-            Channel::Sms => Content {
-                recipient: customer.phone,
-                sender: account.sms_number,
-                subject: String::new(),
-                body: render::sms(request, kind)?,
-                html: String::new(),
-            },
-            Channel::Email => {
-                let rendered = render::email(request, kind)?;
-                Content {
-                    recipient: customer.email,
-                    sender: account.email_from,
-                    subject: rendered.subject,
-                    body: rendered.text,
-                    html: rendered.html,
+    /// Creates the requests' messages inside `tx` (set-based, [`create`]) and enqueues what each
+    /// causes, in its request's trace; one outcome per delivery, up to the first not acked.
+    async fn dispatch(&self, tx: &mut PgConnection, deliveries: &[Delivery], spans: &[Span]) -> Vec<Outcome> {
+        let requests = match bus::decode_all(deliveries, decode) {
+            Ok(requests) => requests,
+            Err(outcomes) => return outcomes,
+        };
+        let mut planned = Vec::new();
+        for (n, (request, kind)) in requests.iter().enumerate() {
+            match plan(n, request, *kind) {
+                Ok(messages) => planned.extend(messages),
+                Err(error) => {
+                    let mut outcomes = vec![Outcome::Ack; n];
+                    outcomes.push(Outcome::DeadLetter(error.to_string()));
+                    return outcomes;
                 }
             }
-        })
+        }
+        let created = match create::create(tx, planned).await {
+            Ok(created) => created,
+            Err(error) => return vec![Outcome::retry(format!("database: {error}"))],
+        };
+        let mut counts = vec![0; requests.len()];
+        for created in created {
+            let (n, account_name) = (created.planned.request, requests[created.planned.request].0.account.as_ref());
+            let from_name = account_name.map(|a| a.name.clone()).unwrap_or_default();
+            let customer = requests[n].0.customer.clone().unwrap_or_default();
+            let job_id = requests[n].0.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
+            let enqueued = self.enqueue(tx, created, customer, job_id, from_name).instrument(spans[n].clone()).await;
+            if let Err(error) = enqueued {
+                return vec![Outcome::retry(format!("database: {error}"))];
+            }
+            counts[n] += 1;
+        }
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for (((request, _), created), span) in requests.iter().zip(counts).zip(spans) {
+            let account_id = request.account.as_ref().map(|a| a.account_id.as_str()).unwrap_or("");
+            span.in_scope(|| {
+                tracing::info!(account_id, request_id = %request.request_id, created, "notification dispatched");
+            });
+            outcomes.push(Outcome::Ack);
+        }
+        outcomes
     }
 
-    async fn create_message(
+    /// What a new message causes: `queued` for the feed, and the send command for its gateway
+    /// (or, to a recipient who opted out, the failed attempt instead).
+    async fn enqueue(
         &self,
         tx: &mut PgConnection,
-        request: &NotificationRequest,
-        kind: MessageType,
-        channel: Channel,
-    ) -> Result<bool, DispatchError> {
-        let account = request.account.clone().unwrap_or_default();
-        let customer = request.customer.clone().unwrap_or_default();
-        let mut content = Self::content(request, kind, channel)?;
-        let account_id = account.account_id.as_str();
-        let suppressed = suppression::is_suppressed(tx, account_id, channel, &content.recipient).await?;
-        let message_id = match MessageId::parse(request.message_id.as_str()) {
-            Ok(chosen) => chosen,
-            Err(_) => MessageId::from_u128(uuid::Uuid::now_v7().as_u128()),
-        };
-        let idempotency_key = format!("{}:{}", request.request_id, channel.as_str());
-        // The first SMS the account sends a number carries the opt-out notice: one statement claims
-        // the number (only for a request not seen before) and inserts the message with the body the
-        // claim decides, so the message row is written once.
-        let claims_number = channel == Channel::Sms && !suppressed;
-        let noticed = claims_number.then(|| render::with_opt_out_notice(&content.body));
-        let plain = (channel == Channel::Sms).then(|| segments(&content.body));
-        let with_notice = noticed.as_deref().map(segments);
-        let inserted: Option<bool> = sqlx::query_scalar(
-            "WITH seen AS (SELECT 1 FROM dispatch.messages WHERE idempotency_key = $3),
-             claimed AS (INSERT INTO dispatch.sms_recipients (account_id, address, first_message_id)
-                         SELECT $2, $7, $1 WHERE $15 AND NOT EXISTS (SELECT 1 FROM seen)
-                         ON CONFLICT DO NOTHING RETURNING 1),
-             first AS (SELECT EXISTS (SELECT 1 FROM claimed) AS first)
-             INSERT INTO dispatch.messages (message_id, account_id, idempotency_key, customer_id, channel, message_type,
-                 recipient, sender, subject, body, html_body, failure_reason, segments, encoding)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN first THEN $16 ELSE $10 END, $11, $12,
-                    CASE WHEN first THEN $17 ELSE $13 END, CASE WHEN first THEN $18 ELSE $14 END
-             FROM first
-             ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING body = $16",
-        )
-        .bind(message_id.as_str())
-        .bind(account_id)
-        .bind(&idempotency_key)
-        .bind(&customer.customer_id)
-        .bind(channel.as_str())
-        .bind(kind.as_str())
-        .bind(&content.recipient)
-        .bind(&content.sender)
-        .bind(&content.subject)
-        .bind(&content.body)
-        .bind(&content.html)
-        .bind(suppressed.then_some(OPTED_OUT))
-        .bind(plain.map_or(0, |c| c.count as i32))
-        .bind(plain.map_or("", |c| c.encoding.as_str()))
-        .bind(claims_number)
-        .bind(noticed.as_deref().unwrap_or(""))
-        .bind(with_notice.map_or(0, |c| c.count as i32))
-        .bind(with_notice.map_or("", |c| c.encoding.as_str()))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(first) = inserted else {
-            return Ok(false);
-        };
-        let mut counted = plain;
-        if first && let Some(noticed) = noticed {
-            content.body = noticed;
-            counted = with_notice;
-        }
+        created: Created,
+        customer: CustomerSnapshot,
+        job_id: String,
+        from_name: String,
+    ) -> sqlx::Result<()> {
+        let Created { planned, body, segments } = created;
+        let (message_id, account_id, channel, kind) =
+            (&planned.message_id, &planned.account_id, planned.channel, planned.kind);
         let queued = MessageQueued {
             message_id: message_id.to_string(),
-            account_id: account_id.to_owned(),
+            account_id: account_id.clone(),
             direction: Direction::Outbound.to_proto(),
             channel: channel.to_proto(),
             r#type: kind.to_proto(),
             customer: Some(customer),
-            job_id: request.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default(),
-            preview: content.body.chars().take(160).collect(),
-            subject: content.subject.clone(),
+            job_id,
+            preview: body.chars().take(160).collect(),
+            subject: planned.subject.clone(),
             queued_at: Some(messaging_proto::time::now()),
-            body: content.body.clone(),
+            body: body.clone(),
         };
-        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&queued, &message_id)).await?;
-        crate::metrics::message_created(kind, channel, if suppressed { OPTED_OUT } else { "queued" });
-        if suppressed {
+        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&queued, message_id)).await?;
+        crate::metrics::message_created(kind, channel, if planned.suppressed { OPTED_OUT } else { "queued" });
+        if planned.suppressed {
             tracing::info!(account_id, message_id = %message_id, channel = %channel, "recipient opted out; not sent");
-            outbox::enqueue(
-                tx,
-                crate::SCHEMA,
-                &opted_out_attempt(&message_id, account_id, channel, &content.recipient),
-            )
-            .await?;
-            return Ok(true);
+            let attempt = opted_out_attempt(message_id, account_id, channel, &planned.recipient);
+            return outbox::enqueue(tx, crate::SCHEMA, &attempt).await;
         }
         let command = SendCommand {
             message_id: message_id.to_string(),
-            account_id: account_id.to_owned(),
+            account_id: account_id.clone(),
             channel: channel.to_proto(),
             r#type: kind.to_proto(),
-            to: content.recipient,
-            from: content.sender,
-            body: content.body,
-            subject: content.subject,
-            html_body: content.html,
-            from_name: account.name.clone(),
+            to: planned.recipient,
+            from: planned.sender,
+            body,
+            subject: planned.subject,
+            html_body: planned.html,
+            from_name,
             validity_seconds: if kind == MessageType::OnMyWay { self.on_my_way_validity_secs } else { 0 },
-            segments: counted.map_or(0, |c| c.count),
+            segments: segments.map_or(0, |c| c.count),
         };
-        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&command, &message_id)).await?;
-        Ok(true)
+        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&command, message_id)).await
     }
+}
+
+/// The request and its type, or the outcome of a delivery that holds none.
+fn decode(delivery: &Delivery) -> Result<(NotificationRequest, MessageType), Outcome> {
+    let request = delivery.decode::<NotificationRequest>()?;
+    let Some(kind) = MessageType::from_proto(request.r#type) else {
+        return Err(Outcome::DeadLetter(format!("unknown message type {}", request.r#type)));
+    };
+    Ok((request, kind))
+}
+
+/// The messages request `n` asks for: one per channel the customer can be reached on, rendered.
+fn plan(n: usize, request: &NotificationRequest, kind: MessageType) -> Result<Vec<Planned>, RenderError> {
+    let channels = eligible_channels(request);
+    let account = request.account.clone().unwrap_or_default();
+    let customer = request.customer.clone().unwrap_or_default();
+    if channels.is_empty() {
+        let job_id = request.job.as_ref().map(|j| j.job_id.as_str()).unwrap_or("");
+        crate::metrics::no_usable_channel(kind);
+        tracing::warn!(account_id = %account.account_id, request_id = %request.request_id, job_id, kind = %kind, "customer has no usable channel; nothing sent");
+    }
+    channels
+        .into_iter()
+        .map(|channel| {
+            let (recipient, sender, subject, body, html) = match channel {
+                Channel::Sms => (
+                    customer.phone.clone(),
+                    account.sms_number.clone(),
+                    String::new(),
+                    render::sms(request, kind)?,
+                    String::new(),
+                ),
+                Channel::Email => {
+                    let rendered = render::email(request, kind)?;
+                    (customer.email.clone(), account.email_from.clone(), rendered.subject, rendered.text, rendered.html)
+                }
+            };
+            let message_id = MessageId::parse(request.message_id.as_str())
+                .unwrap_or_else(|_| MessageId::from_u128(uuid::Uuid::now_v7().as_u128()));
+            Ok(Planned {
+                request: n,
+                kind,
+                channel,
+                message_id,
+                account_id: account.account_id.clone(),
+                customer_id: customer.customer_id.clone(),
+                idempotency_key: format!("{}:{}", request.request_id, channel.as_str()),
+                recipient,
+                sender,
+                subject,
+                body,
+                html,
+                suppressed: false,
+            })
+        })
+        .collect()
 }
 
 /// The `attempt` event that records, through delivery-status like any gateway outcome, that the

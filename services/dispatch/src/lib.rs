@@ -2,6 +2,7 @@
 //! has and allows, renders the templates, persists each message once (idempotency key = request id
 //! + channel), and in the same transaction enqueues the send command and the `queued` event.
 
+mod create;
 mod handler;
 mod metrics;
 mod render;

@@ -16,22 +16,31 @@ pub fn address_key(channel: Channel, address: &str) -> String {
     }
 }
 
-/// Whether `address` has opted out of `channel` for the account.
-pub async fn is_suppressed(
-    tx: &mut PgConnection,
-    account_id: &str,
-    channel: Channel,
-    address: &str,
-) -> sqlx::Result<bool> {
-    let opted_out: Option<bool> = sqlx::query_scalar(
-        "SELECT opted_out FROM dispatch.suppressions WHERE account_id = $1 AND channel = $2 AND address = $3",
+/// An address a message is for.
+pub struct Recipient<'a> {
+    pub account_id: &'a str,
+    pub channel: Channel,
+    pub address: &'a str,
+}
+
+/// Whether each recipient has opted out of its channel for its account: one statement.
+pub async fn suppressed(tx: &mut PgConnection, recipients: &[Recipient<'_>]) -> sqlx::Result<Vec<bool>> {
+    let keys: Vec<(&str, &str, String)> =
+        recipients.iter().map(|r| (r.account_id, r.channel.as_str(), address_key(r.channel, r.address))).collect();
+    let opted_out: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT account_id, channel, address FROM dispatch.suppressions
+         WHERE (account_id, channel, address) IN (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])) AND opted_out",
     )
-    .bind(account_id)
-    .bind(channel.as_str())
-    .bind(address_key(channel, address))
-    .fetch_optional(tx)
+    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.2.as_str()).collect::<Vec<_>>())
+    .fetch_all(tx)
     .await?;
-    Ok(opted_out.unwrap_or(false))
+    let opted_out: std::collections::HashSet<(String, String, String)> = opted_out.into_iter().collect();
+    Ok(keys
+        .into_iter()
+        .map(|(account, channel, address)| opted_out.contains(&(account.to_owned(), channel.to_owned(), address)))
+        .collect())
 }
 
 /// Records an opt-out or opt-in unless a newer one is already stored.

@@ -1,0 +1,136 @@
+//! Creates a batch's messages in a few statements: every recipient's opt-out looked up in one,
+//! then the messages inserted in rounds that hold each recipient once, each round one statement
+//! that also claims the numbers an account texts for the first time (that SMS carries the opt-out
+//! notice). A message is written once, under its (request, channel) key.
+
+use std::collections::HashMap;
+
+use messaging_domain::sms::{Segments, segments};
+use messaging_domain::{Channel, MessageId, MessageType};
+use messaging_platform::bus::in_rounds;
+use sqlx::PgConnection;
+
+use crate::handler::OPTED_OUT;
+use crate::render;
+use crate::suppression::{self, Recipient};
+
+/// One message a request asks for, rendered, before it is written.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The request it comes from (its place in the batch).
+    pub request: usize,
+    pub kind: MessageType,
+    pub channel: Channel,
+    pub message_id: MessageId,
+    pub account_id: String,
+    pub customer_id: String,
+    /// `<request id>:<channel>`: the same request never makes a second message on a channel.
+    pub idempotency_key: String,
+    pub recipient: String,
+    pub sender: String,
+    pub subject: String,
+    pub body: String,
+    pub html: String,
+    /// The recipient opted out: the message is recorded failed and never sent.
+    pub suppressed: bool,
+}
+
+/// A planned message as written.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub planned: Planned,
+    /// The body as stored: with the opt-out notice when it is the account's first SMS to the number.
+    pub body: String,
+    pub segments: Option<Segments>,
+}
+
+/// Marks the planned messages whose recipient opted out, and writes those not written before
+/// (under their key); returns them as written, in the order planned.
+pub async fn create(tx: &mut PgConnection, mut planned: Vec<Planned>) -> sqlx::Result<Vec<Created>> {
+    let recipients: Vec<Recipient> = planned
+        .iter()
+        .map(|p| Recipient { account_id: &p.account_id, channel: p.channel, address: &p.recipient })
+        .collect();
+    let suppressed = suppression::suppressed(tx, &recipients).await?;
+    for (p, suppressed) in planned.iter_mut().zip(suppressed) {
+        p.suppressed = suppressed;
+    }
+    let indexed: Vec<(usize, Planned)> = planned.into_iter().enumerate().collect();
+    let key = |(_, p): &(usize, Planned)| (p.account_id.clone(), p.channel, p.recipient.clone());
+    let mut created = Vec::new();
+    for round in in_rounds(indexed, key) {
+        created.extend(insert(tx, round).await?);
+    }
+    created.sort_by_key(|(n, _)| *n);
+    Ok(created.into_iter().map(|(_, c)| c).collect())
+}
+
+/// One round (a recipient once in it): one statement.
+async fn insert(tx: &mut PgConnection, round: Vec<(usize, Planned)>) -> sqlx::Result<Vec<(usize, Created)>> {
+    let claims = |p: &Planned| p.channel == Channel::Sms && !p.suppressed;
+    let noticed: Vec<String> = round
+        .iter()
+        .map(|(_, p)| if claims(p) { render::with_opt_out_notice(&p.body) } else { String::new() })
+        .collect();
+    let sms = |p: &Planned, body: &str| (p.channel == Channel::Sms).then(|| segments(body));
+    let plain: Vec<Option<Segments>> = round.iter().map(|(_, p)| sms(p, &p.body)).collect();
+    let with_notice: Vec<Option<Segments>> = round.iter().zip(&noticed).map(|((_, p), n)| sms(p, n)).collect();
+    let count = |s: &Option<Segments>| s.map_or(0, |c| c.count as i32);
+    let encoding = |s: &Option<Segments>| s.map_or("", |c| c.encoding.as_str());
+    let column = |f: fn(&Planned) -> &str| round.iter().map(|(_, p)| f(p)).collect::<Vec<&str>>();
+    let rows: Vec<(String, bool)> = sqlx::query_as(
+        "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int4[], $14::text[],
+                 $15::bool[], $16::text[], $17::int4[], $18::text[])
+                 AS i (message_id, account_id, idempotency_key, customer_id, channel, message_type, recipient, sender,
+                       subject, body, html_body, failure_reason, segments, encoding, claims, noticed,
+                       noticed_segments, noticed_encoding)),
+              fresh AS (SELECT * FROM input i
+                        WHERE NOT EXISTS (SELECT 1 FROM dispatch.messages m WHERE m.idempotency_key = i.idempotency_key)),
+              claimed AS (INSERT INTO dispatch.sms_recipients (account_id, address, first_message_id)
+                          SELECT account_id, recipient, message_id FROM fresh WHERE claims
+                          ON CONFLICT DO NOTHING RETURNING first_message_id),
+              inserted AS (INSERT INTO dispatch.messages (message_id, account_id, idempotency_key, customer_id, channel,
+                               message_type, recipient, sender, subject, body, html_body, failure_reason, segments, encoding)
+                           SELECT f.message_id, f.account_id, f.idempotency_key, f.customer_id, f.channel, f.message_type,
+                                  f.recipient, f.sender, f.subject,
+                                  CASE WHEN c.first_message_id IS NULL THEN f.body ELSE f.noticed END, f.html_body,
+                                  NULLIF(f.failure_reason, ''),
+                                  CASE WHEN c.first_message_id IS NULL THEN f.segments ELSE f.noticed_segments END,
+                                  CASE WHEN c.first_message_id IS NULL THEN f.encoding ELSE f.noticed_encoding END
+                           FROM fresh f LEFT JOIN claimed c ON c.first_message_id = f.message_id
+                           ON CONFLICT (idempotency_key) DO NOTHING
+                           RETURNING message_id)
+         SELECT i.message_id, c.first_message_id IS NOT NULL FROM inserted i
+         LEFT JOIN claimed c ON c.first_message_id = i.message_id",
+    )
+    .bind(round.iter().map(|(_, p)| p.message_id.as_str()).collect::<Vec<_>>())
+    .bind(column(|p| &p.account_id))
+    .bind(column(|p| &p.idempotency_key))
+    .bind(column(|p| &p.customer_id))
+    .bind(round.iter().map(|(_, p)| p.channel.as_str()).collect::<Vec<_>>())
+    .bind(round.iter().map(|(_, p)| p.kind.as_str()).collect::<Vec<_>>())
+    .bind(column(|p| &p.recipient))
+    .bind(column(|p| &p.sender))
+    .bind(column(|p| &p.subject))
+    .bind(column(|p| &p.body))
+    .bind(column(|p| &p.html))
+    .bind(round.iter().map(|(_, p)| if p.suppressed { OPTED_OUT } else { "" }).collect::<Vec<_>>())
+    .bind(plain.iter().map(count).collect::<Vec<_>>())
+    .bind(plain.iter().map(encoding).collect::<Vec<_>>())
+    .bind(round.iter().map(|(_, p)| claims(p)).collect::<Vec<_>>())
+    .bind(&noticed)
+    .bind(with_notice.iter().map(count).collect::<Vec<_>>())
+    .bind(with_notice.iter().map(encoding).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let written: HashMap<String, bool> = rows.into_iter().collect();
+    let mut created = Vec::new();
+    let counted = plain.into_iter().zip(with_notice);
+    for (((n, planned), noticed), (plain, with_notice)) in round.into_iter().zip(noticed).zip(counted) {
+        let Some(first) = written.get(planned.message_id.as_str()).copied() else { continue };
+        let (body, segments) = if first { (noticed, with_notice) } else { (planned.body.clone(), plain) };
+        created.push((n, Created { planned, body, segments }));
+    }
+    Ok(created)
+}

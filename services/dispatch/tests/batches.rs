@@ -1,0 +1,160 @@
+//! dispatch writes a batch of requests set-based, in rounds; any mix, order and repetition of
+//! requests (the same request again, customers sharing a number, a number that opted out, SMS
+//! and email) applied as one batch ends exactly where the same requests one by one end: the
+//! messages, which of them carries the opt-out notice, and what goes out on each subject in order.
+
+use std::collections::BTreeMap;
+
+use messaging_dispatch::Dispatcher;
+use messaging_domain::{Channel, MessageType};
+use messaging_integration_tests::Database;
+use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
+use messaging_proto::BusMessage;
+use messaging_proto::bus::{AccountSnapshot, CustomerSnapshot, JobSnapshot, NotificationRequest};
+use proptest::test_runner::{Config, TestRunner};
+use sqlx::PgPool;
+
+fn delivery<M: BusMessage>(message: &M) -> Delivery {
+    Delivery {
+        subject: message.subject(),
+        payload: message.encode_to_vec().into(),
+        headers: None,
+        delivered: 1,
+        stream_sequence: 0,
+    }
+}
+
+/// Request `id` (a repeat is a redelivery): its type, customer and channels follow from the id.
+fn request(account: &str, id: usize) -> Delivery {
+    let (kind, customer, channels) = (id % 3, (id / 3) % 4, (id * 7) % 3);
+    let kind = [MessageType::AppointmentConfirmation, MessageType::OnMyWay, MessageType::PaymentReceipt][kind];
+    // Customers 0 and 1 share a number; customer 3's number opted out.
+    let phone = format!("+1512555{:04}", [100, 100, 101, 102][customer]);
+    let channels = match channels {
+        0 => vec![],
+        1 => vec![Channel::Sms.to_proto()],
+        _ => vec![Channel::Email.to_proto()],
+    };
+    let starts = prost_types::Timestamp { seconds: 1_900_000_000, nanos: 0 };
+    delivery(&NotificationRequest {
+        request_id: format!("{account}_r{id}"),
+        event_id: format!("{account}_e{id}"),
+        r#type: kind.to_proto(),
+        account: Some(AccountSnapshot {
+            account_id: account.to_owned(),
+            name: "Ace Plumbing".into(),
+            timezone: "America/Chicago".into(),
+            sms_number: "+15125550100".into(),
+            email_from: "office@ace.example".into(),
+            reminder_time: "09:00".into(),
+            quiet_start: "21:00".into(),
+            quiet_end: "08:00".into(),
+        }),
+        customer: Some(CustomerSnapshot {
+            customer_id: format!("cus_{customer}"),
+            name: "Dana Reyes".into(),
+            phone,
+            email: format!("cus_{customer}@example.com"),
+            sms_allowed: true,
+            email_allowed: customer != 2,
+        }),
+        job: Some(JobSnapshot {
+            job_id: "job_1".into(),
+            title: "Water heater".into(),
+            starts_at: Some(starts),
+            ends_at: Some(prost_types::Timestamp { seconds: starts.seconds + 7200, nanos: 0 }),
+            technician_name: "Luis".into(),
+            address: "12 Elm St".into(),
+        }),
+        payment: Some(messaging_proto::bus::PaymentSnapshot {
+            payment_id: "pay_1".into(),
+            amount_cents: 12_500,
+            currency: "USD".into(),
+            invoice_id: "inv_1".into(),
+            receipt_url: String::new(),
+        }),
+        channels,
+        requested_at: Some(starts),
+        ..Default::default()
+    })
+}
+
+/// The account's messages (by key), first-SMS claims and outbox, as text to compare.
+async fn state(pool: &PgPool, account: &str) -> String {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT (idempotency_key, channel, message_type, recipient, body, failure_reason, segments, encoding,
+                 (SELECT true FROM dispatch.sms_recipients r WHERE r.first_message_id = m.message_id))::text
+         FROM dispatch.messages m WHERE account_id = $1 ORDER BY idempotency_key",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await
+    .expect("messages");
+    let ids: BTreeMap<String, String> =
+        sqlx::query_as("SELECT message_id, idempotency_key FROM dispatch.messages WHERE account_id = $1")
+            .bind(account)
+            .fetch_all(pool)
+            .await
+            .expect("ids")
+            .into_iter()
+            .collect();
+    let outbox: Vec<(String, String)> = sqlx::query_as(
+        "SELECT subject, id FROM dispatch.outbox WHERE subject || '.' LIKE '%.' || $1 || '.%' ORDER BY seq",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await
+    .expect("outbox");
+    let mut sent: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (subject, id) in outbox {
+        let named = ids.iter().fold(id, |id, (message_id, key)| id.replace(message_id, key));
+        sent.entry(subject.replace(account, "")).or_default().push(named);
+    }
+    format!("{}\n{sent:#?}", rows.join("\n")).replace(account, "")
+}
+
+#[test]
+fn a_batch_ends_where_the_same_requests_one_by_one_end() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let database = runtime.block_on(Database::start("dispatch-batches")).expect("postgres");
+    let pool = database.pool.clone();
+    let dispatcher = runtime.block_on(async {
+        let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
+        Dispatcher::new(Relay::new(pool.clone(), jetstream, "dispatch", 1 << 20), 900)
+    });
+    let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+    let batches = proptest::collection::vec(0usize..12, 1..24);
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&batches, |specs| {
+            let case = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (batched, single) = (format!("acc_a{case}"), format!("acc_b{case}"));
+            runtime.block_on(async {
+                for account in [&batched, &single] {
+                    sqlx::query(
+                        "INSERT INTO dispatch.suppressions (account_id, channel, address, reason, opted_out, as_of)
+                         VALUES ($1, 'sms', '+15125550102', 'stop', true, now())",
+                    )
+                    .bind(account)
+                    .execute(&pool)
+                    .await
+                    .expect("opt-out");
+                }
+                let batch: Vec<Delivery> = specs.iter().map(|spec| request(&batched, *spec)).collect();
+                let mut tx = pool.begin().await.expect("begin");
+                let outcomes = dispatcher.handle_batch(&mut tx, &batch, "dispatch").await;
+                assert_eq!(outcomes, vec![Outcome::Ack; batch.len()], "{specs:?}");
+                tx.commit().await.expect("commit");
+
+                for spec in &specs {
+                    let mut tx = pool.begin().await.expect("begin");
+                    assert_eq!(dispatcher.handle(&mut tx, &request(&single, *spec)).await, Outcome::Ack);
+                    tx.commit().await.expect("commit");
+                }
+                let (batched, single) = (state(&pool, &batched).await, state(&pool, &single).await);
+                assert_eq!(batched, single, "after {specs:?}");
+            });
+            Ok(())
+        })
+        .expect("a batch and the same requests one by one agree");
+}
