@@ -282,7 +282,7 @@ async fn run_mix(
 /// The statements Postgres spent the most time on over every rate, with their share.
 async fn print_statements(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
-        "SELECT regexp_replace(left(query, 100), '\\s+', ' ', 'g'), calls, total_exec_time, total_plan_time \
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 160), calls, total_exec_time, total_plan_time \
          FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15",
     )
     .fetch_all(pool)

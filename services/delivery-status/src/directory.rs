@@ -3,7 +3,7 @@
 //! phone number.
 
 use chrono::{DateTime, Utc};
-use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, decode_all, in_rounds};
+use messaging_platform::bus::{self, Delivery, Outcome, TxHandler, in_rounds};
 use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
 use messaging_proto::directory::{self, Listing};
 use sqlx::{PgConnection, Row};
@@ -37,11 +37,7 @@ impl TxHandler for DirectoryHandler {
         deliveries: &[Delivery],
         service: &'static str,
     ) -> Vec<Outcome> {
-        let _spans: Vec<tracing::Span> = deliveries.iter().map(|d| consume_span(service, d)).collect();
-        match decode_all(deliveries, decode) {
-            Ok(listings) => vec![Outcome::of_writes(apply(tx, listings).await); deliveries.len()],
-            Err(outcomes) => outcomes,
-        }
+        bus::write_all(deliveries, service, decode, move |listings| apply(tx, listings)).await
     }
 }
 

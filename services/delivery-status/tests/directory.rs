@@ -3,11 +3,10 @@
 
 use messaging_delivery_status::directory::DirectoryHandler;
 use messaging_integration_tests::Database;
-use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
-use messaging_proto::BusMessage;
+use messaging_integration_tests::database::{batch_and_one_by_one, delivery};
+use messaging_platform::bus::{Delivery, Relay};
 use messaging_proto::bus::{CustomerListing, CustomerSnapshot};
 use proptest::test_runner::{Config, TestRunner};
-use prost::Message as _;
 
 fn listing(account: &str, n: usize, version: i64) -> Delivery {
     let listing = CustomerListing {
@@ -20,13 +19,7 @@ fn listing(account: &str, n: usize, version: i64) -> Delivery {
         }),
         as_of: Some(prost_types::Timestamp { seconds: 1_800_000_000 + version, nanos: 0 }),
     };
-    Delivery {
-        subject: listing.subject(),
-        payload: listing.encode_to_vec().into(),
-        headers: None,
-        delivered: 1,
-        stream_sequence: 0,
-    }
+    delivery(&listing)
 }
 
 #[test]
@@ -48,15 +41,8 @@ fn listings_in_a_batch_end_where_they_end_one_by_one() {
             let (batched, single) = (format!("acc_dir_a{case}"), format!("acc_dir_b{case}"));
             runtime.block_on(async {
                 let batch: Vec<Delivery> = listings.iter().map(|(n, v)| listing(&batched, *n, *v)).collect();
-                let mut tx = pool.begin().await.expect("begin");
-                let outcomes = handler.handle_batch(&mut tx, &batch, "delivery-status").await;
-                assert_eq!(outcomes, vec![Outcome::Ack; batch.len()], "{listings:?}");
-                tx.commit().await.expect("commit");
-                for (n, v) in &listings {
-                    let mut tx = pool.begin().await.expect("begin");
-                    assert_eq!(handler.handle(&mut tx, &listing(&single, *n, *v)).await, Outcome::Ack);
-                    tx.commit().await.expect("commit");
-                }
+                let one_by_one: Vec<Delivery> = listings.iter().map(|(n, v)| listing(&single, *n, *v)).collect();
+                batch_and_one_by_one(&pool, &handler, "delivery-status", &batch, &one_by_one).await;
                 let state = |account: String| {
                     let pool = pool.clone();
                     async move {

@@ -74,10 +74,10 @@ impl Dispatcher {
         };
         let mut counts = vec![0; requests.len()];
         for created in created {
-            let (n, account_name) = (created.planned.request, requests[created.planned.request].0.account.as_ref());
-            let from_name = account_name.map(|a| a.name.clone()).unwrap_or_default();
-            let customer = requests[n].0.customer.clone().unwrap_or_default();
-            let job_id = requests[n].0.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
+            let (n, request) = (created.planned.request, &requests[created.planned.request].0);
+            let from_name = request.account.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+            let customer = request.customer.clone().unwrap_or_default();
+            let job_id = request.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
             let enqueued = self.enqueue(tx, created, customer, job_id, from_name).instrument(spans[n].clone()).await;
             if let Err(error) = enqueued {
                 return vec![Outcome::retry(format!("database: {error}"))];

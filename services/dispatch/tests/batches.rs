@@ -8,21 +8,11 @@ use std::collections::BTreeMap;
 use messaging_dispatch::Dispatcher;
 use messaging_domain::{Channel, MessageType};
 use messaging_integration_tests::Database;
-use messaging_platform::bus::{Delivery, Outcome, Relay, TxHandler};
-use messaging_proto::BusMessage;
+use messaging_integration_tests::database::{batch_and_one_by_one, delivery, outbox_rows};
+use messaging_platform::bus::{Delivery, Relay};
 use messaging_proto::bus::{AccountSnapshot, CustomerSnapshot, JobSnapshot, NotificationRequest};
 use proptest::test_runner::{Config, TestRunner};
 use sqlx::PgPool;
-
-fn delivery<M: BusMessage>(message: &M) -> Delivery {
-    Delivery {
-        subject: message.subject(),
-        payload: message.encode_to_vec().into(),
-        headers: None,
-        delivered: 1,
-        stream_sequence: 0,
-    }
-}
 
 /// Request `id` (a repeat is a redelivery): its type, customer and channels follow from the id.
 fn request(account: &str, id: usize) -> Delivery {
@@ -98,15 +88,8 @@ async fn state(pool: &PgPool, account: &str) -> String {
             .expect("ids")
             .into_iter()
             .collect();
-    let outbox: Vec<(String, String)> = sqlx::query_as(
-        "SELECT subject, id FROM dispatch.outbox WHERE subject || '.' LIKE '%.' || $1 || '.%' ORDER BY seq",
-    )
-    .bind(account)
-    .fetch_all(pool)
-    .await
-    .expect("outbox");
     let mut sent: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (subject, id) in outbox {
+    for (subject, id, _) in outbox_rows(pool, "dispatch", account).await {
         let named = ids.iter().fold(id, |id, (message_id, key)| id.replace(message_id, key));
         sent.entry(subject.replace(account, "")).or_default().push(named);
     }
@@ -141,16 +124,8 @@ fn a_batch_ends_where_the_same_requests_one_by_one_end() {
                     .expect("opt-out");
                 }
                 let batch: Vec<Delivery> = specs.iter().map(|spec| request(&batched, *spec)).collect();
-                let mut tx = pool.begin().await.expect("begin");
-                let outcomes = dispatcher.handle_batch(&mut tx, &batch, "dispatch").await;
-                assert_eq!(outcomes, vec![Outcome::Ack; batch.len()], "{specs:?}");
-                tx.commit().await.expect("commit");
-
-                for spec in &specs {
-                    let mut tx = pool.begin().await.expect("begin");
-                    assert_eq!(dispatcher.handle(&mut tx, &request(&single, *spec)).await, Outcome::Ack);
-                    tx.commit().await.expect("commit");
-                }
+                let one_by_one: Vec<Delivery> = specs.iter().map(|spec| request(&single, *spec)).collect();
+                batch_and_one_by_one(&pool, &dispatcher, "dispatch", &batch, &one_by_one).await;
                 let (batched, single) = (state(&pool, &batched).await, state(&pool, &single).await);
                 assert_eq!(batched, single, "after {specs:?}");
             });

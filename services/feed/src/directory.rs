@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use messaging_domain::search;
-use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, decode_all, in_rounds};
+use messaging_platform::bus::{self, Delivery, Outcome, TxHandler, in_rounds};
 use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
 use messaging_proto::directory::{self, Listing, as_of};
 use sqlx::{AssertSqlSafe, PgConnection};
@@ -33,11 +33,7 @@ impl TxHandler for Directory {
         deliveries: &[Delivery],
         service: &'static str,
     ) -> Vec<Outcome> {
-        let _spans: Vec<tracing::Span> = deliveries.iter().map(|d| consume_span(service, d)).collect();
-        match decode_all(deliveries, decode) {
-            Ok(listings) => vec![Outcome::of_writes(apply(tx, listings).await); deliveries.len()],
-            Err(outcomes) => outcomes,
-        }
+        bus::write_all(deliveries, service, decode, move |listings| apply(tx, listings)).await
     }
 }
 

@@ -4,7 +4,7 @@
 //! what goes out later. A batch is written in rounds that hold at most one event per message, in
 //! stream order; each round is one statement per kind over arrays (see `project`).
 
-use messaging_platform::bus::{Delivery, Outcome, TxHandler, consume_span, decode_all, in_rounds};
+use messaging_platform::bus::{self, Delivery, Outcome, TxHandler, in_rounds};
 use messaging_proto::BusMessage;
 use messaging_proto::bus::{
     DeliveryUnknown, MessageQueued, MessageReceived, NotificationWaiting, OptOutChanged, StatusChanged,
@@ -74,12 +74,7 @@ impl TxHandler for Projector {
         deliveries: &[Delivery],
         service: &'static str,
     ) -> Vec<Outcome> {
-        // Each message keeps its own span in its publisher's trace, open while the batch is written.
-        let _spans: Vec<tracing::Span> = deliveries.iter().map(|d| consume_span(service, d)).collect();
-        match decode_all(deliveries, Event::decode) {
-            Ok(events) => vec![Outcome::of_writes(apply(tx, events).await); deliveries.len()],
-            Err(outcomes) => outcomes,
-        }
+        bus::write_all(deliveries, service, Event::decode, move |events| apply(tx, events)).await
     }
 }
 

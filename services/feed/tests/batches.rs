@@ -8,8 +8,8 @@ use messaging_domain::{Channel, Direction, MessageType, Status};
 use messaging_feed::directory::Directory;
 use messaging_feed::projector::Projector;
 use messaging_integration_tests::Database;
-use messaging_platform::bus::{Delivery, Outcome, TxHandler};
-use messaging_proto::BusMessage;
+use messaging_integration_tests::database::{batch_and_one_by_one, delivery};
+use messaging_platform::bus::Delivery;
 use messaging_proto::bus::{CustomerListing, CustomerSnapshot, DeliveryUnknown, MessageQueued, StatusChanged};
 use proptest::test_runner::{Config, TestRunner};
 use sqlx::PgPool;
@@ -19,16 +19,6 @@ const ACCOUNT: &str = "acc_batch";
 fn at(seconds: i64) -> Option<prost_types::Timestamp> {
     let time: DateTime<Utc> = Utc.timestamp_opt(1_800_000_000 + seconds, 0).single().expect("time");
     Some(prost_types::Timestamp { seconds: time.timestamp(), nanos: 0 })
-}
-
-fn delivery<M: BusMessage>(message: &M) -> Delivery {
-    Delivery {
-        subject: message.subject(),
-        payload: message.encode_to_vec().into(),
-        headers: None,
-        delivered: 1,
-        stream_sequence: 0,
-    }
 }
 
 /// Event `which` about `message_id`: queued, sent (gateway, provider), delivered, failed, unknown,
@@ -113,16 +103,8 @@ fn a_batch_ends_where_the_same_events_one_by_one_end() {
             let id = |copy: &str, n: usize| format!("msg_{copy}{case}x{n}");
             runtime.block_on(async {
                 let batch: Vec<Delivery> = events.iter().map(|(n, which)| event(&id("a", *n), *which)).collect();
-                let mut tx = pool.begin().await.expect("begin");
-                let outcomes = Projector.handle_batch(&mut tx, &batch, "feed").await;
-                assert_eq!(outcomes, vec![Outcome::Ack; batch.len()], "{events:?}");
-                tx.commit().await.expect("commit");
-
-                for (n, which) in &events {
-                    let mut tx = pool.begin().await.expect("begin");
-                    assert_eq!(Projector.handle(&mut tx, &event(&id("b", *n), *which)).await, Outcome::Ack);
-                    tx.commit().await.expect("commit");
-                }
+                let single: Vec<Delivery> = events.iter().map(|(n, which)| event(&id("b", *n), *which)).collect();
+                batch_and_one_by_one(&pool, &Projector, "feed", &batch, &single).await;
                 for n in 0..3 {
                     let (batched, single) = (state(&pool, &id("a", n)).await, state(&pool, &id("b", n)).await);
                     assert_eq!(batched, single, "message {n} after {events:?}");
@@ -194,15 +176,8 @@ fn listings_in_a_batch_end_where_they_end_one_by_one() {
                     .expect("an unknown sender's message");
                 }
                 let batch: Vec<Delivery> = listings.iter().map(|(n, v)| listing(&batched, *n, *v)).collect();
-                let mut tx = pool.begin().await.expect("begin");
-                let outcomes = Directory.handle_batch(&mut tx, &batch, "feed").await;
-                assert_eq!(outcomes, vec![Outcome::Ack; batch.len()], "{listings:?}");
-                tx.commit().await.expect("commit");
-                for (n, v) in &listings {
-                    let mut tx = pool.begin().await.expect("begin");
-                    assert_eq!(Directory.handle(&mut tx, &listing(&single, *n, *v)).await, Outcome::Ack);
-                    tx.commit().await.expect("commit");
-                }
+                let one_by_one: Vec<Delivery> = listings.iter().map(|(n, v)| listing(&single, *n, *v)).collect();
+                batch_and_one_by_one(&pool, &Directory, "feed", &batch, &one_by_one).await;
                 let (a, b) = (directory_state(&pool, &batched).await, directory_state(&pool, &single).await);
                 assert_eq!(a, b, "after {listings:?}");
                 // The unknown sender's message belongs to customer 1 once their listing names the number.

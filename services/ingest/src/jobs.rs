@@ -88,7 +88,7 @@ pub async fn apply(tx: &mut PgConnection, items: &[Item<'_>], now: DateTime<Utc>
 /// The fresh events' writes.
 async fn write(tx: &mut PgConnection, live: &[Live<'_>], now: DateTime<Utc>) -> sqlx::Result<()> {
     customers(tx, live).await?;
-    let mut releases: Vec<(usize, Notification)> = Vec::new();
+    let mut releases: Vec<(&Live, Notification)> = Vec::new();
     let with_job: Vec<&Live> = live.iter().filter(|l| l.event().kind.job().is_some()).collect();
     let job_key = |l: &&Live| (l.event().account_id.clone(), l.event().kind.job().map(|j| j.id.to_string()));
     for round in in_rounds(with_job, job_key) {
@@ -106,11 +106,10 @@ async fn write(tx: &mut PgConnection, live: &[Live<'_>], now: DateTime<Utc>) -> 
             },
             _ => continue,
         };
-        releases.push((l.at, about));
+        releases.push((l, about));
     }
-    releases.sort_by_key(|(at, _)| *at);
-    for (at, notification) in releases {
-        let l = live.iter().find(|l| l.at == at).expect("a release comes from a live event");
+    releases.sort_by_key(|(l, _)| l.at);
+    for (l, notification) in releases {
         release(tx, l, notification, now).instrument(l.item.span.clone()).await?;
     }
     Ok(())
@@ -134,11 +133,11 @@ async fn customers(tx: &mut PgConnection, live: &[Live<'_>]) -> sqlx::Result<()>
 
 /// One round of job events (a job once in it): upserts the jobs, brings their reminders in line
 /// and notes the requests they cause.
-async fn jobs(
+async fn jobs<'l>(
     tx: &mut PgConnection,
-    round: &[&Live<'_>],
+    round: &[&'l Live<'l>],
     now: DateTime<Utc>,
-    releases: &mut Vec<(usize, Notification)>,
+    releases: &mut Vec<(&'l Live<'l>, Notification)>,
 ) -> sqlx::Result<()> {
     let rows: Vec<JobRow> = round
         .iter()
@@ -203,7 +202,7 @@ async fn jobs(
             }
             _ => continue,
         };
-        releases.push((l.at, about));
+        releases.push((*l, about));
     }
     if on_my_way.is_empty() {
         return Ok(());
@@ -217,7 +216,7 @@ async fn jobs(
             continue;
         }
         let job = Some(notify::job_snapshot(row.job));
-        releases.push((l.at, Notification { job, ..l.notification(MessageType::OnMyWay) }));
+        releases.push((l, Notification { job, ..l.notification(MessageType::OnMyWay) }));
     }
     Ok(())
 }

@@ -8,7 +8,8 @@ mod kit;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use messaging_platform::bus::{Delivery, Outcome, TxHandler};
+use messaging_integration_tests::database::{batch_and_one_by_one, outbox_rows};
+use messaging_platform::bus::Delivery;
 use messaging_proto::bus::NotificationWaiting;
 use proptest::test_runner::{Config, TestRunner};
 use prost::Message as _;
@@ -88,15 +89,8 @@ async fn state(pool: &PgPool, account: &str) -> String {
     .await
     .expect("tables");
     // What goes out, in order, for each subject (and each waiting item): its order is all a consumer sees.
-    let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT subject, id, payload FROM ingest.outbox WHERE subject || '.' LIKE '%.' || $1 || '.%' ORDER BY seq",
-    )
-    .bind(account)
-    .fetch_all(pool)
-    .await
-    .expect("outbox");
     let mut sent: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (subject, id, payload) in rows {
+    for (subject, id, payload) in outbox_rows(pool, "ingest", account).await {
         let (stream, what) = if subject.ends_with(".waiting") {
             let mut waiting = NotificationWaiting::decode(payload.as_slice()).expect("waiting");
             waiting.as_of = None;
@@ -129,17 +123,8 @@ fn a_batch_ends_where_the_same_events_one_by_one_end() {
                         kit::account(&format!("{account}_set"), account, at(-60), &number, ("21:00", "08:00"));
                     kit.apply(&settings).await.expect("account");
                 }
-                let batch = events(&batched, &specs);
-                let mut tx = kit.pool.begin().await.expect("begin");
-                let outcomes = kit.handler.handle_batch(&mut tx, &batch, "ingest").await;
-                assert_eq!(outcomes, vec![Outcome::Ack; batch.len()], "{specs:?}");
-                tx.commit().await.expect("commit");
-
-                for event in events(&single, &specs) {
-                    let mut tx = kit.pool.begin().await.expect("begin");
-                    assert_eq!(kit.handler.handle(&mut tx, &event).await, Outcome::Ack);
-                    tx.commit().await.expect("commit");
-                }
+                let (batch, one_by_one) = (events(&batched, &specs), events(&single, &specs));
+                batch_and_one_by_one(&kit.pool, kit.handler.as_ref(), "ingest", &batch, &one_by_one).await;
                 let (batched, single) = (state(&kit.pool, &batched).await, state(&kit.pool, &single).await);
                 assert_eq!(batched, single, "after {specs:?}");
             });

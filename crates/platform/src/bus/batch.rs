@@ -133,6 +133,22 @@ pub fn decode_all<'a, T>(
     Ok(decoded)
 }
 
+/// [`TxHandler::handle_batch`] for a handler that writes a whole batch in one go: each delivery
+/// decoded ([`decode_all`]), its consume span open (in its publisher's trace) while `write` runs,
+/// and every delivery's outcome that of the write.
+pub async fn write_all<'a, T, W: Future<Output = sqlx::Result<()>>>(
+    deliveries: &'a [Delivery],
+    service: &'static str,
+    decode: impl FnMut(&'a Delivery) -> Result<T, Outcome>,
+    write: impl FnOnce(Vec<T>) -> W,
+) -> Vec<Outcome> {
+    let _spans: Vec<tracing::Span> = deliveries.iter().map(|d| consume_span(service, d)).collect();
+    match decode_all(deliveries, decode) {
+        Ok(items) => vec![Outcome::of_writes(write(items).await); deliveries.len()],
+        Err(outcomes) => outcomes,
+    }
+}
+
 /// Runs `handler` over the consumer in batches of up to `spec.batch`, `spec.concurrency` at once;
 /// a batch is split into `spec.lanes` transactions by account, run side by side.
 pub async fn run<H: TxHandler>(

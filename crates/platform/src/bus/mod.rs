@@ -19,7 +19,7 @@ use async_nats::jetstream;
 use crate::config::NatsConfig;
 use crate::shutdown::Shutdown;
 
-pub use batch::{TxHandler, decode_all, in_rounds, one_by_one};
+pub use batch::{TxHandler, decode_all, in_rounds, one_by_one, write_all};
 pub use consumer::{ConsumerSpec, Delivery, Handler, Outcome, consume_span};
 pub use dead_letter::enqueue_partial as dead_letter_partial;
 pub use outbox::{OutboxMessage, Relay};
