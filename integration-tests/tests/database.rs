@@ -1,5 +1,6 @@
 //! Every service's pool cancels a statement that runs past `database.statement_timeout_ms`
-//! (30 s unless configured), while the migrations run without it.
+//! (30 s unless configured), while the migrations run without it; and it plans every execution
+//! for its own arguments, never from a cached generic plan made when the tables were smaller.
 
 use messaging_integration_tests::{Infra, Scratch};
 use messaging_platform::config::DatabaseConfig;
@@ -13,6 +14,10 @@ async fn statements_time_out_but_migrations_do_not() -> anyhow::Result<()> {
     let pool = messaging_platform::db::connect(&defaults, "ingest", &shutdown).await?;
     let timeout: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&pool).await?;
     assert_eq!(timeout, "30s", "the default");
+    let planning: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await?;
+    assert_eq!(planning, "force_custom_plan");
+    let random_page_cost: String = sqlx::query_scalar("SHOW random_page_cost").fetch_one(&pool).await?;
+    assert_eq!(random_page_cost, "1.1");
     pool.close().await;
 
     // A 1 ms timeout: every migration would be cancelled under it, yet they all run.

@@ -32,6 +32,15 @@ pub fn migrator() -> Migrator {
 pub fn connect_options(config: &DatabaseConfig, service: &str) -> anyhow::Result<PgConnectOptions> {
     // The service's name in pg_stat_activity and Postgres's logs.
     let mut options: PgConnectOptions = config.url.parse::<PgConnectOptions>()?.application_name(service);
+    // Every execution is planned for its own arguments and the tables as they are now. A cached
+    // generic plan is made once, from the statistics of that moment, and kept until the next
+    // ANALYZE: one made while a table was small (a new deployment, an outbox drained when last
+    // analyzed) scans the whole table on every call once it has grown, and it cannot see how
+    // many rows a batch's arrays hold.
+    // The services' hot rows are in memory, where a row fetched through an index costs about what
+    // one read in sequence does; Postgres's default (4.0) prices it for a spinning disk and would
+    // scan a whole table of tens of thousands of rows rather than look up a batch's hundred.
+    options = options.options([("plan_cache_mode", "force_custom_plan"), ("random_page_cost", "1.1")]);
     if config.statement_timeout_ms > 0 {
         options = options.options([("statement_timeout", config.statement_timeout_ms.to_string())]);
     }

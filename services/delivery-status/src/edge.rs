@@ -2,7 +2,8 @@
 //! A client gets `header_timeout` to send its request head (no slow-loris connections held open),
 //! each request `request_timeout` to be read and answered (408 past it), and at most `max_in_flight`
 //! requests are handled at once (503 with Retry-After beyond: providers retry, and the database
-//! pool is never queued behind a flood).
+//! pool is never queued behind a flood). At most `max_connections` connections are open at once;
+//! past it the server stops accepting, so the rest wait in the kernel's queue, not in memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,11 +31,14 @@ pub struct EdgeLimits {
     pub request_timeout_ms: u64,
     /// Requests handled at once; more are answered 503.
     pub max_in_flight: usize,
+    /// Connections open at once (each holds its buffers, idle keep-alive ones too); more wait to
+    /// be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for EdgeLimits {
     fn default() -> Self {
-        Self { header_timeout_ms: 10_000, request_timeout_ms: 30_000, max_in_flight: 256 }
+        Self { header_timeout_ms: 10_000, request_timeout_ms: 30_000, max_in_flight: 256, max_connections: 512 }
     }
 }
 
@@ -72,7 +76,15 @@ async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
 pub async fn serve(listener: TcpListener, router: Router, limits: EdgeLimits, shutdown: Shutdown) {
     let graceful = GracefulShutdown::new();
     let header_timeout = Duration::from_millis(limits.header_timeout_ms.max(1));
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let (stream, _) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -95,6 +107,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: EdgeLimits, sh
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "webhook connection ended");
             }
+            drop(permit);
         });
     }
     let grace = Duration::from_millis(limits.request_timeout_ms.max(1));

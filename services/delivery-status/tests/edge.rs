@@ -1,6 +1,7 @@
 //! The webhook server's edge limits, on a real socket: a request head not sent in time closes the
-//! connection, a request (body included) not done in time is 408, and past the in-flight limit
-//! requests are shed with 503 and Retry-After, while the server keeps serving.
+//! connection, a request (body included) not done in time is 408, past the in-flight limit
+//! requests are shed with 503 and Retry-After, while the server keeps serving, and past the
+//! connection limit a connection waits to be accepted until another closes.
 
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,8 @@ async fn start(limits: EdgeLimits) -> (String, tokio_util::sync::CancellationTok
 
 #[tokio::test]
 async fn slow_heads_slow_requests_and_floods_are_bounded() {
-    let limits = EdgeLimits { header_timeout_ms: 300, request_timeout_ms: 1_500, max_in_flight: 2 };
+    let limits =
+        EdgeLimits { header_timeout_ms: 300, request_timeout_ms: 1_500, max_in_flight: 2, max_connections: 64 };
     let (base, shutdown) = start(limits).await;
     let client = reqwest::Client::new();
     assert_eq!(client.get(format!("{base}/ok")).send().await.expect("answered").status(), 200);
@@ -84,5 +86,23 @@ async fn slow_heads_slow_requests_and_floods_are_bounded() {
         assert_eq!(request.await.expect("joined").expect("answered").status(), 200);
     }
     assert_eq!(client.get(format!("{base}/ok")).send().await.expect("answered").status(), 200);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    let limits =
+        EdgeLimits { header_timeout_ms: 10_000, request_timeout_ms: 10_000, max_in_flight: 8, max_connections: 2 };
+    let (base, shutdown) = start(limits).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    // Two idle connections take both places.
+    let first = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let _second = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let waiting = tokio::spawn(reqwest::Client::new().get(format!("{base}/ok")).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a third connection is not served while two are open");
+    drop(first);
+    let answered = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("served once one closed");
+    assert_eq!(answered.expect("joined").expect("answered").status(), 200);
     shutdown.cancel();
 }
