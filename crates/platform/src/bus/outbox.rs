@@ -64,15 +64,6 @@ pub async fn enqueue_with_headers(
     write(connection, vec![row]).await
 }
 
-/// A row the relay took out of the outbox, to publish.
-struct Taken {
-    seq: i64,
-    id: String,
-    subject: String,
-    payload: Vec<u8>,
-    headers: serde_json::Value,
-}
-
 /// An outbox row enqueued inside [`collecting`], not written yet.
 #[derive(Debug)]
 pub struct Collected {
@@ -212,65 +203,51 @@ impl Relay {
     }
 
     /// Publishes one batch; returns how many rows left the outbox (published, or moved aside as
-    /// never publishable). One statement takes the oldest rows out, inside a transaction that
-    /// commits only once JetStream has acked every publish, so a failure puts them all back. A
-    /// transaction-scoped advisory lock lets one replica relay a schema's outbox at a time (the
-    /// others find it taken and wait for their next turn), so rows need no row locks.
+    /// never publishable). Rows are locked with SKIP LOCKED so
+    /// several replicas can relay the same outbox.
     pub async fn drain_once(&self) -> anyhow::Result<usize> {
         let mut transaction = self.pool.begin().await?;
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "WITH turn AS (SELECT pg_try_advisory_xact_lock(hashtext('outbox relay ' || $2)) AS mine)
-             DELETE FROM {schema}.outbox WHERE seq IN
-                 (SELECT seq FROM {schema}.outbox WHERE (SELECT mine FROM turn) ORDER BY seq LIMIT $1)
-             RETURNING seq, id, subject, payload, headers",
-            schema = self.schema
+            "SELECT id, subject, payload, headers FROM {}.outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+            self.schema
         )))
         .bind(BATCH)
-        .bind(self.schema)
         .fetch_all(&mut *transaction)
         .await?;
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut rows = rows
-            .iter()
-            .map(|row| -> sqlx::Result<Taken> {
-                Ok(Taken {
-                    seq: row.try_get("seq")?,
-                    id: row.try_get("id")?,
-                    subject: row.try_get("subject")?,
-                    payload: row.try_get("payload")?,
-                    headers: row.try_get("headers")?,
-                })
-            })
-            .collect::<sqlx::Result<Vec<Taken>>>()?;
-        rows.sort_by_key(|row| row.seq);
-        let taken = rows.len();
         let mut pending = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
         let mut rejected = Vec::new();
-        for row in rows {
-            if row.payload.len() + HEADER_ROOM > self.max_payload {
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let subject: String = row.try_get("subject")?;
+            let payload: Vec<u8> = row.try_get("payload")?;
+            if payload.len() + HEADER_ROOM > self.max_payload {
                 let reason = format!(
                     "{} bytes: larger than the broker's largest message ({} bytes) allows",
-                    row.payload.len(),
+                    payload.len(),
                     self.max_payload
                 );
-                tracing::error!(schema = self.schema, id = %row.id, subject = %row.subject, %reason, "outbox row can never be published; moved aside");
-                rejected.push((row, reason));
+                tracing::error!(schema = self.schema, %id, %subject, %reason, "outbox row can never be published; moved aside");
+                rejected.push((id, reason));
                 continue;
             }
-            let extra: BTreeMap<String, String> = serde_json::from_value(row.headers).unwrap_or_default();
+            let stored: serde_json::Value = row.try_get("headers")?;
+            let extra: BTreeMap<String, String> = serde_json::from_value(stored).unwrap_or_default();
             let mut headers = async_nats::HeaderMap::new();
             for (name, value) in &extra {
                 headers.insert(name.as_str(), value.as_str());
             }
-            headers.insert("Nats-Msg-Id", row.id.as_str());
+            headers.insert("Nats-Msg-Id", id.as_str());
             let ack = self
                 .jetstream
-                .publish_with_headers(row.subject, headers, Bytes::from(row.payload))
+                .publish_with_headers(subject, headers, Bytes::from(payload))
                 .await
-                .map_err(|e| anyhow::anyhow!("publishing outbox row {}: {e}", row.id))?;
+                .map_err(|e| anyhow::anyhow!("publishing outbox row {id}: {e}"))?;
             pending.push(ack);
+            ids.push(id);
         }
         for ack in pending {
             tokio::time::timeout(Duration::from_secs(10), ack)
@@ -279,30 +256,35 @@ impl Relay {
                 .map_err(|e| anyhow::anyhow!("JetStream refused an outbox row: {e}"))?;
         }
         if !rejected.is_empty() {
-            let count = rejected.len() as u64;
-            let (rows, reasons): (Vec<Taken>, Vec<String>) = rejected.into_iter().unzip();
+            let (rejected_ids, reasons): (Vec<String>, Vec<String>) = rejected.into_iter().unzip();
             sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO {}.outbox_rejected (id, subject, payload, headers, reason)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::jsonb[], $5::text[])
+                "INSERT INTO {schema}.outbox_rejected (id, subject, payload, headers, reason)
+                 SELECT o.id, o.subject, o.payload, o.headers, r.reason
+                 FROM {schema}.outbox o JOIN UNNEST($1::text[], $2::text[]) AS r (id, reason) ON r.id = o.id
                  ON CONFLICT (id) DO NOTHING",
-                self.schema
+                schema = self.schema
             )))
-            .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.subject.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.payload.as_slice()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| &r.headers).collect::<Vec<_>>())
+            .bind(&rejected_ids)
             .bind(&reasons)
             .execute(&mut *transaction)
             .await?;
-            metrics::add(&REJECTED, &[("schema", self.schema)], count);
+            metrics::add(&REJECTED, &[("schema", self.schema)], rejected_ids.len() as u64);
+            ids.extend(rejected_ids);
         }
-        // Losing this commit to a crash only re-publishes rows JetStream already holds, which its
-        // duplicate window and idempotent consumers absorb (as for a crash before it), so it need
-        // not wait for the WAL to reach disk.
+        // Losing this delete to a crash only re-publishes rows JetStream already holds, which its
+        // duplicate window and idempotent consumers absorb (as for a crash before the delete), so
+        // the commit need not wait for the WAL to reach disk.
         sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *transaction).await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {}.outbox WHERE id IN (SELECT unnest($1::text[]))",
+            self.schema
+        )))
+        .bind(&ids)
+        .execute(&mut *transaction)
+        .await?;
         transaction.commit().await?;
-        tracing::debug!(schema = self.schema, published = taken, "outbox relayed");
-        Ok(taken)
+        tracing::debug!(schema = self.schema, published = ids.len(), "outbox relayed");
+        Ok(ids.len())
     }
 
     /// Rows waiting to be published.
