@@ -1,6 +1,7 @@
 //! The outbox relay never wedges: a row larger than the broker's largest message is moved aside to
 //! `<schema>.outbox_rejected` with its reason (whole, for an operator) and counted, and the rows
-//! behind it, another account's among them, are still published, in order.
+//! behind it, another account's among them, are still published, in order; and a publish
+//! JetStream refuses leaves its row in the outbox.
 
 use messaging_integration_tests::{Infra, Scratch, nats_connect};
 use messaging_platform::Runtime;
@@ -48,6 +49,29 @@ async fn a_row_the_broker_cannot_carry_is_moved_aside_and_the_rows_behind_it_go_
 
     let metrics = messaging_platform::metrics::render();
     assert!(metrics.contains(r#"outbox_rejected_total{schema="feed"} 1"#), "{metrics}");
+    shutdown.cancel();
+    infra.stop();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_the_broker_refuses_leaves_the_row_in_the_outbox() -> anyhow::Result<()> {
+    let dir = Scratch::new("outbox-refused");
+    let mut infra = Infra::start(&dir, 0, 0, false).await?;
+    let mut common = CommonConfig::default();
+    common.nats.url = infra.nats_url();
+    common.database.url = infra.database_url();
+    let shutdown = messaging_platform::Shutdown::new();
+    let runtime = Runtime::connect(&common, "outbox-test", &[streams::MESSAGE_EVENTS], &shutdown).await?;
+    // A subject no stream holds: JetStream refuses the publish.
+    let mut tx = runtime.pool.begin().await?;
+    let message =
+        OutboxMessage { id: "nowhere".into(), subject: "nowhere.acc_a.status".into(), payload: b"x".to_vec() };
+    outbox::enqueue(&mut tx, "feed", &message).await?;
+    tx.commit().await?;
+    let relay = runtime.relay("feed");
+    assert!(relay.drain_once().await.is_err(), "the refusal is reported");
+    assert_eq!(relay.backlog().await?, 1, "the row is still in the outbox");
     shutdown.cancel();
     infra.stop();
     Ok(())
