@@ -1,5 +1,5 @@
-//! What the benchmarks read off the machine: percentiles, and each process's CPU time and peak
-//! memory from `/proc`.
+//! What the benchmarks read off the machine: percentiles, each process's CPU time and peak memory
+//! from `/proc`, and the rows Postgres wrote, table by table.
 
 use std::time::Duration;
 
@@ -49,4 +49,29 @@ fn children(parent: u32) -> Vec<u32> {
                 == Some(parent)
         })
         .collect()
+}
+
+/// Rows one table has had written so far (`pg_stat_user_tables`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TableWrites {
+    pub table: String,
+    pub inserts: i64,
+    pub updates: i64,
+    /// Updates that wrote no index entry (heap-only tuples).
+    pub hot_updates: i64,
+    pub deletes: i64,
+    pub indexes: i64,
+}
+
+/// Every table that has had rows written, the most written first.
+pub async fn table_writes(pool: &sqlx::PgPool) -> sqlx::Result<Vec<TableWrites>> {
+    sqlx::query_as(
+        "SELECT schemaname || '.' || relname AS table, n_tup_ins AS inserts, n_tup_upd AS updates,
+                n_tup_hot_upd AS hot_updates, n_tup_del AS deletes,
+                (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid) AS indexes
+         FROM pg_stat_user_tables s WHERE n_tup_ins + n_tup_upd + n_tup_del > 0
+         ORDER BY n_tup_ins + n_tup_upd + n_tup_del DESC",
+    )
+    .fetch_all(pool)
+    .await
 }

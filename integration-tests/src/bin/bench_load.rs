@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use messaging_integration_tests::client::{Publisher, sim_faults, sim_inbound, sim_requests};
 use messaging_integration_tests::floor::{self, Counters, Ops};
 use messaging_integration_tests::load::{FeedWatch, Load, Published, provider_requests, publish_paced};
-use messaging_integration_tests::measure::{cpu_seconds, cpu_seconds_with_children, peak_rss_mib, percentile};
+use messaging_integration_tests::measure::{self, cpu_seconds, cpu_seconds_with_children, peak_rss_mib, percentile};
 use messaging_integration_tests::mix::{Mix, Step};
 use messaging_integration_tests::quiesce::backlog;
 use messaging_integration_tests::stack::SERVICES;
@@ -307,6 +307,32 @@ async fn print_statements(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The rows each table was written over the whole run so far, how many of its updates were HOT,
+/// and the outboxes' share of every row written.
+async fn print_table_writes(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let tables = measure::table_writes(pool).await?;
+    let written = |t: &measure::TableWrites| t.inserts + t.updates + t.deletes;
+    let all: i64 = tables.iter().map(written).sum();
+    let outboxes: i64 = tables.iter().filter(|t| t.table.ends_with(".outbox")).map(written).sum();
+    println!(
+        "rows written (rates and mix, as Postgres has counted them): {all}, {:.0}% of them outbox rows; by table \
+         (inserts / updates, HOT / deletes, indexes):",
+        outboxes as f64 / all.max(1) as f64 * 100.0
+    );
+    for t in tables.iter().take(12) {
+        let hot = if t.updates == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}%", t.hot_updates as f64 / t.updates as f64 * 100.0)
+        };
+        println!(
+            "  {:<28} {:>8} / {:>7}, {hot:>4} HOT / {:>7}  {} indexes",
+            t.table, t.inserts, t.updates, t.deletes, t.indexes
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rates: Vec<f64> = std::env::var("BENCH_RATES")
@@ -416,6 +442,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(ops) = ops {
         println!("per job event the system did (first rate): {ops}");
     }
+    print_table_writes(&pool).await?;
     let floor_before = Counters::read(&jetstream, &pool).await?;
     let floor_rate = floor::run(&jetstream, &pool, stack.ports.sim, &load, first, floor_events).await?;
     tokio::time::sleep(floor::STATS_SETTLE).await;
