@@ -9,15 +9,21 @@ use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::streams;
 use messaging_platform::config::CommonConfig;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_the_broker_cannot_carry_is_moved_aside_and_the_rows_behind_it_go_out() -> anyhow::Result<()> {
-    let dir = Scratch::new("outbox");
-    let mut infra = Infra::start(&dir, 0, 0, false).await?;
+/// NATS and Postgres in a scratch directory, and a service runtime on them.
+async fn start(name: &str) -> anyhow::Result<(Scratch, Infra, Runtime, messaging_platform::Shutdown)> {
+    let dir = Scratch::new(name);
+    let infra = Infra::start(&dir, 0, 0, false).await?;
     let mut common = CommonConfig::default();
     common.nats.url = infra.nats_url();
     common.database.url = infra.database_url();
     let shutdown = messaging_platform::Shutdown::new();
     let runtime = Runtime::connect(&common, "outbox-test", &[streams::MESSAGE_EVENTS], &shutdown).await?;
+    Ok((dir, infra, runtime, shutdown))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_broker_cannot_carry_is_moved_aside_and_the_rows_behind_it_go_out() -> anyhow::Result<()> {
+    let (_dir, mut infra, runtime, shutdown) = start("outbox").await?;
     let max_payload = runtime.nats.server_info().max_payload;
 
     let rows = [
@@ -56,13 +62,7 @@ async fn a_row_the_broker_cannot_carry_is_moved_aside_and_the_rows_behind_it_go_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_the_broker_refuses_leaves_the_row_in_the_outbox() -> anyhow::Result<()> {
-    let dir = Scratch::new("outbox-refused");
-    let mut infra = Infra::start(&dir, 0, 0, false).await?;
-    let mut common = CommonConfig::default();
-    common.nats.url = infra.nats_url();
-    common.database.url = infra.database_url();
-    let shutdown = messaging_platform::Shutdown::new();
-    let runtime = Runtime::connect(&common, "outbox-test", &[streams::MESSAGE_EVENTS], &shutdown).await?;
+    let (_dir, mut infra, runtime, shutdown) = start("outbox-refused").await?;
     // A subject no stream holds: JetStream refuses the publish.
     let mut tx = runtime.pool.begin().await?;
     let message =
