@@ -1,7 +1,8 @@
 //! The outbox relay never wedges: a row larger than the broker's largest message is moved aside to
 //! `<schema>.outbox_rejected` with its reason (whole, for an operator) and counted, and the rows
-//! behind it, another account's among them, are still published, in order; and a publish
-//! JetStream refuses leaves its row in the outbox.
+//! behind it, another account's among them, are still published, in order; a publish
+//! JetStream refuses leaves its row in the outbox; and events published after their commit go
+//! straight to the stream, or to the outbox when the broker could never take them or refuses them.
 
 use messaging_integration_tests::{Infra, Scratch, nats_connect};
 use messaging_platform::Runtime;
@@ -72,6 +73,49 @@ async fn a_publish_the_broker_refuses_leaves_the_row_in_the_outbox() -> anyhow::
     let relay = runtime.relay("feed");
     assert!(relay.drain_once().await.is_err(), "the refusal is reported");
     assert_eq!(relay.backlog().await?, 1, "the row is still in the outbox");
+    shutdown.cancel();
+    infra.stop();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_after_commit_skip_the_outbox_unless_the_broker_cannot_take_them() -> anyhow::Result<()> {
+    let (_dir, mut infra, runtime, shutdown) = start("outbox-direct").await?;
+    let max_payload = runtime.nats.server_info().max_payload;
+    let rows = [
+        ("one", "message.acc_a.status", b"one".to_vec()),
+        ("big", "message.acc_a.status", vec![b'x'; max_payload + 1]),
+        ("nowhere", "nowhere.acc_a.status", b"lost?".to_vec()),
+        ("two", "message.acc_a.status", b"two".to_vec()),
+    ];
+    // Inside `collecting` an enqueue only collects; the connection is never written.
+    let mut connection = runtime.pool.acquire().await?;
+    let (enqueued, collected) = outbox::collecting(async {
+        for (id, subject, payload) in &rows {
+            let message = OutboxMessage { id: (*id).into(), subject: (*subject).into(), payload: payload.clone() };
+            outbox::enqueue(&mut connection, "feed", &message).await?;
+        }
+        Ok::<(), sqlx::Error>(())
+    })
+    .await;
+    enqueued?;
+    let relay = runtime.relay("feed");
+    let mut tx = runtime.pool.begin().await?;
+    let publishable = relay.keep_publishable(&mut tx, collected).await?;
+    tx.commit().await?;
+    assert_eq!(publishable.len(), 3, "the row too large for the broker stays behind");
+    relay.publish_committed(publishable).await?;
+
+    let client = nats_connect(&infra.nats_url()).await?;
+    let stream = async_nats::jetstream::new(client).get_stream(streams::MESSAGE_EVENTS.name).await?;
+    let first = stream.get_raw_message(1).await?;
+    let second = stream.get_raw_message(2).await?;
+    assert_eq!((first.payload.as_ref(), second.payload.as_ref()), (b"one".as_ref(), b"two".as_ref()), "in order");
+    let waiting: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM feed.outbox ORDER BY id").fetch_all(&runtime.pool).await?;
+    assert_eq!(waiting, ["big", "nowhere"], "only what the broker did not take is in the outbox");
+    let metrics = messaging_platform::metrics::render();
+    assert!(metrics.contains(r#"bus_direct_fallbacks_total{schema="feed"} 1"#), "{metrics}");
     shutdown.cancel();
     infra.stop();
     Ok(())

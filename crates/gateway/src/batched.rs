@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use messaging_platform::bus::in_rounds;
+use messaging_platform::bus::outbox::Collected;
 use sqlx::{AssertSqlSafe, PgPool};
 
 /// A claim to insert.
@@ -48,7 +49,8 @@ pub(crate) async fn claim_all(
     Ok(rows.iter().zip(first).map(|(row, first)| first && won.contains(&row.message_id)).collect())
 }
 
-/// A settlement to record, with the `attempt` event to enqueue when it applies.
+/// A settlement to record, with its `attempt` event: enqueued in the outbox by the same statement
+/// when `relayed`, published by the caller once the statement commits otherwise.
 pub(crate) struct SettleRow {
     pub message_id: String,
     pub state: &'static str,
@@ -56,16 +58,14 @@ pub(crate) struct SettleRow {
     pub reason: Option<String>,
     pub code: Option<String>,
     pub text: Option<String>,
-    pub event_id: String,
-    pub subject: String,
-    pub payload: Vec<u8>,
-    pub headers: serde_json::Value,
+    pub event: Collected,
+    pub relayed: bool,
 }
 
 /// Records the settlements, one statement per round of distinct messages (one message's
 /// settlements in request order); true for each that applied (only a `claimed` or `unknown` row
 /// can be settled).
-pub(crate) async fn settle_all(pool: &PgPool, schema: &str, rows: Vec<SettleRow>) -> sqlx::Result<Vec<bool>> {
+pub(crate) async fn settle_all(pool: &PgPool, schema: &str, rows: &[SettleRow]) -> sqlx::Result<Vec<bool>> {
     let mut applied = vec![false; rows.len()];
     for members in in_rounds((0..rows.len()).collect(), |&i| rows[i].message_id.as_str()) {
         let batch: Vec<&SettleRow> = members.iter().map(|&i| &rows[i]).collect();
@@ -82,8 +82,9 @@ async fn settle_round(pool: &PgPool, schema: &str, rows: &[&SettleRow]) -> sqlx:
     sqlx::query_scalar(AssertSqlSafe(format!(
         "WITH input AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                                  $8::text[], $9::bytea[], $10::jsonb[])
-                  AS i(message_id, state, provider_id, reason, code, text, event_id, subject, payload, headers)),
+                                  $8::text[], $9::bytea[], $10::jsonb[], $11::bool[])
+                  AS i(message_id, state, provider_id, reason, code, text, event_id, subject, payload, headers,
+                       relayed)),
          settled AS (
              UPDATE {schema}.attempts a SET state = i.state, provider_id = COALESCE(i.provider_id, a.provider_id),
                  failure_reason = i.reason, error_code = i.code, error_text = i.text, updated_at = now()
@@ -93,6 +94,7 @@ async fn settle_round(pool: &PgPool, schema: &str, rows: &[&SettleRow]) -> sqlx:
          queued AS (
              INSERT INTO {schema}.outbox (id, subject, payload, headers)
              SELECT i.event_id, i.subject, i.payload, i.headers FROM input i JOIN settled s USING (message_id)
+             WHERE i.relayed
              ON CONFLICT (id) DO NOTHING)
          SELECT message_id FROM settled"
     )))
@@ -102,10 +104,11 @@ async fn settle_round(pool: &PgPool, schema: &str, rows: &[&SettleRow]) -> sqlx:
     .bind(column(|row| row.reason.as_deref()))
     .bind(column(|row| row.code.as_deref()))
     .bind(column(|row| row.text.as_deref()))
-    .bind(column(|row| Some(&row.event_id)))
-    .bind(column(|row| Some(&row.subject)))
-    .bind(rows.iter().map(|row| row.payload.as_slice()).collect::<Vec<&[u8]>>())
-    .bind(rows.iter().map(|row| &row.headers).collect::<Vec<_>>())
+    .bind(column(|row| Some(&row.event.message().id)))
+    .bind(column(|row| Some(&row.event.message().subject)))
+    .bind(rows.iter().map(|row| row.event.message().payload.as_slice()).collect::<Vec<&[u8]>>())
+    .bind(rows.iter().map(|row| row.event.headers()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.relayed).collect::<Vec<bool>>())
     .fetch_all(pool)
     .await
 }

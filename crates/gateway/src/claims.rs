@@ -1,13 +1,13 @@
 //! Claim before send. A worker inserts the message's row (`claimed`, with a lease) before calling
-//! the provider, and settles it (`sent` / `failed` / `unknown`) together with the `attempt` event
-//! in one statement, waking the outbox relay. A redelivered command finds the row and never calls
-//! the provider blindly.
+//! the provider, settles it (`sent` / `failed` / `unknown`), and publishes the `attempt` event once
+//! that commits, before the command is acked. A redelivered command finds the row, never calls the
+//! provider blindly, and publishes the event of a settled row again.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use messaging_domain::Channel;
-use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_platform::bus::outbox::{Collected, OutboxMessage};
 use messaging_platform::bus::{Outcome, Relay};
 use messaging_proto::bus::{AttemptOutcome, SendAttempt};
 use sha2::{Digest, Sha256};
@@ -64,11 +64,12 @@ pub struct OpenAttempt {
 #[derive(Clone)]
 pub struct Claims {
     pool: PgPool,
+    relay: Relay,
     schema: &'static str,
     channel: Channel,
     lease: Duration,
     /// Claims and settlements are group-committed: many in one statement under load (the
-    /// settler wakes the gateway's outbox relay when it enqueued `attempt` events).
+    /// settler publishes the `attempt` events, or wakes the outbox relay for those it enqueued).
     claimer: Group<ClaimRow, bool>,
     settler: Group<SettleRow, bool>,
 }
@@ -97,18 +98,24 @@ impl Claims {
         });
         let settler = Group::start(GROUP, GROUP_IN_FLIGHT, {
             let (pool, relay) = (pool.clone(), relay.clone());
-            move |rows| {
+            move |rows: Vec<SettleRow>| {
                 let (pool, relay) = (pool.clone(), relay.clone());
                 async move {
-                    let applied = batched::settle_all(&pool, schema, rows).await?;
-                    if applied.iter().any(|settled| *settled) {
-                        relay.wake();
+                    let applied = batched::settle_all(&pool, schema, &rows).await?;
+                    let mut publish = Vec::new();
+                    for (row, applied) in rows.into_iter().zip(&applied) {
+                        match (*applied, row.relayed) {
+                            (true, true) => relay.wake(),
+                            (true, false) => publish.push(row.event),
+                            (false, _) => {}
+                        }
                     }
+                    relay.publish_committed(publish).await?;
                     Ok(applied)
                 }
             }
         });
-        Self { pool, schema, channel, lease, claimer, settler }
+        Self { pool, relay, schema, channel, lease, claimer, settler }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -200,15 +207,39 @@ impl Claims {
         Ok(())
     }
 
-    /// Records how the send to `recipient` ended and enqueues the `attempt` event, in one statement
-    /// (so one transaction, shared with other settlements waiting then), then wakes the relay.
-    /// Only a `claimed` or `unknown` row can be settled; returns false if it already was.
+    /// Records how the send to `recipient` ended, for the command being handled, and publishes the
+    /// `attempt` event once that commits (a statement shared with other settlements waiting
+    /// then); a redelivered command publishes it again ([`Claims::publish_settled`]). Only a
+    /// `claimed` or `unknown` row can be settled; returns false if it already was.
     pub async fn settle(
         &self,
         message_id: &str,
         account_id: &str,
         recipient: &str,
         settlement: &Settlement,
+    ) -> sqlx::Result<bool> {
+        self.submit(message_id, account_id, recipient, settlement, false).await
+    }
+
+    /// As [`Claims::settle`], for a settlement no command prompted (reconciliation): the event is
+    /// enqueued in the outbox by the same statement, since nothing would publish it again.
+    pub async fn settle_relayed(
+        &self,
+        message_id: &str,
+        account_id: &str,
+        recipient: &str,
+        settlement: &Settlement,
+    ) -> sqlx::Result<bool> {
+        self.submit(message_id, account_id, recipient, settlement, true).await
+    }
+
+    async fn submit(
+        &self,
+        message_id: &str,
+        account_id: &str,
+        recipient: &str,
+        settlement: &Settlement,
+        relayed: bool,
     ) -> sqlx::Result<bool> {
         let (state, provider_id, reason, code, text) = match settlement {
             Settlement::Sent { provider_id } => ("sent", Some(provider_id.as_str()), None, None, None),
@@ -227,13 +258,42 @@ impl Claims {
                 reason: owned(reason),
                 code: owned(code),
                 text: owned(text),
-                event_id: event.id,
-                subject: event.subject,
-                payload: event.payload,
                 // The caller's trace, carried by the event.
-                headers: outbox::trace_headers(),
+                event: Collected::new(self.schema, event),
+                relayed,
             })
             .await
+    }
+
+    /// Publishes again the `attempt` event of a message already settled, for a redelivered
+    /// command: the first publish may have been lost to a crash after the settlement committed.
+    /// JetStream's duplicate window, or delivery-status's idempotence, absorbs a repeat.
+    pub async fn publish_settled(&self, message_id: &str) -> sqlx::Result<()> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT account_id, recipient, state, provider_id, failure_reason, error_code, error_text
+             FROM {}.attempts WHERE message_id = $1",
+            self.schema
+        )))
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(()) };
+        let text = |column: &str| -> sqlx::Result<String> {
+            Ok(row.try_get::<Option<String>, _>(column)?.unwrap_or_default())
+        };
+        let settlement = match row.try_get::<&str, _>("state")? {
+            "sent" => Settlement::Sent { provider_id: text("provider_id")? },
+            "failed" => Settlement::Failed {
+                reason: text("failure_reason")?,
+                code: text("error_code")?,
+                text: text("error_text")?,
+            },
+            "unknown" => Settlement::Unknown { detail: text("error_text")? },
+            _ => return Ok(()),
+        };
+        let (account_id, recipient): (String, String) = (row.try_get("account_id")?, row.try_get("recipient")?);
+        let event = attempt_event(message_id, &account_id, &recipient, self.channel, &settlement);
+        self.relay.publish_committed(vec![Collected::new(self.schema, event)]).await
     }
 
     /// Attempts left `unknown` for longer than `min_age`, oldest first.

@@ -1,20 +1,21 @@
 //! Claims and settlements are group-committed, and many at once still decide each message exactly
 //! as one at a time would: one winner per message, one settlement per claim, one `attempt` event
-//! per settlement.
+//! per settlement, published straight to the stream (and once more, deduplicated, for a redelivery).
 
 use std::time::Duration;
 
 use messaging_domain::Channel;
 use messaging_gateway::{Claim, Claims, Settlement};
 use messaging_integration_tests::Database;
-use messaging_platform::bus::Relay;
+use messaging_platform::bus::{Relay, streams};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_and_settlements_decide_each_message_once() -> anyhow::Result<()> {
     let database = Database::start("gateway-group").await?;
     let pool = database.pool.clone();
     let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await?);
-    let relay = Relay::new(pool.clone(), jetstream, "sms_gateway", 1 << 20);
+    streams::ensure(&jetstream, &[streams::MESSAGE_EVENTS], 1).await?;
+    let relay = Relay::new(pool.clone(), jetstream.clone(), "sms_gateway", 1 << 20);
     let claims = Claims::new(pool.clone(), relay, "sms_gateway", Channel::Sms, Duration::from_secs(60));
 
     // Every message claimed twice at the same moment (side by side, so mostly in one statement),
@@ -47,14 +48,25 @@ async fn concurrent_claims_and_settlements_decide_each_message_once() -> anyhow:
     for n in 0..100 {
         assert!(applied[2 * n] ^ applied[2 * n + 1], "message {n}: exactly one settlement applies");
     }
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_gateway.outbox").fetch_one(&pool).await?;
+    let published = || async {
+        let mut stream = jetstream.get_stream(streams::MESSAGE_EVENTS.name).await?;
+        anyhow::Ok(stream.info().await?.state.messages)
+    };
+    let relayed: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_gateway.outbox").fetch_one(&pool).await?;
     let open: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_gateway.attempts WHERE state = 'claimed'")
         .fetch_one(&pool)
         .await?;
-    assert_eq!((events, open), (100, 0), "one attempt event per message, none left claimed");
+    assert_eq!(
+        (published().await?, relayed, open),
+        (100, 0, 0),
+        "one attempt event per message, published, none left claimed"
+    );
 
-    // Settled is settled: a third settlement and a later claim change nothing.
+    // Settled is settled: a third settlement and a later claim change nothing, and the event a
+    // redelivered command publishes again is the one already published.
     assert!(!settle(7, sent(7)).await?);
     assert_eq!(claim(7).await?, Claim::Settled);
+    claims.publish_settled(&id(7)).await?;
+    assert_eq!(published().await?, 100, "the duplicate window absorbs the repeat");
     Ok(())
 }

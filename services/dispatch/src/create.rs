@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 
-use messaging_domain::sms::{Segments, segments};
+use messaging_domain::sms::{Encoding, Segments, segments};
 use messaging_domain::{Channel, MessageId, MessageType};
 use messaging_platform::bus::in_rounds;
-use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
 
 use crate::handler::OPTED_OUT;
 use crate::render;
@@ -42,10 +43,15 @@ pub struct Created {
     /// The body as stored: with the opt-out notice when it is the account's first SMS to the number.
     pub body: String,
     pub segments: Option<Segments>,
+    /// Written by this delivery, not found from an earlier one.
+    pub fresh: bool,
 }
 
 /// Marks the planned messages whose recipient opted out, and writes those not written before
-/// (under their key); returns them as written, in the order planned.
+/// (under their key); returns them all as stored, in the order planned: a message an earlier
+/// delivery of its request wrote comes back as that delivery wrote it, so its events can be
+/// published again. A key another transaction is writing at the same moment is an error (the
+/// delivery is retried, and then finds the message).
 pub async fn create(tx: &mut PgConnection, mut planned: Vec<Planned>) -> sqlx::Result<Vec<Created>> {
     let recipients: Vec<Recipient> = planned
         .iter()
@@ -78,7 +84,7 @@ async fn insert(tx: &mut PgConnection, round: Vec<(usize, Planned)>) -> sqlx::Re
     let count = |s: &Option<Segments>| s.map_or(0, |c| c.count as i32);
     let encoding = |s: &Option<Segments>| s.map_or("", |c| c.encoding.as_str());
     let column = |f: fn(&Planned) -> &str| round.iter().map(|(_, p)| f(p)).collect::<Vec<&str>>();
-    let rows: Vec<(String, bool)> = sqlx::query_as(
+    let rows = sqlx::query(
         "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int4[], $14::text[],
                  $15::bool[], $16::text[], $17::int4[], $18::text[])
@@ -100,9 +106,15 @@ async fn insert(tx: &mut PgConnection, round: Vec<(usize, Planned)>) -> sqlx::Re
                                   CASE WHEN c.first_message_id IS NULL THEN f.encoding ELSE f.noticed_encoding END
                            FROM fresh f LEFT JOIN claimed c ON c.first_message_id = f.message_id
                            ON CONFLICT (idempotency_key) DO NOTHING
-                           RETURNING message_id)
-         SELECT i.message_id, c.first_message_id IS NOT NULL FROM inserted i
-         LEFT JOIN claimed c ON c.first_message_id = i.message_id",
+                           RETURNING message_id, idempotency_key)
+         SELECT i.idempotency_key, i.message_id, c.first_message_id IS NOT NULL AS first, false AS stored,
+                NULL::text AS recipient, NULL::text AS sender, NULL::text AS subject, NULL::text AS body,
+                NULL::text AS html_body, NULL::text AS failure_reason, NULL::int4 AS segments, NULL::text AS encoding
+         FROM inserted i LEFT JOIN claimed c ON c.first_message_id = i.message_id
+         UNION ALL
+         SELECT m.idempotency_key, m.message_id, false, true, m.recipient, m.sender, m.subject, m.body, m.html_body,
+                m.failure_reason, m.segments, m.encoding
+         FROM dispatch.messages m WHERE m.idempotency_key IN (SELECT idempotency_key FROM input)",
     )
     .bind(round.iter().map(|(_, p)| p.message_id.as_str()).collect::<Vec<_>>())
     .bind(column(|p| &p.account_id))
@@ -124,13 +136,49 @@ async fn insert(tx: &mut PgConnection, round: Vec<(usize, Planned)>) -> sqlx::Re
     .bind(with_notice.iter().map(encoding).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
-    let written: HashMap<String, bool> = rows.into_iter().collect();
+    let mut written: HashMap<String, PgRow> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        written.insert(row.try_get("idempotency_key")?, row);
+    }
     let mut created = Vec::new();
     let counted = plain.into_iter().zip(with_notice);
     for (((n, planned), noticed), (plain, with_notice)) in round.into_iter().zip(noticed).zip(counted) {
-        let Some(first) = written.get(planned.message_id.as_str()).copied() else { continue };
-        let (body, segments) = if first { (noticed, with_notice) } else { (planned.body.clone(), plain) };
-        created.push((n, Created { planned, body, segments }));
+        let Some(row) = written.remove(&planned.idempotency_key) else {
+            return Err(sqlx::Error::Protocol(format!(
+                "message {} is being written by another transaction",
+                planned.idempotency_key
+            )));
+        };
+        if row.try_get("stored")? {
+            created.push((n, stored(planned, &row)?));
+            continue;
+        }
+        let (body, segments) =
+            if row.try_get("first")? { (noticed, with_notice) } else { (planned.body.clone(), plain) };
+        created.push((n, Created { planned, body, segments, fresh: true }));
     }
     Ok(created)
+}
+
+/// A planned message as an earlier delivery of its request wrote it.
+fn stored(mut planned: Planned, row: &PgRow) -> sqlx::Result<Created> {
+    planned.message_id = MessageId::parse(row.try_get::<&str, _>("message_id")?).map_err(decode_error)?;
+    planned.recipient = row.try_get("recipient")?;
+    planned.sender = row.try_get("sender")?;
+    planned.subject = row.try_get("subject")?;
+    planned.html = row.try_get("html_body")?;
+    planned.suppressed = row.try_get::<Option<&str>, _>("failure_reason")? == Some(OPTED_OUT);
+    let body: String = row.try_get("body")?;
+    let encoding = match row.try_get::<&str, _>("encoding")? {
+        "gsm7" => Some(Encoding::Gsm7),
+        "ucs2" => Some(Encoding::Ucs2),
+        _ => None,
+    };
+    let count = row.try_get::<i32, _>("segments")? as u32;
+    let segments = encoding.map(|encoding| Segments { encoding, count });
+    Ok(Created { planned, body, segments, fresh: false })
+}
+
+fn decode_error(error: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(error.to_string().into())
 }

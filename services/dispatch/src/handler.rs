@@ -29,6 +29,10 @@ impl TxHandler for Dispatcher {
         self.relay.wake();
     }
 
+    fn publishes_after_commit(&self) -> Option<&Relay> {
+        Some(&self.relay)
+    }
+
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
         let spans = [Span::current()];
         self.dispatch(tx, std::slice::from_ref(delivery), &spans).await.pop().unwrap_or(Outcome::Ack)
@@ -78,11 +82,12 @@ impl Dispatcher {
             let from_name = request.account.as_ref().map(|a| a.name.clone()).unwrap_or_default();
             let customer = request.customer.clone().unwrap_or_default();
             let job_id = request.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
+            let fresh = created.fresh;
             let enqueued = self.enqueue(tx, created, customer, job_id, from_name).instrument(spans[n].clone()).await;
             if let Err(error) = enqueued {
                 return vec![Outcome::retry(format!("database: {error}"))];
             }
-            counts[n] += 1;
+            counts[n] += usize::from(fresh);
         }
         let mut outcomes = Vec::with_capacity(requests.len());
         for (((request, _), created), span) in requests.iter().zip(counts).zip(spans) {
@@ -95,8 +100,9 @@ impl Dispatcher {
         outcomes
     }
 
-    /// What a new message causes: `queued` for the feed, and the send command for its gateway
-    /// (or, to a recipient who opted out, the failed attempt instead).
+    /// What a message causes: `queued` for the feed, and the send command for its gateway (or, to
+    /// a recipient who opted out, the failed attempt instead); published once the transaction
+    /// commits, and again, under the same ids, whenever its request is redelivered.
     async fn enqueue(
         &self,
         tx: &mut PgConnection,
@@ -105,7 +111,7 @@ impl Dispatcher {
         job_id: String,
         from_name: String,
     ) -> sqlx::Result<()> {
-        let Created { planned, body, segments } = created;
+        let Created { planned, body, segments, fresh } = created;
         let (message_id, account_id, channel, kind) =
             (&planned.message_id, &planned.account_id, planned.channel, planned.kind);
         let queued = MessageQueued {
@@ -122,9 +128,13 @@ impl Dispatcher {
             body: body.clone(),
         };
         outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&queued, message_id)).await?;
-        crate::metrics::message_created(kind, channel, if planned.suppressed { OPTED_OUT } else { "queued" });
+        if fresh {
+            crate::metrics::message_created(kind, channel, if planned.suppressed { OPTED_OUT } else { "queued" });
+        }
         if planned.suppressed {
-            tracing::info!(account_id, message_id = %message_id, channel = %channel, "recipient opted out; not sent");
+            if fresh {
+                tracing::info!(account_id, message_id = %message_id, channel = %channel, "recipient opted out; not sent");
+            }
             let attempt = opted_out_attempt(message_id, account_id, channel, &planned.recipient);
             return outbox::enqueue(tx, crate::SCHEMA, &attempt).await;
         }

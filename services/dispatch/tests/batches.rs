@@ -2,6 +2,8 @@
 //! requests (the same request again, customers sharing a number, a number that opted out, SMS
 //! and email) applied as one batch ends exactly where the same requests one by one end: the
 //! messages, which of them carries the opt-out notice, and what goes out on each subject in order.
+//! A request delivered again (its events lost to a crash before they were published) publishes
+//! the same events under the same ids, its send commands byte for byte, from what was stored.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +11,8 @@ use messaging_dispatch::Dispatcher;
 use messaging_domain::{Channel, MessageType};
 use messaging_integration_tests::Database;
 use messaging_integration_tests::database::{batch_and_one_by_one, delivery, outbox_rows};
-use messaging_platform::bus::{Delivery, Relay};
+use messaging_platform::bus::outbox::{self, OutboxMessage};
+use messaging_platform::bus::{Delivery, Relay, TxHandler};
 use messaging_proto::bus::{AccountSnapshot, CustomerSnapshot, JobSnapshot, NotificationRequest};
 use proptest::test_runner::{Config, TestRunner};
 use sqlx::PgPool;
@@ -132,4 +135,46 @@ fn a_batch_ends_where_the_same_requests_one_by_one_end() {
             Ok(())
         })
         .expect("a batch and the same requests one by one agree");
+}
+
+/// What handling `deliveries` as one batch collects to publish once it commits: subject, id,
+/// and the payload of each send command (the events' own timestamps differ between deliveries).
+async fn published(pool: &PgPool, dispatcher: &Dispatcher, deliveries: &[Delivery]) -> Vec<(String, String, Vec<u8>)> {
+    let mut tx = pool.begin().await.expect("begin");
+    let (outcomes, rows) = outbox::collecting(dispatcher.handle_batch(&mut tx, deliveries, "dispatch")).await;
+    assert!(outcomes.iter().all(|o| *o == messaging_platform::bus::Outcome::Ack), "{outcomes:?}");
+    tx.commit().await.expect("commit");
+    let command = |m: &OutboxMessage| if m.subject.starts_with("send.") { m.payload.clone() } else { Vec::new() };
+    rows.iter().map(|row| row.message()).map(|m| (m.subject.clone(), m.id.clone(), command(m))).collect()
+}
+
+#[test]
+fn a_redelivered_request_publishes_again_what_its_first_delivery_published() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let database = runtime.block_on(Database::start("dispatch-redelivery")).expect("postgres");
+    let pool = database.pool.clone();
+    runtime.block_on(async {
+        let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
+        let dispatcher = Dispatcher::new(Relay::new(pool.clone(), jetstream, "dispatch", 1 << 20), 900);
+        sqlx::query(
+            "INSERT INTO dispatch.suppressions (account_id, channel, address, reason, opted_out, as_of)
+             VALUES ('acc_r', 'sms', '+15125550102', 'stop', true, now())",
+        )
+        .execute(&pool)
+        .await
+        .expect("opt-out");
+        // SMS and email to a number texted for the first time (the SMS with the opt-out notice),
+        // both to the same number again, email only, and both to a number that opted out (its SMS
+        // recorded failed: `queued` and the failed `attempt`).
+        let deliveries: Vec<Delivery> = [0, 3, 2, 9].iter().map(|id| request("acc_r", *id)).collect();
+        let first = published(&pool, &dispatcher, &deliveries).await;
+        let again = published(&pool, &dispatcher, &deliveries).await;
+        let subjects: Vec<&str> = first.iter().map(|(subject, _, _)| subject.as_str()).collect();
+        assert_eq!(subjects.len(), 14, "{subjects:#?}");
+        assert_eq!(subjects.iter().filter(|s| s.ends_with(".attempt")).count(), 1, "{subjects:#?}");
+        assert!(first.iter().any(|(_, _, command)| String::from_utf8_lossy(command).contains("STOP")), "{first:#?}");
+        assert_eq!(again, first, "the second delivery publishes the first's events");
+        let alone = published(&pool, &dispatcher, &deliveries[..1]).await;
+        assert_eq!(alone[..], first[..alone.len()], "and so does a delivery of one of them alone");
+    });
 }

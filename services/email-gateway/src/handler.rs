@@ -51,7 +51,10 @@ impl<M: Mailer> EmailSender<M> {
             self.claims.claim(message.as_str(), account.as_str(), &command.to, &command.from, &command.body).await?;
         match claim {
             Claim::Won => {}
-            Claim::Settled => return Ok(Outcome::Ack),
+            Claim::Settled => {
+                self.claims.publish_settled(message.as_str()).await?;
+                return Ok(Outcome::Ack);
+            }
             Claim::Busy { retry_in } => {
                 return Ok(Outcome::Retry { delay: retry_in, reason: "another gateway holds the claim".into() });
             }

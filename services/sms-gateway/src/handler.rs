@@ -87,7 +87,8 @@ impl<P: SmsProvider> SmsSender<P> {
                 self.send(command, account, message, delivered).await
             }
             Claim::Settled => {
-                tracing::info!(message_id = %message, delivered, "already settled: acknowledging a redelivery");
+                tracing::info!(message_id = %message, delivered, "already settled: publishing its attempt again");
+                self.claims.publish_settled(message.as_str()).await?;
                 Ok(Outcome::Ack)
             }
             Claim::Busy { retry_in } => {

@@ -85,7 +85,7 @@ pub async fn reconcile_once<P: SmsProvider>(sender: &SmsSender<P>, timing: Recon
             continue;
         };
         tracing::info!(message_id = %message, ?settlement, "reconciled an unknown send");
-        sender.claims.settle(message.as_str(), account.as_str(), &attempt.recipient, &settlement).await?;
+        sender.claims.settle_relayed(message.as_str(), account.as_str(), &attempt.recipient, &settlement).await?;
         settled += 1;
     }
     Ok(settled)

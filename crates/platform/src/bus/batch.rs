@@ -11,11 +11,11 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use async_nats::jetstream;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tracing::Instrument;
 
 use crate::bus::consumer::{self, ConsumerSpec, Delivery, Outcome, consume_span, settle};
-use crate::bus::outbox;
+use crate::bus::outbox::{self, Relay};
 use crate::metrics::{self, HistogramFamily};
 use crate::shutdown::Shutdown;
 
@@ -54,6 +54,14 @@ pub trait TxHandler: Send + Sync + 'static {
 
     /// Runs after a transaction holding this handler's work has committed (wake an outbox relay).
     fn committed(&self) {}
+
+    /// The relay through which this handler's events are published straight after its
+    /// transaction commits, before the input is acked ([`crate::bus::direct`]), instead of being
+    /// left to the outbox. A handler that names one must enqueue the same events again, from the
+    /// state it finds, when its input is redelivered. `None` (the default) keeps the outbox.
+    fn publishes_after_commit(&self) -> Option<&Relay> {
+        None
+    }
 
     /// The key of the rows `delivery` writes (a message's id, say). A batch's transaction handles
     /// its deliveries in key order — one key's deliveries keep their stream order — so
@@ -209,10 +217,9 @@ impl<H: TxHandler> Batch<H> {
         let (deliveries, messages): (Vec<Delivery>, Vec<jetstream::Message>) = pairs.into_iter().unzip();
         metrics::observe(&BATCHES, labels, deliveries.len() as f64);
         let single = deliveries.len() == 1;
-        if !single && together(&self.pool, handler, service, &deliveries).await {
-            handler.committed();
+        if !single && let Some(outcome) = together(&self.pool, handler, service, &deliveries).await {
             for (delivery, message) in deliveries.iter().zip(&messages) {
-                settle(context, service, max_deliver, delivery, message, Outcome::Ack, started).await;
+                settle(context, service, max_deliver, delivery, message, outcome.clone(), started).await;
             }
             return;
         }
@@ -228,22 +235,28 @@ impl<H: TxHandler> Batch<H> {
     }
 }
 
-/// Handles every delivery in one transaction; true when all were `Ack` and it committed.
-async fn together<H: TxHandler>(pool: &PgPool, handler: &H, service: &'static str, deliveries: &[Delivery]) -> bool {
-    let Ok(mut tx) = pool.begin().await else { return false };
+/// Handles every delivery in one transaction: the outcome of them all once it committed, `None`
+/// when a delivery was not `Ack` or the commit failed (the batch is then handled one by one).
+async fn together<H: TxHandler>(
+    pool: &PgPool,
+    handler: &H,
+    service: &'static str,
+    deliveries: &[Delivery],
+) -> Option<Outcome> {
+    let mut tx = pool.begin().await.ok()?;
     let (outcomes, rows) = outbox::collecting(handler.handle_batch(&mut tx, deliveries, service)).await;
     let acked = outcomes.len() == deliveries.len() && outcomes.iter().all(|outcome| *outcome == Outcome::Ack);
     if let Some((outcome, delivery)) = outcomes.iter().zip(deliveries).find(|(outcome, _)| **outcome != Outcome::Ack) {
         tracing::debug!(subject = %delivery.subject, ?outcome, batch = deliveries.len(), "batch rolled back; handling its messages one by one");
     }
     if !acked {
-        return false;
+        return None;
     }
-    match outbox::write_and_commit(tx, rows).await {
-        Ok(()) => true,
+    match finish(handler, tx, rows).await {
+        Ok(outcome) => Some(outcome),
         Err(error) => {
             tracing::debug!(%error, batch = deliveries.len(), "batch did not commit; handling its messages one by one");
-            false
+            None
         }
     }
 }
@@ -258,13 +271,30 @@ async fn alone<H: TxHandler>(pool: &PgPool, handler: &H, delivery: &Delivery) ->
     if outcome != Outcome::Ack {
         return outcome;
     }
-    match outbox::write_and_commit(tx, rows).await {
-        Ok(()) => {
-            handler.committed();
-            Outcome::Ack
-        }
-        Err(error) => Outcome::retry(format!("database: {error}")),
-    }
+    finish(handler, tx, rows).await.unwrap_or_else(|error| Outcome::retry(format!("database: {error}")))
+}
+
+/// Ends a transaction whose deliveries were all `Ack`: writes the rows it enqueued to the outbox
+/// and commits, or, for a handler that publishes after commit, commits and then publishes them.
+/// `Err` when it did not commit; then `Ack`, or a retry when its events could be neither
+/// published nor written to the outbox.
+async fn finish<H: TxHandler>(
+    handler: &H,
+    mut tx: Transaction<'_, Postgres>,
+    rows: Vec<outbox::Collected>,
+) -> sqlx::Result<Outcome> {
+    let Some(relay) = handler.publishes_after_commit() else {
+        outbox::write_and_commit(tx, rows).await?;
+        handler.committed();
+        return Ok(Outcome::Ack);
+    };
+    let rows = relay.keep_publishable(&mut tx, rows).await?;
+    tx.commit().await?;
+    handler.committed();
+    Ok(match relay.publish_committed(rows).await {
+        Ok(()) => Outcome::Ack,
+        Err(error) => Outcome::retry(format!("publishing after commit, then the outbox: {error}")),
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod consumer;
 pub mod consumers;
 mod dead_letter;
+mod direct;
 pub mod durable;
 pub mod outbox;
 mod settle;

@@ -67,9 +67,26 @@ pub async fn enqueue_with_headers(
 /// An outbox row enqueued inside [`collecting`], not written yet.
 #[derive(Debug)]
 pub struct Collected {
-    schema: String,
-    message: OutboxMessage,
-    headers: serde_json::Value,
+    pub(super) schema: String,
+    pub(super) message: OutboxMessage,
+    pub(super) headers: serde_json::Value,
+}
+
+impl Collected {
+    /// A row of `schema`'s outbox carrying `message`, with the current trace context.
+    pub fn new(schema: &str, message: OutboxMessage) -> Self {
+        Self { schema: schema.to_owned(), message, headers: trace_headers() }
+    }
+
+    /// The event the row carries.
+    pub fn message(&self) -> &OutboxMessage {
+        &self.message
+    }
+
+    /// The headers stored with it (the trace context it was enqueued in).
+    pub fn headers(&self) -> &serde_json::Value {
+        &self.headers
+    }
 }
 
 tokio::task_local! {
@@ -94,7 +111,7 @@ pub async fn write_and_commit(mut tx: Transaction<'_, Postgres>, rows: Vec<Colle
 }
 
 /// Writes rows: one statement per schema, whatever their number.
-async fn write(connection: &mut PgConnection, rows: Vec<Collected>) -> sqlx::Result<()> {
+pub(super) async fn write(connection: &mut PgConnection, rows: Vec<Collected>) -> sqlx::Result<()> {
     let mut by_schema: BTreeMap<String, Vec<Collected>> = BTreeMap::new();
     for row in rows {
         by_schema.entry(row.schema.clone()).or_default().push(row);
@@ -124,6 +141,17 @@ pub fn trace_headers() -> serde_json::Value {
     serde_json::to_value(trace::current_context_headers()).unwrap_or_default()
 }
 
+/// The headers a row is published with: those stored with it (trace context) and `Nats-Msg-Id`.
+pub(super) fn nats_headers(id: &str, stored: serde_json::Value) -> async_nats::HeaderMap {
+    let extra: BTreeMap<String, String> = serde_json::from_value(stored).unwrap_or_default();
+    let mut headers = async_nats::HeaderMap::new();
+    for (name, value) in &extra {
+        headers.insert(name.as_str(), value.as_str());
+    }
+    headers.insert("Nats-Msg-Id", id);
+    headers
+}
+
 /// How often the backlog gauge is refreshed.
 const BACKLOG_REPORT: Duration = Duration::from_secs(5);
 
@@ -134,19 +162,19 @@ static BACKLOG: LazyLock<GaugeFamily> =
 /// a crashed process or a NATS outage go out.
 #[derive(Clone)]
 pub struct Relay {
-    pool: PgPool,
-    jetstream: jetstream::Context,
-    schema: &'static str,
+    pub(super) pool: PgPool,
+    pub(super) jetstream: jetstream::Context,
+    pub(super) schema: &'static str,
     wake: Arc<Notify>,
     sweep_interval: Duration,
     /// The largest message the broker takes (its `max_payload`).
-    max_payload: usize,
+    pub(super) max_payload: usize,
 }
 
 const BATCH: i64 = 500;
 
 /// Room left in a message for its headers (trace context, `Nats-Msg-Id`) beside the payload.
-const HEADER_ROOM: usize = 4096;
+pub(super) const HEADER_ROOM: usize = 4096;
 
 static REJECTED: LazyLock<CounterFamily> = LazyLock::new(|| {
     metrics::counter(
@@ -235,12 +263,7 @@ impl Relay {
                 continue;
             }
             let stored: serde_json::Value = row.try_get("headers")?;
-            let extra: BTreeMap<String, String> = serde_json::from_value(stored).unwrap_or_default();
-            let mut headers = async_nats::HeaderMap::new();
-            for (name, value) in &extra {
-                headers.insert(name.as_str(), value.as_str());
-            }
-            headers.insert("Nats-Msg-Id", id.as_str());
+            let headers = nats_headers(&id, stored);
             let ack = self
                 .jetstream
                 .publish_with_headers(subject, headers, Bytes::from(payload))
