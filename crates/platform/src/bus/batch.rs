@@ -52,7 +52,8 @@ pub trait TxHandler: Send + Sync + 'static {
         one_by_one(self, tx, deliveries, service)
     }
 
-    /// Runs after a transaction holding this handler's work has committed (wake an outbox relay).
+    /// Runs after a transaction holding this handler's work has committed (wake an outbox relay);
+    /// for a handler that publishes after commit, only when the transaction wrote outbox rows.
     fn committed(&self) {}
 
     /// The relay through which this handler's events are published straight after its
@@ -288,9 +289,12 @@ async fn finish<H: TxHandler>(
         handler.committed();
         return Ok(Outcome::Ack);
     };
-    let rows = relay.keep_publishable(&mut tx, rows).await?;
+    let (rows, wrote) = relay.keep_publishable(&mut tx, rows).await?;
     tx.commit().await?;
-    handler.committed();
+    // Nothing else is in the outbox for its relay to look for.
+    if wrote {
+        handler.committed();
+    }
     Ok(match relay.publish_committed(rows).await {
         Ok(()) => Outcome::Ack,
         Err(error) => Outcome::retry(format!("publishing after commit, then the outbox: {error}")),

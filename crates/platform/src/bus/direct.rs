@@ -27,14 +27,20 @@ static FALLBACKS: LazyLock<CounterFamily> = LazyLock::new(|| {
 
 impl Relay {
     /// Writes to the outbox in `tx` the rows too large for the broker (the relay moves them aside
-    /// with their reason, as it does any such row); returns the others, to publish once `tx` commits.
-    pub async fn keep_publishable(&self, tx: &mut PgConnection, rows: Vec<Collected>) -> sqlx::Result<Vec<Collected>> {
+    /// with their reason, as it does any such row); returns the others, to publish once `tx`
+    /// commits, and whether it wrote any (the relay is then to be woken after the commit).
+    pub async fn keep_publishable(
+        &self,
+        tx: &mut PgConnection,
+        rows: Vec<Collected>,
+    ) -> sqlx::Result<(Vec<Collected>, bool)> {
         let (fit, too_large): (Vec<Collected>, Vec<Collected>) =
             rows.into_iter().partition(|row| row.message.payload.len() + HEADER_ROOM <= self.max_payload);
-        if !too_large.is_empty() {
+        let wrote = !too_large.is_empty();
+        if wrote {
             outbox::write(tx, too_large).await?;
         }
-        Ok(fit)
+        Ok((fit, wrote))
     }
 
     /// Publishes rows whose transaction committed: every publish is sent before any ack is
