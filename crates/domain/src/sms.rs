@@ -17,6 +17,14 @@ impl Encoding {
     }
 }
 
+/// What the first SMS a business sends a number ends with, whoever worded the rest.
+pub const OPT_OUT_NOTICE: &str = "Reply STOP to opt out.";
+
+/// `text` with the opt-out notice appended.
+pub fn with_opt_out_notice(text: &str) -> String {
+    format!("{} {OPT_OUT_NOTICE}", text.trim_end())
+}
+
 /// The encoding and number of parts a text is sent as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segments {

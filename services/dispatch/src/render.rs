@@ -23,13 +23,7 @@ pub enum RenderError {
     Zone(String),
 }
 
-/// What the first SMS a business sends a number ends with.
-pub const OPT_OUT_NOTICE: &str = "Reply STOP to opt out.";
-
-/// `text` with the opt-out notice appended.
-pub fn with_opt_out_notice(text: &str) -> String {
-    format!("{} {OPT_OUT_NOTICE}", text.trim_end())
-}
+pub use messaging_domain::sms::with_opt_out_notice;
 
 /// Renders the SMS text for a request.
 pub fn sms(request: &NotificationRequest, kind: MessageType) -> Result<String, RenderError> {
