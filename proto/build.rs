@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["messaging/v1/feed.proto", "messaging/bus/v1/bus.proto"];
+const PROTOS: &[&str] = &["messaging/v1/feed.proto", "messaging/v1/templates.proto", "messaging/bus/v1/bus.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

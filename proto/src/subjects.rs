@@ -6,7 +6,7 @@ use std::fmt::Display;
 
 use crate::bus::{
     AccountListing, CustomerListing, DeliveryUnknown, MessageQueued, MessageReceived, NotificationRequest,
-    NotificationWaiting, OptOutChanged, SendAttempt, SendCommand, StatusChanged,
+    NotificationWaiting, OptOutChanged, SendAttempt, SendCommand, StatusChanged, TemplatePublished,
 };
 use crate::v1::Channel;
 
@@ -109,6 +109,18 @@ impl BusMessage for CustomerListing {
     }
 }
 
+/// `directory.<account>.template.<type>.<channel>`.
+impl BusMessage for TemplatePublished {
+    const KIND: &'static str = "template";
+    fn subject(&self) -> String {
+        let kind = crate::v1::MessageType::try_from(self.r#type).unwrap_or_default().as_str_name();
+        let channel = Channel::try_from(self.channel).unwrap_or_default().as_str_name();
+        let kind = kind.trim_start_matches("MESSAGE_TYPE_").to_ascii_lowercase();
+        let channel = channel.trim_start_matches("CHANNEL_").to_ascii_lowercase();
+        format!("directory.{}.template.{kind}.{channel}", self.account_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +139,12 @@ mod tests {
         let customer = CustomerListing { account_id: "acc_1".into(), customer: Some(who), ..Default::default() };
         assert_eq!(customer.subject(), "directory.acc_1.customer.cus_2");
         assert_eq!(NotificationRequest::default().subject(), "notify.");
+        let template = TemplatePublished {
+            account_id: "acc_1".into(),
+            r#type: crate::v1::MessageType::AppointmentConfirmation as i32,
+            channel: Channel::Sms as i32,
+            ..Default::default()
+        };
+        assert_eq!(template.subject(), "directory.acc_1.template.appointment_confirmation.sms");
     }
 }

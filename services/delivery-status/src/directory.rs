@@ -8,7 +8,7 @@ use messaging_proto::bus::{AccountListing, CustomerListing, CustomerSnapshot};
 use messaging_proto::directory::{self, Listing};
 use sqlx::{PgConnection, Row};
 
-/// Consumes `directory.>`.
+/// Consumes the directory's account and customer listings.
 pub struct DirectoryHandler {
     pub relay: messaging_platform::bus::Relay,
 }

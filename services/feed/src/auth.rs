@@ -1,7 +1,7 @@
 //! Bearer-token authentication: a JWT whose `account_id` claim scopes every call, HS256 with the
 //! configured secret or, when a public key is configured, RS256. The algorithm must be one of
 //! those (never `none`), `exp` is required and checked. The interceptor puts the verified
-//! [`AccountId`] into request extensions.
+//! [`AccountId`] and the token's [`Role`] into request extensions.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use messaging_domain::AccountId;
@@ -11,6 +11,35 @@ use tonic::{Request, Status};
 #[derive(Deserialize)]
 struct Claims {
     account_id: String,
+    /// `owner`, `office` or `technician`; absent on tokens that only read the feed.
+    #[serde(default)]
+    role: Option<String>,
+}
+
+/// What the token's holder is to the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Office,
+    Technician,
+    /// The token names no role (or one this service does not know): it reads the feed and sends.
+    Unstated,
+}
+
+impl Role {
+    fn parse(claim: Option<&str>) -> Self {
+        match claim {
+            Some("owner") => Role::Owner,
+            Some("office") => Role::Office,
+            Some("technician") => Role::Technician,
+            _ => Role::Unstated,
+        }
+    }
+
+    /// Whether the holder may change how the account's messages are worded.
+    pub fn manages_account(self) -> bool {
+        matches!(self, Role::Owner | Role::Office)
+    }
 }
 
 /// Verifies tokens.
@@ -40,6 +69,11 @@ impl Authenticator {
 
     /// The account a request's bearer token grants, or UNAUTHENTICATED.
     pub fn account(&self, metadata: &tonic::metadata::MetadataMap) -> Result<AccountId, Status> {
+        self.caller(metadata).map(|(account, _)| account)
+    }
+
+    /// The account a request's bearer token grants and the role it names, or UNAUTHENTICATED.
+    pub fn caller(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(AccountId, Role), Status> {
         let header = metadata
             .get("authorization")
             .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?
@@ -58,13 +92,17 @@ impl Authenticator {
             _ => return Err(Status::unauthenticated("token algorithm not accepted")),
         };
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation(algorithm)).map_err(|_| invalid())?;
-        AccountId::parse(data.claims.account_id).map_err(|_| Status::unauthenticated("token has an invalid account_id"))
+        let role = Role::parse(data.claims.role.as_deref());
+        let account = AccountId::parse(data.claims.account_id)
+            .map_err(|_| Status::unauthenticated("token has an invalid account_id"))?;
+        Ok((account, role))
     }
 
     /// A tonic interceptor storing the verified account in the request's extensions.
     pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let account = self.account(request.metadata())?;
+        let (account, role) = self.caller(request.metadata())?;
         request.extensions_mut().insert(account);
+        request.extensions_mut().insert(role);
         Ok(request)
     }
 }
@@ -72,4 +110,9 @@ impl Authenticator {
 /// The verified account of a request that passed the interceptor.
 pub fn account_of<T>(request: &Request<T>) -> Result<AccountId, Status> {
     request.extensions().get::<AccountId>().cloned().ok_or_else(|| Status::unauthenticated("unauthenticated"))
+}
+
+/// The role of a request that passed the interceptor.
+pub fn role_of<T>(request: &Request<T>) -> Role {
+    request.extensions().get::<Role>().copied().unwrap_or(Role::Unstated)
 }

@@ -15,6 +15,7 @@ pub mod projector;
 mod readers;
 mod send;
 pub mod store;
+mod templates;
 pub mod threads;
 mod waiting;
 mod web;
@@ -27,6 +28,7 @@ use messaging_platform::bus::{self, ConsumerSpec, consumers, streams};
 use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use messaging_proto::v1::feed_service_server::FeedServiceServer;
+use messaging_proto::v1::template_service_server::TemplateServiceServer;
 use serde::{Deserialize, Serialize};
 use tonic::transport::server::TcpIncoming;
 
@@ -160,10 +162,17 @@ impl App {
             ),
             streams: limits::Streams::new(&self.config.limits),
         };
-        let feed = FeedServiceServer::with_interceptor(service, move |request| authenticator.intercept(request));
+        let templates = templates::Templates { pool: self.runtime.pool.clone(), relay: service.relay.clone() };
+        let feed = FeedServiceServer::with_interceptor(service, {
+            let authenticator = authenticator.clone();
+            move |request| authenticator.intercept(request)
+        });
+        let templates =
+            TemplateServiceServer::with_interceptor(templates, move |request| authenticator.intercept(request));
 
         let web = self.web.map(|(listener, page)| {
-            tokio::spawn(web::serve(listener, tonic::service::Routes::new(feed.clone()), page, shutdown.clone()))
+            let routes = tonic::service::Routes::new(feed.clone()).add_service(templates.clone());
+            tokio::spawn(web::serve(listener, routes, page, shutdown.clone()))
         });
         tracing::info!(listen = %self.listener.local_addr()?, "gRPC listening");
         // Replies are small: without TCP_NODELAY, Nagle's algorithm meets the client's delayed ACK
@@ -182,6 +191,7 @@ impl App {
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
                 .add_service(feed)
+                .add_service(templates)
                 .serve_with_incoming_shutdown(incoming, async move {
                     server_shutdown.cancelled().await;
                     reporter.set_not_serving::<FeedServiceServer<grpc::Feed>>().await;

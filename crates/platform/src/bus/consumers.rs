@@ -12,6 +12,9 @@ pub struct ConsumerDef {
     pub subjects: &'static [&'static str],
 }
 
+/// The directory's account and customer listings (not the templates it also keeps).
+const LISTINGS: &[&str] = &["directory.*.account", "directory.*.customer.*"];
+
 /// Ingest: job events.
 pub const INGEST: ConsumerDef = ConsumerDef { stream: &streams::JOB_EVENTS, durable: "ingest", subjects: &["jobs.>"] };
 /// Dispatch: notification requests.
@@ -31,7 +34,7 @@ pub const DELIVERY_STATUS: ConsumerDef =
     ConsumerDef { stream: &streams::MESSAGE_EVENTS, durable: "delivery-status", subjects: &["message.*.attempt"] };
 /// Delivery-status: who accounts and customers are (to match replies to them).
 pub const DELIVERY_STATUS_DIRECTORY: ConsumerDef =
-    ConsumerDef { stream: &streams::DIRECTORY, durable: "delivery-status-directory", subjects: &["directory.>"] };
+    ConsumerDef { stream: &streams::DIRECTORY, durable: "delivery-status-directory", subjects: LISTINGS };
 /// The feed: the message events it projects (the gateways' `attempt` events are delivery-status's alone).
 pub const FEED: ConsumerDef = ConsumerDef {
     stream: &streams::MESSAGE_EVENTS,
@@ -47,7 +50,7 @@ pub const FEED: ConsumerDef = ConsumerDef {
 };
 /// The feed: customer and account listings.
 pub const FEED_LISTINGS: ConsumerDef =
-    ConsumerDef { stream: &streams::DIRECTORY, durable: "feed-listings", subjects: &["directory.>"] };
+    ConsumerDef { stream: &streams::DIRECTORY, durable: "feed-listings", subjects: LISTINGS };
 
 /// Every consumer of every service.
 pub const ALL: [ConsumerDef; 9] = [

@@ -1,0 +1,190 @@
+//! TemplateService through the feed's gRPC server, run in process on a real Postgres and NATS:
+//! a manager publishes versions, once per request id, and resets to the built-in wording; the
+//! current version goes to the directory stream for dispatch; invalid templates are refused with
+//! the part, line and variable; another account sees none of it, and a token whose role does not
+//! manage the account can read but not change.
+
+use std::time::Duration;
+
+use messaging_integration_tests::Database;
+use messaging_platform::bus::streams;
+use messaging_proto::BusMessage;
+use messaging_proto::bus::TemplatePublished;
+use messaging_proto::v1::template_service_client::TemplateServiceClient;
+use messaging_proto::v1::{
+    Channel, GetTemplateRequest, ListTemplatesRequest, MessageType, PreviewTemplateRequest, PublishTemplateRequest,
+    ResetTemplateRequest, TemplateContent,
+};
+use tonic::transport::Channel as Transport;
+
+const SECRET: &str = "templates-test-secret";
+
+struct Service {
+    _database: Database,
+    nats: String,
+    client: TemplateServiceClient<Transport>,
+    shutdown: messaging_platform::Shutdown,
+}
+
+async fn start(name: &str) -> anyhow::Result<Service> {
+    let database = Database::start(name).await?;
+    let mut config = messaging_feed::Config::default();
+    config.common.nats.url = database.infra.nats_url();
+    config.common.database.url = database.infra.database_url();
+    config.common.health.listen = "127.0.0.1:0".into();
+    config.listen = "127.0.0.1:0".into();
+    config.web_listen = String::new();
+    config.jwt_secret = SECRET.into();
+    let shutdown = messaging_platform::Shutdown::new();
+    let app = messaging_feed::build(config, &shutdown).await?;
+    let address = app.local_addr()?;
+    tokio::spawn(app.run(shutdown.clone()));
+    let client = TemplateServiceClient::connect(format!("http://{address}")).await?;
+    Ok(Service { nats: database.infra.nats_url(), _database: database, client, shutdown })
+}
+
+fn token(account: &str, role: Option<&str>) -> String {
+    let mut claims = serde_json::json!({"account_id": account, "exp": chrono::Utc::now().timestamp() + 600});
+    if let Some(role) = role {
+        claims["role"] = role.into();
+    }
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap_or_default()
+}
+
+fn call<T>(body: T, token: &str) -> tonic::Request<T> {
+    messaging_integration_tests::client::with_bearer(body, token)
+}
+
+fn sms(body: &str) -> Option<TemplateContent> {
+    Some(TemplateContent { sms_body: body.into(), ..Default::default() })
+}
+
+fn publish(kind: MessageType, channel: Channel, content: Option<TemplateContent>, id: &str) -> PublishTemplateRequest {
+    PublishTemplateRequest { r#type: kind as i32, channel: channel as i32, content, request_id: id.into() }
+}
+
+const CONFIRMATION: MessageType = MessageType::AppointmentConfirmation;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_publishes_versions_once_per_request_and_no_other_account_sees_them() -> anyhow::Result<()> {
+    let mut service = start("feed-templates").await?;
+    let (owner, office) = (token("acc_a", Some("owner")), token("acc_a", Some("office")));
+    let listed = service.client.list_templates(call(ListTemplatesRequest {}, &owner)).await?.into_inner();
+    assert_eq!(listed.templates.len(), 12, "six automatic types, two channels");
+    assert!(listed.templates.iter().all(|t| t.built_in && t.version == 0));
+    assert!(listed.variables.iter().any(|v| v.name == "job_window" && v.kind == "window"));
+
+    let first = "{{ business_name }}: see you {{ job_window }}, {{ customer_first_name }}!";
+    let made =
+        service.client.publish_template(call(publish(CONFIRMATION, Channel::Sms, sms(first), "r1"), &owner)).await?;
+    let made = made.into_inner().template.unwrap_or_default();
+    assert_eq!((made.version, made.built_in, made.content), (1, false, sms(first)));
+    let again =
+        service.client.publish_template(call(publish(CONFIRMATION, Channel::Sms, sms(first), "r1"), &owner)).await?;
+    assert_eq!(again.into_inner().template.map(|t| t.version), Some(1), "a retry answers the same version");
+    let reused =
+        service.client.publish_template(call(publish(CONFIRMATION, Channel::Sms, sms("Hi"), "r1"), &owner)).await;
+    assert_eq!(reused.map_err(|s| s.code()).err(), Some(tonic::Code::AlreadyExists));
+
+    let second = "{{ business_name }}: booked for {{ job_date }} at {{ job_time }}.";
+    service.client.publish_template(call(publish(CONFIRMATION, Channel::Sms, sms(second), "r2"), &office)).await?;
+    let get = |version: u32| GetTemplateRequest { r#type: CONFIRMATION as i32, channel: Channel::Sms as i32, version };
+    let current = service.client.get_template(call(get(0), &owner)).await?.into_inner().template.unwrap_or_default();
+    assert_eq!((current.version, current.content), (2, sms(second)));
+    let old = service.client.get_template(call(get(1), &owner)).await?.into_inner().template.unwrap_or_default();
+    assert_eq!(old.content, sms(first), "versions are kept as published");
+
+    let reset =
+        ResetTemplateRequest { r#type: CONFIRMATION as i32, channel: Channel::Sms as i32, request_id: "r3".into() };
+    let reset = service.client.reset_template(call(reset, &owner)).await?.into_inner().template.unwrap_or_default();
+    assert_eq!((reset.version, reset.built_in, reset.content), (3, true, None));
+
+    // The current version reaches the directory stream, where dispatch reads it.
+    let stream = async_nats::jetstream::new(async_nats::connect(&service.nats).await?)
+        .get_stream(streams::DIRECTORY.name)
+        .await?;
+    let subject = "directory.acc_a.template.appointment_confirmation.sms";
+    let mut last = None;
+    for _ in 0..50 {
+        last = stream.get_last_raw_message_by_subject(subject).await.ok();
+        let version = last.as_ref().and_then(|m| TemplatePublished::from_bytes(&m.payload).ok()).map(|t| t.version);
+        if version == Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let published = last.and_then(|m| TemplatePublished::from_bytes(&m.payload).ok()).unwrap_or_default();
+    assert_eq!((published.account_id.as_str(), published.version, published.built_in), ("acc_a", 3, true));
+
+    // Another account: nothing of acc_a's, not even by version number.
+    let other = token("acc_b", Some("owner"));
+    let theirs = service.client.list_templates(call(ListTemplatesRequest {}, &other)).await?.into_inner();
+    assert!(theirs.templates.iter().all(|t| t.built_in && t.version == 0), "{theirs:?}");
+    let probe = service.client.get_template(call(get(1), &other)).await.map_err(|s| s.code()).err();
+    assert_eq!(probe, Some(tonic::Code::NotFound));
+
+    // Readers without a managing role read but do not change.
+    for role in [Some("technician"), None] {
+        let reader = token("acc_a", role);
+        assert!(service.client.list_templates(call(ListTemplatesRequest {}, &reader)).await.is_ok());
+        let denied =
+            service.client.publish_template(call(publish(CONFIRMATION, Channel::Sms, sms(first), "r9"), &reader)).await;
+        assert_eq!(denied.map_err(|s| s.code()).err(), Some(tonic::Code::PermissionDenied), "{role:?}");
+    }
+    let current = service.client.get_template(call(get(0), &owner)).await?.into_inner().template.unwrap_or_default();
+    assert_eq!(current.version, 3, "nothing changed");
+    service.shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_templates_are_refused_with_their_part_line_and_variable() -> anyhow::Result<()> {
+    let mut service = start("feed-templates-invalid").await?;
+    let owner = token("acc_a", Some("owner"));
+    let preview = |kind: MessageType, channel: Channel, content: Option<TemplateContent>| PreviewTemplateRequest {
+        r#type: kind as i32,
+        channel: channel as i32,
+        content,
+    };
+
+    let reminder =
+        preview(MessageType::Reminder, Channel::Sms, sms("Hi {{ customer_first_name }}\n{{ invoice_number }}"));
+    let found = service.client.preview_template(call(reminder, &owner)).await?.into_inner();
+    let problem = found.problems.first().cloned().unwrap_or_default();
+    assert_eq!((problem.part.as_str(), problem.line, problem.variable.as_str()), ("sms_body", 2, "invoice_number"));
+    assert!(found.rendered.is_none());
+
+    let email = TemplateContent {
+        subject: "{{ business_name }}: see you {{ job_date }}".into(),
+        text: "Hi {{ customer_first_name }},\nsee you {{ job_window }}.".into(),
+        ..Default::default()
+    };
+    let good =
+        service.client.preview_template(call(preview(CONFIRMATION, Channel::Email, Some(email)), &owner)).await?;
+    let rendered = good.into_inner().rendered.unwrap_or_default();
+    assert_eq!(rendered.subject, "Ace Plumbing: see you Sat, Nov 28");
+    assert!(rendered.text.starts_with("Hi Dana,"), "{rendered:?}");
+
+    let costly = format!("{{{{ customer_first_name }}}} {}", "Thank you for your business. ".repeat(20));
+    for (content, channel, says) in [
+        (sms("Hi {% for x in customer_first_name %}{% endfor %}"), Channel::Sms, "sms_body line 1: `{% for %}`"),
+        (sms(&costly), Channel::Sms, "segments"),
+        (sms("Hi"), Channel::Email, "sms_body: sms_body is not a part of email templates"),
+        (
+            Some(TemplateContent { subject: "A\n{{ job_date }}".into(), text: "x".into(), ..Default::default() }),
+            Channel::Email,
+            "a subject is one line",
+        ),
+    ] {
+        let refused =
+            service.client.publish_template(call(publish(CONFIRMATION, channel, content, "bad"), &owner)).await;
+        let status = refused.err().unwrap_or_else(|| tonic::Status::ok(""));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{says}");
+        assert!(status.message().contains(says), "{says}: {}", status.message());
+    }
+    let listed = service.client.list_templates(call(ListTemplatesRequest {}, &owner)).await?.into_inner();
+    assert!(listed.templates.iter().all(|t| t.version == 0), "nothing was published");
+    service.shutdown.cancel();
+    Ok(())
+}
