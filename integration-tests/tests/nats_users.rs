@@ -1,6 +1,6 @@
 //! The NATS users in `deploy/nats/users.conf`, on a real nats-server: each service may publish
 //! its own subjects and nothing else (a gateway cannot fake a delivery status, the scheduling
-//! system cannot skip ingest); the whole system runs with each service as its own user; and the
+//! system cannot skip ingest, only the feed words templates); the whole system runs with each service as its own user; and the
 //! configuration files are ones `nats-server -t` accepts.
 
 use std::process::Command;
@@ -86,6 +86,8 @@ async fn each_service_publishes_only_its_own_subjects() -> anyhow::Result<()> {
         ("scheduler", "send.sms.acc_a", false),
         ("ingest", "notify.acc_a", true),
         ("ingest", "directory.acc_a.customer.cus_1", true),
+        ("ingest", "directory.acc_a.account", true),
+        ("ingest", "directory.acc_a.template.reminder.sms", false),
         ("ingest", "send.sms.acc_a", false),
         ("ingest", "jobs.acc_a.job.scheduled", false),
         ("dispatch", "send.sms.acc_a", true),
@@ -100,6 +102,8 @@ async fn each_service_publishes_only_its_own_subjects() -> anyhow::Result<()> {
         ("delivery-status", "send.sms.acc_a", false),
         ("delivery-status", "notify.acc_a", false),
         ("feed", "notify.acc_a", true),
+        ("feed", "directory.acc_a.template.reminder.sms", true),
+        ("feed", "directory.acc_a.customer.cus_1", false),
         ("feed", "message.acc_a.status", false),
         ("feed", "dlq.ingest.jobs.acc_a.x", false),
         ("feed", "dlq.feed.message.acc_a.status", true),

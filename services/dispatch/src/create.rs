@@ -32,6 +32,10 @@ pub struct Planned {
     pub subject: String,
     pub body: String,
     pub html: String,
+    /// The account's template version it was worded by; `None` for the built-in wording.
+    pub template_version: Option<i32>,
+    /// Why the account's template could not word it (the built-in wording went instead).
+    pub template_fallback: Option<String>,
     /// The recipient opted out: the message is recorded failed and never sent.
     pub suppressed: bool,
 }
@@ -87,23 +91,25 @@ async fn insert(tx: &mut PgConnection, round: Vec<(usize, Planned)>) -> sqlx::Re
     let rows = sqlx::query(
         "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int4[], $14::text[],
-                 $15::bool[], $16::text[], $17::int4[], $18::text[])
+                 $15::bool[], $16::text[], $17::int4[], $18::text[], $19::int4[], $20::text[])
                  AS i (message_id, account_id, idempotency_key, customer_id, channel, message_type, recipient, sender,
                        subject, body, html_body, failure_reason, segments, encoding, claims, noticed,
-                       noticed_segments, noticed_encoding)),
+                       noticed_segments, noticed_encoding, template_version, template_fallback)),
               fresh AS (SELECT * FROM input i
                         WHERE NOT EXISTS (SELECT 1 FROM dispatch.messages m WHERE m.idempotency_key = i.idempotency_key)),
               claimed AS (INSERT INTO dispatch.sms_recipients (account_id, address, first_message_id)
                           SELECT account_id, recipient, message_id FROM fresh WHERE claims
                           ON CONFLICT DO NOTHING RETURNING first_message_id),
               inserted AS (INSERT INTO dispatch.messages (message_id, account_id, idempotency_key, customer_id, channel,
-                               message_type, recipient, sender, subject, body, html_body, failure_reason, segments, encoding)
+                               message_type, recipient, sender, subject, body, html_body, failure_reason, segments, encoding,
+                               template_version, template_fallback)
                            SELECT f.message_id, f.account_id, f.idempotency_key, f.customer_id, f.channel, f.message_type,
                                   f.recipient, f.sender, f.subject,
                                   CASE WHEN c.first_message_id IS NULL THEN f.body ELSE f.noticed END, f.html_body,
                                   NULLIF(f.failure_reason, ''),
                                   CASE WHEN c.first_message_id IS NULL THEN f.segments ELSE f.noticed_segments END,
-                                  CASE WHEN c.first_message_id IS NULL THEN f.encoding ELSE f.noticed_encoding END
+                                  CASE WHEN c.first_message_id IS NULL THEN f.encoding ELSE f.noticed_encoding END,
+                                  f.template_version, f.template_fallback
                            FROM fresh f LEFT JOIN claimed c ON c.first_message_id = f.message_id
                            ON CONFLICT (idempotency_key) DO NOTHING
                            RETURNING message_id, idempotency_key)
@@ -134,6 +140,8 @@ async fn insert(tx: &mut PgConnection, round: Vec<(usize, Planned)>) -> sqlx::Re
     .bind(&noticed)
     .bind(with_notice.iter().map(count).collect::<Vec<_>>())
     .bind(with_notice.iter().map(encoding).collect::<Vec<_>>())
+    .bind(round.iter().map(|(_, p)| p.template_version).collect::<Vec<_>>())
+    .bind(round.iter().map(|(_, p)| p.template_fallback.as_deref()).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
     let mut written: HashMap<String, PgRow> = HashMap::with_capacity(rows.len());

@@ -13,7 +13,12 @@ use sqlx::PgConnection;
 use tracing::{Instrument, Span};
 
 use crate::create::{self, Created, Planned};
-use crate::render::{self, RenderError};
+use crate::render::RenderError;
+use crate::templates::Custom;
+use crate::wording;
+
+/// The custom templates current for a batch, by account, type and channel.
+type Customs = std::collections::HashMap<(String, MessageType, Channel), Custom>;
 
 /// The failure reason of a message to a recipient who opted out.
 pub const OPTED_OUT: &str = "opted_out";
@@ -61,9 +66,17 @@ impl Dispatcher {
             Ok(requests) => requests,
             Err(outcomes) => return outcomes,
         };
+        let wanted: Vec<(&str, MessageType)> = requests
+            .iter()
+            .map(|(request, kind)| (request.account.as_ref().map_or("", |a| a.account_id.as_str()), *kind))
+            .collect();
+        let custom = match crate::templates::current(tx, &wanted).await {
+            Ok(custom) => custom,
+            Err(error) => return vec![Outcome::retry(format!("database: {error}"))],
+        };
         let mut planned = Vec::new();
         for (n, (request, kind)) in requests.iter().enumerate() {
-            match plan(n, request, *kind) {
+            match plan(n, request, *kind, &custom) {
                 Ok(messages) => planned.extend(messages),
                 Err(error) => {
                     let mut outcomes = vec![Outcome::Ack; n];
@@ -165,8 +178,14 @@ fn decode(delivery: &Delivery) -> Result<(NotificationRequest, MessageType), Out
     Ok((request, kind))
 }
 
-/// The messages request `n` asks for: one per channel the customer can be reached on, rendered.
-fn plan(n: usize, request: &NotificationRequest, kind: MessageType) -> Result<Vec<Planned>, RenderError> {
+/// The messages request `n` asks for: one per channel the customer can be reached on, worded by
+/// the account's own template for it when there is one ([`wording`]).
+fn plan(
+    n: usize,
+    request: &NotificationRequest,
+    kind: MessageType,
+    custom: &Customs,
+) -> Result<Vec<Planned>, RenderError> {
     let channels = eligible_channels(request);
     let account = request.account.clone().unwrap_or_default();
     let customer = request.customer.clone().unwrap_or_default();
@@ -178,17 +197,13 @@ fn plan(n: usize, request: &NotificationRequest, kind: MessageType) -> Result<Ve
     channels
         .into_iter()
         .map(|channel| {
-            let (recipient, sender, subject, body, html) = match channel {
-                Channel::Sms => (
-                    customer.phone.clone(),
-                    account.sms_number.clone(),
-                    String::new(),
-                    render::sms(request, kind)?,
-                    String::new(),
-                ),
+            let template = custom.get(&(account.account_id.clone(), kind, channel));
+            let (recipient, sender, worded) = match channel {
+                Channel::Sms => {
+                    (customer.phone.clone(), account.sms_number.clone(), wording::sms(request, kind, template)?)
+                }
                 Channel::Email => {
-                    let rendered = render::email(request, kind)?;
-                    (customer.email.clone(), account.email_from.clone(), rendered.subject, rendered.text, rendered.html)
+                    (customer.email.clone(), account.email_from.clone(), wording::email(request, kind, template)?)
                 }
             };
             let message_id = MessageId::parse(request.message_id.as_str())
@@ -203,9 +218,11 @@ fn plan(n: usize, request: &NotificationRequest, kind: MessageType) -> Result<Ve
                 idempotency_key: format!("{}:{}", request.request_id, channel.as_str()),
                 recipient,
                 sender,
-                subject,
-                body,
-                html,
+                subject: worded.subject,
+                body: worded.body,
+                html: worded.html,
+                template_version: worded.template_version,
+                template_fallback: worded.fallback,
                 suppressed: false,
             })
         })

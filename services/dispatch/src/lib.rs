@@ -1,12 +1,15 @@
 //! dispatch: turns notification requests into outbound messages. It picks the channels a customer
-//! has and allows, renders the templates, persists each message once (idempotency key = request id
-//! + channel), and in the same transaction enqueues the send command and the `queued` event.
+//! has and allows, words each message (the account's own template, or the built-in one), persists
+//! each message once (idempotency key = request id + channel), and publishes the send command and
+//! the `queued` event once that commits.
 
 mod create;
 mod handler;
 mod metrics;
 mod render;
 mod suppression;
+mod templates;
+mod wording;
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use handler::Dispatcher;
 pub use suppression::OptOutHandler;
+pub use templates::TemplateHandler;
 
 /// The Postgres schema dispatch owns.
 pub const SCHEMA: &str = "dispatch";
@@ -57,7 +61,14 @@ pub async fn build(mut config: Config, shutdown: &Shutdown) -> anyhow::Result<Ap
     let runtime = Runtime::connect(
         &config.common,
         "dispatch",
-        &[streams::NOTIFY, streams::SEND_SMS, streams::SEND_EMAIL, streams::MESSAGE_EVENTS, streams::DEAD_LETTER],
+        &[
+            streams::NOTIFY,
+            streams::SEND_SMS,
+            streams::SEND_EMAIL,
+            streams::MESSAGE_EVENTS,
+            streams::DIRECTORY,
+            streams::DEAD_LETTER,
+        ],
         shutdown,
     )
     .await?;
@@ -79,9 +90,17 @@ impl App {
             Arc::new(OptOutHandler { pool: self.runtime.pool.clone() }),
             shutdown.clone(),
         ));
+        let templates_task = tokio::spawn(bus::consumer::run(
+            self.runtime.jetstream.clone(),
+            "dispatch",
+            ConsumerSpec::of(&consumers::DISPATCH_TEMPLATES),
+            Arc::new(TemplateHandler { pool: self.runtime.pool.clone() }),
+            shutdown.clone(),
+        ));
         let pool = self.runtime.pool.clone();
         bus::batch::run(self.runtime.jetstream.clone(), "dispatch", spec, pool, handler, shutdown.clone()).await?;
         opt_out_task.await??;
+        templates_task.await??;
         let _ = relay_task.await;
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! dispatch's counters: messages created by type, channel and outcome, and automated messages
-//! nobody could receive.
+//! dispatch's counters: messages created by type, channel and outcome, automated messages
+//! nobody could receive, and custom templates that could not render a message.
 
 use std::sync::LazyLock;
 
@@ -23,4 +23,15 @@ pub fn message_created(kind: MessageType, channel: Channel, outcome: &str) {
 
 pub fn no_usable_channel(kind: MessageType) {
     metrics::inc(&NO_USABLE_CHANNEL, &[("type", kind.as_str())]);
+}
+
+static TEMPLATE_FALLBACKS: LazyLock<CounterFamily> = LazyLock::new(|| {
+    metrics::counter(
+        "dispatch_template_fallbacks",
+        "Messages sent in the built-in wording because the account's template could not render them, by type and channel",
+    )
+});
+
+pub fn template_fallback(kind: MessageType, channel: Channel) {
+    metrics::inc(&TEMPLATE_FALLBACKS, &[("type", kind.as_str()), ("channel", channel.as_str())]);
 }

@@ -5,6 +5,7 @@ use chrono::DateTime;
 use chrono_tz::Tz;
 use messaging_domain::MessageType;
 use messaging_proto::bus::NotificationRequest;
+use messaging_templates::Values;
 
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +144,49 @@ pub fn email(request: &NotificationRequest, kind: MessageType) -> Result<Rendere
     Ok(Rendered { subject: one_line(&subject), text, html })
 }
 
+/// The catalogue's values for a request of type `kind` (`messaging_templates::catalogue`), each
+/// formatted as the built-in templates format it; a value the request lacks the data for is
+/// left out, so a template that uses it fails to render rather than show a blank.
+pub fn values(request: &NotificationRequest, kind: MessageType) -> Result<Values, RenderError> {
+    let f = Fields::of(request)?;
+    let customer = request.customer.as_ref().map(|c| c.name.as_str()).unwrap_or("");
+    let account = request.account.clone().unwrap_or_default();
+    let job = request.job.clone().unwrap_or_default();
+    let start = f.zone.clone().ok().and_then(|zone| local(job.starts_at.as_ref(), zone));
+    let mut values = Values::new();
+    for variable in messaging_templates::catalogue::carried_by(kind) {
+        let value = match variable.name {
+            "business_name" => Some(f.business.clone()),
+            "business_phone" => Some(account.sms_number.clone()),
+            "customer_first_name" => Some(f.first_name.clone()),
+            "customer_last_name" => Some(customer.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")),
+            "job_title" => f.job_title().ok(),
+            "job_date" => start.map(|s| s.format("%a, %b %-d").to_string()),
+            "job_time" => start.map(|s| s.format("%-I:%M %p").to_string()),
+            "job_window" => f.window().ok(),
+            "job_address" => request.job.as_ref().map(|j| j.address.trim().to_owned()),
+            "technician_name" => request.job.as_ref().map(|j| j.technician_name.trim().to_owned()),
+            "invoice_number" => f.invoice_number().ok(),
+            "invoice_amount" => f.invoice_amount().ok(),
+            "payment_link" => f.invoice_url().ok(),
+            "payment_amount" => f.payment_amount().ok(),
+            "receipt_link" => request.payment.as_ref().map(|p| p.receipt_url.trim().to_owned()),
+            _ => None,
+        };
+        if let Some(value) = value {
+            values.insert(variable.name, value);
+        }
+    }
+    Ok(values)
+}
+
+/// An email's HTML part made from its text part: each non-empty line a paragraph, escaped.
+pub fn html_of_text(text: &str) -> String {
+    let paragraphs: String =
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("<p>{}</p>", escape_html(l))).collect();
+    format!("<!DOCTYPE html><html><body>{paragraphs}</body></html>")
+}
+
 /// Escapes the five HTML-significant characters.
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -160,7 +204,7 @@ pub fn escape_html(text: &str) -> String {
 }
 
 /// Subjects are headers: no line breaks survive into them.
-fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 

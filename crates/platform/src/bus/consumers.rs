@@ -23,6 +23,9 @@ pub const DISPATCH: ConsumerDef =
 /// Dispatch: opt-outs and opt-ins, for its suppression list.
 pub const DISPATCH_OPT_OUTS: ConsumerDef =
     ConsumerDef { stream: &streams::MESSAGE_EVENTS, durable: "dispatch-opt-outs", subjects: &["message.*.opt_out"] };
+/// Dispatch: the templates accounts word themselves, as the feed publishes them.
+pub const DISPATCH_TEMPLATES: ConsumerDef =
+    ConsumerDef { stream: &streams::DIRECTORY, durable: "dispatch-templates", subjects: &["directory.*.template.>"] };
 /// The SMS gateways' shared work queue.
 pub const SMS_GATEWAY: ConsumerDef =
     ConsumerDef { stream: &streams::SEND_SMS, durable: "sms-gateway", subjects: &["send.sms.>"] };
@@ -53,10 +56,11 @@ pub const FEED_LISTINGS: ConsumerDef =
     ConsumerDef { stream: &streams::DIRECTORY, durable: "feed-listings", subjects: LISTINGS };
 
 /// Every consumer of every service.
-pub const ALL: [ConsumerDef; 9] = [
+pub const ALL: [ConsumerDef; 10] = [
     INGEST,
     DISPATCH,
     DISPATCH_OPT_OUTS,
+    DISPATCH_TEMPLATES,
     SMS_GATEWAY,
     EMAIL_GATEWAY,
     DELIVERY_STATUS,
