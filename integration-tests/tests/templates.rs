@@ -1,14 +1,15 @@
 //! Templates end to end: a business owner publishes its own confirmation wording over gRPC
 //! (TemplateService), books a job, and the SMS the provider receives and the email the SMTP server
-//! receives say what the owner wrote; another account's owner sees none of it; a reset brings the
-//! built-in wording back for the next booking.
+//! receives say what the owner wrote, and GetMessage names the version; another account's owner
+//! sees none of it; a reset brings the built-in wording back for the next booking.
 
 use chrono::Utc;
 use messaging_integration_tests::client::{sim_messages, start_with, token_as, with_bearer};
 use messaging_integration_tests::events::{account, customer, event, job};
 use messaging_proto::v1::template_service_client::TemplateServiceClient;
 use messaging_proto::v1::{
-    Channel, ListTemplatesRequest, MessageType, PublishTemplateRequest, ResetTemplateRequest, TemplateContent,
+    Channel, GetMessageRequest, ListTemplatesRequest, MessageType, PublishTemplateRequest, ResetTemplateRequest,
+    TemplateContent,
 };
 use serde_json::json;
 
@@ -57,6 +58,21 @@ async fn a_published_template_words_the_sms_the_provider_gets_and_the_email_the_
     let unfolded = mails[0].replace("=\r\n", "").replace("=\n", "");
     assert!(unfolded.contains("Dear Dana Reyes,") && unfolded.contains("Luis Ortega will come."), "{unfolded}");
 
+    // Each message shows the version it was worded by.
+    let worded_by = |customer: &'static str, channel: Channel| {
+        let mut dashboard = dashboard.clone();
+        async move {
+            let found = dashboard.all().await.into_iter().find(|m| {
+                m.channel == channel as i32 && m.customer.as_ref().is_some_and(|c| c.customer_id == customer)
+            });
+            let id = found.map(|m| m.message_id).unwrap_or_default();
+            let got = dashboard.grpc().get_message(dashboard.authed(GetMessageRequest { message_id: id })).await;
+            got.map(|r| r.into_inner()).map(|r| (r.template_version, r.template_fallback)).unwrap_or_default()
+        }
+    };
+    assert_eq!(worded_by("cus_dana", Channel::Sms).await, (1, String::new()));
+    assert_eq!(worded_by("cus_dana", Channel::Email).await, (1, String::new()));
+
     // Another account's owner sees only the built-in wording.
     let other = token_as("acc_other", "owner");
     let theirs = templates.list_templates(with_bearer(ListTemplatesRequest {}, &other)).await?.into_inner();
@@ -73,6 +89,7 @@ async fn a_published_template_words_the_sms_the_provider_gets_and_the_email_the_
     let texts = sim_messages(stack.ports.sim).await?;
     let body = texts.iter().find(|m| m["to"] == "+15125550188").and_then(|m| m["body"].as_str()).unwrap_or_default();
     assert!(body.contains("is confirmed for"), "the built-in wording: {body}");
+    assert_eq!(worded_by("cus_pat", Channel::Sms).await, (0, String::new()), "version 0: the built-in wording");
     stack.stop().await;
     Ok(())
 }

@@ -115,11 +115,12 @@ async fn insert(tx: &mut PgConnection, round: Vec<(usize, Planned)>) -> sqlx::Re
                            RETURNING message_id, idempotency_key)
          SELECT i.idempotency_key, i.message_id, c.first_message_id IS NOT NULL AS first, false AS stored,
                 NULL::text AS recipient, NULL::text AS sender, NULL::text AS subject, NULL::text AS body,
-                NULL::text AS html_body, NULL::text AS failure_reason, NULL::int4 AS segments, NULL::text AS encoding
+                NULL::text AS html_body, NULL::text AS failure_reason, NULL::int4 AS segments, NULL::text AS encoding,
+                NULL::int4 AS template_version, NULL::text AS template_fallback
          FROM inserted i LEFT JOIN claimed c ON c.first_message_id = i.message_id
          UNION ALL
          SELECT m.idempotency_key, m.message_id, false, true, m.recipient, m.sender, m.subject, m.body, m.html_body,
-                m.failure_reason, m.segments, m.encoding
+                m.failure_reason, m.segments, m.encoding, m.template_version, m.template_fallback
          FROM dispatch.messages m WHERE m.idempotency_key IN (SELECT idempotency_key FROM input)",
     )
     .bind(round.iter().map(|(_, p)| p.message_id.as_str()).collect::<Vec<_>>())
@@ -176,6 +177,8 @@ fn stored(mut planned: Planned, row: &PgRow) -> sqlx::Result<Created> {
     planned.subject = row.try_get("subject")?;
     planned.html = row.try_get("html_body")?;
     planned.suppressed = row.try_get::<Option<&str>, _>("failure_reason")? == Some(OPTED_OUT);
+    planned.template_version = row.try_get("template_version")?;
+    planned.template_fallback = row.try_get("template_fallback")?;
     let body: String = row.try_get("body")?;
     let encoding = match row.try_get::<&str, _>("encoding")? {
         "gsm7" => Some(Encoding::Gsm7),

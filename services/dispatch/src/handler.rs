@@ -139,6 +139,8 @@ impl Dispatcher {
             subject: planned.subject.clone(),
             queued_at: Some(messaging_proto::time::now()),
             body: body.clone(),
+            template_version: planned.template_version.map_or(0, |v| v as u32),
+            template_fallback: planned.template_fallback.clone().unwrap_or_default(),
         };
         outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&queued, message_id)).await?;
         if fresh {

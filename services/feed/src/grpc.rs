@@ -182,6 +182,8 @@ impl FeedService for Feed {
                 .collect(),
             provider_error_code: row.provider_error_code,
             provider_error_text: row.provider_error_text,
+            template_version: row.template_version.map_or(0, |v| v as u32),
+            template_fallback: row.template_fallback.unwrap_or_default(),
         }))
     }
 

@@ -49,14 +49,16 @@ static QUEUED: LazyLock<String> = LazyLock::new(|| {
         "WITH input AS (
              SELECT i.*, 'queued' AS status, 'dispatch' AS source, '' AS detail, 'queued:' || i.message_id AS event_key
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[])
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[],
+                         $15::int4[], $16::text[])
                   AS i(message_id, account_id, customer_id, customer_name, customer_phone, customer_email, direction,
-                       channel, message_type, preview, subject, job_id, at, body)),
+                       channel, message_type, preview, subject, job_id, at, body, template_version, template_fallback)),
          row AS (INSERT INTO feed.messages AS m (message_id, account_id, customer_id, customer_name, customer_phone,
                      customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
-                     created_at, updated_at, body)
+                     created_at, updated_at, body, template_version, template_fallback)
                  SELECT message_id, account_id, customer_id, customer_name, customer_phone, customer_email, direction,
-                     channel, message_type, 'queued', 0, preview, subject, job_id, at, at, body
+                     channel, message_type, 'queued', 0, preview, subject, job_id, at, at, body, template_version,
+                     template_fallback
                  FROM input ORDER BY message_id
                  ON CONFLICT (message_id) DO UPDATE SET
                      customer_id = CASE WHEN EXCLUDED.customer_id = '' THEN m.customer_id ELSE EXCLUDED.customer_id END,
@@ -66,6 +68,7 @@ static QUEUED: LazyLock<String> = LazyLock::new(|| {
                      channel = EXCLUDED.channel, message_type = EXCLUDED.message_type, preview = EXCLUDED.preview,
                      subject = EXCLUDED.subject, job_id = EXCLUDED.job_id,
                      body = CASE WHEN EXCLUDED.body = '' THEN m.body ELSE EXCLUDED.body END,
+                     template_version = EXCLUDED.template_version, template_fallback = EXCLUDED.template_fallback,
                      created_at = LEAST(m.created_at, EXCLUDED.created_at)
                  WHERE m.account_id = EXCLUDED.account_id),
          {}",
@@ -95,6 +98,8 @@ pub async fn queued(tx: &mut PgConnection, events: &[MessageQueued]) -> sqlx::Re
         .bind(column(|e| &e.job_id))
         .bind(events.iter().map(|e| time(e.queued_at)).collect::<Vec<_>>())
         .bind(events.iter().map(|e| beyond_preview(&e.body)).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| (e.template_version > 0).then_some(e.template_version as i32)).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| Some(e.template_fallback.as_str()).filter(|f| !f.is_empty())).collect::<Vec<_>>())
         .execute(tx)
         .await?;
     Ok(())

@@ -117,6 +117,9 @@ pub struct FeedRow {
     pub provider_error_text: String,
     /// The whole text, once [`bodies`] or [`get`] filled it; empty in a listed page.
     pub body: String,
+    /// The account's template version it was worded by and why one could not word it ([`get`] only).
+    pub template_version: Option<i32>,
+    pub template_fallback: Option<String>,
 }
 
 /// Characters of a message's text the feed lists.
@@ -164,6 +167,8 @@ pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
         provider_error_code: row.try_get("provider_error_code")?,
         provider_error_text: row.try_get("provider_error_text")?,
         body: String::new(),
+        template_version: None,
+        template_fallback: None,
     })
 }
 
@@ -399,7 +404,8 @@ pub async fn get<'e>(
     message_id: &str,
 ) -> sqlx::Result<Option<FeedRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, body FROM feed.messages WHERE account_id = $1 AND message_id = $2 AND direction IS NOT NULL"
+        "SELECT {COLUMNS}, body, template_version, template_fallback FROM feed.messages
+         WHERE account_id = $1 AND message_id = $2 AND direction IS NOT NULL"
     )))
     .bind(account.as_str())
     .bind(message_id)
@@ -409,6 +415,8 @@ pub async fn get<'e>(
         .map(|row| {
             let mut read = read(row)?;
             read.body = whole_text(&read.preview, row.try_get("body")?);
+            read.template_version = row.try_get("template_version")?;
+            read.template_fallback = row.try_get("template_fallback")?;
             Ok(read)
         })
         .transpose()
