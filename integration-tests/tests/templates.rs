@@ -93,3 +93,66 @@ async fn a_published_template_words_the_sms_the_provider_gets_and_the_email_the_
     stack.stop().await;
     Ok(())
 }
+
+/// Publishes `body` as the SMS template of `kind`.
+async fn word(
+    templates: &mut TemplateServiceClient<tonic::transport::Channel>,
+    owner: &str,
+    kind: MessageType,
+    body: &str,
+    request_id: &str,
+) -> anyhow::Result<()> {
+    let content = TemplateContent { sms_body: body.into(), ..Default::default() };
+    let publish = PublishTemplateRequest {
+        r#type: kind as i32,
+        channel: Channel::Sms as i32,
+        content: Some(content),
+        request_id: request_id.into(),
+    };
+    templates.publish_template(with_bearer(publish, owner)).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_held_by_quiet_hours_takes_the_wording_current_when_it_goes_and_a_sent_one_keeps_its_own()
+-> anyhow::Result<()> {
+    // Quiet from an hour ago until two hours from now, Chicago time.
+    let local = Utc::now().with_timezone(&chrono_tz::America::Chicago);
+    let hhmm = |t: chrono::DateTime<chrono_tz::Tz>| t.format("%H:%M").to_string();
+    let quiet = (hhmm(local - chrono::Duration::hours(1)), hhmm(local + chrono::Duration::hours(2)));
+    let setup = account("evt_acc", ACCOUNT, "America/Chicago", (&quiet.0, &quiet.1));
+    let (mut stack, publisher, dashboard) = start_with("templates-quiet", &setup).await?;
+    let mut templates = TemplateServiceClient::connect(format!("http://127.0.0.1:{}", stack.ports.grpc)).await?;
+    let owner = token_as(ACCOUNT, "owner");
+    word(&mut templates, &owner, MessageType::AppointmentConfirmation, "v1: {{ customer_first_name }}, booked.", "c1")
+        .await?;
+    word(&mut templates, &owner, MessageType::OnMyWay, "v1: {{ technician_name }} is coming.", "o1").await?;
+    stack.quiesce().await?;
+
+    // The confirmation waits for quiet hours to end; on-my-way goes at once.
+    let now = Utc::now();
+    let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "");
+    let body = json!({"customer": dana, "job": job("job_1", now + chrono::Duration::days(2))});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, now, body.clone())).await?;
+    publisher.event(&event("e2", "job.en_route", ACCOUNT, now, body)).await?;
+    dashboard.settled(1).await?;
+    stack.quiesce().await?;
+
+    // Both templates change while the confirmation is held.
+    word(&mut templates, &owner, MessageType::AppointmentConfirmation, "v2: {{ customer_first_name }}, booked.", "c2")
+        .await?;
+    word(&mut templates, &owner, MessageType::OnMyWay, "v2: {{ technician_name }} is coming.", "o2").await?;
+    stack.quiesce().await?;
+    let offset = (now + chrono::Duration::hours(2) + chrono::Duration::minutes(1) - Utc::now()).num_seconds();
+    stack.restart_with("ingest", &[("MSG_SCHEDULER__CLOCK_OFFSET_SECS", offset.to_string())]).await?;
+    dashboard.settled(2).await?;
+    stack.quiesce().await?;
+
+    let texts = sim_messages(stack.ports.sim).await?;
+    let bodies: Vec<&str> = texts.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    assert!(bodies[0].starts_with("v1: Luis Ortega is coming."), "sent before the change: {bodies:?}");
+    assert!(bodies[1].starts_with("v2: Dana, booked."), "worded when it went: {bodies:?}");
+    stack.stop().await;
+    Ok(())
+}
