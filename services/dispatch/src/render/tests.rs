@@ -1,5 +1,6 @@
 //! Golden tests for every template, SMS and email (`golden/<type>.txt`; `UPDATE_GOLDEN=1`
-//! rewrites them), and the rules around them: escaping, data never being template code, length.
+//! rewrites them), and the rules around them: escaping, data never being template code, length;
+//! and the values a request gives the templates accounts word themselves.
 
 use std::path::PathBuf;
 
@@ -62,14 +63,8 @@ fn full(kind: MessageType) -> NotificationRequest {
     }
 }
 
-const AUTOMATED: &[MessageType] = &[
-    MessageType::AppointmentConfirmation,
-    MessageType::Reminder,
-    MessageType::OnMyWay,
-    MessageType::JobCompleted,
-    MessageType::PaymentLink,
-    MessageType::PaymentReceipt,
-];
+/// Every type a template words: those an account may word itself too.
+const AUTOMATED: &[MessageType] = messaging_templates::catalogue::AUTOMATIC;
 
 fn golden_text(kind: MessageType) -> String {
     let request = full(kind);
@@ -164,4 +159,22 @@ fn money_formats() {
     assert_eq!(money(123_450, "USD"), "$1,234.50");
     assert_eq!(money(5, "usd"), "$0.05");
     assert_eq!(money(100_000_000, "EUR"), "1,000,000.00 EUR");
+}
+
+#[test]
+fn a_request_with_all_its_data_gives_every_catalogue_variable_its_type_carries_formatted_as_the_built_ins() {
+    for kind in AUTOMATED {
+        let values = values(&full(*kind), *kind).expect("values");
+        let carried: Vec<&str> = messaging_templates::catalogue::carried_by(*kind).map(|v| v.name).collect();
+        assert_eq!(values.keys().copied().collect::<Vec<_>>().len(), carried.len(), "{kind}: {values:?}");
+        assert!(carried.iter().all(|name| values.contains_key(name)), "{kind}: {values:?}");
+    }
+    let confirmation =
+        values(&full(MessageType::AppointmentConfirmation), MessageType::AppointmentConfirmation).expect("values");
+    let sms = sms(&full(MessageType::AppointmentConfirmation), MessageType::AppointmentConfirmation).expect("sms");
+    assert!(sms.contains(&confirmation["job_window"]), "the window reads as the built-in wording has it: {sms}");
+    assert_eq!(confirmation["customer_first_name"], "Dana");
+    assert_eq!(confirmation["customer_last_name"], "Reyes");
+    let receipt = values(&full(MessageType::PaymentReceipt), MessageType::PaymentReceipt).expect("values");
+    assert!(receipt["payment_amount"].starts_with('$'), "{receipt:?}");
 }
