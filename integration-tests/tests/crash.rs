@@ -1,9 +1,12 @@
-//! kill -9 of each service in the middle of the path loses nothing and sends nothing twice.
+//! kill -9 of each service in the middle of the path loses nothing and sends nothing twice; nor
+//! does dispatch aborting at the worst moment for publishing after commit (committed, unpublished).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use messaging_integration_tests::client::{Dashboard, Publisher, account_updated, job_scheduled, sim_messages};
+use messaging_integration_tests::client::{
+    Dashboard, Publisher, account_updated, job_scheduled, sim_messages, start_with,
+};
 use messaging_integration_tests::stack::SERVICES;
 use messaging_integration_tests::{Ports, Scratch, Stack, eventually, wait_for_port};
 use messaging_proto::v1::{Channel, MessageStatus};
@@ -85,6 +88,32 @@ async fn killing_any_service_mid_path_loses_nothing_and_doubles_nothing() -> any
         (emails_sent..=emails_sent + emails_unknown).contains(&total),
         "{total} emails at the SMTP server; the feed calls {emails_sent} sent and {emails_unknown} unknown"
     );
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_killed_between_its_commit_and_its_publishes_loses_nothing_and_doubles_nothing() -> anyhow::Result<()>
+{
+    let (mut stack, publisher, dashboard) =
+        start_with("crash-dispatch", &account_updated("evt_acc", "acc_ace")).await?;
+    stack.restart_with("dispatch", &[("MSG_CRASH_AT", "after_commit".to_owned())]).await?;
+    publisher.event(&job_scheduled("evt_1", "acc_ace", "cus_1", "+15125550177", "dana@example.com")).await?;
+    eventually(Duration::from_secs(30), "dispatch to crash after its commit", || {
+        let exited = stack.has_exited("dispatch");
+        async move { exited.then_some(()) }
+    })
+    .await?;
+    // The messages are committed and nothing went out: the request was not acked.
+    assert!(sim_messages(stack.ports.sim).await?.is_empty() && stack.mails().is_empty());
+    stack.restart_with("dispatch", &[]).await?;
+    // Redelivered, the request finds its messages and publishes them; each is sent once.
+    let messages = dashboard.settled(2).await?;
+    stack.quiesce().await?;
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let texts = sim_messages(stack.ports.sim).await?;
+    assert_eq!(texts.iter().filter(|m| m["to"] == "+15125550177").count(), 1, "{texts:#?}");
+    assert_eq!(stack.mails().len(), 1);
     stack.stop().await;
     Ok(())
 }

@@ -59,6 +59,7 @@ fn production_refuses_development_secrets_and_switches_naming_the_key() {
     );
     refused("sms-gateway", &[twilio], "callback_secret is a development default");
     refused("sms-gateway", &[twilio, callback, ("MSG_CRASH_AT", "after_claim")], "crash_at is for development only");
+    refused("dispatch", &[("MSG_CRASH_AT", "after_commit")], "crash_at is for development only");
     refused("feed", &[("MSG_JWT_SECRET", "short-secret")], "jwt_secret is 12 characters; production needs at least 32");
     refused("feed", &[], "jwt_secret is required in production");
     refused(

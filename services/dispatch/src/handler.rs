@@ -23,10 +23,21 @@ type Customs = std::collections::HashMap<(String, MessageType, Channel), Custom>
 /// The failure reason of a message to a recipient who opted out.
 pub const OPTED_OUT: &str = "opted_out";
 
+/// Where a test may have the process abort, as `kill -9` would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashPoint {
+    #[default]
+    Never,
+    /// A batch's messages are committed; their events are not published, nor the requests acked.
+    AfterCommit,
+}
+
 /// The notification-request handler.
 pub struct Dispatcher {
     relay: Relay,
     on_my_way_validity_secs: u32,
+    crash_at: CrashPoint,
 }
 
 impl TxHandler for Dispatcher {
@@ -36,6 +47,13 @@ impl TxHandler for Dispatcher {
 
     fn publishes_after_commit(&self) -> Option<&Relay> {
         Some(&self.relay)
+    }
+
+    fn publishing(&self) {
+        if self.crash_at == CrashPoint::AfterCommit {
+            tracing::error!(point = ?self.crash_at, "crashing on purpose (fault injection)");
+            std::process::abort();
+        }
     }
 
     async fn handle(&self, tx: &mut PgConnection, delivery: &Delivery) -> Outcome {
@@ -56,7 +74,12 @@ impl TxHandler for Dispatcher {
 
 impl Dispatcher {
     pub fn new(relay: Relay, on_my_way_validity_secs: u32) -> Self {
-        Self { relay, on_my_way_validity_secs }
+        Self { relay, on_my_way_validity_secs, crash_at: CrashPoint::Never }
+    }
+
+    /// Aborts the process at `point` (fault-injection tests only).
+    pub fn crashing_at(self, point: CrashPoint) -> Self {
+        Self { crash_at: point, ..self }
     }
 
     /// Creates the requests' messages inside `tx` (set-based, [`create`]) and enqueues what each

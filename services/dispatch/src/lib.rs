@@ -18,7 +18,7 @@ use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
-pub use handler::Dispatcher;
+pub use handler::{CrashPoint, Dispatcher};
 pub use suppression::OptOutHandler;
 pub use templates::TemplateHandler;
 
@@ -37,9 +37,14 @@ pub struct Config {
     pub batch: usize,
     /// How long the provider may hold an on-my-way SMS before dropping it.
     pub on_my_way_validity_secs: u32,
+    /// Fault injection (tests only; refused in production): abort the process there.
+    pub crash_at: CrashPoint,
 }
 
-messaging_platform::service_config!(Config);
+messaging_platform::service_config!(Config,
+    secrets: |_c| [],
+    switches: |c| [("crash_at", c.crash_at != CrashPoint::Never)]
+);
 
 /// A built service, ready to run.
 pub struct App {
@@ -80,7 +85,12 @@ impl App {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         self.runtime.serve_health(&self.config.common, shutdown.clone()).await?;
         let relay_task = tokio::spawn(self.relay.clone().run(shutdown.clone()));
-        let handler = Arc::new(Dispatcher::new(self.relay.clone(), self.config.on_my_way_validity_secs));
+        if self.config.crash_at != CrashPoint::Never {
+            tracing::warn!(crash_at = ?self.config.crash_at, "fault injection is on: this process will abort on purpose");
+        }
+        let handler = Arc::new(
+            Dispatcher::new(self.relay.clone(), self.config.on_my_way_validity_secs).crashing_at(self.config.crash_at),
+        );
         let spec = ConsumerSpec::of(&consumers::DISPATCH).batched(self.config.concurrency, self.config.batch);
         let opt_outs = ConsumerSpec::of(&consumers::DISPATCH_OPT_OUTS);
         let opt_out_task = tokio::spawn(bus::consumer::run(

@@ -56,6 +56,11 @@ pub trait TxHandler: Send + Sync + 'static {
     /// for a handler that publishes after commit, only when the transaction wrote outbox rows.
     fn committed(&self) {}
 
+    /// Runs between a commit and the publishing of its events, for a handler that publishes after
+    /// commit: the moment a crash leaves state committed and events unpublished (fault-injection
+    /// tests abort the process here).
+    fn publishing(&self) {}
+
     /// The relay through which this handler's events are published straight after its
     /// transaction commits, before the input is acked ([`crate::bus::direct`]), instead of being
     /// left to the outbox. A handler that names one must enqueue the same events again, from the
@@ -291,6 +296,7 @@ async fn finish<H: TxHandler>(
     };
     let (rows, wrote) = relay.keep_publishable(&mut tx, rows).await?;
     tx.commit().await?;
+    handler.publishing();
     // Nothing else is in the outbox for its relay to look for.
     if wrote {
         handler.committed();
