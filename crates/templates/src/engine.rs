@@ -53,6 +53,9 @@ pub(crate) fn render_unbounded(part: Part, source: &str, values: &Values) -> Res
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(16);
+    // A text ends as written: Jinja's default drops one trailing newline.
+    let syntax = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build();
+    env.set_syntax(syntax.map_err(|e| Problem::at(0, e.to_string()))?);
     env.set_auto_escape_callback(|name| if name == "html" { AutoEscape::Html } else { AutoEscape::None });
     env.add_filter("upper", minijinja::filters::upper);
     env.add_filter("lower", minijinja::filters::lower);

@@ -2,11 +2,13 @@
 //! Jinja they may use, a sandboxed engine to render them, and the checks a template passes before
 //! it can be published.
 
+mod builtin;
 pub mod catalogue;
 mod engine;
 pub mod syntax;
 mod validate;
 
+pub use builtin::{Builtin, builtin};
 pub use catalogue::{CATALOGUE, Kind, Variable};
 pub use engine::{Values, render, sample_values, worst_values};
 pub use validate::{Checked, MAX_SMS_SEGMENTS, SmsCost, validate};

@@ -234,18 +234,38 @@ fn template(version: &Version) -> api::Template {
         channel: version.channel.to_proto(),
         version: version.version as u32,
         built_in: version.built_in,
-        content: (!version.built_in).then(|| api::TemplateContent {
-            sms_body: c.sms_body.clone(),
-            subject: c.subject.clone(),
-            text: c.text.clone(),
-            html: c.html.clone(),
+        content: Some(match version.built_in {
+            true => built_in(version.kind, version.channel),
+            false => api::TemplateContent {
+                sms_body: c.sms_body.clone(),
+                subject: c.subject.clone(),
+                text: c.text.clone(),
+                html: c.html.clone(),
+            },
         }),
         published_at: Some(timestamp(version.published_at)),
     }
 }
 
 fn never_published(kind: MessageType, channel: Channel) -> api::Template {
-    api::Template { r#type: kind.to_proto(), channel: channel.to_proto(), built_in: true, ..Default::default() }
+    api::Template {
+        r#type: kind.to_proto(),
+        channel: channel.to_proto(),
+        built_in: true,
+        content: Some(built_in(kind, channel)),
+        ..Default::default()
+    }
+}
+
+/// The built-in wording as a template, to start an account's own from.
+fn built_in(kind: MessageType, channel: Channel) -> api::TemplateContent {
+    let source = messaging_templates::builtin(kind, channel);
+    api::TemplateContent {
+        sms_body: source.map(|s| s.sms_body.to_owned()).unwrap_or_default(),
+        subject: source.map(|s| s.subject.to_owned()).unwrap_or_default(),
+        text: source.map(|s| s.text.to_owned()).unwrap_or_default(),
+        html: String::new(),
+    }
 }
 
 fn variable(v: &catalogue::Variable) -> api::TemplateVariable {

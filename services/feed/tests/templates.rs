@@ -74,6 +74,11 @@ async fn a_manager_publishes_versions_once_per_request_and_no_other_account_sees
     assert_eq!(listed.templates.len(), 12, "six automatic types, two channels");
     assert!(listed.templates.iter().all(|t| t.built_in && t.version == 0));
     assert!(listed.variables.iter().any(|v| v.name == "job_window" && v.kind == "window"));
+    // The built-in wording comes as a template to start from.
+    let built_in =
+        listed.templates.iter().find(|t| t.r#type == CONFIRMATION as i32 && t.channel == Channel::Sms as i32);
+    let built_in = built_in.and_then(|t| t.content.clone()).unwrap_or_default().sms_body;
+    assert!(built_in.starts_with("{{ business_name }}: Hi {{ customer_first_name }}"), "{built_in}");
 
     let first = "{{ business_name }}: see you {{ job_window }}, {{ customer_first_name }}!";
     let made =
@@ -98,7 +103,8 @@ async fn a_manager_publishes_versions_once_per_request_and_no_other_account_sees
     let reset =
         ResetTemplateRequest { r#type: CONFIRMATION as i32, channel: Channel::Sms as i32, request_id: "r3".into() };
     let reset = service.client.reset_template(call(reset, &owner)).await?.into_inner().template.unwrap_or_default();
-    assert_eq!((reset.version, reset.built_in, reset.content), (3, true, None));
+    let reset_to = reset.content.map(|c| c.sms_body).unwrap_or_default();
+    assert_eq!((reset.version, reset.built_in, reset_to), (3, true, built_in));
 
     // The current version reaches the directory stream, where dispatch reads it.
     let stream = async_nats::jetstream::new(async_nats::connect(&service.nats).await?)

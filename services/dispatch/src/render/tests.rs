@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use messaging_domain::Channel;
 use messaging_domain::sms::segments;
 use messaging_proto::bus::{AccountSnapshot, CustomerSnapshot, InvoiceSnapshot, JobSnapshot, PaymentSnapshot};
 
@@ -177,4 +178,38 @@ fn a_request_with_all_its_data_gives_every_catalogue_variable_its_type_carries_f
     assert_eq!(confirmation["customer_last_name"], "Reyes");
     let receipt = values(&full(MessageType::PaymentReceipt), MessageType::PaymentReceipt).expect("values");
     assert!(receipt["payment_amount"].starts_with('$'), "{receipt:?}");
+}
+
+#[test]
+fn the_built_in_wording_written_as_templates_renders_exactly_what_this_code_sends() {
+    let variants = |kind: MessageType| -> Vec<NotificationRequest> {
+        let mut plain = full(kind);
+        if let Some(job) = plain.job.as_mut() {
+            job.technician_name = " ".into();
+            job.address = String::new();
+            job.title = String::new();
+        }
+        if let Some(payment) = plain.payment.as_mut() {
+            payment.receipt_url = String::new();
+        }
+        if let Some(customer) = plain.customer.as_mut() {
+            customer.name = "Cher".into();
+        }
+        vec![full(kind), plain]
+    };
+    for kind in AUTOMATED {
+        for request in variants(*kind) {
+            let values = values(&request, *kind).expect("values");
+            let source = messaging_templates::builtin(*kind, Channel::Sms).expect("an SMS built-in");
+            let templated = messaging_templates::render(messaging_templates::Part::Sms, source.sms_body, &values);
+            assert_eq!(templated.as_deref().ok(), sms(&request, *kind).ok().as_deref(), "{kind} sms");
+            let Some(source) = messaging_templates::builtin(*kind, Channel::Email) else { continue };
+            let built_in = email(&request, *kind).expect("email");
+            let part = |part, source| messaging_templates::render(part, source, &values).expect("renders");
+            let text = part(messaging_templates::Part::Text, source.text);
+            assert_eq!(part(messaging_templates::Part::Subject, source.subject), built_in.subject, "{kind} subject");
+            assert_eq!(text, built_in.text, "{kind} text");
+            assert_eq!(html_of_text(&text), built_in.html, "{kind} html");
+        }
+    }
 }
