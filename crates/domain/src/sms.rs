@@ -15,6 +15,11 @@ impl Encoding {
             Encoding::Ucs2 => "ucs2",
         }
     }
+
+    /// The encoding [`Encoding::as_str`] names.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Encoding::Gsm7, Encoding::Ucs2].into_iter().find(|e| e.as_str() == name)
+    }
 }
 
 /// What the first SMS a business sends a number ends with, whoever worded the rest.
@@ -73,6 +78,14 @@ pub fn segments(text: &str) -> Segments {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoding_reads_back_from_its_stored_name() {
+        for encoding in [Encoding::Gsm7, Encoding::Ucs2] {
+            assert_eq!(Encoding::parse(encoding.as_str()), Some(encoding));
+        }
+        assert_eq!(Encoding::parse(""), None);
+    }
 
     fn gsm(count: u32) -> Segments {
         Segments { encoding: Encoding::Gsm7, count }

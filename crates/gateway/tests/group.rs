@@ -1,6 +1,7 @@
 //! Claims and settlements are group-committed, and many at once still decide each message exactly
 //! as one at a time would: one winner per message, one settlement per claim, one `attempt` event
-//! per settlement, published straight to the stream (and once more, deduplicated, for a redelivery).
+//! per settlement, published straight to the stream; a redelivered command publishes a settled
+//! message's event from what was stored, and a repeat is deduplicated.
 
 use std::time::Duration;
 
@@ -68,5 +69,14 @@ async fn concurrent_claims_and_settlements_decide_each_message_once() -> anyhow:
     assert_eq!(claim(7).await?, Claim::Settled);
     claims.publish_settled(&id(7)).await?;
     assert_eq!(published().await?, 100, "the duplicate window absorbs the repeat");
+
+    // A settlement whose event never reached the stream (here left in the outbox, whose relay does
+    // not run) is published by the redelivered command that finds it settled, once.
+    assert_eq!(claim(100).await?, Claim::Won);
+    assert!(claims.settle_relayed(&id(100), "acc_group", "+15125550199", &sent(100)).await?);
+    assert_eq!(published().await?, 100, "not published yet");
+    claims.publish_settled(&id(100)).await?;
+    claims.publish_settled(&id(100)).await?;
+    assert_eq!(published().await?, 101, "published again from the stored settlement, once");
     Ok(())
 }

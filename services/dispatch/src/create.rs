@@ -180,11 +180,7 @@ fn stored(mut planned: Planned, row: &PgRow) -> sqlx::Result<Created> {
     planned.template_version = row.try_get("template_version")?;
     planned.template_fallback = row.try_get("template_fallback")?;
     let body: String = row.try_get("body")?;
-    let encoding = match row.try_get::<&str, _>("encoding")? {
-        "gsm7" => Some(Encoding::Gsm7),
-        "ucs2" => Some(Encoding::Ucs2),
-        _ => None,
-    };
+    let encoding = Encoding::parse(row.try_get("encoding")?);
     let count = row.try_get::<i32, _>("segments")? as u32;
     let segments = encoding.map(|encoding| Segments { encoding, count });
     Ok(Created { planned, body, segments, fresh: false })

@@ -71,9 +71,10 @@ pub fn email(
         let values = render::values(request, kind).map_err(|e| Problem::at(0, e.to_string()))?;
         let subject = messaging_templates::render(Part::Subject, &custom.subject, &values)?;
         let text = messaging_templates::render(Part::Text, &custom.text, &values)?;
-        let html = match custom.html.is_empty() {
-            true => render::html_of_text(&text),
-            false => messaging_templates::render(Part::Html, &custom.html, &values)?,
+        let html = if custom.html.is_empty() {
+            render::html_of_text(&text)
+        } else {
+            messaging_templates::render(Part::Html, &custom.html, &values)?
         };
         Ok(Wording {
             subject: render::one_line(&subject),

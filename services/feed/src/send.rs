@@ -19,6 +19,17 @@ pub const MAX_EMAIL_CHARS: usize = 20_000;
 pub const MAX_SUBJECT_CHARS: usize = 200;
 pub const MAX_REQUEST_ID_CHARS: usize = 100;
 
+/// Why `request_id` cannot key a request (every call that acts once per request id checks it so).
+pub fn check_request_id(request_id: &str) -> Result<(), &'static str> {
+    if request_id.trim().is_empty() {
+        return Err("request_id is required (any unique string; retries reuse it)");
+    }
+    if request_id.chars().count() > MAX_REQUEST_ID_CHARS || request_id.chars().any(char::is_control) {
+        return Err("request_id must be at most 100 printable characters");
+    }
+    Ok(())
+}
+
 /// A manual message as asked for.
 #[derive(Debug, Clone)]
 pub struct Compose {
@@ -52,11 +63,8 @@ impl Compose {
     /// Checks what the caller controls; the text is trimmed.
     pub fn validate(mut self) -> Result<Self, SendError> {
         let invalid = |m: &str| Err(SendError::Invalid(m.to_owned()));
-        if self.request_id.trim().is_empty() {
-            return invalid("request_id is required (any unique string; retries reuse it)");
-        }
-        if self.request_id.chars().count() > MAX_REQUEST_ID_CHARS || self.request_id.chars().any(char::is_control) {
-            return invalid("request_id must be at most 100 printable characters");
+        if let Err(why) = check_request_id(&self.request_id) {
+            return invalid(why);
         }
         if self.customer_id.is_empty() {
             return invalid(if self.to_sender { "sender is required" } else { "customer_id is required" });

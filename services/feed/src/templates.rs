@@ -17,9 +17,6 @@ use crate::auth::{account_of, role_of};
 use crate::convert::internal;
 use store::{Content, PublishError, Version};
 
-/// The longest request id, in characters.
-const MAX_REQUEST_ID_CHARS: usize = 100;
-
 /// The gRPC service.
 pub struct Templates {
     pub(crate) pool: PgPool,
@@ -113,12 +110,7 @@ impl Templates {
         content: &Content,
         request_id: &str,
     ) -> Result<api::Template, Status> {
-        if request_id.trim().is_empty() {
-            return Err(Status::invalid_argument("request_id is required (any unique string; retries reuse it)"));
-        }
-        if request_id.chars().count() > MAX_REQUEST_ID_CHARS || request_id.chars().any(char::is_control) {
-            return Err(Status::invalid_argument("request_id must be at most 100 printable characters"));
-        }
+        crate::send::check_request_id(request_id).map_err(Status::invalid_argument)?;
         let made = store::publish(&self.pool, account, kind, channel, built_in, content, request_id).await;
         match made {
             Ok(made) => {
@@ -234,14 +226,15 @@ fn template(version: &Version) -> api::Template {
         channel: version.channel.to_proto(),
         version: version.version as u32,
         built_in: version.built_in,
-        content: Some(match version.built_in {
-            true => built_in(version.kind, version.channel),
-            false => api::TemplateContent {
+        content: Some(if version.built_in {
+            built_in(version.kind, version.channel)
+        } else {
+            api::TemplateContent {
                 sms_body: c.sms_body.clone(),
                 subject: c.subject.clone(),
                 text: c.text.clone(),
                 html: c.html.clone(),
-            },
+            }
         }),
         published_at: Some(timestamp(version.published_at)),
     }
