@@ -344,9 +344,30 @@ impl Infra {
             &pg_bin("pg_ctl"),
             &["-D", &self.pg_data.display().to_string(), "-m", "fast", "-w", "stop"],
         );
-        for pid in std::iter::once(self.nats.pid()).chain(self.peers.iter().map(|(peer, _)| peer.pid())).flatten() {
+        let pids: Vec<u32> =
+            std::iter::once(self.nats.pid()).chain(self.peers.iter().map(|(peer, _)| peer.pid())).flatten().collect();
+        for pid in &pids {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
         }
+        // A signal is delivered asynchronously: wait until each process has exited (its sockets
+        // closed), so whoever stops the stack finds its ports free.
+        for pid in pids {
+            exited(pid, std::time::Duration::from_secs(5));
+        }
+    }
+}
+
+/// Waits up to `limit` for process `pid` to have exited (gone, or a zombie not yet reaped).
+fn exited(pid: u32, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the parenthesised command name: `pid (comm) S …`.
+        let running = state.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'));
+        if !running {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
