@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(PROTOS, ["."])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("descriptor.bin"), descriptors.encode_to_vec())?;
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(descriptors)?;
+    // Maps as BTreeMap: an event encodes to the same bytes every time it is built.
+    tonic_prost_build::configure().btree_map(".").build_client(true).build_server(true).compile_fds(descriptors)?;
     Ok(())
 }

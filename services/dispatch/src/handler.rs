@@ -3,6 +3,8 @@
 //! A channel the recipient opted out of still gets its message row, recorded as failed with
 //! reason `opted_out` so the business sees why, and nothing goes to a gateway.
 
+use std::collections::{BTreeMap, HashMap};
+
 use messaging_domain::{Channel, Direction, MessageId, MessageType};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::{self, Delivery, Outcome, Relay, TxHandler};
@@ -13,12 +15,12 @@ use sqlx::PgConnection;
 use tracing::{Instrument, Span};
 
 use crate::create::{self, Created, Planned};
-use crate::render::RenderError;
+use crate::render::{self, RenderError};
 use crate::templates::Custom;
 use crate::wording;
 
 /// The custom templates current for a batch, by account, type and channel.
-type Customs = std::collections::HashMap<(String, MessageType, Channel), Custom>;
+type Customs = HashMap<(String, MessageType, Channel), Custom>;
 
 /// The failure reason of a message to a recipient who opted out.
 pub const OPTED_OUT: &str = "opted_out";
@@ -118,8 +120,10 @@ impl Dispatcher {
             let from_name = request.account.as_ref().map(|a| a.name.clone()).unwrap_or_default();
             let customer = request.customer.clone().unwrap_or_default();
             let job_id = request.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
+            let values = template_values(request, created.planned.kind);
             let fresh = created.fresh;
-            let enqueued = self.enqueue(tx, created, customer, job_id, from_name).instrument(spans[n].clone()).await;
+            let about = About { customer, job_id, from_name, values };
+            let enqueued = self.enqueue(tx, created, about).instrument(spans[n].clone()).await;
             if let Err(error) = enqueued {
                 return vec![Outcome::retry(format!("database: {error}"))];
             }
@@ -139,14 +143,8 @@ impl Dispatcher {
     /// What a message causes: `queued` for the feed, and the send command for its gateway (or, to
     /// a recipient who opted out, the failed attempt instead); published once the transaction
     /// commits, and again, under the same ids, whenever its request is redelivered.
-    async fn enqueue(
-        &self,
-        tx: &mut PgConnection,
-        created: Created,
-        customer: CustomerSnapshot,
-        job_id: String,
-        from_name: String,
-    ) -> sqlx::Result<()> {
+    async fn enqueue(&self, tx: &mut PgConnection, created: Created, about: About) -> sqlx::Result<()> {
+        let About { customer, job_id, from_name, values } = about;
         let Created { planned, body, segments, fresh } = created;
         let (message_id, account_id, channel, kind) =
             (&planned.message_id, &planned.account_id, planned.channel, planned.kind);
@@ -164,6 +162,7 @@ impl Dispatcher {
             body: body.clone(),
             template_version: planned.template_version.map_or(0, |v| v as u32),
             template_fallback: planned.template_fallback.clone().unwrap_or_default(),
+            values,
         };
         outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&queued, message_id)).await?;
         if fresh {
@@ -192,6 +191,22 @@ impl Dispatcher {
         };
         outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&command, message_id)).await
     }
+}
+
+/// What a message's `queued` event says beyond the message itself, from its request.
+struct About {
+    customer: CustomerSnapshot,
+    job_id: String,
+    from_name: String,
+    values: BTreeMap<String, String>,
+}
+
+/// The template variables' values of `request` (none for a type without templates, or a request
+/// whose data cannot be formatted): what the business previews its templates with.
+fn template_values(request: &NotificationRequest, kind: MessageType) -> BTreeMap<String, String> {
+    render::values(request, kind)
+        .map(|values| values.into_iter().map(|(name, value)| (name.to_owned(), value)).collect())
+        .unwrap_or_default()
 }
 
 /// The request and its type, or the outcome of a delivery that holds none.

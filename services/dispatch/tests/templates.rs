@@ -2,7 +2,8 @@
 //! version it heard of), keeps the version on the message, and sends the built-in wording, with
 //! the reason recorded, when the template cannot render the request. A customer's name is only
 //! ever a value; a reset brings the built-in wording back; a message already worded keeps its
-//! words when its request is delivered again.
+//! words when its request is delivered again. Every `queued` event carries its request's
+//! variable values, which the business previews its templates with.
 
 use messaging_dispatch::{Dispatcher, TemplateHandler};
 use messaging_integration_tests::Database;
@@ -10,7 +11,7 @@ use messaging_integration_tests::database::delivery;
 use messaging_platform::bus::outbox;
 use messaging_platform::bus::{Delivery, Handler, Outcome, Relay, TxHandler};
 use messaging_proto::BusMessage;
-use messaging_proto::bus::{SendCommand, TemplatePublished};
+use messaging_proto::bus::{MessageQueued, SendCommand, TemplatePublished};
 use messaging_proto::v1::{Channel, MessageType};
 use sqlx::PgPool;
 
@@ -119,5 +120,36 @@ fn the_accounts_template_words_its_messages_and_one_that_cannot_render_falls_bac
         assert!(later[1].subject.starts_with("Booked: "), "the email template still holds");
         let again = commands(&pool, &dispatcher, &first[..1]).await;
         assert_eq!(again[0].body, sms.body, "worded once, never again");
+    });
+}
+
+#[test]
+fn every_queued_event_carries_its_requests_template_values() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let database = runtime.block_on(Database::start("dispatch-template-values")).expect("postgres");
+    let pool = database.pool.clone();
+    runtime.block_on(async {
+        let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
+        let dispatcher = Dispatcher::new(Relay::new(pool.clone(), jetstream, "dispatch", 1 << 20), 900);
+        let mut tx = pool.begin().await.expect("begin");
+        let batch = [request(ACCOUNT, 0)];
+        let (outcomes, rows) = outbox::collecting(dispatcher.handle_batch(&mut tx, &batch, "dispatch")).await;
+        assert_eq!(outcomes, [Outcome::Ack]);
+        tx.commit().await.expect("commit");
+        let queued: Vec<MessageQueued> = rows
+            .iter()
+            .map(|row| row.message())
+            .filter(|m| m.subject.ends_with(".queued"))
+            .map(|m| MessageQueued::from_bytes(&m.payload).expect("a queued event"))
+            .collect();
+        assert_eq!(queued.len(), 2, "SMS and email");
+        for event in &queued {
+            let value = |name: &str| event.values.get(name).map(String::as_str);
+            assert_eq!(value("business_name"), Some("Ace Plumbing"));
+            assert_eq!(value("customer_first_name"), Some("Dana"));
+            assert_eq!(value("job_title"), Some("Water heater"));
+            assert!(value("job_window").is_some_and(|w| w.contains(" between ")), "{:?}", event.values);
+            assert_eq!(value("invoice_number"), None, "a confirmation carries no invoice");
+        }
     });
 }

@@ -50,15 +50,16 @@ static QUEUED: LazyLock<String> = LazyLock::new(|| {
              SELECT i.*, 'queued' AS status, 'dispatch' AS source, '' AS detail, 'queued:' || i.message_id AS event_key
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[],
-                         $15::int4[], $16::text[])
+                         $15::int4[], $16::text[], $17::text[])
                   AS i(message_id, account_id, customer_id, customer_name, customer_phone, customer_email, direction,
-                       channel, message_type, preview, subject, job_id, at, body, template_version, template_fallback)),
+                       channel, message_type, preview, subject, job_id, at, body, template_version, template_fallback,
+                       template_values)),
          row AS (INSERT INTO feed.messages AS m (message_id, account_id, customer_id, customer_name, customer_phone,
                      customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
-                     created_at, updated_at, body, template_version, template_fallback)
+                     created_at, updated_at, body, template_version, template_fallback, template_values)
                  SELECT message_id, account_id, customer_id, customer_name, customer_phone, customer_email, direction,
                      channel, message_type, 'queued', 0, preview, subject, job_id, at, at, body, template_version,
-                     template_fallback
+                     template_fallback, template_values::jsonb
                  FROM input ORDER BY message_id
                  ON CONFLICT (message_id) DO UPDATE SET
                      customer_id = CASE WHEN EXCLUDED.customer_id = '' THEN m.customer_id ELSE EXCLUDED.customer_id END,
@@ -69,6 +70,7 @@ static QUEUED: LazyLock<String> = LazyLock::new(|| {
                      subject = EXCLUDED.subject, job_id = EXCLUDED.job_id,
                      body = CASE WHEN EXCLUDED.body = '' THEN m.body ELSE EXCLUDED.body END,
                      template_version = EXCLUDED.template_version, template_fallback = EXCLUDED.template_fallback,
+                     template_values = EXCLUDED.template_values,
                      created_at = LEAST(m.created_at, EXCLUDED.created_at)
                  WHERE m.account_id = EXCLUDED.account_id),
          {}",
@@ -100,9 +102,15 @@ pub async fn queued(tx: &mut PgConnection, events: &[MessageQueued]) -> sqlx::Re
         .bind(events.iter().map(|e| beyond_preview(&e.body)).collect::<Vec<_>>())
         .bind(events.iter().map(|e| (e.template_version > 0).then_some(e.template_version as i32)).collect::<Vec<_>>())
         .bind(events.iter().map(|e| Some(e.template_fallback.as_str()).filter(|f| !f.is_empty())).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| values_json(&e.values)).collect::<Vec<_>>())
         .execute(tx)
         .await?;
     Ok(())
+}
+
+/// A message's template values as a JSON object; `None` when its request carried none.
+fn values_json(values: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    (!values.is_empty()).then(|| serde_json::to_string(values).ok()).flatten()
 }
 
 static STATUS: LazyLock<String> = LazyLock::new(|| {

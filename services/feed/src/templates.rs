@@ -2,6 +2,7 @@
 //! call; publishing and resetting need a token whose role manages the account. A template is
 //! checked by `messaging_templates` (the same code dispatch renders with) before it is stored.
 
+mod job;
 mod store;
 
 use messaging_domain::{AccountId, Channel, MessageType};
@@ -9,7 +10,7 @@ use messaging_platform::bus::Relay;
 use messaging_proto::time::timestamp;
 use messaging_proto::v1::template_service_server::TemplateService;
 use messaging_proto::v1::{self as api};
-use messaging_templates::{Part, Problem, catalogue};
+use messaging_templates::{Part, Problem, Values, catalogue};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
@@ -65,10 +66,14 @@ impl TemplateService for Templates {
         &self,
         request: Request<api::PreviewTemplateRequest>,
     ) -> Result<Response<api::PreviewTemplateResponse>, Status> {
-        account_of(&request)?;
+        let account = account_of(&request)?;
         let r = request.into_inner();
         let (kind, channel) = which(r.r#type, r.channel)?;
-        Ok(Response::new(preview(kind, channel, &content(r.content))))
+        let job = match r.message_id.as_str() {
+            "" => None,
+            id => Some(job::values(&self.pool, &account, kind, id).await?),
+        };
+        Ok(Response::new(preview(kind, channel, &content(r.content), job.as_ref())))
     }
 
     async fn publish_template(
@@ -79,7 +84,7 @@ impl TemplateService for Templates {
         let r = request.into_inner();
         let (kind, channel) = which(r.r#type, r.channel)?;
         let content = content(r.content);
-        let checked = preview(kind, channel, &content);
+        let checked = preview(kind, channel, &content, None);
         if !checked.problems.is_empty() {
             let listed: Vec<String> = checked.problems.iter().map(describe).collect();
             return Err(Status::invalid_argument(format!("the template cannot be published: {}", listed.join("; "))));
@@ -152,7 +157,13 @@ fn content(given: Option<api::TemplateContent>) -> Content {
 
 /// Each part of `content` the channel uses, checked; `rendered` with sample data when all pass.
 /// An email's HTML part may be left empty: its text part is then sent as simple HTML.
-fn preview(kind: MessageType, channel: Channel, content: &Content) -> api::PreviewTemplateResponse {
+/// The checks of `content`, and its parts rendered with the sample values, or with `job`'s.
+fn preview(
+    kind: MessageType,
+    channel: Channel,
+    content: &Content,
+    job: Option<&Values>,
+) -> api::PreviewTemplateResponse {
     let parts: [(&str, Part, &str); 4] = [
         ("sms_body", Part::Sms, &content.sms_body),
         ("subject", Part::Subject, &content.subject),
@@ -184,7 +195,15 @@ fn preview(kind: MessageType, channel: Channel, content: &Content) -> api::Previ
                     Part::Text => &mut rendered.text,
                     Part::Html => &mut rendered.html,
                 };
-                *field = checked.preview;
+                match job.map(|values| messaging_templates::render(part, source, values)) {
+                    None => *field = checked.preview,
+                    Some(Ok(text)) => *field = text,
+                    Some(Err(p)) => {
+                        let message =
+                            format!("with this message's job data: {} (the built-in wording would go)", p.message);
+                        response.problems.push(problem_of(name, Problem { message, ..p }));
+                    }
+                }
                 if let Some(cost) = checked.sms {
                     response.sms_cost = Some(api::SmsCost {
                         encoding: cost.sample.encoding.as_str().to_owned(),

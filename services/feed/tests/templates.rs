@@ -2,14 +2,18 @@
 //! a manager publishes versions, once per request id, and resets to the built-in wording; the
 //! current version goes to the directory stream for dispatch; invalid templates are refused with
 //! the part, line and variable; another account sees none of it, and a token whose role does not
-//! manage the account can read but not change.
+//! manage the account can read but not change. A preview can use a real job: the values one of
+//! the account's own messages was worded from.
 
 use std::time::Duration;
 
+use messaging_feed::projector::Projector;
+use messaging_integration_tests::database::delivery;
 use messaging_integration_tests::{Database, eventually};
 use messaging_platform::bus::streams;
+use messaging_platform::bus::{Outcome, TxHandler};
 use messaging_proto::BusMessage;
-use messaging_proto::bus::TemplatePublished;
+use messaging_proto::bus::{MessageQueued, TemplatePublished};
 use messaging_proto::v1::template_service_client::TemplateServiceClient;
 use messaging_proto::v1::{
     Channel, GetTemplateRequest, ListTemplatesRequest, MessageType, PreviewTemplateRequest, PublishTemplateRequest,
@@ -20,7 +24,7 @@ use tonic::transport::Channel as Transport;
 const SECRET: &str = "templates-test-secret";
 
 struct Service {
-    _database: Database,
+    database: Database,
     nats: String,
     client: TemplateServiceClient<Transport>,
     shutdown: messaging_platform::Shutdown,
@@ -40,7 +44,7 @@ async fn start(name: &str) -> anyhow::Result<Service> {
     let address = app.local_addr()?;
     tokio::spawn(app.run(shutdown.clone()));
     let client = TemplateServiceClient::connect(format!("http://{address}")).await?;
-    Ok(Service { nats: database.infra.nats_url(), _database: database, client, shutdown })
+    Ok(Service { nats: database.infra.nats_url(), database, client, shutdown })
 }
 
 fn token(account: &str, role: Option<&str>) -> String {
@@ -150,6 +154,7 @@ async fn invalid_templates_are_refused_with_their_part_line_and_variable() -> an
         r#type: kind as i32,
         channel: channel as i32,
         content,
+        ..Default::default()
     };
 
     let reminder =
@@ -189,6 +194,79 @@ async fn invalid_templates_are_refused_with_their_part_line_and_variable() -> an
     }
     let listed = service.client.list_templates(call(ListTemplatesRequest {}, &owner)).await?.into_inner();
     assert!(listed.templates.iter().all(|t| t.version == 0), "nothing was published");
+    service.shutdown.cancel();
+    Ok(())
+}
+
+/// Projects a `queued` event of `account`'s message `id`, of type `kind`, carrying `values`.
+async fn queued(service: &Service, account: &str, id: &str, kind: MessageType, values: &[(&str, &str)]) {
+    let event = MessageQueued {
+        message_id: id.into(),
+        account_id: account.into(),
+        direction: messaging_proto::v1::Direction::Outbound as i32,
+        channel: Channel::Sms as i32,
+        r#type: kind as i32,
+        preview: "Hi".into(),
+        queued_at: Some(messaging_proto::time::now()),
+        values: values.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        ..Default::default()
+    };
+    let mut tx = service.database.pool.begin().await.expect("begin");
+    assert_eq!(Projector.handle(&mut tx, &delivery(&event)).await, Outcome::Ack);
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_uses_a_real_job_of_the_account_and_only_of_that_account() -> anyhow::Result<()> {
+    let mut service = start("feed-templates-job").await?;
+    let owner = token("acc_a", Some("owner"));
+    let job = [
+        ("business_name", "Reyes & Sons"),
+        ("customer_first_name", "{{ business_name }}"),
+        ("job_window", "Tue, Dec 8 between 1:00 PM and 3:00 PM"),
+    ];
+    queued(&service, "acc_a", "msg_job", CONFIRMATION, &job).await;
+    queued(&service, "acc_a", "msg_reminder", MessageType::Reminder, &job).await;
+    queued(&service, "acc_a", "msg_sparse", CONFIRMATION, &[("business_name", "Reyes & Sons")]).await;
+    queued(&service, "acc_a", "msg_manual", MessageType::Manual, &[]).await;
+    queued(&service, "acc_b", "msg_other", CONFIRMATION, &job).await;
+    let source = "{{ business_name }}: Hi {{ customer_first_name }}, see you {{ job_window }}.";
+    let with = |message_id: &str| PreviewTemplateRequest {
+        r#type: CONFIRMATION as i32,
+        channel: Channel::Sms as i32,
+        content: sms(source),
+        message_id: message_id.into(),
+    };
+
+    let real = service.client.preview_template(call(with("msg_job"), &owner)).await?.into_inner();
+    let rendered = real.rendered.unwrap_or_default().sms_body;
+    // The customer's name looks like template syntax and stays text.
+    assert_eq!(rendered, "Reyes & Sons: Hi {{ business_name }}, see you Tue, Dec 8 between 1:00 PM and 3:00 PM.");
+    let sample = service.client.preview_template(call(with(""), &owner)).await?.into_inner();
+    assert!(sample.rendered.unwrap_or_default().sms_body.starts_with("Ace Plumbing: Hi Dana"));
+
+    // A job without a value the template uses: the preview says the built-in wording would go.
+    let sparse = service.client.preview_template(call(with("msg_sparse"), &owner)).await?.into_inner();
+    let problem = sparse.problems.first().cloned().unwrap_or_default();
+    assert!(problem.message.starts_with("with this message's job data"), "{problem:?}");
+    assert!(problem.message.contains("built-in wording"), "{problem:?}");
+    assert!(sparse.rendered.is_none());
+
+    for (id, code) in [
+        ("msg_other", tonic::Code::NotFound),
+        ("msg_nowhere", tonic::Code::NotFound),
+        ("msg_reminder", tonic::Code::InvalidArgument),
+        ("msg_manual", tonic::Code::InvalidArgument),
+    ] {
+        let refused = service.client.preview_template(call(with(id), &owner)).await.err();
+        assert_eq!(refused.map(|s| s.code()), Some(code), "{id}");
+    }
+    // A message projected before messages kept their values has none to preview with.
+    sqlx::query("UPDATE feed.messages SET template_values = NULL WHERE message_id = 'msg_job'")
+        .execute(&service.database.pool)
+        .await?;
+    let old = service.client.preview_template(call(with("msg_job"), &owner)).await.err();
+    assert_eq!(old.map(|s| s.code()), Some(tonic::Code::FailedPrecondition));
     service.shutdown.cancel();
     Ok(())
 }
