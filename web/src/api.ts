@@ -1,13 +1,16 @@
-//! The FeedService client: gRPC-Web to the origin the page came from, the signed-in token on every
-//! call. The token lives in this tab's sessionStorage only; the server never logs it.
+//! The FeedService and TemplateService clients: gRPC-Web to the origin the page came from, the
+//! signed-in token on every call. The token lives in this tab's sessionStorage only; the server
+//! never logs it.
 
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { FeedService } from "./gen/messaging/v1/feed_pb.js";
+import { TemplateService } from "./gen/messaging/v1/templates_pb.js";
 
 const TOKEN_KEY = "messages.token";
 
 export type Feed = Client<typeof FeedService>;
+export type Templates = Client<typeof TemplateService>;
 
 export function token(): string | null {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -37,9 +40,27 @@ const bearer: Interceptor = (next) => async (request) => {
   return next(request);
 };
 
+const transport = () => createGrpcWebTransport({ baseUrl: location.origin, interceptors: [bearer] });
+
 export function feedClient(): Feed {
-  const transport = createGrpcWebTransport({ baseUrl: location.origin, interceptors: [bearer] });
-  return createClient(FeedService, transport);
+  return createClient(FeedService, transport());
+}
+
+export function templateClient(): Templates {
+  return createClient(TemplateService, transport());
+}
+
+/** Whether the signed-in token's role may change the account's templates (owner or office; a
+ * token naming no role reads only). Only a hint for the page: the server decides. */
+export function managesAccount(): boolean {
+  try {
+    const payload = (token() ?? "").split(".")[1] ?? "";
+    const json = atob(payload.replaceAll("-", "+").replaceAll("_", "/"));
+    const role: unknown = JSON.parse(json).role;
+    return role === "owner" || role === "office";
+  } catch {
+    return false;
+  }
 }
 
 /** What went wrong, in words for the page, and whether signing in again is the cure. */
@@ -51,6 +72,8 @@ export function explain(error: unknown): { text: string; signIn: boolean } {
     case Code.Unavailable:
     case Code.Unknown:
       return { text: "The Messages service cannot be reached. Check your connection; the page retries when you reload.", signIn: false };
+    case Code.PermissionDenied:
+      return { text: `Not allowed: ${e.rawMessage}`, signIn: false };
     case Code.ResourceExhausted:
       return { text: `Too busy right now: ${e.rawMessage}. Try again in a moment.`, signIn: false };
     default:

@@ -1,7 +1,9 @@
-//! How the page words the API's values: enum names, failure reasons, times, the customer column.
+//! How the page words the API's values: enum names, failure reasons, times, the customer column,
+//! which template is which.
 
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Channel, Direction, MessageStatus, MessageType, type Message } from "./gen/messaging/v1/feed_pb.js";
+import type { Template } from "./gen/messaging/v1/templates_pb.js";
 
 export { MessageStatus };
 
@@ -90,4 +92,21 @@ export function messageTime(m: Message): Timestamp | undefined {
 export function threadKey(m: Message): string {
   if (m.customer?.customerId) return m.customer.customerId;
   return m.channel === Channel.EMAIL ? (m.customer?.email ?? "") : (m.customer?.phone ?? "");
+}
+
+/** A template's URL key: its type's and channel's filter keys ("appointment_confirmation.sms"). */
+export function templateKey(type: MessageType, channel: Channel): string {
+  const words = (table: [unknown, string][], value: unknown) => label(table as [unknown, string][], value).toLowerCase().replaceAll(" ", "_");
+  return `${words(TYPES, type)}.${words(CHANNELS, channel)}`;
+}
+
+/** "Appointment confirmation · SMS". */
+export function templateTitle(t: Pick<Template, "type" | "channel">): string {
+  return `${label(TYPES, t.type)} · ${label(CHANNELS, t.channel)}`;
+}
+
+/** Which wording a template is: the built-in one, or a version and when it was published. */
+export function versionText(t: Template): string {
+  if (!t.builtIn) return `Version ${t.version}, published ${time(t.publishedAt)}`;
+  return t.version > 0 ? `Built-in wording (reset ${time(t.publishedAt)})` : "Built-in wording";
 }

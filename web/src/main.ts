@@ -1,14 +1,16 @@
 //! The Messages page: sign-in, the feed with its filters, a thread beside it, the unread badge, and
-//! live updates from WatchFeed (resumed from its cursor whenever the connection drops).
+//! live updates from WatchFeed (resumed from its cursor whenever the connection drops); and the
+//! Templates screen (`?screen=templates`), where the business words its automatic messages.
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import { MessageType, type Message } from "./gen/messaging/v1/feed_pb.js";
-import { adoptTokenFromFragment, explain, feedClient, signIn, signOut, token } from "./api.js";
+import { adoptTokenFromFragment, explain, feedClient, signIn, signOut, templateClient, token } from "./api.js";
 import { h, replace } from "./dom.js";
 import { filterBar, loading, prepend, table, update, type FeedHandlers } from "./feed.js";
 import { narrowed, read, request, write, type View } from "./filters.js";
 import { threadKey } from "./format.js";
 import { attacher, bubble, composer, heading } from "./thread.js";
+import { showTemplates, type TemplatesScreen } from "./templates.js";
 import { pending, upcoming } from "./waiting.js";
 
 const feed = feedClient();
@@ -27,6 +29,27 @@ const upcomingBox = h("div", { id: "upcoming" });
 const notice = h("div", { id: "notice" });
 const threadBox = h("section", { id: "thread", "aria-labelledby": "thread-title", hidden: true });
 const threadMessages = h("div", { class: "messages", "aria-live": "polite" });
+const templatesBox = h("main", { id: "templates", class: "templates-screen" });
+/** The screen last started, to tell a history step between screens from one within a screen. */
+let wasTemplates = false;
+
+/** Whether the URL asks for the Templates screen, and which template it opens ("" for the list). */
+function onTemplates(): boolean {
+  return new URLSearchParams(location.search).get("screen") === "templates";
+}
+function openTemplate(): string {
+  return new URLSearchParams(location.search).get("template") ?? "";
+}
+
+const templatesScreen: TemplatesScreen = {
+  templates: templateClient(),
+  feed,
+  go(key) {
+    history.pushState(null, "", `${location.pathname}?screen=templates${key ? `&template=${encodeURIComponent(key)}` : ""}`);
+    void showTemplates(templatesBox, templatesScreen, key);
+  },
+  failed: (error) => failed(error),
+};
 
 const handlers: FeedHandlers = {
   change(next) {
@@ -88,13 +111,26 @@ function showSignIn(why = ""): void {
   input.focus();
 }
 
+/** The header's link to one screen; following it keeps the page and starts that screen. */
+function section(text: string, href: string, current: boolean): HTMLElement {
+  const go = (e: Event) => {
+    e.preventDefault();
+    history.pushState(null, "", href);
+    view = read();
+    start();
+  };
+  return h("a", { href, onclick: go, "aria-current": current ? "page" : undefined }, text);
+}
+
 function shell(): void {
   const out = h("button", { type: "button", class: "link", onclick: () => { signOut(); showSignIn(); } }, "Sign out");
+  const templates = onTemplates();
+  const sections = h("nav", { class: "sections", "aria-label": "Sections" }, section("Feed", location.pathname, !templates), section("Templates", "?screen=templates", templates));
   replace(
     root,
-    h("header", { class: "top" }, h("h1", {}, "Messages"), badge, out),
+    h("header", { class: "top" }, h("h1", {}, "Messages"), badge, sections, out),
     notice,
-    h("main", { class: "layout" }, h("div", { class: "feed-column" }, upcomingBox, filtersBox, list), threadBox),
+    templates ? templatesBox : h("main", { class: "layout" }, h("div", { class: "feed-column" }, upcomingBox, filtersBox, list), threadBox),
   );
 }
 
@@ -268,8 +304,15 @@ async function watch(signal: AbortSignal): Promise<void> {
 function start(): void {
   if (!token()) return showSignIn();
   watching?.abort();
-  watching = new AbortController();
   shell();
+  replace(notice);
+  wasTemplates = onTemplates();
+  if (wasTemplates) {
+    document.body.classList.remove("reading");
+    void showTemplates(templatesBox, templatesScreen, openTemplate());
+    return;
+  }
+  watching = new AbortController();
   void watch(watching.signal);
   void showFeed().then(refreshCounts);
   void refreshWaiting();
@@ -277,6 +320,13 @@ function start(): void {
 }
 
 window.addEventListener("popstate", () => {
+  const templates = onTemplates();
+  if (templates !== wasTemplates) {
+    wasTemplates = templates;
+    view = read();
+    return start();
+  }
+  if (templates) return void showTemplates(templatesBox, templatesScreen, openTemplate());
   const before = view;
   view = read();
   if (["direction", "channel", "type", "status", "since", "until", "q"].some((k) => before[k as keyof View] !== view[k as keyof View])) void showFeed();

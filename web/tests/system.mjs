@@ -52,8 +52,8 @@ export async function startSystem() {
     link,
     origin,
     /** A dashboard token for `account`, as `make token` mints it; negative hours give an expired one. */
-    token(account, hours = 1) {
-      const args = ["token", "--account", account, "--hours", String(hours)];
+    token(account, hours = 1, role = "owner") {
+      const args = ["token", "--account", account, "--hours", String(hours), "--role", role];
       return execFileSync(join(ROOT, "target/debug/msgctl"), args, { env: { ...process.env, MSG_JWT_SECRET: JWT_SECRET } }).toString().trim();
     },
     /** A text from `from` to `to`, delivered by the provider simulator's signed inbound webhook. */
@@ -65,6 +65,12 @@ export async function startSystem() {
       });
       if (!response.ok) throw new Error(`simulator inbound: ${response.status} ${await response.text()}`);
       return response.json();
+    },
+    /** Publishes the demo day's job events for `account`, as devstack's "more events" line says. */
+    demo(account) {
+      const nats = /msgctl demo --account \S+ --nats (\S+)/.exec(out)?.[1];
+      if (!nats) throw new Error(`devstack printed no NATS URL:\n${out}`);
+      return execFileSync(join(ROOT, "target/debug/msgctl"), ["demo", "--account", account, "--nats", nats]).toString();
     },
     /** Every SMS the simulator was asked to send. */
     async smsSent() {

@@ -1,5 +1,6 @@
 // The page's pure parts, bundled from src/ by esbuild and checked in Node: the SMS counter, the
-// words for each status (unknowns said honestly), and the filters a URL turns into.
+// words for each status (unknowns said honestly), the filters a URL turns into, and a template's
+// text cut into chips.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,13 +12,14 @@ let dir;
 let sms;
 let format;
 let filters;
+let chips;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "page-units-"));
-  for (const name of ["sms", "format", "filters"]) {
+  for (const name of ["sms", "format", "filters", "chips"]) {
     await build({ entryPoints: [`src/${name}.ts`], bundle: true, format: "esm", platform: "neutral", outfile: join(dir, `${name}.mjs`), logLevel: "warning" });
   }
-  [sms, format, filters] = await Promise.all(["sms", "format", "filters"].map((name) => import(join(dir, `${name}.mjs`))));
+  [sms, format, filters, chips] = await Promise.all(["sms", "format", "filters", "chips"].map((name) => import(join(dir, `${name}.mjs`))));
 });
 
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,4 +58,27 @@ test("a URL's filters become one ListMessages request", () => {
   assert.equal(until - since, 2 * 24 * 3600 * 1000, "until includes its whole day");
   assert.equal(filters.request(filters.read("?channel=fax")).channels.length, 0, "an unknown value filters nothing");
   assert.equal(filters.narrowed(filters.read("?thread=cus_1")), false, "an open thread is not a filter");
+});
+
+test("a template's text cuts into text, variable chips and tags, and joins back whole", () => {
+  const source = "Hi {{customer_first_name | title}}!\n{% if job_window %}See you {{ job_window }}{% endif %}{# note #} {{ }}";
+  const tokens = chips.tokens(source);
+  assert.equal(tokens.map((t) => t.text).join(""), source);
+  assert.deepEqual(
+    tokens.filter((t) => t.variable !== undefined).map((t) => t.variable),
+    ["customer_first_name", "job_window", ""],
+  );
+  assert.equal(tokens.filter((t) => t.tag).length, 3);
+  assert.deepEqual(chips.tokens("no variables {{ unclosed"), [{ text: "no variables {{ unclosed" }]);
+  assert.deepEqual(chips.insert("Hi , bye", 3, 3, "customer_first_name"), { value: "Hi {{ customer_first_name }}, bye", caret: 28 });
+  assert.deepEqual(chips.insert("Hi NAME", 3, 7, "x"), { value: "Hi {{ x }}", caret: 10 });
+});
+
+test("templates are named and keyed as the page shows them", () => {
+  const { MessageType, Channel } = { MessageType: { APPOINTMENT_CONFIRMATION: 1, ON_MY_WAY: 3 }, Channel: { SMS: 1, EMAIL: 2 } };
+  assert.equal(format.templateKey(MessageType.APPOINTMENT_CONFIRMATION, Channel.SMS), "appointment_confirmation.sms");
+  assert.equal(format.templateKey(MessageType.ON_MY_WAY, Channel.EMAIL), "on_my_way.email");
+  assert.equal(format.templateTitle({ type: MessageType.ON_MY_WAY, channel: Channel.SMS }), "On my way · SMS");
+  assert.equal(format.versionText({ builtIn: true, version: 0 }), "Built-in wording");
+  assert.match(format.versionText({ builtIn: false, version: 3, publishedAt: { seconds: 1_800_000_000n, nanos: 0 } }), /^Version 3, published \w{3} \d+, /);
 });

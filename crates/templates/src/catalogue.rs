@@ -2,7 +2,7 @@
 //! message types whose data carries it, a sample value for previews and the longest value the
 //! event contract allows (for the worst case a template must survive).
 
-use messaging_domain::MessageType;
+use messaging_domain::{Channel, MessageType};
 
 /// What a variable holds; every value reaches a template as text, already formatted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +211,15 @@ pub const CATALOGUE: &[Variable] = &[
 /// The variable called `name`, if the catalogue has one.
 pub fn variable(name: &str) -> Option<&'static Variable> {
     CATALOGUE.iter().find(|v| v.name == name)
+}
+
+/// The channels a message of type `kind` goes by, so the ones it has templates for: on-my-way by
+/// SMS only (the event contract's rule: it is about the next minutes), the others by both.
+pub fn channels(kind: MessageType) -> &'static [Channel] {
+    match kind {
+        MessageType::OnMyWay => &[Channel::Sms],
+        _ => &[Channel::Sms, Channel::Email],
+    }
 }
 
 /// The variables a message of type `kind` carries.

@@ -34,7 +34,7 @@ impl TemplateService for Templates {
         let stored = store::current(&self.pool, &account).await.map_err(internal)?;
         let mut templates = Vec::new();
         for kind in catalogue::AUTOMATIC {
-            for channel in [Channel::Sms, Channel::Email] {
+            for channel in catalogue::channels(*kind).iter().copied() {
                 let found = stored.iter().find(|v| v.kind == *kind && v.channel == channel);
                 templates.push(found.map_or_else(|| never_published(*kind, channel), template));
             }
@@ -147,6 +147,9 @@ fn which(kind: i32, channel: i32) -> Result<(MessageType, Channel), Status> {
     })?;
     let channel =
         Channel::from_proto(channel).ok_or_else(|| Status::invalid_argument("channel must be SMS or email"))?;
+    if !catalogue::channels(kind).contains(&channel) {
+        return Err(Status::invalid_argument(format!("{kind} messages go by SMS only; they have no {channel} template")));
+    }
     Ok((kind, channel))
 }
 
@@ -155,9 +158,9 @@ fn content(given: Option<api::TemplateContent>) -> Content {
     Content { sms_body: given.sms_body, subject: given.subject, text: given.text, html: given.html }
 }
 
-/// Each part of `content` the channel uses, checked; `rendered` with sample data when all pass.
-/// An email's HTML part may be left empty: its text part is then sent as simple HTML.
-/// The checks of `content`, and its parts rendered with the sample values, or with `job`'s.
+/// Each part of `content` the channel uses, checked; `rendered` with sample data (or `job`'s
+/// values) when all pass. An email's HTML part may be left empty: its text part is then sent as
+/// simple HTML.
 fn preview(
     kind: MessageType,
     channel: Channel,

@@ -75,7 +75,7 @@ async fn a_manager_publishes_versions_once_per_request_and_no_other_account_sees
     let mut service = start("feed-templates").await?;
     let (owner, office) = (token("acc_a", Some("owner")), token("acc_a", Some("office")));
     let listed = service.client.list_templates(call(ListTemplatesRequest {}, &owner)).await?.into_inner();
-    assert_eq!(listed.templates.len(), 12, "six automatic types, two channels");
+    assert_eq!(listed.templates.len(), 11, "six automatic types by SMS, all but on-my-way by email");
     assert!(listed.templates.iter().all(|t| t.built_in && t.version == 0));
     assert!(listed.variables.iter().any(|v| v.name == "job_window" && v.kind == "window"));
     // The built-in wording comes as a template to start from.
@@ -192,6 +192,14 @@ async fn invalid_templates_are_refused_with_their_part_line_and_variable() -> an
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{says}");
         assert!(status.message().contains(says), "{says}: {}", status.message());
     }
+    // On-my-way messages go by SMS only: there is no email template to read or write.
+    let content = Some(TemplateContent { subject: "On the way".into(), text: "Soon".into(), ..Default::default() });
+    let email = publish(MessageType::OnMyWay, Channel::Email, content, "omw");
+    let refused = service.client.publish_template(call(email, &owner)).await.err();
+    assert!(refused.is_some_and(|s| s.code() == tonic::Code::InvalidArgument && s.message().contains("SMS only")));
+    let get = GetTemplateRequest { r#type: MessageType::OnMyWay as i32, channel: Channel::Email as i32, version: 0 };
+    let refused = service.client.get_template(call(get, &owner)).await.err();
+    assert_eq!(refused.map(|s| s.code()), Some(tonic::Code::InvalidArgument));
     let listed = service.client.list_templates(call(ListTemplatesRequest {}, &owner)).await?.into_inner();
     assert!(listed.templates.iter().all(|t| t.version == 0), "nothing was published");
     service.shutdown.cancel();
