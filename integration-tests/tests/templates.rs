@@ -1,11 +1,15 @@
 //! Templates end to end: a business owner publishes its own confirmation wording over gRPC
 //! (TemplateService), books a job, and the SMS the provider receives and the email the SMTP server
 //! receives say what the owner wrote, and GetMessage names the version; another account's owner
-//! sees none of it; a reset brings the built-in wording back for the next booking.
+//! sees none of it; a reset brings the built-in wording back for the next booking. dispatch
+//! killed between wording a message and publishing it sends those words once.
+
+use std::time::Duration;
 
 use chrono::Utc;
 use messaging_integration_tests::client::{sim_messages, start_with, token_as, with_bearer};
 use messaging_integration_tests::events::{account, customer, event, job};
+use messaging_integration_tests::eventually;
 use messaging_proto::v1::template_service_client::TemplateServiceClient;
 use messaging_proto::v1::{
     Channel, GetMessageRequest, ListTemplatesRequest, MessageType, PublishTemplateRequest, ResetTemplateRequest,
@@ -153,6 +157,53 @@ async fn a_message_held_by_quiet_hours_takes_the_wording_current_when_it_goes_an
     assert_eq!(bodies.len(), 2, "{bodies:#?}");
     assert!(bodies[0].starts_with("v1: Luis Ortega is coming."), "sent before the change: {bodies:?}");
     assert!(bodies[1].starts_with("v2: Dana, booked."), "worded when it went: {bodies:?}");
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_killed_after_wording_a_message_sends_those_words_once_though_the_template_changed_meanwhile()
+-> anyhow::Result<()> {
+    let setup = account("evt_acc", ACCOUNT, "America/Chicago", ("00:00", "00:00"));
+    let (mut stack, publisher, dashboard) = start_with("templates-crash", &setup).await?;
+    let mut templates = TemplateServiceClient::connect(format!("http://127.0.0.1:{}", stack.ports.grpc)).await?;
+    let owner = token_as(ACCOUNT, "owner");
+    let confirmation = MessageType::AppointmentConfirmation;
+    word(&mut templates, &owner, confirmation, "v1: {{ customer_first_name }}, booked.", "c1").await?;
+    stack.quiesce().await?;
+
+    // dispatch words and commits the message, then dies before publishing it or acking its request.
+    stack.restart_with("dispatch", &[("MSG_CRASH_AT", "after_commit".to_owned())]).await?;
+    let now = Utc::now();
+    let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "");
+    let booked = json!({"customer": dana, "job": job("job_1", now + chrono::Duration::days(2))});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, now, booked)).await?;
+    eventually(Duration::from_secs(30), "dispatch to die after its commit", || {
+        let exited = stack.has_exited("dispatch");
+        async move { exited.then_some(()) }
+    })
+    .await?;
+    assert!(sim_messages(stack.ports.sim).await?.is_empty(), "nothing went out");
+
+    // The owner publishes new wording while dispatch is down; the redelivered request finds its
+    // message already worded and sends it as it was worded, once.
+    word(&mut templates, &owner, confirmation, "v2: {{ customer_first_name }}, booked.", "c2").await?;
+    stack.restart_with("dispatch", &[]).await?;
+    dashboard.settled(1).await?;
+    stack.quiesce().await?;
+    let texts = sim_messages(stack.ports.sim).await?;
+    let bodies: Vec<&str> = texts.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    assert!(bodies[0].starts_with("v1: Dana, booked."), "{bodies:?}");
+
+    // The next booking takes the new wording.
+    let pat = customer("cus_pat", "Pat Lee", "+15125550188", "");
+    let booked = json!({"customer": pat, "job": job("job_2", now + chrono::Duration::days(3))});
+    publisher.event(&event("e2", "job.scheduled", ACCOUNT, Utc::now(), booked)).await?;
+    dashboard.settled(2).await?;
+    let texts = sim_messages(stack.ports.sim).await?;
+    let pats = texts.iter().find(|m| m["to"] == "+15125550188").and_then(|m| m["body"].as_str()).unwrap_or_default();
+    assert!(pats.starts_with("v2: Pat, booked."), "{pats}");
     stack.stop().await;
     Ok(())
 }

@@ -148,7 +148,9 @@ fn which(kind: i32, channel: i32) -> Result<(MessageType, Channel), Status> {
     let channel =
         Channel::from_proto(channel).ok_or_else(|| Status::invalid_argument("channel must be SMS or email"))?;
     if !catalogue::channels(kind).contains(&channel) {
-        return Err(Status::invalid_argument(format!("{kind} messages go by SMS only; they have no {channel} template")));
+        return Err(Status::invalid_argument(format!(
+            "{kind} messages go by SMS only; they have no {channel} template"
+        )));
     }
     Ok((kind, channel))
 }
