@@ -16,7 +16,7 @@ use messaging_integration_tests::{Scratch, Stack};
 use messaging_proto::v1::feed_service_client::FeedServiceClient;
 use messaging_proto::v1::{
     AttachThreadRequest, Channel, GetCountsRequest, GetMessageRequest, GetThreadRequest, ListMessagesRequest,
-    MarkReadRequest, ReplyToSenderRequest, SendMessageRequest, WatchFeedRequest,
+    MarkReadRequest, ReplyToSenderRequest, ResendMessageRequest, SendMessageRequest, WatchFeedRequest,
 };
 use serde_json::{Value, json};
 
@@ -118,6 +118,20 @@ async fn every_rpc(
                 .await,
             ),
         ),
+        (
+            "ResendMessage",
+            code(
+                c.resend_message(request(
+                    ResendMessageRequest {
+                        request_id: "auth-probe".into(),
+                        message_id: "msg_x".into(),
+                        ..Default::default()
+                    },
+                    a,
+                ))
+                .await,
+            ),
+        ),
     ]
 }
 
@@ -198,6 +212,9 @@ async fn every_rpc_checks_the_token_and_no_account_sees_another() -> anyhow::Res
         subject: String::new(),
     };
     assert_eq!(code(grpc.send_message(rival.authed(send)).await), tonic::Code::NotFound);
+    let resend =
+        ResendMessageRequest { request_id: "rival-2".into(), message_id: acme_message.clone(), ..Default::default() };
+    assert_eq!(code(grpc.resend_message(rival.authed(resend)).await), tonic::Code::NotFound);
     let mark = MarkReadRequest { message_ids: vec![acme_message.clone()], customer_id: "cus_a".into() };
     assert_eq!(grpc.mark_read(rival.authed(mark)).await?.into_inner().marked, 0);
     let counts = grpc.get_counts(rival.authed(GetCountsRequest::default())).await?.into_inner();

@@ -3,7 +3,7 @@
 //! Templates screen (`?screen=templates`), where the business words its automatic messages.
 
 import { Code, ConnectError } from "@connectrpc/connect";
-import { MessageType, type Message } from "./gen/messaging/v1/feed_pb.js";
+import { MessageType, type ChannelReach, type Message } from "./gen/messaging/v1/feed_pb.js";
 import { adoptTokenFromFragment, explain, feedClient, signIn, signOut, templateClient, token } from "./api.js";
 import { h, replace } from "./dom.js";
 import { filterBar, loading, prepend, table, update, type FeedHandlers } from "./feed.js";
@@ -189,9 +189,13 @@ function getThread(key: string) {
   return feed.getThread({ customerId: key, oldestFirst: true, pageSize: 200 });
 }
 
+/** How the open thread's customer can be reached now (from GetThread), for its resend buttons. */
+let threadReach: ChannelReach[] = [];
+
 /** Shows `shown` in the open thread, scrolled to the newest. */
 function showMessages(shown: Message[]): void {
-  replace(threadMessages, ...shown.map((m) => bubble(feed, m)));
+  const context = { reach: threadReach, resent: () => reloadThread() };
+  replace(threadMessages, ...shown.map((m) => bubble(feed, m, context)));
   threadMessages.lastElementChild?.scrollIntoView({ block: "end" });
 }
 
@@ -211,6 +215,7 @@ async function showThread(): Promise<void> {
   replace(threadBox, h("p", { class: "loading", role: "status" }, "Loading the thread…"));
   try {
     const thread = await getThread(key);
+    threadReach = thread.reach;
     const customerId = thread.customer?.customerId ?? "";
     const later = customerId ? (await feed.listWaiting({ customerId })).waiting : [];
     const title = heading(thread.customer, key, closeThread);
@@ -242,6 +247,7 @@ function reloadThread(): void {
     if (!key) return;
     try {
       const thread = await getThread(key);
+      threadReach = thread.reach;
       showMessages(thread.messages);
       await markShownRead(key, thread.messages);
     } catch (error) {

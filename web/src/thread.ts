@@ -1,7 +1,8 @@
 //! One customer's thread: every message in both directions, oldest first, each with its whole text,
-//! its status and (on request) its timeline and the provider's error; the composer below.
+//! its status and (on request) its timeline and the provider's error, a failed one with a resend;
+//! the composer below.
 
-import { Channel, Direction, type ChannelReach, type Customer, type GetMessageResponse, type Message } from "./gen/messaging/v1/feed_pb.js";
+import { Channel, Direction, MessageStatus, type ChannelReach, type Customer, type GetMessageResponse, type Message } from "./gen/messaging/v1/feed_pb.js";
 import type { Feed } from "./api.js";
 import { explain } from "./api.js";
 import { h, replace } from "./dom.js";
@@ -36,16 +37,50 @@ function timeline(r: GetMessageResponse): HTMLElement {
   );
 }
 
-/** One message of the thread as a bubble: inbound on the left, outbound on the right. */
-export function bubble(feed: Feed, m: Message): HTMLElement {
+/** A failed message's way out: a button per channel that reaches the customer now, each with its
+ * own request id kept across retries, so a double click resends once. */
+function resender(feed: Feed, m: Message, reach: ChannelReach[], resent: () => void): HTMLElement | false {
+  if (m.direction !== Direction.OUTBOUND || m.status !== MessageStatus.FAILED) return false;
+  if (m.resentAs) return h("span", { class: "resent" }, "Resent");
+  const note = h("span", { class: "compose-note", role: "alert" });
+  const reachable = reach.filter((r) => r.reachable);
+  if (reachable.length === 0) return h("span", { class: "refused" }, `Cannot resend: ${reach.map((r) => r.detail).join("; ") || "the customer cannot be reached"}`);
+  const buttons = reachable.map((r) => {
+    const requestId = crypto.randomUUID();
+    const button = h("button", { type: "button", class: "secondary resend", "data-channel": label(CHANNELS, r.channel) }, `Resend by ${label(CHANNELS, r.channel)}`);
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      note.textContent = "Resending…";
+      try {
+        await feed.resendMessage({ requestId, messageId: m.messageId, channel: r.channel });
+        note.textContent = "Resent.";
+        resent();
+      } catch (error) {
+        note.textContent = `Not resent: ${explain(error).text}`;
+        button.disabled = false;
+      }
+    });
+    return button;
+  });
+  return h("span", { class: "resend-actions" }, ...buttons, note);
+}
+
+/** What a thread's bubbles need beyond the message: how the customer can be reached now, and what to do after a resend. */
+export interface BubbleContext {
+  reach: ChannelReach[];
+  resent: () => void;
+}
+
+/** One message of the thread as a bubble: inbound on the left, outbound on the right; a failed one offers a resend. */
+export function bubble(feed: Feed, m: Message, context?: BubbleContext): HTMLElement {
   const inbound = m.direction === Direction.INBOUND;
   return h(
     "article",
     { class: `bubble ${inbound ? "in" : "out"}`, "data-message-id": m.messageId, "aria-label": `${inbound ? "From" : "To"} the customer, ${time(messageTime(m))}` },
-    h("header", {}, `${label(CHANNELS, m.channel)} · ${label(TYPES, m.type)} · `, h("time", {}, time(messageTime(m)))),
+    h("header", {}, `${label(CHANNELS, m.channel)} · ${label(TYPES, m.type)} · `, h("time", {}, time(messageTime(m))), m.resentFrom && " · a resend of a failed message"),
     m.subject && h("p", { class: "subject" }, m.subject),
     h("p", { class: "body" }, m.body || m.preview),
-    h("footer", {}, h("span", { class: statusClass(m) }, statusText(m)), details(feed, m)),
+    h("footer", {}, h("span", { class: statusClass(m) }, statusText(m)), details(feed, m), context && resender(feed, m, context.reach, context.resent)),
   );
 }
 

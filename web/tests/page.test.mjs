@@ -409,6 +409,32 @@ describe("the details", () => {
     assert.match(await failed.locator(".provider-error").innerText(), /Provider error 21614: .+/);
     assert.match(await page.locator(".compose-blocked").innerText(), /landline/);
     assert.ok(await page.locator(".composer button[type=submit]").isDisabled());
+    assert.match(await failed.locator("footer .refused").innerText(), /^Cannot resend: .*cannot receive SMS.*no email address/);
+    await page.close();
+  });
+
+  test("a failed message is resent by a channel that reaches the customer, once, and the thread links the two", async () => {
+    // Lee gives the business an email address; the failed confirmation can now go by email.
+    system.event("acc_demo", "customer.updated", { customer: { id: "cus_lee", name: "Lee Park", phone: "+15005550009", email: "lee@example.com", notifications: { sms: true, email: true } } });
+    const page = await open("?thread=cus_lee");
+    const failed = page.locator("#thread .bubble").first();
+    const resend = failed.locator("button.resend", { hasText: "Resend by Email" });
+    for (let tries = 0; !(await resend.isVisible()); tries++) {
+      assert.ok(tries < 30, "the thread never offered a resend by email");
+      await new Promise((resume) => setTimeout(resume, 500));
+      await page.reload();
+      await failed.waitFor();
+    }
+    assert.equal(await failed.locator("button.resend").count(), 1, "no resend by the landline");
+    await resend.dblclick();
+    const again = page.locator("#thread .bubble", { hasText: "a resend of a failed message" });
+    await again.waitFor();
+    assert.match(await again.locator("header").innerText(), /^Email · Manual · /);
+    assert.match(await again.locator(".subject").innerText(), /^A message from Ace Plumbing & Heating$/);
+    assert.match(await again.locator(".body").innerText(), /^Ace Plumbing & Heating: Hi Lee, your .+ is confirmed for /);
+    await failed.locator(".resent").waitFor();
+    assert.equal(await page.locator("#thread .bubble", { hasText: "a resend of a failed message" }).count(), 1, "a double click resends once");
+    assert.deepEqual(page.errors, []);
     await page.close();
   });
 

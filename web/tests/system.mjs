@@ -47,6 +47,11 @@ export async function startSystem() {
   const link = /http:\/\/localhost:\d+\/#token=\S+/.exec(out)?.[0];
   if (!link) throw new Error(`devstack printed no page link:\n${out}`);
   const origin = new URL(link).origin;
+  const natsUrl = () => {
+    const nats = /msgctl demo --account \S+ --nats (\S+)/.exec(out)?.[1];
+    if (!nats) throw new Error(`devstack printed no NATS URL:\n${out}`);
+    return nats;
+  };
   return {
     ports,
     link,
@@ -68,9 +73,12 @@ export async function startSystem() {
     },
     /** Publishes the demo day's job events for `account`, as devstack's "more events" line says. */
     demo(account) {
-      const nats = /msgctl demo --account \S+ --nats (\S+)/.exec(out)?.[1];
-      if (!nats) throw new Error(`devstack printed no NATS URL:\n${out}`);
-      return execFileSync(join(ROOT, "target/debug/msgctl"), ["demo", "--account", account, "--nats", nats]).toString();
+      return execFileSync(join(ROOT, "target/debug/msgctl"), ["demo", "--account", account, "--nats", natsUrl()]).toString();
+    },
+    /** Publishes one job event of `type` for `account` with `body`'s objects (`msgctl event`). */
+    event(account, type, body) {
+      const args = ["event", "--account", account, "--type", type, "--json", JSON.stringify(body), "--nats", natsUrl()];
+      return execFileSync(join(ROOT, "target/debug/msgctl"), args).toString();
     },
     /** Every SMS the simulator was asked to send. */
     async smsSent() {

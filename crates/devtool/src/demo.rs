@@ -95,14 +95,35 @@ pub async fn publish_day(nats_url: &str, account: &str) -> anyhow::Result<usize>
     let jetstream = async_nats::jetstream::new(client);
     let events = events(account);
     for event in &events {
-        let subject = format!("jobs.{account}.{}", event["type"].as_str().unwrap_or_default());
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", event["event_id"].as_str().unwrap_or_default());
-        jetstream.publish_with_headers(subject, headers, serde_json::to_vec(event)?.into()).await?.await?;
+        publish(&jetstream, account, event).await?;
         if event["type"] == "account.updated" {
             // Let ingest store the account before its jobs arrive (they would be retried otherwise).
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
     Ok(events.len())
+}
+
+/// Publishes one job event of type `kind` for `account`, `body` holding its objects (`customer`,
+/// `job`, …) as the event contract has them; returns its fresh event id.
+pub async fn publish_event(nats_url: &str, account: &str, kind: &str, body: &Value) -> anyhow::Result<String> {
+    anyhow::ensure!(body.is_object(), "--json must be a JSON object of the event's objects");
+    let jetstream = async_nats::jetstream::new(async_nats::connect(nats_url).await?);
+    let id = format!("evt_{}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    let mut event =
+        json!({"event_id": id, "type": kind, "occurred_at": Utc::now().to_rfc3339(), "account_id": account});
+    if let (Some(target), Some(extra)) = (event.as_object_mut(), body.as_object()) {
+        target.extend(extra.clone());
+    }
+    publish(&jetstream, account, &event).await?;
+    Ok(id)
+}
+
+/// Publishes `event` on its subject with its id as `Nats-Msg-Id`, and waits for JetStream's ack.
+async fn publish(jetstream: &async_nats::jetstream::Context, account: &str, event: &Value) -> anyhow::Result<()> {
+    let subject = format!("jobs.{account}.{}", event["type"].as_str().unwrap_or_default());
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event["event_id"].as_str().unwrap_or_default());
+    jetstream.publish_with_headers(subject, headers, serde_json::to_vec(event)?.into()).await?.await?;
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! msgctl: developer commands for the local system: mint a dashboard token, publish a demo day of
-//! job events, print an account's feed over gRPC.
+//! job events or one event by hand, print an account's feed over gRPC.
 
 mod demo;
 mod feed;
@@ -21,9 +21,18 @@ fn flags(args: &[String]) -> anyhow::Result<HashMap<String, String>> {
 const USAGE: &str = "usage:
   msgctl token --account ID [--role owner|office|technician] [--secret S] [--hours H]
   msgctl demo  --account ID [--nats URL]
+  msgctl event --account ID --type TYPE --json '{\"customer\": {…}}' [--nats URL]
   msgctl feed  --account ID [--grpc URL] [--secret S] [--limit N]
 
 The secret defaults to $MSG_JWT_SECRET, NATS to $MSG_NATS__URL, gRPC to http://127.0.0.1:$GRPC_PORT.";
+
+fn nats(flags: &HashMap<String, String>) -> String {
+    flags
+        .get("nats")
+        .cloned()
+        .or_else(|| std::env::var("MSG_NATS__URL").ok())
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".into())
+}
 
 fn secret(flags: &HashMap<String, String>) -> String {
     flags
@@ -67,13 +76,14 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", mint(&account, role, &secret(&flags), hours)?);
         }
         "demo" => {
-            let nats = flags
-                .get("nats")
-                .cloned()
-                .or_else(|| std::env::var("MSG_NATS__URL").ok())
-                .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
-            let published = demo::publish_day(&nats, &account).await?;
+            let published = demo::publish_day(&nats(&flags), &account).await?;
             println!("published {published} job events for {account}");
+        }
+        "event" => {
+            let kind = flags.get("type").ok_or_else(|| anyhow::anyhow!("--type is required\n{USAGE}"))?;
+            let body: serde_json::Value = serde_json::from_str(flags.get("json").map_or("{}", String::as_str))?;
+            let id = demo::publish_event(&nats(&flags), &account, kind, &body).await?;
+            println!("published {kind} {id} for {account}");
         }
         "feed" => {
             let port = std::env::var("GRPC_PORT").unwrap_or_else(|_| "50051".into());

@@ -122,6 +122,8 @@ pub fn message(row: &FeedRow) -> api::Message {
         unread: row.unread,
         sender_unverified: row.sender_unverified,
         body: row.body.clone(),
+        resent_from: row.resent_from.clone(),
+        resent_as: row.resent_as.clone(),
     }
 }
 

@@ -202,9 +202,20 @@ impl FeedService for Feed {
             channel,
             text: r.text,
             subject: r.subject,
+            resend_of: None,
         };
         let (message_id, status) = self.send(&account, compose).await?;
         Ok(Response::new(api::SendMessageResponse { message_id, status }))
+    }
+
+    async fn resend_message(
+        &self,
+        request: Request<api::ResendMessageRequest>,
+    ) -> Result<Response<api::ResendMessageResponse>, Status> {
+        let account = account_of(&request)?;
+        let compose = crate::resend::compose(&self.pool, &account, request.into_inner()).await?;
+        let (message_id, status) = self.send(&account, compose).await?;
+        Ok(Response::new(api::ResendMessageResponse { message_id, status }))
     }
 
     async fn reply_to_sender(
@@ -220,6 +231,7 @@ impl FeedService for Feed {
             channel: Channel::Sms,
             text: r.text,
             subject: String::new(),
+            resend_of: None,
         };
         let (message_id, status) = self.send(&account, compose).await?;
         Ok(Response::new(api::ReplyToSenderResponse { message_id, status }))

@@ -13,6 +13,7 @@ mod page;
 mod project;
 pub mod projector;
 mod readers;
+mod resend;
 mod send;
 pub mod store;
 mod templates;

@@ -40,6 +40,8 @@ pub struct Compose {
     pub channel: Channel,
     pub text: String,
     pub subject: String,
+    /// The failed message this one resends (ResendMessage), if it is a resend.
+    pub resend_of: Option<String>,
 }
 
 /// Why a send did not happen.
@@ -103,6 +105,12 @@ impl Compose {
         for part in [self.customer_id.as_str(), self.channel.as_str(), &self.text, &self.subject] {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part.as_bytes());
+        }
+        // Only a resend hashes what it resends, so a manual message keeps the fingerprint it always had.
+        if let Some(resent) = &self.resend_of {
+            hash.update(b"resend-of");
+            hash.update((resent.len() as u64).to_be_bytes());
+            hash.update(resent.as_bytes());
         }
         hex(&hash.finalize())
     }
@@ -249,8 +257,9 @@ pub async fn send(pool: &PgPool, account: &AccountId, compose: Compose) -> Resul
     }
     sqlx::query(
         "INSERT INTO feed.messages (message_id, account_id, customer_id, customer_name, customer_phone, customer_email,
-             direction, channel, message_type, status, status_rank, preview, subject, created_at, updated_at, body)
-         VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, 'manual', 'queued', 0, $8, $9, $10, $10, $11)",
+             direction, channel, message_type, status, status_rank, preview, subject, created_at, updated_at, body,
+             resent_from)
+         VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, 'manual', 'queued', 0, $8, $9, $10, $10, $11, $12)",
     )
     .bind(message_id.as_str())
     .bind(account.as_str())
@@ -263,8 +272,19 @@ pub async fn send(pool: &PgPool, account: &AccountId, compose: Compose) -> Resul
     .bind(&compose.subject)
     .bind(now)
     .bind(crate::store::beyond_preview(&compose.text))
+    .bind(&compose.resend_of)
     .execute(&mut *tx)
     .await?;
+    if let Some(failed) = &compose.resend_of {
+        // The failed message names its latest resend; watchers see it change.
+        sqlx::query("UPDATE feed.messages SET resent_as = $3 WHERE account_id = $1 AND message_id = $2")
+            .bind(account.as_str())
+            .bind(failed)
+            .bind(message_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        changes::record(&mut tx, account.as_str(), failed).await?;
+    }
     sqlx::query(
         "INSERT INTO feed.timeline (account_id, message_id, status, source, detail, occurred_at, event_key)
          VALUES ($1, $2, 'queued', 'dispatch', 'manual', $3, $4) ON CONFLICT (event_key) DO NOTHING",
@@ -314,6 +334,7 @@ mod tests {
             channel,
             text: text.into(),
             subject: subject.into(),
+            resend_of: None,
         }
     }
 

@@ -120,6 +120,9 @@ pub struct FeedRow {
     /// The account's template version it was worded by and why one could not word it ([`get`] only).
     pub template_version: Option<i32>,
     pub template_fallback: Option<String>,
+    /// The failed message this one resends, and this failed one's latest resend ([`bodies`] and [`get`]).
+    pub resent_from: String,
+    pub resent_as: String,
 }
 
 /// Characters of a message's text the feed lists.
@@ -169,6 +172,8 @@ pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
         body: String::new(),
         template_version: None,
         template_fallback: None,
+        resent_from: String::new(),
+        resent_as: String::new(),
     })
 }
 
@@ -177,20 +182,28 @@ fn whole_text(preview: &str, stored: String) -> String {
     if stored.is_empty() { preview.to_owned() } else { stored }
 }
 
-/// Fills each row's whole text: one lookup for the page, by the rows' ids.
+/// Fills each row's whole text and its resend links: one lookup for the page, by the rows' ids.
 pub async fn bodies(conn: &mut PgConnection, account: &AccountId, rows: &mut [FeedRow]) -> sqlx::Result<()> {
     let ids: Vec<&str> = rows.iter().map(|r| r.message_id.as_str()).collect();
-    let long: std::collections::HashMap<String, String> = sqlx::query_as(
-        "SELECT message_id, body FROM feed.messages WHERE account_id = $1 AND message_id = ANY($2) AND body <> ''",
-    )
-    .bind(account.as_str())
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
+    type Links = (String, Option<String>, Option<String>);
+    let extra: std::collections::HashMap<String, Links> =
+        sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+            "SELECT message_id, body, resent_from, resent_as FROM feed.messages
+             WHERE account_id = $1 AND message_id = ANY($2)
+               AND (body <> '' OR resent_from IS NOT NULL OR resent_as IS NOT NULL)",
+        )
+        .bind(account.as_str())
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(id, body, from, resent_as)| (id, (body, from, resent_as)))
+        .collect();
     for row in rows {
-        row.body = whole_text(&row.preview, long.get(&row.message_id).cloned().unwrap_or_default());
+        let (body, from, resent_as) = extra.get(&row.message_id).cloned().unwrap_or_default();
+        row.body = whole_text(&row.preview, body);
+        row.resent_from = from.unwrap_or_default();
+        row.resent_as = resent_as.unwrap_or_default();
     }
     Ok(())
 }
@@ -404,7 +417,7 @@ pub async fn get<'e>(
     message_id: &str,
 ) -> sqlx::Result<Option<FeedRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, body, template_version, template_fallback FROM feed.messages
+        "SELECT {COLUMNS}, body, template_version, template_fallback, resent_from, resent_as FROM feed.messages
          WHERE account_id = $1 AND message_id = $2 AND direction IS NOT NULL"
     )))
     .bind(account.as_str())
@@ -417,6 +430,8 @@ pub async fn get<'e>(
             read.body = whole_text(&read.preview, row.try_get("body")?);
             read.template_version = row.try_get("template_version")?;
             read.template_fallback = row.try_get("template_fallback")?;
+            read.resent_from = row.try_get::<Option<String>, _>("resent_from")?.unwrap_or_default();
+            read.resent_as = row.try_get::<Option<String>, _>("resent_as")?.unwrap_or_default();
             Ok(read)
         })
         .transpose()
