@@ -6,6 +6,7 @@ pub mod ids;
 pub mod keywords;
 pub mod message;
 pub mod phone;
+pub mod registration;
 pub mod reply;
 pub mod schedule;
 pub mod search;

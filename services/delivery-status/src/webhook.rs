@@ -133,16 +133,8 @@ fn traceparent_of(uri: &Uri) -> Option<&str> {
     value.chars().all(|c| c.is_ascii_hexdigit() || c == '-').then_some(value)
 }
 
-/// Carrier-side delivery failures reported in status callbacks.
+/// Carrier-side delivery failures reported in status callbacks (the shared table in
+/// `messaging_domain::registration`; an unknown code is `undelivered`).
 pub(crate) fn failure_reason_for(code: &str) -> &'static str {
-    match code {
-        "30003" => "unreachable",
-        "30004" => "blocked",
-        "30005" => "unknown_number",
-        "30006" => "landline",
-        "30007" => "carrier_filtered",
-        "30008" => "carrier_error",
-        "21610" => "opted_out",
-        _ => "undelivered",
-    }
+    messaging_domain::registration::twilio_failure_reason(code).unwrap_or("undelivered")
 }

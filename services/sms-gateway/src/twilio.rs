@@ -273,21 +273,8 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// The normalised failure reason the feed shows for a Twilio error code.
+/// The normalised failure reason the feed shows for a Twilio error code (the shared table in
+/// `messaging_domain::registration`; an unknown code is `provider_rejected`).
 pub fn failure_reason(code: &str) -> &'static str {
-    match code {
-        "21211" => "invalid_number",
-        "21614" => "not_sms_capable",
-        "21610" => "opted_out",
-        "21635" => "landline",
-        "21408" | "21612" => "unreachable_region",
-        "21606" | "21212" | "21660" => "invalid_sender",
-        "30003" => "unreachable",
-        "30004" => "blocked",
-        "30005" => "unknown_number",
-        "30006" => "landline",
-        "30007" => "carrier_filtered",
-        "30008" => "carrier_error",
-        _ => "provider_rejected",
-    }
+    messaging_domain::registration::twilio_failure_reason(code).unwrap_or("provider_rejected")
 }
