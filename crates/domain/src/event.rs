@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::ids::{AccountId, CustomerId, EventId, JobId};
 use crate::phone::{E164, PhoneError, PhoneRegion};
+use crate::registration::{MAX_REASON_CHARS, Registration, SmsRegistration};
 
 /// Why a job event was refused; each becomes the dead-letter reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +110,8 @@ pub struct AccountSettings {
     pub reminder_time: NaiveTime,
     pub quiet_start: NaiveTime,
     pub quiet_end: NaiveTime,
+    /// The A2P 10DLC registration of its number, when the events report one.
+    pub sms_registration: Option<SmsRegistration>,
 }
 
 /// A customer as the event describes them; the phone is still as typed, normalised later
@@ -261,6 +264,15 @@ struct RawAccount {
     reminder_time: Option<String>,
     #[serde(default)]
     quiet_hours: Option<RawQuietHours>,
+    #[serde(default)]
+    sms_registration: Option<RawRegistration>,
+}
+
+#[derive(Deserialize)]
+struct RawRegistration {
+    status: String,
+    #[serde(default)]
+    reason: String,
 }
 
 #[derive(Deserialize)]
@@ -360,7 +372,27 @@ fn account_settings(raw: Option<&RawAccount>) -> Result<AccountSettings, EventEr
         reminder_time: clock("account.reminder_time", raw.reminder_time.as_deref(), "09:00")?,
         quiet_start: clock("account.quiet_hours.start", quiet.map(|q| q.start.as_str()), "21:00")?,
         quiet_end: clock("account.quiet_hours.end", quiet.map(|q| q.end.as_str()), "08:00")?,
+        sms_registration: raw.sms_registration.as_ref().map(registration).transpose()?,
     })
+}
+
+fn registration(raw: &RawRegistration) -> Result<SmsRegistration, EventError> {
+    let state = Registration::parse(raw.status.trim()).ok_or_else(|| EventError::Invalid {
+        field: "account.sms_registration.status",
+        reason: format!(
+            "{:?} is not one of {}",
+            raw.status,
+            Registration::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    })?;
+    let reason = raw.reason.trim();
+    if reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
+        return Err(EventError::Invalid {
+            field: "account.sms_registration.reason",
+            reason: format!("must be one line of at most {MAX_REASON_CHARS} characters"),
+        });
+    }
+    Ok(SmsRegistration { state, reason: reason.to_owned() })
 }
 
 fn non_empty(field: &'static str, value: &str) -> Result<String, EventError> {

@@ -16,6 +16,14 @@ pub enum Registration {
     Rejected,
 }
 
+/// An account's registration as its events report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsRegistration {
+    pub state: Registration,
+    /// Why it was rejected (may be empty), at most [`MAX_REASON_CHARS`].
+    pub reason: String,
+}
+
 /// The failure reason of an SMS never sent because its sender is not registered.
 pub const SMS_NOT_REGISTERED: &str = "sms_not_registered";
 

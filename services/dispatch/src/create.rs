@@ -11,7 +11,7 @@ use messaging_platform::bus::in_rounds;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::handler::OPTED_OUT;
+use crate::handler::{OPTED_OUT, refusal_of};
 use crate::render;
 use crate::suppression::{self, Recipient};
 
@@ -36,8 +36,9 @@ pub struct Planned {
     pub template_version: Option<i32>,
     /// Why the account's template could not word it (the built-in wording went instead).
     pub template_fallback: Option<String>,
-    /// The recipient opted out: the message is recorded failed and never sent.
-    pub suppressed: bool,
+    /// Why the message is recorded failed and never sent: the recipient opted out
+    /// ([`OPTED_OUT`]), or the account's number is not registered to send SMS.
+    pub refused: Option<&'static str>,
 }
 
 /// A planned message as written.
@@ -63,7 +64,9 @@ pub async fn create(tx: &mut PgConnection, mut planned: Vec<Planned>) -> sqlx::R
         .collect();
     let suppressed = suppression::suppressed(tx, &recipients).await?;
     for (p, suppressed) in planned.iter_mut().zip(suppressed) {
-        p.suppressed = suppressed;
+        if suppressed && p.refused.is_none() {
+            p.refused = Some(OPTED_OUT);
+        }
     }
     let indexed: Vec<(usize, Planned)> = planned.into_iter().enumerate().collect();
     let key = |(_, p): &(usize, Planned)| (p.account_id.clone(), p.channel, p.recipient.clone());
@@ -77,7 +80,7 @@ pub async fn create(tx: &mut PgConnection, mut planned: Vec<Planned>) -> sqlx::R
 
 /// One round (a recipient once in it): one statement.
 async fn insert(tx: &mut PgConnection, round: Vec<(usize, Planned)>) -> sqlx::Result<Vec<(usize, Created)>> {
-    let claims = |p: &Planned| p.channel == Channel::Sms && !p.suppressed;
+    let claims = |p: &Planned| p.channel == Channel::Sms && p.refused.is_none();
     let noticed: Vec<String> = round
         .iter()
         .map(|(_, p)| if claims(p) { render::with_opt_out_notice(&p.body) } else { String::new() })
@@ -134,7 +137,7 @@ async fn insert(tx: &mut PgConnection, round: Vec<(usize, Planned)>) -> sqlx::Re
     .bind(column(|p| &p.subject))
     .bind(column(|p| &p.body))
     .bind(column(|p| &p.html))
-    .bind(round.iter().map(|(_, p)| if p.suppressed { OPTED_OUT } else { "" }).collect::<Vec<_>>())
+    .bind(round.iter().map(|(_, p)| p.refused.unwrap_or("")).collect::<Vec<_>>())
     .bind(plain.iter().map(count).collect::<Vec<_>>())
     .bind(plain.iter().map(encoding).collect::<Vec<_>>())
     .bind(round.iter().map(|(_, p)| claims(p)).collect::<Vec<_>>())
@@ -176,7 +179,7 @@ fn stored(mut planned: Planned, row: &PgRow) -> sqlx::Result<Created> {
     planned.sender = row.try_get("sender")?;
     planned.subject = row.try_get("subject")?;
     planned.html = row.try_get("html_body")?;
-    planned.suppressed = row.try_get::<Option<&str>, _>("failure_reason")? == Some(OPTED_OUT);
+    planned.refused = row.try_get::<Option<&str>, _>("failure_reason")?.and_then(refusal_of);
     planned.template_version = row.try_get("template_version")?;
     planned.template_fallback = row.try_get("template_fallback")?;
     let body: String = row.try_get("body")?;

@@ -1,10 +1,12 @@
 //! Handles notification requests, a batch at a time: channels, rendering, one message per
 //! (request, channel), written set-based ([`crate::create`]).
 //! A channel the recipient opted out of still gets its message row, recorded as failed with
-//! reason `opted_out` so the business sees why, and nothing goes to a gateway.
+//! reason `opted_out` so the business sees why, and nothing goes to a gateway; so does an SMS from
+//! an account whose A2P 10DLC registration is reported and not active (`sms_not_registered`).
 
 use std::collections::{BTreeMap, HashMap};
 
+use messaging_domain::registration::{self, SMS_NOT_REGISTERED};
 use messaging_domain::{Channel, Direction, MessageId, MessageType};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::{self, Delivery, Outcome, Relay, TxHandler};
@@ -24,6 +26,11 @@ type Customs = HashMap<(String, MessageType, Channel), Custom>;
 
 /// The failure reason of a message to a recipient who opted out.
 pub const OPTED_OUT: &str = "opted_out";
+
+/// The refusal a stored failure reason stands for, if it is one dispatch makes.
+pub fn refusal_of(reason: &str) -> Option<&'static str> {
+    [OPTED_OUT, SMS_NOT_REGISTERED].into_iter().find(|r| *r == reason)
+}
 
 /// Where a test may have the process abort, as `kill -9` would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -166,13 +173,13 @@ impl Dispatcher {
         };
         outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&queued, message_id)).await?;
         if fresh {
-            crate::metrics::message_created(kind, channel, if planned.suppressed { OPTED_OUT } else { "queued" });
+            crate::metrics::message_created(kind, channel, planned.refused.unwrap_or("queued"));
         }
-        if planned.suppressed {
+        if let Some(reason) = planned.refused {
             if fresh {
-                tracing::info!(account_id, message_id = %message_id, channel = %channel, "recipient opted out; not sent");
+                tracing::info!(account_id, message_id = %message_id, channel = %channel, reason, "refused; not sent");
             }
-            let attempt = opted_out_attempt(message_id, account_id, channel, &planned.recipient);
+            let attempt = refused_attempt(message_id, account_id, channel, &planned.recipient, reason);
             return outbox::enqueue(tx, crate::SCHEMA, &attempt).await;
         }
         let command = SendCommand {
@@ -263,22 +270,33 @@ fn plan(
                 html: worded.html,
                 template_version: worded.template_version,
                 template_fallback: worded.fallback,
-                suppressed: false,
+                refused: (channel == Channel::Sms && !registration::sends_sms(Some(&account.sms_registration)))
+                    .then_some(SMS_NOT_REGISTERED),
             })
         })
         .collect()
 }
 
 /// The `attempt` event that records, through delivery-status like any gateway outcome, that the
-/// message was refused because the recipient opted out.
-fn opted_out_attempt(message_id: &MessageId, account_id: &str, channel: Channel, recipient: &str) -> OutboxMessage {
+/// message was refused: the recipient opted out, or the account's number may not send SMS.
+fn refused_attempt(
+    message_id: &MessageId,
+    account_id: &str,
+    channel: Channel,
+    recipient: &str,
+    reason: &'static str,
+) -> OutboxMessage {
+    let text = match reason {
+        OPTED_OUT => "the recipient opted out of this channel",
+        _ => "the business number's A2P 10DLC registration is not active, so carriers would block the SMS",
+    };
     let attempt = SendAttempt {
         message_id: message_id.to_string(),
         account_id: account_id.to_owned(),
         channel: channel.to_proto(),
         outcome: AttemptOutcome::Failed as i32,
-        failure_reason: OPTED_OUT.to_owned(),
-        provider_error_text: "the recipient opted out of this channel".to_owned(),
+        failure_reason: reason.to_owned(),
+        provider_error_text: text.to_owned(),
         occurred_at: Some(messaging_proto::time::now()),
         to: recipient.to_owned(),
         ..Default::default()

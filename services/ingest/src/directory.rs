@@ -24,6 +24,8 @@ pub fn account(
         sms_number: settings.sms_number.to_string(),
         email_from: settings.email_from.clone(),
         as_of: Some(timestamp(as_of)),
+        sms_registration: settings.sms_registration.as_ref().map(|r| r.state.as_str().to_owned()).unwrap_or_default(),
+        sms_registration_reason: settings.sms_registration.as_ref().map(|r| r.reason.clone()).unwrap_or_default(),
     };
     OutboxMessage::of(&listing, format_args!("{event}:account"))
 }

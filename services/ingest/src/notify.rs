@@ -73,6 +73,8 @@ pub fn account_snapshot(id: &AccountId, a: &StoredAccount) -> bus::AccountSnapsh
         reminder_time: a.reminder_time.format("%H:%M").to_string(),
         quiet_start: a.quiet_start.format("%H:%M").to_string(),
         quiet_end: a.quiet_end.format("%H:%M").to_string(),
+        sms_registration: a.sms_registration.clone().unwrap_or_default(),
+        sms_registration_reason: a.sms_registration_reason.clone(),
     }
 }
 

@@ -30,7 +30,8 @@ pub async fn mark_processed(tx: &mut PgConnection, events: &[&JobEvent]) -> sqlx
                          SELECT event_id, account_id, event_type FROM input ORDER BY n
                          ON CONFLICT DO NOTHING RETURNING event_id)
          SELECT EXISTS (SELECT 1 FROM marked m WHERE m.event_id = i.event_id) AS fresh, a.name, a.timezone,
-                a.sms_number, a.email_from, a.reminder_time, a.quiet_start, a.quiet_end
+                a.sms_number, a.email_from, a.reminder_time, a.quiet_start, a.quiet_end, a.sms_registration,
+                a.sms_registration_reason
          FROM input i LEFT JOIN ingest.accounts a ON a.account_id = i.account_id ORDER BY i.n",
     )
     .bind(unique.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>())
@@ -67,11 +68,13 @@ pub async fn upsert_account(
     as_of: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO ingest.accounts AS a (account_id, name, timezone, sms_number, email_from, reminder_time, quiet_start, quiet_end, as_of)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "INSERT INTO ingest.accounts AS a (account_id, name, timezone, sms_number, email_from, reminder_time, quiet_start,
+             quiet_end, as_of, sms_registration, sms_registration_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, timezone = EXCLUDED.timezone,
              sms_number = EXCLUDED.sms_number, email_from = EXCLUDED.email_from, reminder_time = EXCLUDED.reminder_time,
-             quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, as_of = EXCLUDED.as_of
+             quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, as_of = EXCLUDED.as_of,
+             sms_registration = EXCLUDED.sms_registration, sms_registration_reason = EXCLUDED.sms_registration_reason
          WHERE a.as_of <= EXCLUDED.as_of",
     )
     .bind(account.as_str())
@@ -83,6 +86,8 @@ pub async fn upsert_account(
     .bind(s.quiet_start)
     .bind(s.quiet_end)
     .bind(as_of)
+    .bind(s.sms_registration.as_ref().map(|r| r.state.as_str()))
+    .bind(s.sms_registration.as_ref().map(|r| r.reason.as_str()))
     .execute(tx)
     .await?;
     Ok(())
@@ -98,6 +103,9 @@ pub struct StoredAccount {
     pub reminder_time: NaiveTime,
     pub quiet_start: NaiveTime,
     pub quiet_end: NaiveTime,
+    /// The registration as last reported (`None`: never reported) and why it was rejected.
+    pub sms_registration: Option<String>,
+    pub sms_registration_reason: String,
 }
 
 impl StoredAccount {
@@ -118,7 +126,9 @@ impl StoredAccount {
 
 pub async fn load_account(tx: &mut PgConnection, account: &str) -> sqlx::Result<Option<StoredAccount>> {
     let row = sqlx::query(
-        "SELECT name, timezone, sms_number, email_from, reminder_time, quiet_start, quiet_end FROM ingest.accounts WHERE account_id = $1",
+        "SELECT name, timezone, sms_number, email_from, reminder_time, quiet_start, quiet_end, sms_registration,
+                sms_registration_reason
+         FROM ingest.accounts WHERE account_id = $1",
     )
     .bind(account)
     .fetch_optional(tx)
@@ -135,6 +145,8 @@ fn stored_account(row: &PgRow) -> sqlx::Result<StoredAccount> {
         reminder_time: row.try_get("reminder_time")?,
         quiet_start: row.try_get("quiet_start")?,
         quiet_end: row.try_get("quiet_end")?,
+        sms_registration: row.try_get("sms_registration")?,
+        sms_registration_reason: row.try_get::<Option<String>, _>("sms_registration_reason")?.unwrap_or_default(),
     })
 }
 

@@ -91,6 +91,33 @@ fn account_defaults_apply() {
     assert_eq!(settings.reminder_time, NaiveTime::from_hms_opt(9, 0, 0).expect("time"));
     assert_eq!(settings.quiet_start, NaiveTime::from_hms_opt(21, 0, 0).expect("time"));
     assert_eq!(settings.timezone, chrono_tz::America::Chicago);
+    assert_eq!(settings.sms_registration, None, "not reported: not tracked");
+}
+
+#[test]
+fn an_sms_registration_is_read_and_a_bad_one_refused() {
+    let with = |registration: serde_json::Value| {
+        serde_json::json!({
+            "event_id": "evt_4", "type": "account.updated", "occurred_at": "2026-11-26T15:04:05Z", "account_id": "acc_ace",
+            "account": {"name": "Ace", "timezone": "America/Chicago", "sms_number": "+15125550100",
+                        "email_from": "office@ace.example", "sms_registration": registration}
+        })
+    };
+    let event =
+        with(serde_json::json!({"status": "rejected", "reason": " Brand information does not match EIN records "}));
+    let EventKind::AccountUpdated(settings) = parse(&event).expect("valid").kind else { panic!("kind") };
+    let expected = crate::registration::SmsRegistration {
+        state: crate::registration::Registration::Rejected,
+        reason: "Brand information does not match EIN records".into(),
+    };
+    assert_eq!(settings.sms_registration, Some(expected));
+    for (bad, field) in [
+        (serde_json::json!({"status": "approved"}), "account.sms_registration.status"),
+        (serde_json::json!({"status": "rejected", "reason": "x".repeat(501)}), "account.sms_registration.reason"),
+        (serde_json::json!({"status": "rejected", "reason": "a\nb"}), "account.sms_registration.reason"),
+    ] {
+        assert!(matches!(parse(&with(bad)), Err(EventError::Invalid { field: f, .. }) if f == field), "{field}");
+    }
 }
 
 #[test]

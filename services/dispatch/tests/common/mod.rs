@@ -35,6 +35,7 @@ pub fn notification(account: &str, id: usize) -> NotificationRequest {
             reminder_time: "09:00".into(),
             quiet_start: "21:00".into(),
             quiet_end: "08:00".into(),
+            ..Default::default()
         }),
         customer: Some(CustomerSnapshot {
             customer_id: format!("cus_{customer}"),
