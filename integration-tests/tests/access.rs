@@ -15,8 +15,9 @@ use messaging_integration_tests::stack::JWT_SECRET;
 use messaging_integration_tests::{Scratch, Stack};
 use messaging_proto::v1::feed_service_client::FeedServiceClient;
 use messaging_proto::v1::{
-    AttachThreadRequest, Channel, GetCountsRequest, GetMessageRequest, GetThreadRequest, ListMessagesRequest,
-    MarkReadRequest, ReplyToSenderRequest, ResendMessageRequest, SendMessageRequest, WatchFeedRequest,
+    AttachThreadRequest, Channel, GetAccountRequest, GetCountsRequest, GetMessageRequest, GetThreadRequest,
+    ListMessagesRequest, MarkReadRequest, ReplyToSenderRequest, ResendMessageRequest, SendMessageRequest,
+    WatchFeedRequest,
 };
 use serde_json::{Value, json};
 
@@ -118,6 +119,7 @@ async fn every_rpc(
                 .await,
             ),
         ),
+        ("GetAccount", code(c.get_account(request(GetAccountRequest {}, a)).await)),
         (
             "ResendMessage",
             code(

@@ -110,3 +110,10 @@ export function versionText(t: Template): string {
   if (!t.builtIn) return `Version ${t.version}, published ${time(t.publishedAt)}`;
   return t.version > 0 ? `Built-in wording (reset ${time(t.publishedAt)})` : "Built-in wording";
 }
+
+/** Why texts are not going out, when the account's number is not registered to send them. */
+export function registrationNotice(status: string, reason: string): string {
+  const state = status.replaceAll("_", " ");
+  const why = reason ? ` (${reason})` : "";
+  return `Texts are not being sent: your business number's A2P 10DLC registration is ${state}${why}, and US carriers block texts from unregistered numbers. Automatic texts are recorded as failed; emails still go.`;
+}

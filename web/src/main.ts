@@ -8,7 +8,7 @@ import { adoptTokenFromFragment, explain, feedClient, signIn, signOut, templateC
 import { h, replace } from "./dom.js";
 import { filterBar, loading, prepend, table, update, type FeedHandlers } from "./feed.js";
 import { narrowed, read, request, write, type View } from "./filters.js";
-import { threadKey } from "./format.js";
+import { registrationNotice, threadKey } from "./format.js";
 import { attacher, bubble, composer, heading } from "./thread.js";
 import { showTemplates, type TemplatesScreen } from "./templates.js";
 import { pending, upcoming } from "./waiting.js";
@@ -27,6 +27,7 @@ const filtersBox = h("div", { id: "filters" });
 const list = h("section", { id: "feed", "aria-label": "Feed" });
 const upcomingBox = h("div", { id: "upcoming" });
 const notice = h("div", { id: "notice" });
+const banner = h("div", { id: "banner", role: "status", hidden: true });
 const threadBox = h("section", { id: "thread", "aria-labelledby": "thread-title", hidden: true });
 const threadMessages = h("div", { class: "messages", "aria-live": "polite" });
 const templatesBox = h("main", { id: "templates", class: "templates-screen" });
@@ -129,6 +130,7 @@ function shell(): void {
   replace(
     root,
     h("header", { class: "top" }, h("h1", {}, "Messages"), badge, sections, out),
+    banner,
     notice,
     templates ? templatesBox : h("main", { class: "layout" }, h("div", { class: "feed-column" }, upcomingBox, filtersBox, list), threadBox),
   );
@@ -152,6 +154,18 @@ async function showFeed(): Promise<void> {
   } catch (error) {
     replace(list);
     failed(error);
+  }
+}
+
+/** Says up front when the account's texts cannot go out (its number's A2P 10DLC registration). */
+async function refreshBanner(): Promise<void> {
+  try {
+    const registration = (await feed.getAccount({})).smsRegistration;
+    const blocked = registration !== undefined && !registration.sendsSms;
+    banner.hidden = !blocked;
+    if (blocked) replace(banner, registrationNotice(registration.status, registration.reason));
+  } catch {
+    // The feed itself reports a connection problem; the banner only adds to it.
   }
 }
 
@@ -320,6 +334,7 @@ function start(): void {
   }
   watching = new AbortController();
   void watch(watching.signal);
+  void refreshBanner();
   void showFeed().then(refreshCounts);
   void refreshWaiting();
   if (view.thread) void showThread();

@@ -1,7 +1,8 @@
 // The Templates screen in Chromium against the whole system: the list of automatic messages, the
 // editor's variable chips, live preview (sample data and a real job of the account), problems
 // inline, publishing that words the next texts the provider receives, reset, the HTML part in a
-// sandbox, and a technician who can read but not change.
+// sandbox, and a technician who can read but not change; and the banner an unregistered number
+// raises.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -187,4 +188,26 @@ test("a screenshot of the template editor", { skip: !process.env.SCREENSHOT_DIR 
   await page.locator("#template-sms_body-problems li").waitFor();
   await page.screenshot({ path: join(process.env.SCREENSHOT_DIR, "templates-editor.png") });
   await page.close();
+});
+
+describe("an account whose number is not registered to text", () => {
+  test("the page says up front why texts are not going out", async () => {
+    const page = await open("");
+    await page.locator("table.feed tbody tr").first().waitFor();
+    assert.ok(await page.locator("#banner").isHidden(), "no banner while texts go");
+    const account = {
+      name: "Ace Plumbing & Heating", timezone: "America/Chicago", sms_number: "+15125550100",
+      email_from: "office@aceplumbing.example", quiet_hours: { start: "00:00", end: "00:00" },
+      sms_registration: { status: "rejected", reason: "Brand details do not match the EIN" },
+    };
+    system.event("acc_demo", "account.updated", { account });
+    for (let tries = 0; await page.locator("#banner").isHidden(); tries++) {
+      assert.ok(tries < 30, "the banner never appeared");
+      await new Promise((resume) => setTimeout(resume, 500));
+      await page.reload();
+      await page.locator("table.feed tbody tr").first().waitFor();
+    }
+    assert.match(await page.locator("#banner").innerText(), /^Texts are not being sent: .*registration is rejected \(Brand details do not match the EIN\).*emails still go\.$/);
+    await page.close();
+  });
 });

@@ -64,9 +64,12 @@ async fn apply(tx: &mut PgConnection, listings: Vec<(&str, Option<Listing>)>) ->
 
 async fn account(tx: &mut PgConnection, listing: AccountListing) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO feed.accounts AS a (account_id, name, sms_number, email_from, as_of) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO feed.accounts AS a (account_id, name, sms_number, email_from, as_of, sms_registration,
+             sms_registration_reason)
+         VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), $7)
          ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, sms_number = EXCLUDED.sms_number,
-             email_from = EXCLUDED.email_from, as_of = EXCLUDED.as_of
+             email_from = EXCLUDED.email_from, as_of = EXCLUDED.as_of, sms_registration = EXCLUDED.sms_registration,
+             sms_registration_reason = EXCLUDED.sms_registration_reason
          WHERE a.as_of <= EXCLUDED.as_of",
     )
     .bind(&listing.account_id)
@@ -74,6 +77,8 @@ async fn account(tx: &mut PgConnection, listing: AccountListing) -> sqlx::Result
     .bind(&listing.sms_number)
     .bind(&listing.email_from)
     .bind(as_of(listing.as_of.as_ref()))
+    .bind(&listing.sms_registration)
+    .bind(&listing.sms_registration_reason)
     .execute(tx)
     .await?;
     Ok(())

@@ -208,6 +208,14 @@ impl FeedService for Feed {
         Ok(Response::new(api::SendMessageResponse { message_id, status }))
     }
 
+    async fn get_account(
+        &self,
+        request: Request<api::GetAccountRequest>,
+    ) -> Result<Response<api::GetAccountResponse>, Status> {
+        let account = account_of(&request)?;
+        Ok(Response::new(crate::account::get(&self.pool, &account).await.map_err(internal)?))
+    }
+
     async fn resend_message(
         &self,
         request: Request<api::ResendMessageRequest>,

@@ -1,6 +1,7 @@
 //! feed: the Messages page's read model and `FeedService`. It projects message events into
 //! `feed.messages` and answers the dashboard over gRPC, every call scoped by the token's account.
 
+mod account;
 mod attach;
 mod auth;
 mod changes;

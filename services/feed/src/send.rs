@@ -125,6 +125,8 @@ pub struct Reachability {
     pub opted_out: bool,
     pub landline: bool,
     pub sender: String,
+    /// The account's A2P 10DLC registration when it is reported and does not send SMS.
+    pub unregistered: Option<String>,
 }
 
 /// The refusal for a customer who cannot get the message, with a stable reason first.
@@ -135,6 +137,12 @@ pub fn refusal(channel: Channel, customer: &CustomerRow, reach: &Reachability) -
         Channel::Sms if reach.opted_out => "opted_out: the customer replied STOP to this business's texts",
         Channel::Sms if !customer.sms_allowed => "sms_off: the customer has turned off text messages",
         Channel::Sms if reach.sender.is_empty() => "no_sender: the account has no business phone number",
+        Channel::Sms if let Some(state) = &reach.unregistered => {
+            return Some(format!(
+                "sms_not_registered: the business number's A2P 10DLC registration is {}; carriers block its texts until it is active",
+                state.replace('_', " ")
+            ));
+        }
         Channel::Email if customer.email.is_empty() => "no_email: the customer has no email address",
         Channel::Email if reach.opted_out => "unsubscribed: the customer unsubscribed from this business's email",
         Channel::Email if !customer.email_allowed => "email_off: the customer has turned off email",
@@ -196,7 +204,7 @@ async fn reachability(
         "SELECT
              COALESCE((SELECT opted_out FROM feed.opt_outs WHERE account_id = $1 AND channel = $2 AND address = $3), false) AS opted_out,
              $2 = 'sms' AND EXISTS (SELECT 1 FROM feed.landlines WHERE account_id = $1 AND phone = $3) AS landline,
-             a.name, a.sms_number, a.email_from
+             a.name, a.sms_number, a.email_from, a.sms_registration
          FROM (SELECT 1) one LEFT JOIN feed.accounts a ON a.account_id = $1",
     )
     .bind(account.as_str())
@@ -215,7 +223,11 @@ async fn reachability(
         Channel::Sms => snapshot.sms_number.clone(),
         Channel::Email => snapshot.email_from.clone(),
     };
-    Ok((Reachability { opted_out: row.try_get("opted_out")?, landline: row.try_get("landline")?, sender }, snapshot))
+    let registration: Option<String> = row.try_get("sms_registration")?;
+    let unregistered = registration.filter(|state| !messaging_domain::registration::sends_sms(Some(state)));
+    let reach =
+        Reachability { opted_out: row.try_get("opted_out")?, landline: row.try_get("landline")?, sender, unregistered };
+    Ok((reach, snapshot))
 }
 
 /// Sends (or finds) the manual message; returns its id and status.
@@ -372,14 +384,24 @@ mod tests {
             sms_allowed: true,
             email_allowed: true,
         };
-        let reach = |opted_out, landline| Reachability { opted_out, landline, sender: "+15125550100".into() };
+        let reach = |opted_out, landline| Reachability {
+            opted_out,
+            landline,
+            sender: "+15125550100".into(),
+            unregistered: None,
+        };
         assert_eq!(refusal(Channel::Sms, &customer, &reach(false, false)), None);
         assert!(refusal(Channel::Sms, &customer, &reach(true, false)).is_some_and(|r| r.starts_with("opted_out")));
         assert!(refusal(Channel::Sms, &customer, &reach(false, true)).is_some_and(|r| r.starts_with("landline")));
         assert!(refusal(Channel::Email, &customer, &reach(false, false)).is_some_and(|r| r.starts_with("no_email")));
         let off = CustomerRow { sms_allowed: false, ..customer.clone() };
         assert!(refusal(Channel::Sms, &off, &reach(false, false)).is_some_and(|r| r.starts_with("sms_off")));
-        let none = Reachability { opted_out: false, landline: false, sender: String::new() };
+        let none = Reachability { opted_out: false, landline: false, sender: String::new(), unregistered: None };
         assert!(refusal(Channel::Sms, &customer, &none).is_some_and(|r| r.starts_with("no_sender")));
+        let pending = Reachability { unregistered: Some("campaign_pending".into()), ..reach(false, false) };
+        let refused = refusal(Channel::Sms, &customer, &pending).unwrap_or_default();
+        assert!(refused.starts_with("sms_not_registered: ") && refused.contains("campaign pending"), "{refused}");
+        let with_email = CustomerRow { email: "dana@example.com".into(), ..customer.clone() };
+        assert_eq!(refusal(Channel::Email, &with_email, &pending), None, "email is unaffected");
     }
 }
