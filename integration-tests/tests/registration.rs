@@ -41,8 +41,7 @@ async fn sends_sms(dashboard: &Dashboard) -> anyhow::Result<(String, bool)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_goes_only_from_a_registered_number_and_a_reminder_rechecks_when_it_fires() -> anyhow::Result<()> {
-    let (mut stack, publisher, dashboard) =
-        start_with("registration", &registration("a1", "active", "", 0)).await?;
+    let (mut stack, publisher, dashboard) = start_with("registration", &registration("a1", "active", "", 0)).await?;
     let now = Utc::now();
     // Booked while active: Ann's reminder is due two days from now.
     let ann = customer("cus_ann", "Ann Early", "+15125550101", "ann@example.com");

@@ -1,4 +1,6 @@
 //! Notification requests as ingest makes them, for dispatch's tests.
+//! Each test binary uses part of it.
+#![allow(dead_code)]
 
 use messaging_domain::{Channel, MessageType};
 use messaging_integration_tests::database::delivery;
