@@ -2,15 +2,18 @@
 //! a booking's SMS is recorded failed `sms_not_registered` and never reaches the provider while
 //! its email goes; a manual SMS is refused with that reason (an email is not); GetAccount and the
 //! thread say why. A reminder booked while the registration was active re-checks it when it
-//! fires, after the registration was rejected; once active again, SMS goes.
+//! fires, after the registration was rejected; once active again, SMS goes. An account that
+//! reports nothing sends, and when the carrier finds its number unregistered (Twilio's 30034,
+//! from the simulator) the message fails with the same reason.
 
 use chrono::{Duration, Utc};
 use chrono_tz::America::Chicago;
 use messaging_domain::schedule::{DEFAULT_REMINDER_TIME, reminder_due};
-use messaging_integration_tests::client::{Dashboard, sim_messages, start_with};
-use messaging_integration_tests::events::{account, customer, event, job};
+use messaging_integration_tests::client::{Dashboard, sim_faults, sim_messages, start_with};
+use messaging_integration_tests::events::{account, business_number, customer, event, job};
 use messaging_proto::v1::{
-    Channel, GetAccountRequest, GetThreadRequest, Message, MessageStatus, MessageType, SendMessageRequest,
+    Channel, GetAccountRequest, GetMessageRequest, GetThreadRequest, Message, MessageStatus, MessageType,
+    SendMessageRequest,
 };
 use serde_json::{Value, json};
 
@@ -121,6 +124,30 @@ async fn sms_goes_only_from_a_registered_number_and_a_reminder_rechecks_when_it_
     dashboard.settled(8).await?;
     let texts = sim_messages(stack.ports.sim).await?;
     assert!(texts.iter().any(|m| m["to"] == "+15125550103"), "{texts:#?}");
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_the_carrier_finds_unregistered_fails_with_the_registration_reason() -> anyhow::Result<()> {
+    let (mut stack, publisher, dashboard) =
+        start_with("registration-carrier", &account("a1", ACCOUNT, "America/Chicago", ("00:00", "00:00"))).await?;
+    assert_eq!(sends_sms(&dashboard).await?, (String::new(), true), "never reported: not tracked, sends");
+    // As at Twilio: the create call accepts it, then the carrier refuses it with 30034.
+    let faults =
+        json!({"unregistered_senders": [business_number(ACCOUNT)], "callback_delay_ms": 50, "callback_retries": 8});
+    sim_faults(stack.ports.sim, faults).await?;
+    let dana = customer("cus_dana", "Dana Reyes", "+15125550199", "");
+    let booked = json!({"customer": dana, "job": job("job_d", Utc::now() + Duration::days(2))});
+    publisher.event(&event("e1", "job.scheduled", ACCOUNT, Utc::now(), booked)).await?;
+    let all = dashboard.settled(1).await?;
+    stack.quiesce().await?;
+    let sms = of(&all, "cus_dana", MessageType::AppointmentConfirmation, Channel::Sms);
+    assert_eq!(sms.len(), 1, "{all:#?}");
+    assert_eq!((sms[0].status, sms[0].failure_reason.as_str()), (MessageStatus::Failed as i32, "sms_not_registered"));
+    let request = GetMessageRequest { message_id: sms[0].message_id.clone() };
+    let got = dashboard.grpc().get_message(dashboard.authed(request)).await?.into_inner();
+    assert_eq!(got.provider_error_code, "30034");
     stack.stop().await;
     Ok(())
 }

@@ -13,9 +13,16 @@ pub fn spawn_lifecycle(state: Arc<SimState>, sid: String) {
     tokio::spawn(async move {
         let faults = state.faults();
         let delay = Duration::from_millis(faults.callback_delay_ms.max(1));
+        let unregistered = state.get(&sid).is_some_and(|m| faults.unregistered_senders.contains(&m.from));
         let outcome = match faults.outcome.as_str() {
+            _ if unregistered => "failed".to_owned(),
             "" => "delivered".to_owned(),
             other => other.to_owned(),
+        };
+        let code = match (unregistered, faults.failure_code) {
+            (true, _) => 30034,
+            (false, 0) => 30003,
+            (false, code) => code,
         };
         let mut steps = vec!["sent".to_owned()];
         if outcome == "queued" {
@@ -29,8 +36,8 @@ pub fn spawn_lifecycle(state: Arc<SimState>, sid: String) {
             let Some(message) = state.update(&sid, |m| {
                 m.status = status.clone();
                 if failed {
-                    m.error_code = Some(30003);
-                    m.error_message = Some("Unreachable destination handset".into());
+                    m.error_code = Some(code);
+                    m.error_message = Some(error_message(code).into());
                 }
             }) else {
                 return;
@@ -110,4 +117,21 @@ pub async fn post_signed_response(
         }
     }
     last
+}
+
+/// Twilio's title for a delivery error code the simulator reports.
+fn error_message(code: i64) -> &'static str {
+    match code {
+        30003 => "Unreachable destination handset",
+        30004 => "Message blocked",
+        30005 => "Unknown destination handset",
+        30006 => "Landline or unreachable carrier",
+        30007 => "Message filtered",
+        30008 => "Unknown error",
+        30032 => "Toll-Free Number Has Not Been Verified",
+        30033 => "US A2P 10DLC - Campaign Suspended",
+        30034 => "US A2P 10DLC - Message from an Unregistered Number",
+        30035 => "US A2P 10DLC - Messaging Service Number Pool Size Limit Reached",
+        _ => "Message delivery failed",
+    }
 }

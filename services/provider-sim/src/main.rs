@@ -37,6 +37,13 @@ async fn main() -> anyhow::Result<()> {
             outcome: var("SIM_OUTCOME", "delivered"),
             callback_delay_ms: number("SIM_CALLBACK_DELAY_MS", 200),
             callback_retries: number("SIM_CALLBACK_RETRIES", 8),
+            failure_code: number("SIM_FAILURE_CODE", 0),
+            unregistered_senders: var("SIM_UNREGISTERED_SENDERS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
         },
         tls_cert_file: var("SIM_TLS_CERT", ""),
         tls_key_file: var("SIM_TLS_KEY", ""),

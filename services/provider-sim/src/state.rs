@@ -44,6 +44,11 @@ pub struct Faults {
     pub callback_delay_ms: u64,
     /// Callback attempts on failure (as Twilio's connection overrides allow).
     pub callback_retries: u32,
+    /// The error code an `undelivered` or `failed` outcome reports; 0 for 30003 (unreachable handset).
+    pub failure_code: i64,
+    /// Senders not registered for A2P 10DLC: as at Twilio, their messages are accepted, then
+    /// fail with 30034 whatever `outcome` says.
+    pub unregistered_senders: Vec<String>,
 }
 
 /// One message the simulator accepted.
