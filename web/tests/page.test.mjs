@@ -37,15 +37,7 @@ after(async () => {
 });
 
 /** A page signed in as `account` (the demo's by default), showing the feed at `query`. */
-async function open(query = "", token = null, viewport = { width: 1280, height: 900 }) {
-  const page = await browser.newPage({ viewport });
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.errors = errors;
-  const handed = token ?? new URL(system.link).hash.slice("#token=".length);
-  await page.goto(`${system.origin}/${query}#token=${handed}`);
-  return page;
-}
+const open = (query = "", token = null, viewport = undefined) => system.open(browser, query, token, viewport);
 
 async function rows(page) {
   await page.locator("table.feed tbody tr, p.empty").first().waitFor();

@@ -85,6 +85,17 @@ export async function startSystem() {
       const response = await fetch(`http://127.0.0.1:${ports.SIM_PORT}/sim/messages`);
       return response.json();
     },
+    /** A new page of `browser` signed in with `token` (the demo owner's by default) at `query`;
+     * `page.errors` collects the page's uncaught errors. */
+    async open(browser, query = "", token = null, viewport = { width: 1280, height: 900 }) {
+      const page = await browser.newPage({ viewport });
+      const errors = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      page.errors = errors;
+      const handed = token ?? new URL(link).hash.slice("#token=".length);
+      await page.goto(`${origin}/${query}#token=${handed}`);
+      return page;
+    },
     log: () => out,
     async stop() {
       const exited = new Promise((resolve) => child.once("exit", resolve));

@@ -22,15 +22,7 @@ after(async () => {
 });
 
 /** A page signed in with `token` (the demo owner's by default) at `query`. */
-async function open(query, token = null) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.errors = errors;
-  const handed = token ?? new URL(system.link).hash.slice("#token=".length);
-  await page.goto(`${system.origin}/${query}#token=${handed}`);
-  return page;
-}
+const open = (query, token = null) => system.open(browser, query, token);
 
 const CONFIRMATION_SMS = "?screen=templates&template=appointment_confirmation.sms";
 

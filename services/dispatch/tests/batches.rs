@@ -11,7 +11,7 @@ use messaging_dispatch::Dispatcher;
 use messaging_integration_tests::Database;
 use messaging_integration_tests::database::{batch_and_one_by_one, outbox_rows};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_platform::bus::{Delivery, Relay, TxHandler};
+use messaging_platform::bus::{Delivery, TxHandler};
 use proptest::test_runner::{Config, TestRunner};
 
 mod common;
@@ -50,10 +50,7 @@ fn a_batch_ends_where_the_same_requests_one_by_one_end() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let database = runtime.block_on(Database::start("dispatch-batches")).expect("postgres");
     let pool = database.pool.clone();
-    let dispatcher = runtime.block_on(async {
-        let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
-        Dispatcher::new(Relay::new(pool.clone(), jetstream, "dispatch", 1 << 20), 900)
-    });
+    let dispatcher = runtime.block_on(common::dispatcher(&database));
     let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
     let batches = proptest::collection::vec(0usize..12, 1..24);
     let case = std::sync::atomic::AtomicUsize::new(0);
@@ -100,8 +97,7 @@ fn a_redelivered_request_publishes_again_what_its_first_delivery_published() {
     let database = runtime.block_on(Database::start("dispatch-redelivery")).expect("postgres");
     let pool = database.pool.clone();
     runtime.block_on(async {
-        let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
-        let dispatcher = Dispatcher::new(Relay::new(pool.clone(), jetstream, "dispatch", 1 << 20), 900);
+        let dispatcher = common::dispatcher(&database).await;
         sqlx::query(
             "INSERT INTO dispatch.suppressions (account_id, channel, address, reason, opted_out, as_of)
              VALUES ('acc_r', 'sms', '+15125550102', 'stop', true, now())",

@@ -3,10 +3,9 @@
 //! as ever; an active registration, or none ever reported, sends; a redelivered request publishes
 //! the same refusal.
 
-use messaging_dispatch::Dispatcher;
 use messaging_integration_tests::Database;
 use messaging_integration_tests::database::delivery;
-use messaging_platform::bus::{Outcome, Relay, TxHandler, outbox};
+use messaging_platform::bus::{Outcome, TxHandler, outbox};
 use messaging_proto::BusMessage;
 use messaging_proto::bus::{SendAttempt, SendCommand};
 use messaging_proto::v1::Channel;
@@ -22,8 +21,7 @@ fn an_unregistered_number_sends_no_sms_and_its_email_still_goes() {
     let database = runtime.block_on(Database::start("dispatch-registration")).expect("postgres");
     let pool = database.pool.clone();
     runtime.block_on(async {
-        let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
-        let dispatcher = Dispatcher::new(Relay::new(pool.clone(), jetstream, "dispatch", 1 << 20), 900);
+        let dispatcher = common::dispatcher(&database).await;
         for (state, sends) in [("brand_pending", false), ("rejected", false), ("active", true), ("", true)] {
             // A confirmation to a customer reachable by SMS and email, a customer of its own each time.
             let mut request = notification(ACCOUNT, 0);

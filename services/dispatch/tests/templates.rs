@@ -9,7 +9,7 @@ use messaging_dispatch::{Dispatcher, TemplateHandler};
 use messaging_integration_tests::Database;
 use messaging_integration_tests::database::delivery;
 use messaging_platform::bus::outbox;
-use messaging_platform::bus::{Delivery, Handler, Outcome, Relay, TxHandler};
+use messaging_platform::bus::{Delivery, Handler, Outcome, TxHandler};
 use messaging_proto::BusMessage;
 use messaging_proto::bus::{MessageQueued, SendCommand, TemplatePublished};
 use messaging_proto::v1::{Channel, MessageType};
@@ -64,8 +64,7 @@ fn the_accounts_template_words_its_messages_and_one_that_cannot_render_falls_bac
     let database = runtime.block_on(Database::start("dispatch-templates")).expect("postgres");
     let pool = database.pool.clone();
     runtime.block_on(async {
-        let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
-        let dispatcher = Dispatcher::new(Relay::new(pool.clone(), jetstream, "dispatch", 1 << 20), 900);
+        let dispatcher = common::dispatcher(&database).await;
         let templates = TemplateHandler { pool: pool.clone() };
         let confirmation = MessageType::AppointmentConfirmation;
         let custom_sms = "{{ business_name }}: {{ customer_first_name }}, see you {{ job_window }}.";
@@ -129,8 +128,7 @@ fn every_queued_event_carries_its_requests_template_values() {
     let database = runtime.block_on(Database::start("dispatch-template-values")).expect("postgres");
     let pool = database.pool.clone();
     runtime.block_on(async {
-        let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
-        let dispatcher = Dispatcher::new(Relay::new(pool.clone(), jetstream, "dispatch", 1 << 20), 900);
+        let dispatcher = common::dispatcher(&database).await;
         let mut tx = pool.begin().await.expect("begin");
         let batch = [request(ACCOUNT, 0)];
         let (outcomes, rows) = outbox::collecting(dispatcher.handle_batch(&mut tx, &batch, "dispatch")).await;

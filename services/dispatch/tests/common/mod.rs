@@ -2,9 +2,11 @@
 //! Each test binary uses part of it.
 #![allow(dead_code)]
 
+use messaging_dispatch::Dispatcher;
 use messaging_domain::{Channel, MessageType};
+use messaging_integration_tests::Database;
 use messaging_integration_tests::database::delivery;
-use messaging_platform::bus::Delivery;
+use messaging_platform::bus::{Delivery, Relay};
 use messaging_proto::bus::{AccountSnapshot, CustomerSnapshot, JobSnapshot, NotificationRequest};
 
 /// Request `id` (a repeat is a redelivery): its type, customer and channels follow from the id.
@@ -66,4 +68,10 @@ pub fn notification(account: &str, id: usize) -> NotificationRequest {
         requested_at: Some(starts),
         ..Default::default()
     }
+}
+
+/// A dispatcher on `database` and its NATS, as the service builds it (900 s on-my-way validity).
+pub async fn dispatcher(database: &Database) -> Dispatcher {
+    let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
+    Dispatcher::new(Relay::new(database.pool.clone(), jetstream, "dispatch", 1 << 20), 900)
 }
