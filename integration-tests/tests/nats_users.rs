@@ -87,6 +87,7 @@ async fn each_service_publishes_only_its_own_subjects() -> anyhow::Result<()> {
         ("ingest", "notify.acc_a", true),
         ("ingest", "directory.acc_a.customer.cus_1", true),
         ("ingest", "directory.acc_a.account", true),
+        ("ingest", "directory.acc_a.job.job_1", true),
         ("ingest", "directory.acc_a.template.reminder.sms", false),
         ("ingest", "send.sms.acc_a", false),
         ("ingest", "jobs.acc_a.job.scheduled", false),

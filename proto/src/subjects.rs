@@ -5,7 +5,7 @@
 use std::fmt::Display;
 
 use crate::bus::{
-    AccountListing, CustomerListing, DeliveryUnknown, MessageQueued, MessageReceived, NotificationRequest,
+    AccountListing, CustomerListing, DeliveryUnknown, JobListing, MessageQueued, MessageReceived, NotificationRequest,
     NotificationWaiting, OptOutChanged, SendAttempt, SendCommand, StatusChanged, TemplatePublished,
 };
 use crate::v1::Channel;
@@ -98,6 +98,14 @@ impl BusMessage for AccountListing {
 }
 
 /// `directory.<account>.customer.<customer>`.
+/// `directory.<account>.job.<job>`.
+impl BusMessage for JobListing {
+    const KIND: &'static str = "directory";
+    fn subject(&self) -> String {
+        format!("directory.{}.job.{}", self.account_id, self.job_id)
+    }
+}
+
 impl BusMessage for CustomerListing {
     const KIND: &'static str = "directory";
     fn subject(&self) -> String {

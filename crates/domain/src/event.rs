@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::ids::{AccountId, CustomerId, EventId, JobId};
+use crate::ids::{AccountId, CustomerId, EventId, JobId, TechnicianId};
 use crate::phone::{E164, PhoneError, PhoneRegion};
 use crate::registration::{MAX_REASON_CHARS, Registration, SmsRegistration};
 
@@ -205,15 +205,41 @@ pub struct JobInput {
     pub title: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// The lead technician.
     #[serde(default)]
     pub technician: Option<Technician>,
+    /// Technicians who help on the job, besides the lead.
+    #[serde(default)]
+    pub helpers: Vec<Technician>,
     #[serde(default)]
     pub address: String,
 }
 
+/// A technician on a job; the id (optional, for backward compatibility) is what scopes a
+/// technician's view of the Messages page.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Technician {
+    #[serde(default)]
+    pub id: Option<TechnicianId>,
+    #[serde(default)]
     pub name: String,
+}
+
+/// The most helpers a job event may name.
+pub const MAX_HELPERS: usize = 20;
+
+impl JobInput {
+    /// The ids of the technicians assigned: the lead's (if it has one), then the helpers', each once.
+    pub fn technician_ids(&self) -> (Option<&TechnicianId>, Vec<&TechnicianId>) {
+        let lead = self.technician.as_ref().and_then(|t| t.id.as_ref());
+        let mut helpers: Vec<&TechnicianId> = Vec::new();
+        for id in self.helpers.iter().filter_map(|t| t.id.as_ref()) {
+            if Some(id) != lead && !helpers.contains(&id) {
+                helpers.push(id);
+            }
+        }
+        (lead, helpers)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -82,6 +82,10 @@ token_id!(
     JobId, "job id"
 );
 token_id!(
+    /// A technician (a user of the business who works jobs).
+    TechnicianId, "technician id"
+);
+token_id!(
     /// A job event from the scheduling system; the unit of deduplication.
     EventId, "event_id"
 );

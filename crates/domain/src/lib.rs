@@ -15,7 +15,7 @@ pub mod signing;
 pub mod sms;
 pub mod status;
 
-pub use ids::{AccountId, CustomerId, EventId, IdError, JobId, MessageId};
+pub use ids::{AccountId, CustomerId, EventId, IdError, JobId, MessageId, TechnicianId};
 pub use message::{Channel, Direction, MessageType};
 pub use phone::{E164, PhoneError};
 pub use status::Status;

@@ -156,6 +156,12 @@ async fn jobs<'l>(
     let before = store::lock_jobs(tx, &rows).await?;
     let changed = store::upsert_jobs(tx, &rows).await?;
     let key = |row: &JobRow| (row.account.to_string(), row.job.id.to_string());
+    for (l, row) in round.iter().zip(&rows) {
+        if let Some(job) = changed.get(&key(row)) {
+            let listing = crate::directory::job(&l.event().event_id, row.account, job, row.as_of);
+            outbox::enqueue(tx, crate::SCHEMA, &listing).instrument(l.item.span.clone()).await?;
+        }
+    }
     // Each job as it now stands: as the upsert left it, or as it was when the event was older.
     let stands: Vec<Option<&StoredJob>> =
         rows.iter().map(|row| changed.get(&key(row)).or_else(|| before.get(&key(row)))).collect();

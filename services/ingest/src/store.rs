@@ -227,17 +227,24 @@ pub async fn lock_jobs(tx: &mut PgConnection, jobs: &[JobRow<'_>]) -> sqlx::Resu
 /// jobs it changed, as it left them.
 pub async fn upsert_jobs(tx: &mut PgConnection, jobs: &[JobRow<'_>]) -> sqlx::Result<HashMap<JobKey, StoredJob>> {
     let rows = sqlx::query(
-        "INSERT INTO ingest.jobs AS j (account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state, as_of)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-                              $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+        "INSERT INTO ingest.jobs AS j (account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state,
+                                       as_of, technician_id, helper_ids)
+         SELECT account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state, as_of,
+                technician_id, COALESCE(string_to_array(NULLIF(helpers, ''), ','), '{}')
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                     $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[])
+              AS i (account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state, as_of,
+                    technician_id, helpers)
          ON CONFLICT (account_id, job_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, title = EXCLUDED.title,
              starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, technician_name = EXCLUDED.technician_name,
-             address = EXCLUDED.address, as_of = EXCLUDED.as_of,
+             address = EXCLUDED.address, as_of = EXCLUDED.as_of, technician_id = EXCLUDED.technician_id,
+             helper_ids = EXCLUDED.helper_ids,
              -- A finished job stays finished when a tech taps On my way on it by mistake.
              state = CASE WHEN j.state IN ('completed', 'cancelled') AND EXCLUDED.state = 'en_route'
                           THEN j.state ELSE EXCLUDED.state END
          WHERE j.as_of <= EXCLUDED.as_of
-         RETURNING account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state",
+         RETURNING account_id, job_id, customer_id, title, starts_at, ends_at, technician_name, address, state,
+                   technician_id, helper_ids",
     )
     .bind(jobs.iter().map(|j| j.account.as_str()).collect::<Vec<_>>())
     .bind(jobs.iter().map(|j| j.job.id.as_str()).collect::<Vec<_>>())
@@ -249,6 +256,8 @@ pub async fn upsert_jobs(tx: &mut PgConnection, jobs: &[JobRow<'_>]) -> sqlx::Re
     .bind(jobs.iter().map(|j| j.job.address.as_str()).collect::<Vec<_>>())
     .bind(jobs.iter().map(|j| j.state).collect::<Vec<_>>())
     .bind(jobs.iter().map(|j| j.as_of).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.job.technician_ids().0.map(|t| t.as_str())).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.job.technician_ids().1.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")).collect::<Vec<_>>())
     .fetch_all(tx)
     .await?;
     rows.into_iter().map(keyed_job).collect()
@@ -269,7 +278,8 @@ pub struct StoredJob {
     pub snapshot: bus::JobSnapshot,
 }
 
-const JOB_COLUMNS: &str = "job_id, customer_id, title, starts_at, ends_at, technician_name, address, state";
+const JOB_COLUMNS: &str =
+    "job_id, customer_id, title, starts_at, ends_at, technician_name, address, state, technician_id, helper_ids";
 
 fn stored_job(row: PgRow) -> sqlx::Result<StoredJob> {
     let starts_at: DateTime<Utc> = row.try_get("starts_at")?;
@@ -285,6 +295,8 @@ fn stored_job(row: PgRow) -> sqlx::Result<StoredJob> {
             ends_at: Some(timestamp(ends_at)),
             technician_name: row.try_get("technician_name")?,
             address: row.try_get("address")?,
+            technician_id: row.try_get::<Option<String>, _>("technician_id")?.unwrap_or_default(),
+            helper_ids: row.try_get("helper_ids")?,
         },
     })
 }

@@ -25,6 +25,7 @@ pub const FIELD_LIMITS: &[(&str, usize)] = &[
     ("job.title", 200),
     ("job.address", 500),
     ("job.technician.name", 100),
+    ("job.helpers.name", 100),
     ("invoice.id", 64),
     ("invoice.number", 64),
     ("invoice.currency", 3),
@@ -65,6 +66,15 @@ pub(super) fn check_fields(raw: &RawEvent) -> Result<(), EventError> {
         check("job.title", &job.title)?;
         check("job.address", &job.address)?;
         check("job.technician.name", job.technician.as_ref().map(|t| t.name.as_str()).unwrap_or_default())?;
+        if job.helpers.len() > super::MAX_HELPERS {
+            return Err(EventError::Invalid {
+                field: "job.helpers",
+                reason: format!("{} helpers; a job names at most {}", job.helpers.len(), super::MAX_HELPERS),
+            });
+        }
+        for helper in &job.helpers {
+            check("job.helpers.name", &helper.name)?;
+        }
     }
     if let Some(invoice) = &raw.invoice {
         check("invoice.id", &invoice.id)?;

@@ -180,3 +180,26 @@ fn refuses_an_event_from_the_future_but_allows_a_little_clock_skew() {
     let refused = parse(&event).expect_err("from the future");
     assert!(refused.to_string().contains("occurred_at"), "{refused}");
 }
+
+#[test]
+fn technicians_are_named_by_id_lead_first_each_once_and_ids_stay_optional() {
+    let mut event = scheduled();
+    event["job"]["technician"] = serde_json::json!({"id": "tech_luis", "name": "Luis Ortega"});
+    event["job"]["helpers"] = serde_json::json!([
+        {"id": "tech_kim", "name": "Kim Alvarez"}, {"id": "tech_luis"}, {"name": "No Id"}, {"id": "tech_kim"}
+    ]);
+    let parsed = parse(&event).expect("valid");
+    let EventKind::JobScheduled(_, job) = &parsed.kind else { panic!("wrong kind") };
+    let (lead, helpers) = job.technician_ids();
+    assert_eq!(lead.map(|t| t.as_str()), Some("tech_luis"));
+    assert_eq!(helpers.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["tech_kim"]);
+    // An event from before technician ids still parses, with no one assigned by id.
+    let EventKind::JobScheduled(_, old) = parse(&scheduled()).expect("valid").kind else { panic!("kind") };
+    assert_eq!(old.technician_ids(), (None, vec![]));
+
+    event["job"]["helpers"] = serde_json::json!([{"id": "tech kim"}]);
+    assert!(parse(&event).is_err(), "an id that is not a subject-safe token");
+    event["job"]["helpers"] =
+        serde_json::Value::Array((0..21).map(|n| serde_json::json!({"id": format!("t{n}")})).collect());
+    assert!(matches!(parse(&event), Err(EventError::Invalid { field: "job.helpers", .. })));
+}

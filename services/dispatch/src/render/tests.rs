@@ -36,6 +36,7 @@ fn confirmation(customer_name: &str) -> NotificationRequest {
             ends_at: Some(prost_types::Timestamp { seconds: 1_795_885_200, nanos: 0 }),
             technician_name: "Luis Ortega".into(),
             address: "12 Elm St, Austin, TX".into(),
+            ..Default::default()
         }),
         ..Default::default()
     }

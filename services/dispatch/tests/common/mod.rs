@@ -56,6 +56,7 @@ pub fn notification(account: &str, id: usize) -> NotificationRequest {
             ends_at: Some(prost_types::Timestamp { seconds: starts.seconds + 7200, nanos: 0 }),
             technician_name: "Luis".into(),
             address: "12 Elm St".into(),
+            ..Default::default()
         }),
         payment: Some(messaging_proto::bus::PaymentSnapshot {
             payment_id: "pay_1".into(),
