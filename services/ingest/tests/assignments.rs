@@ -1,6 +1,7 @@
 //! Who works a job: ingest keeps the lead technician and the helpers its events name by id, and
 //! lists each job (customer, state, times, technicians) on `directory.<account>.job.<job>` in the
-//! transaction that stored it; a reassignment replaces them, and an older event changes nothing.
+//! transaction that stored it; a reassignment replaces them, and an older event changes nothing. A
+//! job that names no technician by id goes unlisted.
 
 mod kit;
 
@@ -36,6 +37,11 @@ async fn a_jobs_technicians_are_kept_listed_and_replaced_only_by_newer_events() 
     // Reassigned: Jordan leads, no helpers. An older event arriving late changes nothing.
     kit.apply(&apply("e2", "job.rescheduled", now - Duration::minutes(10), "tech_jordan", &[])).await?;
     kit.apply(&apply("e3", "job.rescheduled", now - Duration::minutes(20), "tech_kim", &["tech_luis"])).await?;
+    // A job that never named a technician by id is not listed.
+    let mut unnamed = booked("tech_x", &[]);
+    unnamed["job"]["id"] = json!("job_2");
+    unnamed["job"]["technician"] = json!({"name": "Someone"});
+    kit.apply(&kit::event("e4", "job.scheduled", ACCOUNT, now - Duration::minutes(5), unnamed)).await?;
 
     let stored: (Option<String>, Vec<String>) =
         sqlx::query_as("SELECT technician_id, helper_ids FROM ingest.jobs WHERE account_id = $1 AND job_id = 'job_1'")
@@ -58,5 +64,12 @@ async fn a_jobs_technicians_are_kept_listed_and_replaced_only_by_newer_events() 
         "one listing per event that changed the job; the late one none"
     );
     assert!(listings.iter().all(|l| l.customer_id == "cus_dana" && l.state == "scheduled"));
+    let listed_jobs: Vec<String> = outbox_rows(&kit.pool, "ingest", ACCOUNT)
+        .await
+        .into_iter()
+        .filter(|(subject, _, _)| subject.starts_with(&format!("directory.{ACCOUNT}.job.")))
+        .map(|(subject, _, _)| subject)
+        .collect();
+    assert!(listed_jobs.iter().all(|s| s.ends_with(".job_1")), "{listed_jobs:?}");
     Ok(())
 }
