@@ -57,7 +57,8 @@ describe("the templates screen", () => {
     const page = await open(CONFIRMATION_SMS);
     const body = page.locator("#template-sms_body");
     await body.waitFor();
-    assert.match(await body.inputValue(), /\{\{ *business_name *\}\}/, "the built-in wording to start from");
+    const builtIn = await body.inputValue();
+    assert.match(builtIn, /\{\{ *business_name *\}\}/, "the built-in wording to start from");
     assert.ok((await page.locator(".chip-backdrop mark.chip").count()) >= 2);
     assert.equal(await page.locator(".chip-backdrop mark.chip.bad").count(), 0);
     const palette = await page.$$eval(".palette button", (bs) => bs.map((b) => b.textContent));
@@ -98,6 +99,11 @@ describe("the templates screen", () => {
     await page.click(".palette >> text=customer_first_name");
     assert.equal(await body.inputValue(), "Hi {{ customer_first_name }}, see you soon.");
     await previewText(page, "Hi Dana, see you soon.");
+
+    // Discard puts back the wording as published, and goes away with nothing left to discard.
+    await page.click("#template-discard");
+    assert.equal(await body.inputValue(), builtIn);
+    assert.ok(await page.locator("#template-discard").isHidden());
     assert.deepEqual(page.errors, []);
     await page.close();
   });

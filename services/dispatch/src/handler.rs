@@ -20,6 +20,7 @@ use crate::create::{self, Created, Planned};
 use crate::render::{self, RenderError};
 use crate::templates::Custom;
 use crate::wording;
+use messaging_templates::Values;
 
 /// The custom templates current for a batch, by account, type and channel.
 type Customs = HashMap<(String, MessageType, Channel), Custom>;
@@ -106,9 +107,12 @@ impl Dispatcher {
             Ok(custom) => custom,
             Err(error) => return vec![Outcome::retry(format!("database: {error}"))],
         };
+        // Each request's template values, once: for its custom templates and its `queued` events.
+        let values: Vec<Result<Values, RenderError>> =
+            requests.iter().map(|(request, kind)| render::values(request, *kind)).collect();
         let mut planned = Vec::new();
         for (n, (request, kind)) in requests.iter().enumerate() {
-            match plan(n, request, *kind, &custom) {
+            match plan(n, request, *kind, &custom, &values[n]) {
                 Ok(messages) => planned.extend(messages),
                 Err(error) => {
                     let mut outcomes = vec![Outcome::Ack; n];
@@ -127,7 +131,7 @@ impl Dispatcher {
             let from_name = request.account.as_ref().map(|a| a.name.clone()).unwrap_or_default();
             let customer = request.customer.clone().unwrap_or_default();
             let job_id = request.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
-            let values = template_values(request, created.planned.kind);
+            let values = template_values(&values[n]);
             let fresh = created.fresh;
             let about = About { customer, job_id, from_name, values };
             let enqueued = self.enqueue(tx, created, about).instrument(spans[n].clone()).await;
@@ -208,11 +212,12 @@ struct About {
     values: BTreeMap<String, String>,
 }
 
-/// The template variables' values of `request` (none for a type without templates, or a request
-/// whose data cannot be formatted): what the business previews its templates with.
-fn template_values(request: &NotificationRequest, kind: MessageType) -> BTreeMap<String, String> {
-    render::values(request, kind)
-        .map(|values| values.into_iter().map(|(name, value)| (name.to_owned(), value)).collect())
+/// A request's template variables' values for its `queued` events (none for a type without
+/// templates, or a request whose data cannot be formatted): what the business previews with.
+fn template_values(values: &Result<Values, RenderError>) -> BTreeMap<String, String> {
+    values
+        .as_ref()
+        .map(|values| values.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect())
         .unwrap_or_default()
 }
 
@@ -232,6 +237,7 @@ fn plan(
     request: &NotificationRequest,
     kind: MessageType,
     custom: &Customs,
+    values: &Result<Values, RenderError>,
 ) -> Result<Vec<Planned>, RenderError> {
     let channels = eligible_channels(request);
     let account = request.account.clone().unwrap_or_default();
@@ -247,11 +253,13 @@ fn plan(
             let template = custom.get(&(account.account_id.clone(), kind, channel));
             let (recipient, sender, worded) = match channel {
                 Channel::Sms => {
-                    (customer.phone.clone(), account.sms_number.clone(), wording::sms(request, kind, template)?)
+                    (customer.phone.clone(), account.sms_number.clone(), wording::sms(request, kind, template, values)?)
                 }
-                Channel::Email => {
-                    (customer.email.clone(), account.email_from.clone(), wording::email(request, kind, template)?)
-                }
+                Channel::Email => (
+                    customer.email.clone(),
+                    account.email_from.clone(),
+                    wording::email(request, kind, template, values)?,
+                ),
             };
             let message_id = MessageId::parse(request.message_id.as_str())
                 .unwrap_or_else(|_| MessageId::from_u128(uuid::Uuid::now_v7().as_u128()));

@@ -5,7 +5,7 @@
 
 use messaging_domain::{Channel, MessageType};
 use messaging_proto::bus::NotificationRequest;
-use messaging_templates::{Part, Problem};
+use messaging_templates::{Part, Problem, Values};
 
 use crate::render::{self, RenderError};
 use crate::templates::Custom;
@@ -22,11 +22,15 @@ pub struct Wording {
     pub fallback: Option<String>,
 }
 
-/// The SMS body for `request`.
-pub fn sms(request: &NotificationRequest, kind: MessageType, custom: Option<&Custom>) -> Result<Wording, RenderError> {
+/// The SMS body for `request`, whose template values are `values`.
+pub fn sms(
+    request: &NotificationRequest,
+    kind: MessageType,
+    custom: Option<&Custom>,
+    values: &Result<Values, RenderError>,
+) -> Result<Wording, RenderError> {
     let custom_body = |custom: &Custom| -> Result<String, Problem> {
-        let values = render::values(request, kind).map_err(|e| Problem::at(0, e.to_string()))?;
-        messaging_templates::render(Part::Sms, &custom.sms_body, &values)
+        messaging_templates::render(Part::Sms, &custom.sms_body, usable(values)?)
     };
     let built_in = || -> Result<Wording, RenderError> {
         Ok(Wording {
@@ -50,11 +54,12 @@ pub fn sms(request: &NotificationRequest, kind: MessageType, custom: Option<&Cus
     }
 }
 
-/// The email (subject, text, HTML) for `request`.
+/// The email (subject, text, HTML) for `request`, whose template values are `values`.
 pub fn email(
     request: &NotificationRequest,
     kind: MessageType,
     custom: Option<&Custom>,
+    values: &Result<Values, RenderError>,
 ) -> Result<Wording, RenderError> {
     let built_in = || -> Result<Wording, RenderError> {
         let rendered = render::email(request, kind)?;
@@ -68,13 +73,13 @@ pub fn email(
     };
     let Some(custom) = custom else { return built_in() };
     let worded = || -> Result<Wording, Problem> {
-        let values = render::values(request, kind).map_err(|e| Problem::at(0, e.to_string()))?;
-        let subject = messaging_templates::render(Part::Subject, &custom.subject, &values)?;
-        let text = messaging_templates::render(Part::Text, &custom.text, &values)?;
+        let values = usable(values)?;
+        let subject = messaging_templates::render(Part::Subject, &custom.subject, values)?;
+        let text = messaging_templates::render(Part::Text, &custom.text, values)?;
         let html = if custom.html.is_empty() {
             render::html_of_text(&text)
         } else {
-            messaging_templates::render(Part::Html, &custom.html, &values)?
+            messaging_templates::render(Part::Html, &custom.html, values)?
         };
         Ok(Wording {
             subject: render::one_line(&subject),
@@ -88,6 +93,11 @@ pub fn email(
         Ok(wording) => Ok(wording),
         Err(problem) => fell_back(request, kind, Channel::Email, custom, &problem, built_in()?),
     }
+}
+
+/// The values, or why a custom template cannot have them (the request's data cannot be formatted).
+fn usable(values: &Result<Values, RenderError>) -> Result<&Values, Problem> {
+    values.as_ref().map_err(|e| Problem::at(0, e.to_string()))
 }
 
 /// The built-in wording, recording why the account's template could not be used.

@@ -156,9 +156,9 @@ async fn jobs<'l>(
     let before = store::lock_jobs(tx, &rows).await?;
     let changed = store::upsert_jobs(tx, &rows).await?;
     let key = |row: &JobRow| (row.account.to_string(), row.job.id.to_string());
+    // A job no technician is named on, before or now, scopes no one: it goes unlisted.
+    let names = |job: &StoredJob| !job.snapshot.technician_id.is_empty() || !job.snapshot.helper_ids.is_empty();
     for (l, row) in round.iter().zip(&rows) {
-        // A job no technician is named on, before or now, scopes no one: it goes unlisted.
-        let names = |job: &StoredJob| !job.snapshot.technician_id.is_empty() || !job.snapshot.helper_ids.is_empty();
         let Some(job) = changed.get(&key(row)) else { continue };
         if names(job) || before.get(&key(row)).is_some_and(names) {
             let listing = crate::directory::job(&l.event().event_id, row.account, job, row.as_of);

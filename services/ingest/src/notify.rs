@@ -90,6 +90,7 @@ pub fn customer_snapshot(c: &Contact) -> bus::CustomerSnapshot {
 }
 
 pub fn job_snapshot(j: &JobInput) -> bus::JobSnapshot {
+    let (lead, helpers) = j.technician_ids();
     bus::JobSnapshot {
         job_id: j.id.to_string(),
         title: j.title.clone(),
@@ -97,8 +98,8 @@ pub fn job_snapshot(j: &JobInput) -> bus::JobSnapshot {
         ends_at: Some(timestamp(j.ends_at)),
         technician_name: j.technician.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
         address: j.address.clone(),
-        technician_id: j.technician_ids().0.map(|t| t.to_string()).unwrap_or_default(),
-        helper_ids: j.technician_ids().1.iter().map(|t| t.to_string()).collect(),
+        technician_id: lead.map(|t| t.to_string()).unwrap_or_default(),
+        helper_ids: helpers.iter().map(|t| t.to_string()).collect(),
     }
 }
 
