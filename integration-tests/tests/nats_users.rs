@@ -100,6 +100,8 @@ async fn each_service_publishes_only_its_own_subjects() -> anyhow::Result<()> {
         ("email-gateway", "send.email.acc_a", false),
         ("delivery-status", "message.acc_a.status", true),
         ("delivery-status", "message.acc_a.opt_out", true),
+        ("delivery-status", "message.acc_a.failed", true),
+        ("sms-gateway", "message.acc_a.failed", false),
         ("delivery-status", "send.sms.acc_a", false),
         ("delivery-status", "notify.acc_a", false),
         ("feed", "notify.acc_a", true),

@@ -5,8 +5,9 @@
 use std::fmt::Display;
 
 use crate::bus::{
-    AccountListing, CustomerListing, DeliveryUnknown, JobListing, MessageQueued, MessageReceived, NotificationRequest,
-    NotificationWaiting, OptOutChanged, SendAttempt, SendCommand, StatusChanged, TemplatePublished,
+    AccountListing, CustomerListing, DeliveryUnknown, JobListing, MessageFailed, MessageQueued, MessageReceived,
+    NotificationRequest, NotificationWaiting, OptOutChanged, SendAttempt, SendCommand, StatusChanged,
+    TemplatePublished,
 };
 use crate::v1::Channel;
 
@@ -53,6 +54,7 @@ message_event!(
     MessageReceived => "received",
     DeliveryUnknown => "delivery_unknown",
     NotificationWaiting => "waiting",
+    MessageFailed => "failed",
 );
 
 /// `message.<account>.opt_out`; one id format for every cause: the change's source and what caused

@@ -41,7 +41,7 @@ function timeline(r: GetMessageResponse): HTMLElement {
  * own request id kept across retries, so a double click resends once. */
 function resender(feed: Feed, m: Message, reach: ChannelReach[], resent: () => void): HTMLElement | false {
   if (m.direction !== Direction.OUTBOUND || m.status !== MessageStatus.FAILED) return false;
-  if (m.resentAs) return h("span", { class: "resent" }, "Resent");
+  if (m.resentAs) return h("span", { class: "resent" }, m.fallback ? "Sent by email instead" : "Resent");
   const note = h("span", { class: "compose-note", role: "alert" });
   const reachable = reach.filter((r) => r.reachable);
   if (reachable.length === 0) return h("span", { class: "refused" }, `Cannot resend: ${reach.map((r) => r.detail).join("; ") || "the customer cannot be reached"}`);
@@ -77,7 +77,7 @@ export function bubble(feed: Feed, m: Message, context?: BubbleContext): HTMLEle
   return h(
     "article",
     { class: `bubble ${inbound ? "in" : "out"}`, "data-message-id": m.messageId, "aria-label": `${inbound ? "From" : "To"} the customer, ${time(messageTime(m))}` },
-    h("header", {}, `${label(CHANNELS, m.channel)} · ${label(TYPES, m.type)} · `, h("time", {}, time(messageTime(m))), m.resentFrom && " · a resend of a failed message"),
+    h("header", {}, `${label(CHANNELS, m.channel)} · ${label(TYPES, m.type)} · `, h("time", {}, time(messageTime(m))), m.resentFrom && (m.fallback ? " · sent by email because the text could not be delivered" : " · a resend of a failed message")),
     m.subject && h("p", { class: "subject" }, m.subject),
     h("p", { class: "body" }, m.body || m.preview),
     h("footer", {}, h("span", { class: statusClass(m) }, statusText(m)), details(feed, m), context && resender(feed, m, context.reach, context.resent)),

@@ -430,6 +430,31 @@ describe("the details", () => {
     await page.close();
   });
 
+  test("an on-my-way text a landline cannot take goes by email instead, and the thread links the two", async () => {
+    // Lee has an email address now (the test before); his technician sets off.
+    const lee = { id: "cus_lee", name: "Lee Park", phone: "+15005550009", email: "lee@example.com", notifications: { sms: true, email: true } };
+    const starts = new Date(Date.now() + 20 * 60_000);
+    const job = { id: "job_lee_omw", title: "Outlet repair", starts_at: starts.toISOString(), ends_at: new Date(starts.getTime() + 3_600_000).toISOString(), technician: { name: "Jo Rivera" }, address: "4 Oak Ave" };
+    system.event("acc_demo", "job.en_route", { customer: lee, job });
+    const page = await open("?thread=cus_lee");
+    const email = page.locator("#thread .bubble", { hasText: "sent by email because the text could not be delivered" });
+    for (let tries = 0; !(await email.isVisible()); tries++) {
+      assert.ok(tries < 30, "the fallback email never showed in the thread");
+      await new Promise((resume) => setTimeout(resume, 500));
+      await page.reload();
+      await page.locator("#thread .bubble").first().waitFor();
+    }
+    assert.match(await email.locator("header").innerText(), /^Email · On my way · /);
+    assert.equal(await email.locator(".subject").innerText(), "Jo Rivera from Ace Plumbing & Heating is on the way");
+    const text = page.locator("#thread .bubble", { hasText: "Sent by email instead" });
+    assert.equal(await text.count(), 1);
+    assert.match(await text.locator("header").innerText(), /^SMS · On my way · /);
+    assert.match(await text.locator(".status").innerText(), /Failed: not sms capable/);
+    assert.equal(await text.locator("button.resend").count(), 0, "nothing left to resend");
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
   test("load more pages on by token, with no row twice and none skipped", async () => {
     for (let n = 0; n < 45; n++) await system.textIn("+15125550155", "+15125550100", `Question number ${n}`);
     const page = await open();

@@ -112,6 +112,8 @@ pub struct AccountSettings {
     pub quiet_end: NaiveTime,
     /// The A2P 10DLC registration of its number, when the events report one.
     pub sms_registration: Option<SmsRegistration>,
+    /// Whether an automatic SMS that fails permanently goes by email instead (default on).
+    pub email_fallback: bool,
 }
 
 /// A customer as the event describes them; the phone is still as typed, normalised later
@@ -292,6 +294,8 @@ struct RawAccount {
     quiet_hours: Option<RawQuietHours>,
     #[serde(default)]
     sms_registration: Option<RawRegistration>,
+    #[serde(default)]
+    email_fallback: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -399,6 +403,7 @@ fn account_settings(raw: Option<&RawAccount>) -> Result<AccountSettings, EventEr
         quiet_start: clock("account.quiet_hours.start", quiet.map(|q| q.start.as_str()), "21:00")?,
         quiet_end: clock("account.quiet_hours.end", quiet.map(|q| q.end.as_str()), "08:00")?,
         sms_registration: raw.sms_registration.as_ref().map(registration).transpose()?,
+        email_fallback: raw.email_fallback.unwrap_or(true),
     })
 }
 

@@ -2,6 +2,7 @@
 //! phone normalisation, job-event parsing and webhook signatures. Pure: no I/O, no async.
 
 pub mod event;
+pub mod fallback;
 pub mod ids;
 pub mod keywords;
 pub mod message;

@@ -1,12 +1,13 @@
 //! Applies a status report: keep the raw report in the timeline (once per dedupe key), move the
 //! message's status forward with one conditional upsert, and enqueue `status` for the feed when the
-//! status (or its failure details) moved, all in one transaction. Errors once stored are never erased.
+//! status (or its failure details) moved, and `failed` (for dispatch's SMS→email fallback) when it
+//! moved to failed, all in one transaction. Errors once stored are never erased.
 
 use chrono::{DateTime, Utc};
 use messaging_domain::{Channel, Status};
 use messaging_platform::bus::in_rounds;
 use messaging_platform::bus::outbox::{self, OutboxMessage};
-use messaging_proto::bus::StatusChanged;
+use messaging_proto::bus::{MessageFailed, StatusChanged};
 use sqlx::{PgConnection, PgPool, Row};
 use tracing::Instrument as _;
 
@@ -143,9 +144,9 @@ const APPLY: &str = "
             status_rank = GREATEST(m.status_rank, EXCLUDED.status_rank),
             updated_at = now()
         WHERE m.account_id = EXCLUDED.account_id
-        RETURNING m.message_id, m.status, m.failure_reason, m.error_code, m.error_text, m.provider_id)
+        RETURNING m.message_id, m.status, m.failure_reason, m.error_code, m.error_text, m.provider_id, m.channel)
     SELECT i.ord, l.id AS timeline_id, moved.status, moved.failure_reason, moved.error_code, moved.error_text,
-           moved.provider_id,
+           moved.provider_id, moved.channel,
            (b.status, b.failure_reason, b.error_code, b.error_text)
                IS DISTINCT FROM (moved.status, moved.failure_reason, moved.error_code, moved.error_text) AS changed
     FROM input i JOIN logged l ON l.dedupe_key = i.dedupe_key
@@ -210,5 +211,18 @@ async fn settled(tx: &mut PgConnection, report: &Report, row: &sqlx::postgres::P
     };
     let message = OutboxMessage::of(&event, format_args!("{}:{timeline_id}", report.message_id));
     outbox::enqueue(tx, crate::SCHEMA, &message).await?;
+    if report.status == Status::Failed {
+        let channel = row.try_get::<Option<&str>, _>("channel")?.and_then(Channel::parse);
+        let failed = MessageFailed {
+            message_id: event.message_id,
+            account_id: event.account_id,
+            channel: channel.map_or(0, Channel::to_proto),
+            failure_reason: event.failure_reason,
+            provider_error_code: event.provider_error_code,
+            occurred_at: event.occurred_at,
+        };
+        // Once per message: `failed` is where a message's status ends.
+        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&failed, &failed.message_id)).await?;
+    }
     Ok(Applied::Advanced)
 }

@@ -11,12 +11,13 @@ use messaging_domain::{Channel, Direction, MessageId, MessageType};
 use messaging_platform::bus::outbox::{self, OutboxMessage};
 use messaging_platform::bus::{self, Delivery, Outcome, Relay, TxHandler};
 use messaging_proto::bus::{
-    AttemptOutcome, CustomerSnapshot, MessageQueued, NotificationRequest, SendAttempt, SendCommand,
+    AccountSnapshot, AttemptOutcome, CustomerSnapshot, MessageQueued, NotificationRequest, SendAttempt, SendCommand,
 };
 use sqlx::PgConnection;
 use tracing::{Instrument, Span};
 
 use crate::create::{self, Created, Planned};
+use crate::fallback;
 use crate::render::{self, RenderError};
 use crate::templates::Custom;
 use crate::wording;
@@ -41,6 +42,9 @@ pub enum CrashPoint {
     Never,
     /// A batch's messages are committed; their events are not published, nor the requests acked.
     AfterCommit,
+    /// An SMS→email fallback's email is committed with its events in the outbox; the failure that
+    /// caused it is not acked.
+    AfterFallbackCommit,
 }
 
 /// The notification-request handler.
@@ -95,24 +99,27 @@ impl Dispatcher {
     /// Creates the requests' messages inside `tx` (set-based, [`create`]) and enqueues what each
     /// causes, in its request's trace; one outcome per delivery, up to the first not acked.
     async fn dispatch(&self, tx: &mut PgConnection, deliveries: &[Delivery], spans: &[Span]) -> Vec<Outcome> {
-        let requests = match bus::decode_all(deliveries, decode) {
-            Ok(requests) => requests,
-            Err(outcomes) => return outcomes,
-        };
-        let wanted: Vec<(&str, MessageType)> = requests
-            .iter()
-            .map(|(request, kind)| (request.account.as_ref().map_or("", |a| a.account_id.as_str()), *kind))
-            .collect();
+        match bus::decode_all(deliveries, decode) {
+            Ok(asked) => self.create_all(tx, &asked, spans).await,
+            Err(outcomes) => outcomes,
+        }
+    }
+
+    /// Creates the messages `asked` for inside `tx` and enqueues what each causes, in its span;
+    /// keeps the request behind each new automatic SMS that may fall back to email. One outcome
+    /// per request, up to the first not acked.
+    pub(crate) async fn create_all(&self, tx: &mut PgConnection, asked: &[Asked], spans: &[Span]) -> Vec<Outcome> {
+        let wanted: Vec<(&str, MessageType)> = asked.iter().map(|a| (a.account_id(), a.kind)).collect();
         let custom = match crate::templates::current(tx, &wanted).await {
             Ok(custom) => custom,
             Err(error) => return vec![Outcome::retry(format!("database: {error}"))],
         };
         // Each request's template values, once: for its custom templates and its `queued` events.
         let values: Vec<Result<Values, RenderError>> =
-            requests.iter().map(|(request, kind)| render::values(request, *kind)).collect();
+            asked.iter().map(|a| render::values(&a.request, a.kind)).collect();
         let mut planned = Vec::new();
-        for (n, (request, kind)) in requests.iter().enumerate() {
-            match plan(n, request, *kind, &custom, &values[n]) {
+        for (n, a) in asked.iter().enumerate() {
+            match plan(n, &a.request, a.kind, &custom, &values[n]) {
                 Ok(messages) => planned.extend(messages),
                 Err(error) => {
                     let mut outcomes = vec![Outcome::Ack; n];
@@ -125,26 +132,35 @@ impl Dispatcher {
             Ok(created) => created,
             Err(error) => return vec![Outcome::retry(format!("database: {error}"))],
         };
-        let mut counts = vec![0; requests.len()];
+        let mut counts = vec![0; asked.len()];
+        let mut standing_by = Vec::new();
         for created in created {
-            let (n, request) = (created.planned.request, &requests[created.planned.request].0);
-            let from_name = request.account.as_ref().map(|a| a.name.clone()).unwrap_or_default();
-            let customer = request.customer.clone().unwrap_or_default();
-            let job_id = request.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
-            let values = template_values(&values[n]);
+            let n = created.planned.request;
+            let request = &asked[n].request;
+            if created.fresh && created.planned.channel == Channel::Sms && fallback::stands_by(request, asked[n].kind) {
+                standing_by.push((created.planned.message_id.clone(), request));
+            }
+            let about = About {
+                customer: request.customer.clone().unwrap_or_default(),
+                job_id: request.job.as_ref().map(|j| j.job_id.clone()).unwrap_or_default(),
+                from_name: request.account.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+                values: template_values(&values[n]),
+                fallback_of: asked[n].fallback_of.clone().unwrap_or_default(),
+            };
             let fresh = created.fresh;
-            let about = About { customer, job_id, from_name, values };
             let enqueued = self.enqueue(tx, created, about).instrument(spans[n].clone()).await;
             if let Err(error) = enqueued {
                 return vec![Outcome::retry(format!("database: {error}"))];
             }
             counts[n] += usize::from(fresh);
         }
-        let mut outcomes = Vec::with_capacity(requests.len());
-        for (((request, _), created), span) in requests.iter().zip(counts).zip(spans) {
-            let account_id = request.account.as_ref().map(|a| a.account_id.as_str()).unwrap_or("");
+        if let Err(error) = fallback::keep(tx, &standing_by).await {
+            return vec![Outcome::retry(format!("database: {error}"))];
+        }
+        let mut outcomes = Vec::with_capacity(asked.len());
+        for ((a, created), span) in asked.iter().zip(counts).zip(spans) {
             span.in_scope(|| {
-                tracing::info!(account_id, request_id = %request.request_id, created, "notification dispatched");
+                tracing::info!(account_id = a.account_id(), request_id = %a.request.request_id, created, "notification dispatched");
             });
             outcomes.push(Outcome::Ack);
         }
@@ -155,7 +171,7 @@ impl Dispatcher {
     /// a recipient who opted out, the failed attempt instead); published once the transaction
     /// commits, and again, under the same ids, whenever its request is redelivered.
     async fn enqueue(&self, tx: &mut PgConnection, created: Created, about: About) -> sqlx::Result<()> {
-        let About { customer, job_id, from_name, values } = about;
+        let About { customer, job_id, from_name, values, fallback_of } = about;
         let Created { planned, body, segments, fresh } = created;
         let (message_id, account_id, channel, kind) =
             (&planned.message_id, &planned.account_id, planned.channel, planned.kind);
@@ -174,6 +190,7 @@ impl Dispatcher {
             template_version: planned.template_version.map_or(0, |v| v as u32),
             template_fallback: planned.template_fallback.clone().unwrap_or_default(),
             values,
+            fallback_of,
         };
         outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&queued, message_id)).await?;
         if fresh {
@@ -210,6 +227,22 @@ struct About {
     job_id: String,
     from_name: String,
     values: BTreeMap<String, String>,
+    /// The failed SMS an SMS→email fallback stands in for; empty otherwise.
+    fallback_of: String,
+}
+
+/// A notification request to dispatch: as consumed, or rebuilt for an SMS→email fallback.
+pub(crate) struct Asked {
+    pub request: NotificationRequest,
+    pub kind: MessageType,
+    /// The failed SMS whose email this request is for ([`crate::fallback`]).
+    pub fallback_of: Option<String>,
+}
+
+impl Asked {
+    fn account_id(&self) -> &str {
+        self.request.account.as_ref().map_or("", |a| a.account_id.as_str())
+    }
 }
 
 /// A request's template variables' values for its `queued` events (none for a type without
@@ -222,12 +255,12 @@ fn template_values(values: &Result<Values, RenderError>) -> BTreeMap<String, Str
 }
 
 /// The request and its type, or the outcome of a delivery that holds none.
-fn decode(delivery: &Delivery) -> Result<(NotificationRequest, MessageType), Outcome> {
+fn decode(delivery: &Delivery) -> Result<Asked, Outcome> {
     let request = delivery.decode::<NotificationRequest>()?;
     let Some(kind) = MessageType::from_proto(request.r#type) else {
         return Err(Outcome::DeadLetter(format!("unknown message type {}", request.r#type)));
     };
-    Ok((request, kind))
+    Ok(Asked { request, kind, fallback_of: None })
 }
 
 /// The messages request `n` asks for: one per channel the customer can be reached on, worded by
@@ -320,12 +353,13 @@ fn eligible_channels(request: &NotificationRequest) -> Vec<Channel> {
     if permitted(Channel::Sms) && customer.sms_allowed && !customer.phone.is_empty() && !account.sms_number.is_empty() {
         channels.push(Channel::Sms);
     }
-    if permitted(Channel::Email)
-        && customer.email_allowed
-        && !customer.email.is_empty()
-        && !account.email_from.is_empty()
-    {
+    if permitted(Channel::Email) && email_usable(account, customer) {
         channels.push(Channel::Email);
     }
     channels
+}
+
+/// Whether the customer has an email address they allow and the account has one to send from.
+pub(crate) fn email_usable(account: &AccountSnapshot, customer: &CustomerSnapshot) -> bool {
+    customer.email_allowed && !customer.email.is_empty() && !account.email_from.is_empty()
 }

@@ -1,9 +1,11 @@
 //! dispatch: turns notification requests into outbound messages. It picks the channels a customer
 //! has and allows, words each message (the account's own template, or the built-in one), persists
 //! each message once (idempotency key = request id + channel), and publishes the send command and
-//! the `queued` event once that commits.
+//! the `queued` event once that commits. An automatic SMS that fails permanently goes by email
+//! instead ([`fallback`]).
 
 mod create;
+mod fallback;
 mod handler;
 mod metrics;
 mod render;
@@ -18,6 +20,7 @@ use messaging_platform::config::CommonConfig;
 use messaging_platform::{Runtime, Shutdown};
 use serde::{Deserialize, Serialize};
 
+pub use fallback::FallbackHandler;
 pub use handler::{CrashPoint, Dispatcher};
 pub use suppression::OptOutHandler;
 pub use templates::TemplateHandler;
@@ -107,10 +110,23 @@ impl App {
             Arc::new(TemplateHandler { pool: self.runtime.pool.clone() }),
             shutdown.clone(),
         ));
+        let fallbacks =
+            FallbackHandler::new(self.relay.clone(), self.config.on_my_way_validity_secs, self.config.crash_at);
+        let fallbacks_task = tokio::spawn(bus::batch::run(
+            self.runtime.jetstream.clone(),
+            "dispatch",
+            ConsumerSpec::of(&consumers::DISPATCH_FALLBACKS),
+            self.runtime.pool.clone(),
+            Arc::new(fallbacks),
+            shutdown.clone(),
+        ));
+        let sweep_task = tokio::spawn(fallback::sweep(self.runtime.pool.clone(), shutdown.clone()));
         let pool = self.runtime.pool.clone();
         bus::batch::run(self.runtime.jetstream.clone(), "dispatch", spec, pool, handler, shutdown.clone()).await?;
         opt_out_task.await??;
         templates_task.await??;
+        fallbacks_task.await??;
+        let _ = sweep_task.await;
         let _ = relay_task.await;
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! dispatch's counters: messages created by type, channel and outcome, automated messages
-//! nobody could receive, and custom templates that could not render a message.
+//! nobody could receive, custom templates that could not render a message, and SMS→email fallbacks.
 
 use std::sync::LazyLock;
 
@@ -34,4 +34,15 @@ static TEMPLATE_FALLBACKS: LazyLock<CounterFamily> = LazyLock::new(|| {
 
 pub fn template_fallback(kind: MessageType, channel: Channel) {
     metrics::inc(&TEMPLATE_FALLBACKS, &[("type", kind.as_str()), ("channel", channel.as_str())]);
+}
+
+static EMAIL_FALLBACKS: LazyLock<CounterFamily> = LazyLock::new(|| {
+    metrics::counter(
+        "dispatch_email_fallbacks",
+        "Automatic SMS that failed permanently and went by email instead (sent), or could not (email_opted_out), by type",
+    )
+});
+
+pub fn email_fallback(kind: MessageType, outcome: &str) {
+    metrics::inc(&EMAIL_FALLBACKS, &[("type", kind.as_str()), ("outcome", outcome)]);
 }

@@ -130,9 +130,16 @@ pub fn email(request: &NotificationRequest, kind: MessageType) -> Result<Rendere
                 f.receipt_line(),
             ],
         ),
-        MessageType::OnMyWay | MessageType::Manual | MessageType::Reply => {
-            (request.manual_subject.clone(), vec![request.manual_text.clone()])
-        }
+        // On-my-way goes by SMS; its email is the SMS→email fallback's, and has no template.
+        MessageType::OnMyWay => (
+            format!("{} from {} is on the way", f.technician_or("Your technician"), f.business),
+            vec![
+                format!("Hi {},", f.first_name),
+                format!("{} is on the way to you now.", f.technician_or("your technician")),
+                f.address_line(),
+            ],
+        ),
+        MessageType::Manual | MessageType::Reply => (request.manual_subject.clone(), vec![request.manual_text.clone()]),
     };
     let lines: Vec<String> = lines.into_iter().filter(|l| !l.is_empty()).collect();
     let text = format!("{}\n\n{}\n", lines.join("\n"), f.business);

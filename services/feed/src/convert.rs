@@ -124,6 +124,7 @@ pub fn message(row: &FeedRow) -> api::Message {
         body: row.body.clone(),
         resent_from: row.resent_from.clone(),
         resent_as: row.resent_as.clone(),
+        fallback: row.fallback,
     }
 }
 

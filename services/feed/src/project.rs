@@ -50,16 +50,17 @@ static QUEUED: LazyLock<String> = LazyLock::new(|| {
              SELECT i.*, 'queued' AS status, 'dispatch' AS source, '' AS detail, 'queued:' || i.message_id AS event_key
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[],
-                         $15::int4[], $16::text[], $17::text[])
+                         $15::int4[], $16::text[], $17::text[], $18::text[])
                   AS i(message_id, account_id, customer_id, customer_name, customer_phone, customer_email, direction,
                        channel, message_type, preview, subject, job_id, at, body, template_version, template_fallback,
-                       template_values)),
+                       template_values, fallback_of)),
          row AS (INSERT INTO feed.messages AS m (message_id, account_id, customer_id, customer_name, customer_phone,
                      customer_email, direction, channel, message_type, status, status_rank, preview, subject, job_id,
-                     created_at, updated_at, body, template_version, template_fallback, template_values)
+                     created_at, updated_at, body, template_version, template_fallback, template_values, resent_from,
+                     fallback)
                  SELECT message_id, account_id, customer_id, customer_name, customer_phone, customer_email, direction,
                      channel, message_type, 'queued', 0, preview, subject, job_id, at, at, body, template_version,
-                     template_fallback, template_values::jsonb
+                     template_fallback, template_values::jsonb, NULLIF(fallback_of, ''), fallback_of <> ''
                  FROM input ORDER BY message_id
                  ON CONFLICT (message_id) DO UPDATE SET
                      customer_id = CASE WHEN EXCLUDED.customer_id = '' THEN m.customer_id ELSE EXCLUDED.customer_id END,
@@ -71,6 +72,8 @@ static QUEUED: LazyLock<String> = LazyLock::new(|| {
                      body = CASE WHEN EXCLUDED.body = '' THEN m.body ELSE EXCLUDED.body END,
                      template_version = EXCLUDED.template_version, template_fallback = EXCLUDED.template_fallback,
                      template_values = EXCLUDED.template_values,
+                     resent_from = COALESCE(EXCLUDED.resent_from, m.resent_from),
+                     fallback = m.fallback OR EXCLUDED.fallback,
                      created_at = LEAST(m.created_at, EXCLUDED.created_at)
                  WHERE m.account_id = EXCLUDED.account_id),
          {}",
@@ -103,8 +106,30 @@ pub async fn queued(tx: &mut PgConnection, events: &[MessageQueued]) -> sqlx::Re
         .bind(events.iter().map(|e| (e.template_version > 0).then_some(e.template_version as i32)).collect::<Vec<_>>())
         .bind(events.iter().map(|e| Some(e.template_fallback.as_str()).filter(|f| !f.is_empty())).collect::<Vec<_>>())
         .bind(events.iter().map(|e| values_json(&e.values)).collect::<Vec<_>>())
-        .execute(tx)
+        .bind(column(|e| &e.fallback_of))
+        .execute(&mut *tx)
         .await?;
+    for event in events.iter().filter(|e| !e.fallback_of.is_empty()) {
+        fell_back(tx, event).await?;
+    }
+    Ok(())
+}
+
+/// Links the SMS an SMS→email fallback stands in for to its email (the email names the SMS
+/// itself), and tells the SMS's watchers.
+async fn fell_back(tx: &mut PgConnection, email: &MessageQueued) -> sqlx::Result<()> {
+    let linked = sqlx::query(
+        "UPDATE feed.messages SET resent_as = $3, fallback = true
+         WHERE account_id = $1 AND message_id = $2 AND resent_as IS DISTINCT FROM $3",
+    )
+    .bind(&email.account_id)
+    .bind(&email.fallback_of)
+    .bind(&email.message_id)
+    .execute(&mut *tx)
+    .await?;
+    if linked.rows_affected() > 0 {
+        changes::record(tx, &email.account_id, &email.fallback_of).await?;
+    }
     Ok(())
 }
 

@@ -123,6 +123,8 @@ pub struct FeedRow {
     /// The failed message this one resends, and this failed one's latest resend ([`bodies`] and [`get`]).
     pub resent_from: String,
     pub resent_as: String,
+    /// One of an SMS→email fallback's two messages ([`bodies`] and [`get`]).
+    pub fallback: bool,
 }
 
 /// Characters of a message's text the feed lists.
@@ -174,6 +176,7 @@ pub fn read(row: &PgRow) -> sqlx::Result<FeedRow> {
         template_fallback: None,
         resent_from: String::new(),
         resent_as: String::new(),
+        fallback: false,
     })
 }
 
@@ -185,10 +188,10 @@ fn whole_text(preview: &str, stored: String) -> String {
 /// Fills each row's whole text and its resend links: one lookup for the page, by the rows' ids.
 pub async fn bodies(conn: &mut PgConnection, account: &AccountId, rows: &mut [FeedRow]) -> sqlx::Result<()> {
     let ids: Vec<&str> = rows.iter().map(|r| r.message_id.as_str()).collect();
-    type Links = (String, Option<String>, Option<String>);
+    type Links = (String, Option<String>, Option<String>, bool);
     let extra: std::collections::HashMap<String, Links> =
-        sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
-            "SELECT message_id, body, resent_from, resent_as FROM feed.messages
+        sqlx::query_as::<_, (String, String, Option<String>, Option<String>, bool)>(
+            "SELECT message_id, body, resent_from, resent_as, fallback FROM feed.messages
              WHERE account_id = $1 AND message_id = ANY($2)
                AND (body <> '' OR resent_from IS NOT NULL OR resent_as IS NOT NULL)",
         )
@@ -197,13 +200,14 @@ pub async fn bodies(conn: &mut PgConnection, account: &AccountId, rows: &mut [Fe
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .map(|(id, body, from, resent_as)| (id, (body, from, resent_as)))
+        .map(|(id, body, from, resent_as, fallback)| (id, (body, from, resent_as, fallback)))
         .collect();
     for row in rows {
-        let (body, from, resent_as) = extra.get(&row.message_id).cloned().unwrap_or_default();
+        let (body, from, resent_as, fallback) = extra.get(&row.message_id).cloned().unwrap_or_default();
         row.body = whole_text(&row.preview, body);
         row.resent_from = from.unwrap_or_default();
         row.resent_as = resent_as.unwrap_or_default();
+        row.fallback = fallback;
     }
     Ok(())
 }
@@ -417,7 +421,7 @@ pub async fn get<'e>(
     message_id: &str,
 ) -> sqlx::Result<Option<FeedRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, body, template_version, template_fallback, resent_from, resent_as FROM feed.messages
+        "SELECT {COLUMNS}, body, template_version, template_fallback, resent_from, resent_as, fallback FROM feed.messages
          WHERE account_id = $1 AND message_id = $2 AND direction IS NOT NULL"
     )))
     .bind(account.as_str())
@@ -432,6 +436,7 @@ pub async fn get<'e>(
             read.template_fallback = row.try_get("template_fallback")?;
             read.resent_from = row.try_get::<Option<String>, _>("resent_from")?.unwrap_or_default();
             read.resent_as = row.try_get::<Option<String>, _>("resent_as")?.unwrap_or_default();
+            read.fallback = row.try_get("fallback")?;
             Ok(read)
         })
         .transpose()

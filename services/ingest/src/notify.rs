@@ -75,6 +75,7 @@ pub fn account_snapshot(id: &AccountId, a: &StoredAccount) -> bus::AccountSnapsh
         quiet_end: a.quiet_end.format("%H:%M").to_string(),
         sms_registration: a.sms_registration.clone().unwrap_or_default(),
         sms_registration_reason: a.sms_registration_reason.clone(),
+        email_fallback_off: !a.email_fallback,
     }
 }
 

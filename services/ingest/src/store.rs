@@ -31,7 +31,7 @@ pub async fn mark_processed(tx: &mut PgConnection, events: &[&JobEvent]) -> sqlx
                          ON CONFLICT DO NOTHING RETURNING event_id)
          SELECT EXISTS (SELECT 1 FROM marked m WHERE m.event_id = i.event_id) AS fresh, a.name, a.timezone,
                 a.sms_number, a.email_from, a.reminder_time, a.quiet_start, a.quiet_end, a.sms_registration,
-                a.sms_registration_reason
+                a.sms_registration_reason, a.email_fallback
          FROM input i LEFT JOIN ingest.accounts a ON a.account_id = i.account_id ORDER BY i.n",
     )
     .bind(unique.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>())
@@ -69,12 +69,13 @@ pub async fn upsert_account(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO ingest.accounts AS a (account_id, name, timezone, sms_number, email_from, reminder_time, quiet_start,
-             quiet_end, as_of, sms_registration, sms_registration_reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             quiet_end, as_of, sms_registration, sms_registration_reason, email_fallback)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, timezone = EXCLUDED.timezone,
              sms_number = EXCLUDED.sms_number, email_from = EXCLUDED.email_from, reminder_time = EXCLUDED.reminder_time,
              quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, as_of = EXCLUDED.as_of,
-             sms_registration = EXCLUDED.sms_registration, sms_registration_reason = EXCLUDED.sms_registration_reason
+             sms_registration = EXCLUDED.sms_registration, sms_registration_reason = EXCLUDED.sms_registration_reason,
+             email_fallback = EXCLUDED.email_fallback
          WHERE a.as_of <= EXCLUDED.as_of",
     )
     .bind(account.as_str())
@@ -88,6 +89,7 @@ pub async fn upsert_account(
     .bind(as_of)
     .bind(s.sms_registration.as_ref().map(|r| r.state.as_str()))
     .bind(s.sms_registration.as_ref().map(|r| r.reason.as_str()))
+    .bind(s.email_fallback)
     .execute(tx)
     .await?;
     Ok(())
@@ -106,6 +108,8 @@ pub struct StoredAccount {
     /// The registration as last reported (`None`: never reported) and why it was rejected.
     pub sms_registration: Option<String>,
     pub sms_registration_reason: String,
+    /// Whether an automatic SMS that fails permanently goes by email instead.
+    pub email_fallback: bool,
 }
 
 impl StoredAccount {
@@ -127,7 +131,7 @@ impl StoredAccount {
 pub async fn load_account(tx: &mut PgConnection, account: &str) -> sqlx::Result<Option<StoredAccount>> {
     let row = sqlx::query(
         "SELECT name, timezone, sms_number, email_from, reminder_time, quiet_start, quiet_end, sms_registration,
-                sms_registration_reason
+                sms_registration_reason, email_fallback
          FROM ingest.accounts WHERE account_id = $1",
     )
     .bind(account)
@@ -147,6 +151,7 @@ fn stored_account(row: &PgRow) -> sqlx::Result<StoredAccount> {
         quiet_end: row.try_get("quiet_end")?,
         sms_registration: row.try_get("sms_registration")?,
         sms_registration_reason: row.try_get::<Option<String>, _>("sms_registration_reason")?.unwrap_or_default(),
+        email_fallback: row.try_get("email_fallback")?,
     })
 }
 

@@ -92,6 +92,23 @@ fn account_defaults_apply() {
     assert_eq!(settings.quiet_start, NaiveTime::from_hms_opt(21, 0, 0).expect("time"));
     assert_eq!(settings.timezone, chrono_tz::America::Chicago);
     assert_eq!(settings.sms_registration, None, "not reported: not tracked");
+    assert!(settings.email_fallback, "SMS→email fallback is on unless turned off");
+}
+
+#[test]
+fn email_fallback_can_be_turned_off_and_must_be_a_boolean() {
+    let with = |fallback: serde_json::Value| {
+        serde_json::json!({
+            "event_id": "evt_3", "type": "account.updated", "occurred_at": "2026-11-26T15:04:05Z", "account_id": "acc_ace",
+            "account": {"name": "Ace Plumbing", "timezone": "America/Chicago", "sms_number": "+15125550100",
+                        "email_from": "office@ace.example", "email_fallback": fallback}
+        })
+    };
+    let EventKind::AccountUpdated(settings) = parse(&with(serde_json::json!(false))).expect("valid").kind else {
+        panic!("kind")
+    };
+    assert!(!settings.email_fallback);
+    assert!(parse(&with(serde_json::json!("no"))).is_err(), "a string is not a switch");
 }
 
 #[test]

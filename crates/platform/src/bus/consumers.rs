@@ -27,6 +27,10 @@ pub const DISPATCH_OPT_OUTS: ConsumerDef =
 pub const DISPATCH_TEMPLATES: ConsumerDef =
     ConsumerDef { stream: &streams::DIRECTORY, durable: "dispatch-templates", subjects: &["directory.*.template.>"] };
 /// The SMS gateways' shared work queue.
+/// dispatch: messages that failed, for the SMS→email fallback.
+pub const DISPATCH_FALLBACKS: ConsumerDef =
+    ConsumerDef { stream: &streams::MESSAGE_EVENTS, durable: "dispatch-fallbacks", subjects: &["message.*.failed"] };
+
 pub const SMS_GATEWAY: ConsumerDef =
     ConsumerDef { stream: &streams::SEND_SMS, durable: "sms-gateway", subjects: &["send.sms.>"] };
 /// The email gateways' shared work queue.
@@ -56,11 +60,12 @@ pub const FEED_LISTINGS: ConsumerDef =
     ConsumerDef { stream: &streams::DIRECTORY, durable: "feed-listings", subjects: LISTINGS };
 
 /// Every consumer of every service.
-pub const ALL: [ConsumerDef; 10] = [
+pub const ALL: [ConsumerDef; 11] = [
     INGEST,
     DISPATCH,
     DISPATCH_OPT_OUTS,
     DISPATCH_TEMPLATES,
+    DISPATCH_FALLBACKS,
     SMS_GATEWAY,
     EMAIL_GATEWAY,
     DELIVERY_STATUS,
@@ -104,8 +109,8 @@ mod tests {
         // The message events' kinds are the bus messages' own.
         use messaging_proto::BusMessage;
         use messaging_proto::bus::{
-            DeliveryUnknown, MessageQueued, MessageReceived, NotificationWaiting, OptOutChanged, SendAttempt,
-            StatusChanged,
+            DeliveryUnknown, MessageFailed, MessageQueued, MessageReceived, NotificationWaiting, OptOutChanged,
+            SendAttempt, StatusChanged,
         };
         let events = |kinds: &[&str]| kinds.iter().map(|k| format!("message.*.{k}")).collect::<Vec<_>>();
         assert_eq!(
@@ -121,6 +126,7 @@ mod tests {
         );
         assert_eq!(DELIVERY_STATUS.subjects, events(&[SendAttempt::KIND]));
         assert_eq!(DISPATCH_OPT_OUTS.subjects, events(&[OptOutChanged::KIND]));
+        assert_eq!(DISPATCH_FALLBACKS.subjects, events(&[MessageFailed::KIND]));
         assert!(within("message.*.queued", "message.>"));
         assert!(!within("message.*.queued", "jobs.>"));
         assert!(!within("message.>", "message.*.queued"));

@@ -79,13 +79,12 @@ fn golden_text(kind: MessageType) -> String {
         counted.count,
         segments(&first).count
     );
-    if kind != MessageType::OnMyWay {
-        let rendered = email(&request, kind).expect("renders");
-        golden.push_str(&format!(
-            "== email subject ==\n{}\n== email text ==\n{}== email html ==\n{}\n",
-            rendered.subject, rendered.text, rendered.html
-        ));
-    }
+    // On-my-way's email is the SMS→email fallback's.
+    let rendered = email(&request, kind).expect("renders");
+    golden.push_str(&format!(
+        "== email subject ==\n{}\n== email text ==\n{}== email html ==\n{}\n",
+        rendered.subject, rendered.text, rendered.html
+    ));
     golden
 }
 

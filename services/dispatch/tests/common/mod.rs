@@ -73,6 +73,11 @@ pub fn notification(account: &str, id: usize) -> NotificationRequest {
 
 /// A dispatcher on `database` and its NATS, as the service builds it (900 s on-my-way validity).
 pub async fn dispatcher(database: &Database) -> Dispatcher {
+    Dispatcher::new(relay(database).await, 900)
+}
+
+/// dispatch's outbox relay on `database` and its NATS.
+pub async fn relay(database: &Database) -> Relay {
     let jetstream = async_nats::jetstream::new(async_nats::connect(database.infra.nats_url()).await.expect("nats"));
-    Dispatcher::new(Relay::new(database.pool.clone(), jetstream, "dispatch", 1 << 20), 900)
+    Relay::new(database.pool.clone(), jetstream, "dispatch", 1 << 20)
 }
