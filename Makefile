@@ -22,7 +22,7 @@ export SMTP_PORT ?= 12525
 help:
 	@echo "make run     - the whole system on this machine, with a demo (Ctrl-C stops it)"
 	@echo "make test    - fmt check, clippy -D warnings, proto lint, deploy files, unit and end-to-end tests"
-	@echo "make token ACCOUNT=<id> [ROLE=owner|office|technician] - a dev bearer token for FeedService and TemplateService"
+	@echo "make token ACCOUNT=<id> [ROLE=owner|office|technician TECHNICIAN=<id>] - a dev bearer token for FeedService and TemplateService"
 	@echo "make bench    - the whole system under load: events/s, latencies, CPU, memory, beside the floor"
 	@echo "make chaos    - thousands of events under kill -9, broker and database restarts, provider faults"
 	@echo "make bench-gateways - SMS gateway messages/s with 1, 2, 4 processes, and the per-number limit"
@@ -45,7 +45,7 @@ run: deps build web
 	@target/debug/devstack
 
 token: build
-	@MSG_JWT_SECRET=$${MSG_JWT_SECRET:-dev-jwt-secret-change-me} target/debug/msgctl token --account $(ACCOUNT) --role $(or $(ROLE),owner)
+	@MSG_JWT_SECRET=$${MSG_JWT_SECRET:-dev-jwt-secret-change-me} target/debug/msgctl token --account $(ACCOUNT) --role $(or $(ROLE),owner) $(if $(TECHNICIAN),--technician $(TECHNICIAN))
 
 fmt-check:
 	cargo fmt --all --check

@@ -30,6 +30,12 @@ pub fn token_as(account: &str, role: &str) -> String {
     signed(&json!({"account_id": account, "role": role, "exp": chrono::Utc::now().timestamp() + 3600}))
 }
 
+/// A technician's token for `account`: they see only the customers of their jobs.
+pub fn technician_token(account: &str, technician_id: &str) -> String {
+    signed(&json!({"account_id": account, "role": "technician", "technician_id": technician_id,
+                   "exp": chrono::Utc::now().timestamp() + 3600}))
+}
+
 fn signed(claims: &Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
@@ -124,6 +130,12 @@ impl Dashboard {
     pub async fn connect(grpc_port: u16, account: &str) -> anyhow::Result<Self> {
         let client = FeedServiceClient::connect(format!("http://127.0.0.1:{grpc_port}")).await?;
         Ok(Self { client, token: token(account) })
+    }
+
+    /// A client for `account` whose calls carry `token` (a technician's, say).
+    pub async fn connect_with(grpc_port: u16, token: String) -> anyhow::Result<Self> {
+        let client = FeedServiceClient::connect(format!("http://127.0.0.1:{grpc_port}")).await?;
+        Ok(Self { client, token })
     }
 
     /// The generated client, for calls the helpers below do not cover.

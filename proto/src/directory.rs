@@ -1,17 +1,19 @@
 //! Reading the `DIRECTORY` stream: a listing decoded and checked against the subject it came on
-//! (`directory.<account>.account`, `directory.<account>.customer.<customer>`), so a consumer never
-//! stores a listing under another account or customer than its subject names.
+//! (`directory.<account>.account`, `directory.<account>.customer.<customer>`,
+//! `directory.<account>.job.<job>`), so a consumer never stores a listing under another account,
+//! customer or job than its subject names.
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 
-use crate::bus::{AccountListing, CustomerListing};
+use crate::bus::{AccountListing, CustomerListing, JobListing};
 
 /// One directory message.
 #[derive(Debug, Clone)]
 pub enum Listing {
     Account(AccountListing),
     Customer(CustomerListing),
+    Job(JobListing),
 }
 
 /// When a listing was true (its `as_of`); one without a time is taken as of now.
@@ -39,6 +41,11 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<Option<Listing>, String> 
             Ok(_) => Err(format!("customer listing on {subject} names another account or customer")),
             Err(error) => Err(format!("undecodable customer listing: {error}")),
         },
+        ["directory", account, "job", job] => match JobListing::decode(payload) {
+            Ok(listing) if listing.account_id == *account && listing.job_id == *job => Ok(Some(Listing::Job(listing))),
+            Ok(_) => Err(format!("job listing on {subject} names another account or job")),
+            Err(error) => Err(format!("undecodable job listing: {error}")),
+        },
         _ => Ok(None),
     }
 }
@@ -61,5 +68,10 @@ mod tests {
         assert!(decode("directory.acc_a.customer.cus_2", &bytes).is_err());
         assert!(decode("directory.acc_a.customer.cus_1", b"\xff\xff").is_err());
         assert!(matches!(decode("directory.acc_a.other", &bytes), Ok(None)));
+        let job = JobListing { account_id: "acc_a".into(), job_id: "job_1".into(), ..Default::default() };
+        let bytes = job.encode_to_vec();
+        assert!(matches!(decode("directory.acc_a.job.job_1", &bytes), Ok(Some(Listing::Job(_)))));
+        assert!(decode("directory.acc_b.job.job_1", &bytes).is_err());
+        assert!(decode("directory.acc_a.job.job_2", &bytes).is_err());
     }
 }

@@ -57,8 +57,8 @@ export async function startSystem() {
     link,
     origin,
     /** A dashboard token for `account`, as `make token` mints it; negative hours give an expired one. */
-    token(account, hours = 1, role = "owner") {
-      const args = ["token", "--account", account, "--hours", String(hours), "--role", role];
+    token(account, hours = 1, role = "owner", technician = null) {
+      const args = ["token", "--account", account, "--hours", String(hours), "--role", role, ...(technician ? ["--technician", technician] : [])];
       return execFileSync(join(ROOT, "target/debug/msgctl"), args, { env: { ...process.env, MSG_JWT_SECRET: JWT_SECRET } }).toString().trim();
     },
     /** A text from `from` to `to`, delivered by the provider simulator's signed inbound webhook. */

@@ -168,7 +168,7 @@ describe("the templates screen", () => {
   });
 
   test("a technician reads templates but cannot change them", async () => {
-    const page = await open(CONFIRMATION_SMS, system.token("acc_demo", 1, "technician"));
+    const page = await open(CONFIRMATION_SMS, system.token("acc_demo", 1, "technician", "tech_kim"));
     await page.locator("#template-sms_body").waitFor();
     assert.match(await page.locator(".readonly-note").innerText(), /can read templates/);
     assert.ok(await page.locator("#template-sms_body").getAttribute("readonly") !== null);

@@ -51,23 +51,29 @@ pub fn events(account: &str) -> Vec<Value> {
     )];
     let titles =
         ["Water heater install", "Leaky faucet repair", "Furnace tune-up", "Panel inspection", "Drain cleaning"];
-    let techs = ["Luis Ortega", "Kim Alvarez", "Jordan Blake"];
+    // Technicians by id, so a technician's token (`make token ROLE=technician TECHNICIAN=tech_kim`)
+    // sees their own jobs' customers.
+    let techs = [
+        json!({"id": "tech_luis", "name": "Luis Ortega"}),
+        json!({"id": "tech_kim", "name": "Kim Alvarez"}),
+        json!({"id": "tech_jordan", "name": "Jordan Blake"}),
+    ];
     for (i, c) in CUSTOMERS.iter().enumerate() {
         let starts = now + Duration::days(2) + Duration::hours(i as i64 * 2);
         let job = json!({"id": format!("job_{run}_{i}"), "title": titles[i % titles.len()],
                          "starts_at": starts.to_rfc3339(), "ends_at": (starts + Duration::hours(2)).to_rfc3339(),
-                         "technician": {"name": techs[i % techs.len()]}, "address": format!("{} Elm St, Austin, TX", 10 + i)});
+                         "technician": techs[i % techs.len()], "address": format!("{} Elm St, Austin, TX", 10 + i)});
         out.push(event("job.scheduled", json!({"customer": customer(c), "job": job})));
         if i == 0 {
             // The first customer's day: this morning's visit done, the afternoon's tech on the way.
             let morning = now - Duration::hours(3);
             let done = json!({"id": format!("job_{run}_morning"), "title": "Water heater inspection",
                               "starts_at": morning.to_rfc3339(), "ends_at": (morning + Duration::hours(2)).to_rfc3339(),
-                              "technician": {"name": techs[1]}, "address": "10 Elm St, Austin, TX"});
+                              "technician": techs[1], "address": "10 Elm St, Austin, TX"});
             let afternoon = now + Duration::minutes(20);
             let next = json!({"id": format!("job_{run}_afternoon"), "title": "Garbage disposal repair",
                               "starts_at": afternoon.to_rfc3339(), "ends_at": (afternoon + Duration::hours(1)).to_rfc3339(),
-                              "technician": {"name": techs[2]}, "address": "10 Elm St, Austin, TX"});
+                              "technician": techs[2], "address": "10 Elm St, Austin, TX"});
             out.push(event("job.en_route", json!({"customer": customer(c), "job": next})));
             let invoice = json!({"id": "inv_1001", "number": "1001", "amount_cents": 48_500, "currency": "USD",
                                  "url": "https://pay.example.com/i/1001"});

@@ -19,7 +19,7 @@ fn flags(args: &[String]) -> anyhow::Result<HashMap<String, String>> {
 }
 
 const USAGE: &str = "usage:
-  msgctl token --account ID [--role owner|office|technician] [--secret S] [--hours H]
+  msgctl token --account ID [--role owner|office|technician] [--technician ID] [--secret S] [--hours H]
   msgctl demo  --account ID [--nats URL]
   msgctl event --account ID --type TYPE --json '{\"customer\": {…}}' [--nats URL]
   msgctl feed  --account ID [--grpc URL] [--secret S] [--limit N]
@@ -42,17 +42,28 @@ fn secret(flags: &HashMap<String, String>) -> String {
         .unwrap_or_else(|| "dev-jwt-secret-change-me".to_owned())
 }
 
-/// A dashboard token for `account` with `role` (owner and office may change templates), valid for `hours`.
-pub fn mint(account: &str, role: &str, secret: &str, hours: i64) -> anyhow::Result<String> {
+/// A dashboard token for `account` with `role` (owner and office may change templates), valid for
+/// `hours`; a technician's names `technician` (they see only their jobs' customers).
+pub fn mint(account: &str, role: &str, technician: Option<&str>, secret: &str, hours: i64) -> anyhow::Result<String> {
     messaging_domain::AccountId::parse(account)?;
     anyhow::ensure!(["owner", "office", "technician"].contains(&role), "--role must be owner, office or technician");
-    let claims = serde_json::json!({
+    anyhow::ensure!(
+        (role == "technician") == technician.is_some(),
+        "--technician ID goes with --role technician, and only with it"
+    );
+    if let Some(id) = technician {
+        messaging_domain::TechnicianId::parse(id)?;
+    }
+    let mut claims = serde_json::json!({
         "account_id": account,
         "role": role,
         "sub": format!("dev:{account}"),
         "iat": chrono::Utc::now().timestamp(),
         "exp": (chrono::Utc::now() + chrono::Duration::hours(hours)).timestamp(),
     });
+    if let Some(id) = technician {
+        claims["technician_id"] = id.into();
+    }
     Ok(jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,
@@ -73,7 +84,8 @@ async fn main() -> anyhow::Result<()> {
         "token" => {
             let hours = flags.get("hours").map(|h| h.parse()).transpose()?.unwrap_or(24);
             let role = flags.get("role").map_or("owner", String::as_str);
-            println!("{}", mint(&account, role, &secret(&flags), hours)?);
+            let technician = flags.get("technician").map(String::as_str);
+            println!("{}", mint(&account, role, technician, &secret(&flags), hours)?);
         }
         "demo" => {
             let published = demo::publish_day(&nats(&flags), &account).await?;
@@ -89,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
             let port = std::env::var("GRPC_PORT").unwrap_or_else(|_| "50051".into());
             let url = flags.get("grpc").cloned().unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
             let limit = flags.get("limit").map(|l| l.parse()).transpose()?.unwrap_or(50);
-            let token = mint(&account, "owner", &secret(&flags), 1)?;
+            let token = mint(&account, "owner", None, &secret(&flags), 1)?;
             feed::print(&url, &token, limit).await?;
         }
         other => {

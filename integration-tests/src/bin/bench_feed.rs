@@ -78,6 +78,7 @@ impl Call {
             until: self.until,
             search: search::parse(&self.query).ok().flatten(),
             thread: self.thread.as_deref().map(ThreadOf::parse),
+            scope: None,
         }
     }
 

@@ -59,6 +59,8 @@ async fn apply(tx: &mut PgConnection, listings: Vec<(&str, Listing)>) -> sqlx::R
             match listing {
                 Listing::Account(listing) => account(tx, listing).await?,
                 Listing::Customer(listing) => customers_of_round.push(listing),
+                // Not on its consumer's subjects: who works a job is the feed's concern.
+                Listing::Job(_) => {}
             }
         }
         if !customers_of_round.is_empty() {

@@ -101,7 +101,7 @@ pub async fn attach(
     .await?;
     if moved.is_empty() && !attached_before(&mut tx, account, &key, customer_id).await? {
         // Nothing of this sender in the account: no thread to attach (and no link left behind).
-        return Err(AttachError::NotFound(format!("no thread for {sender}")));
+        return Err(AttachError::NotFound(no_thread(sender)));
     }
     for id in &moved {
         changes::record(&mut tx, account.as_str(), id).await?;
@@ -127,4 +127,9 @@ async fn attached_before(
     .bind(customer_id)
     .fetch_one(tx)
     .await
+}
+
+/// Why a sender's thread cannot be attached when the caller sees no such thread.
+pub fn no_thread(sender: &str) -> String {
+    format!("no thread for {sender}")
 }

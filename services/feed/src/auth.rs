@@ -1,10 +1,11 @@
 //! Bearer-token authentication: a JWT whose `account_id` claim scopes every call, HS256 with the
 //! configured secret or, when a public key is configured, RS256. The algorithm must be one of
 //! those (never `none`), `exp` is required and checked. The interceptor puts the verified
-//! [`AccountId`] and the token's [`Role`] into request extensions.
+//! [`AccountId`], the token's [`Role`] and, for a technician, their [`Technician`] id into request
+//! extensions: a technician token must name its `technician_id`.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use messaging_domain::AccountId;
+use messaging_domain::{AccountId, TechnicianId};
 use serde::Deserialize;
 use tonic::{Request, Status};
 
@@ -14,7 +15,14 @@ struct Claims {
     /// `owner`, `office` or `technician`; absent on tokens that only read the feed.
     #[serde(default)]
     role: Option<String>,
+    /// The technician a `technician` token is for: what scopes what they see.
+    #[serde(default)]
+    technician_id: Option<String>,
 }
+
+/// The technician a request's token is for (in the request's extensions for technician tokens only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Technician(pub TechnicianId);
 
 /// What the token's holder is to the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +82,11 @@ impl Authenticator {
 
     /// The account a request's bearer token grants and the role it names, or UNAUTHENTICATED.
     pub fn caller(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(AccountId, Role), Status> {
+        self.claims(metadata).map(|(account, role, _)| (account, role))
+    }
+
+    /// The account, the role and, for a technician, who: or UNAUTHENTICATED.
+    fn claims(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(AccountId, Role, Option<Technician>), Status> {
         let header = metadata
             .get("authorization")
             .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?
@@ -95,14 +108,26 @@ impl Authenticator {
         let role = Role::parse(data.claims.role.as_deref());
         let account = AccountId::parse(data.claims.account_id)
             .map_err(|_| Status::unauthenticated("token has an invalid account_id"))?;
-        Ok((account, role))
+        let technician = match (role, data.claims.technician_id) {
+            (Role::Technician, Some(id)) => Some(Technician(
+                TechnicianId::parse(id).map_err(|_| Status::unauthenticated("token has an invalid technician_id"))?,
+            )),
+            (Role::Technician, None) => {
+                return Err(Status::unauthenticated("a technician token must carry technician_id"));
+            }
+            _ => None,
+        };
+        Ok((account, role, technician))
     }
 
     /// A tonic interceptor storing the verified account in the request's extensions.
     pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let (account, role) = self.caller(request.metadata())?;
+        let (account, role, technician) = self.claims(request.metadata())?;
         request.extensions_mut().insert(account);
         request.extensions_mut().insert(role);
+        if let Some(technician) = technician {
+            request.extensions_mut().insert(technician);
+        }
         Ok(request)
     }
 }
@@ -115,4 +140,9 @@ pub fn account_of<T>(request: &Request<T>) -> Result<AccountId, Status> {
 /// The role of a request that passed the interceptor.
 pub fn role_of<T>(request: &Request<T>) -> Role {
     request.extensions().get::<Role>().copied().unwrap_or(Role::Unstated)
+}
+
+/// The technician of a request that passed the interceptor with a technician token.
+pub fn technician_of<T>(request: &Request<T>) -> Option<TechnicianId> {
+    request.extensions().get::<Technician>().map(|t| t.0.clone())
 }

@@ -1,5 +1,6 @@
-//! The directory as the feed needs it (`directory.<account>.account`, `…customer.<id>`): accounts
-//! to send manual messages from, customers to search and send to. A customer listing also claims
+//! The directory as the feed needs it (`directory.<account>.account`, `…customer.<id>`,
+//! `…job.<id>`): accounts to send manual messages from, customers to search and send to, who
+//! works which job ([`crate::scope`]). A customer listing also claims
 //! the account's messages from its phone number or email address that no customer owned, so the
 //! customer's thread shows them. Older listings never overwrite newer ones.
 
@@ -52,6 +53,7 @@ async fn apply(tx: &mut PgConnection, listings: Vec<(&str, Option<Listing>)>) ->
             match listing {
                 Some(Listing::Account(listing)) => account(tx, listing).await?,
                 Some(Listing::Customer(listing)) => customers_of_round.push(listing),
+                Some(Listing::Job(listing)) => crate::scope::keep_job(tx, &listing).await?,
                 None => {}
             }
         }

@@ -16,28 +16,17 @@ use tokio::sync::{broadcast, mpsc};
 use tonic::{Request, Response, Status};
 
 use crate::attach::{self, AttachError};
-use crate::auth::account_of;
+use crate::auth::{account_of, technician_of};
 use crate::changes::{self, WatchCursor};
 use crate::convert::{self, internal};
-use crate::limits::{StreamSlot, Streams};
+use crate::limits::Streams;
 use crate::matches::AccountSizes;
 use crate::readers::Readers;
+use crate::scope::{self, Scope};
 use crate::send::{self, Compose, SendError};
 use crate::store::{self, Filter, Order, ThreadOf};
 use crate::threads;
-
-/// Changes a watcher reads per query.
-const WATCH_BATCH: i64 = 100;
-/// How often a watcher looks for changes without a notification (one may have been missed, or the
-/// change's transaction was not yet older than every running one).
-const WATCH_POLL: Duration = Duration::from_secs(1);
-/// How long a quiet stream waits before sending a fresh cursor without a message, so a client
-/// resuming after a quiet day still holds a cursor within the retention.
-const WATCH_HEARTBEAT: Duration = Duration::from_secs(30);
-/// The least time between two reads of one watcher: under load changes come in bursts (every
-/// projector commit notifies), and one read a little later takes the whole burst. A change after
-/// a quiet spell is read at once.
-const WATCH_MIN_GAP: Duration = Duration::from_millis(50);
+use crate::watch::Watcher;
 
 /// The gRPC service.
 pub struct Feed {
@@ -53,6 +42,8 @@ pub struct Feed {
     pub(crate) readers: Readers,
     /// Open WatchFeed streams, by account and connection.
     pub(crate) streams: Arc<Streams>,
+    /// How long a technician still sees the customer of a job completed or cancelled.
+    pub(crate) recent: Duration,
 }
 
 #[tonic::async_trait]
@@ -62,6 +53,7 @@ impl FeedService for Feed {
         request: Request<api::ListMessagesRequest>,
     ) -> Result<Response<api::ListMessagesResponse>, Status> {
         let account = account_of(&request)?;
+        let scope = self.scope(&request, &account).await?;
         let r = request.into_inner();
         let (since, until) = convert::range(r.since, r.until)?;
         let filter = Filter {
@@ -73,6 +65,7 @@ impl FeedService for Feed {
             until,
             search: convert::term(&r.query)?,
             thread: None,
+            scope: scope.customers(),
         };
         let after = convert::cursor(&r.page_token)?;
         let limit = convert::page_size(r.page_size)?;
@@ -93,11 +86,16 @@ impl FeedService for Feed {
         request: Request<api::GetThreadRequest>,
     ) -> Result<Response<api::GetThreadResponse>, Status> {
         let account = account_of(&request)?;
+        let scope = self.scope(&request, &account).await?;
         let r = request.into_inner();
         if r.customer_id.is_empty() {
             return Err(Status::invalid_argument("customer_id is required"));
         }
         let thread = ThreadOf::parse(&r.customer_id);
+        if !scope.sees_thread(&thread) {
+            let what = if matches!(thread, ThreadOf::Sender(_)) { "thread for" } else { "customer" };
+            return Err(Status::not_found(format!("no {what} {}", r.customer_id)));
+        }
         let mut reader = self.readers.get(account.as_str()).await.map_err(internal)?;
         let mut reach = Vec::new();
         let customer = match &thread {
@@ -158,12 +156,14 @@ impl FeedService for Feed {
         request: Request<api::GetMessageRequest>,
     ) -> Result<Response<api::GetMessageResponse>, Status> {
         let account = account_of(&request)?;
+        let scope = self.scope(&request, &account).await?;
         let id = request.into_inner().message_id;
         if id.is_empty() {
             return Err(Status::invalid_argument("message_id is required"));
         }
         let mut reader = self.readers.get(account.as_str()).await.map_err(internal)?;
-        let Some(row) = store::get(reader.conn(), &account, &id).await.map_err(internal)? else {
+        let found = store::get(reader.conn(), &account, &id).await.map_err(internal)?;
+        let Some(row) = found.filter(|row| scope.allows(&row.customer_id)) else {
             reader.done();
             return Err(Status::not_found(format!("no message {id}")));
         };
@@ -192,9 +192,13 @@ impl FeedService for Feed {
         request: Request<api::SendMessageRequest>,
     ) -> Result<Response<api::SendMessageResponse>, Status> {
         let account = account_of(&request)?;
+        let scope = self.scope(&request, &account).await?;
         let r = request.into_inner();
         let channel = Channel::from_proto(r.channel)
             .ok_or_else(|| Status::invalid_argument("channel must be CHANNEL_SMS or CHANNEL_EMAIL"))?;
+        if !scope.allows(&r.customer_id) && !r.customer_id.is_empty() {
+            return Err(Status::not_found(SendError::NoCustomer(r.customer_id).to_string()));
+        }
         let compose = Compose {
             request_id: r.request_id,
             customer_id: r.customer_id,
@@ -221,7 +225,8 @@ impl FeedService for Feed {
         request: Request<api::ResendMessageRequest>,
     ) -> Result<Response<api::ResendMessageResponse>, Status> {
         let account = account_of(&request)?;
-        let compose = crate::resend::compose(&self.pool, &account, request.into_inner()).await?;
+        let scope = self.scope(&request, &account).await?;
+        let compose = crate::resend::compose(&self.pool, &account, &scope, request.into_inner()).await?;
         let (message_id, status) = self.send(&account, compose).await?;
         Ok(Response::new(api::ResendMessageResponse { message_id, status }))
     }
@@ -231,7 +236,11 @@ impl FeedService for Feed {
         request: Request<api::ReplyToSenderRequest>,
     ) -> Result<Response<api::ReplyToSenderResponse>, Status> {
         let account = account_of(&request)?;
+        let scope = self.scope(&request, &account).await?;
         let r = request.into_inner();
+        if !scope.sees_strangers() {
+            return Err(Status::not_found(SendError::NoThread(r.sender).to_string()));
+        }
         let compose = Compose {
             request_id: r.request_id,
             customer_id: r.sender,
@@ -250,7 +259,11 @@ impl FeedService for Feed {
         request: Request<api::AttachThreadRequest>,
     ) -> Result<Response<api::AttachThreadResponse>, Status> {
         let account = account_of(&request)?;
+        let scope = self.scope(&request, &account).await?;
         let r = request.into_inner();
+        if !scope.sees_strangers() {
+            return Err(Status::not_found(attach::no_thread(&r.sender)));
+        }
         match attach::attach(&self.pool, &account, &r.sender, &r.customer_id).await {
             Ok((attached, c)) => Ok(Response::new(api::AttachThreadResponse {
                 attached: attached as i64,
@@ -268,8 +281,11 @@ impl FeedService for Feed {
         request: Request<api::ListWaitingRequest>,
     ) -> Result<Response<api::ListWaitingResponse>, Status> {
         let account = account_of(&request)?;
+        let scope = self.scope(&request, &account).await?;
         let customer_id = request.into_inner().customer_id;
-        let waiting = crate::waiting::list(&self.pool, &account, &customer_id).await.map_err(internal)?;
+        let customers = scope.customers();
+        let waiting =
+            crate::waiting::list(&self.pool, &account, &customer_id, customers.as_deref()).await.map_err(internal)?;
         Ok(Response::new(api::ListWaitingResponse {
             waiting: waiting
                 .into_iter()
@@ -297,6 +313,7 @@ impl FeedService for Feed {
         request: Request<api::WatchFeedRequest>,
     ) -> Result<Response<Self::WatchFeedStream>, Status> {
         let account = account_of(&request)?;
+        let technician = technician_of(&request);
         let slot = self.streams.open(account.as_str(), request.remote_addr())?;
         let token = request.into_inner().cursor;
         let cursor = if token.is_empty() {
@@ -314,6 +331,7 @@ impl FeedService for Feed {
         let watcher = Watcher {
             pool: self.pool.clone(),
             account,
+            technician: technician.map(|t| (t, self.recent)),
             signals: self.signals.subscribe(),
             shutdown: self.shutdown.clone(),
             _slot: slot,
@@ -327,10 +345,13 @@ impl FeedService for Feed {
         request: Request<api::GetCountsRequest>,
     ) -> Result<Response<api::GetCountsResponse>, Status> {
         let account = account_of(&request)?;
+        let customers = self.scope(&request, &account).await?.customers();
         let r = request.into_inner();
         let (since, until) = convert::range(r.since, r.until)?;
-        let (unread_total, threads) = threads::unread(&self.pool, &account).await.map_err(internal)?;
-        let failed = threads::failed(&self.pool, &account, since, until).await.map_err(internal)?;
+        let (unread_total, threads) =
+            threads::unread(&self.pool, &account, customers.as_deref()).await.map_err(internal)?;
+        let failed =
+            threads::failed(&self.pool, &account, customers.as_deref(), since, until).await.map_err(internal)?;
         Ok(Response::new(api::GetCountsResponse {
             unread_total,
             threads: threads
@@ -346,6 +367,7 @@ impl FeedService for Feed {
         request: Request<api::MarkReadRequest>,
     ) -> Result<Response<api::MarkReadResponse>, Status> {
         let account = account_of(&request)?;
+        let scope = self.scope(&request, &account).await?;
         let r = request.into_inner();
         if r.customer_id.is_empty() && r.message_ids.is_empty() {
             return Err(Status::invalid_argument("customer_id or message_ids is required"));
@@ -354,13 +376,27 @@ impl FeedService for Feed {
             return Err(Status::invalid_argument("at most 500 message_ids at once"));
         }
         let thread = (!r.customer_id.is_empty()).then(|| ThreadOf::parse(&r.customer_id));
-        let marked =
-            threads::mark_read(&self.pool, &account, thread.as_ref(), &r.message_ids).await.map_err(internal)?;
+        if thread.as_ref().is_some_and(|thread| !scope.sees_thread(thread)) {
+            return Ok(Response::new(api::MarkReadResponse { marked: 0 }));
+        }
+        let customers = scope.customers();
+        let marked = threads::mark_read(&self.pool, &account, thread.as_ref(), &r.message_ids, customers.as_deref())
+            .await
+            .map_err(internal)?;
         Ok(Response::new(api::MarkReadResponse { marked: marked as i64 }))
     }
 }
 
 impl Feed {
+    /// What the caller may see: the whole account, or a technician's customers as of now.
+    async fn scope<T>(&self, request: &Request<T>, account: &AccountId) -> Result<Scope, Status> {
+        let Some(technician) = technician_of(request) else { return Ok(Scope::Account) };
+        let mut reader = self.readers.get(account.as_str()).await.map_err(internal)?;
+        let scope = scope::resolve(reader.conn(), account, Some(&technician), self.recent).await.map_err(internal)?;
+        reader.done();
+        Ok(scope)
+    }
+
     /// A manual message or a reply to a sender, queued (or found by its request id): (id, status).
     async fn send(&self, account: &AccountId, compose: Compose) -> Result<(String, i32), Status> {
         match send::send(&self.pool, account, compose).await {
@@ -375,97 +411,6 @@ impl Feed {
             Err(SendError::Refused(why)) => Err(Status::failed_precondition(why)),
             Err(error @ SendError::Reused(_)) => Err(Status::already_exists(error.to_string())),
             Err(SendError::Database(error)) => Err(internal(error)),
-        }
-    }
-}
-
-/// One WatchFeed stream.
-struct Watcher {
-    pool: PgPool,
-    account: AccountId,
-    signals: broadcast::Receiver<String>,
-    shutdown: Shutdown,
-    /// Held while the stream is open.
-    _slot: StreamSlot,
-}
-
-impl Watcher {
-    /// Sends every change after `cursor` until the client goes away or the service stops.
-    async fn run(mut self, mut cursor: WatchCursor, sender: mpsc::Sender<Result<api::WatchFeedResponse, Status>>) {
-        // The stream's position first: a client cut off before anything changes resumes from
-        // here, not from a later "now" that would skip what happened in between.
-        if sender.send(Ok(api::WatchFeedResponse { message: None, cursor: cursor.encode() })).await.is_err() {
-            return;
-        }
-        let mut quiet_since = tokio::time::Instant::now();
-        loop {
-            let read_at = tokio::time::Instant::now();
-            let batch = match changes::after(&self.pool, self.account.as_str(), &cursor, WATCH_BATCH).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    let _ = sender.send(Err(internal(error))).await;
-                    return;
-                }
-            };
-            let full = batch.len() as i64 == WATCH_BATCH;
-            for (next, row) in batch {
-                cursor = WatchCursor { at: chrono::Utc::now(), ..next };
-                let Some(row) = row else { continue };
-                let change = api::WatchFeedResponse { message: Some(convert::message(&row)), cursor: cursor.encode() };
-                if sender.send(Ok(change)).await.is_err() {
-                    return;
-                }
-                quiet_since = tokio::time::Instant::now();
-            }
-            if quiet_since.elapsed() >= WATCH_HEARTBEAT {
-                cursor.at = chrono::Utc::now();
-                if sender.send(Ok(api::WatchFeedResponse { message: None, cursor: cursor.encode() })).await.is_err() {
-                    return;
-                }
-                quiet_since = tokio::time::Instant::now();
-            }
-            if full {
-                continue;
-            }
-            tokio::select! {
-                () = self.shutdown.cancelled() => return,
-                () = sender.closed() => return,
-                () = tokio::time::sleep(WATCH_POLL) => {}
-                () = signalled(&mut self.signals, self.account.as_str()) => {}
-            }
-            let gap = WATCH_MIN_GAP.saturating_sub(read_at.elapsed());
-            if !gap.is_zero() {
-                tokio::select! {
-                    () = self.shutdown.cancelled() => return,
-                    () = tokio::time::sleep(gap) => {}
-                }
-                // The read about to happen covers whatever was signalled meanwhile.
-                drain(&mut self.signals);
-            }
-        }
-    }
-}
-
-/// Takes every signal already queued.
-fn drain(signals: &mut broadcast::Receiver<String>) {
-    while !matches!(
-        signals.try_recv(),
-        Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
-    ) {}
-}
-
-/// Returns once a change for `account` is signalled (or signals were missed), having taken every
-/// signal already queued: one read of the log covers them all.
-async fn signalled(signals: &mut broadcast::Receiver<String>, account: &str) {
-    loop {
-        match signals.recv().await {
-            Ok(changed) if changed == account => {
-                drain(signals);
-                return;
-            }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => return,
-            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }
 }

@@ -15,11 +15,13 @@ mod project;
 pub mod projector;
 mod readers;
 mod resend;
+mod scope;
 mod send;
 pub mod store;
 mod templates;
 pub mod threads;
 mod waiting;
+mod watch;
 mod web;
 
 use std::net::SocketAddr;
@@ -59,6 +61,8 @@ pub struct Config {
     pub watch_retention_hours: u64,
     /// WatchFeed streams per account and per connection; read connections per account.
     pub limits: limits::FeedLimits,
+    /// How long after its job is completed or cancelled a technician still sees its customer, in days.
+    pub technician_recent_days: u32,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             jwt_public_key_file: String::new(),
             watch_retention_hours: 24,
             limits: limits::FeedLimits::default(),
+            technician_recent_days: 14,
         }
     }
 }
@@ -163,6 +168,7 @@ impl App {
                 },
             ),
             streams: limits::Streams::new(&self.config.limits),
+            recent: Duration::from_secs(u64::from(self.config.technician_recent_days) * 86_400),
         };
         let templates = templates::Templates { pool: self.runtime.pool.clone(), relay: service.relay.clone() };
         let feed = FeedServiceServer::with_interceptor(service, {
@@ -213,6 +219,14 @@ impl App {
             Arc::new(directory::Directory),
             shutdown.clone(),
         ));
+        let jobs_task = tokio::spawn(bus::batch::run(
+            self.runtime.jetstream.clone(),
+            "feed",
+            ConsumerSpec::of(&consumers::FEED_JOBS).batched(1, 100),
+            self.runtime.pool.clone(),
+            Arc::new(directory::Directory),
+            shutdown.clone(),
+        ));
         let projector = Arc::new(projector::Projector);
         bus::batch::run(
             self.runtime.jetstream.clone(),
@@ -224,6 +238,7 @@ impl App {
         )
         .await?;
         directory_task.await??;
+        jobs_task.await??;
         // Unary calls finish within the grace period; streams nobody closes (a health Watch) do not
         // hold the process: they are cut after a few seconds more.
         for (name, mut server) in [("gRPC", Some(server)), ("gRPC-Web", web)]

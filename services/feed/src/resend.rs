@@ -10,11 +10,18 @@ use sqlx::PgPool;
 use tonic::Status;
 
 use crate::convert::internal;
+use crate::scope::Scope;
 use crate::send::{Compose, MAX_SMS_CHARS};
 use crate::store;
 
 /// The manual message that resends the request's failed message, or why there can be none.
-pub async fn compose(pool: &PgPool, account: &AccountId, r: api::ResendMessageRequest) -> Result<Compose, Status> {
+/// A message outside the caller's `scope` is not found, like another account's.
+pub async fn compose(
+    pool: &PgPool,
+    account: &AccountId,
+    scope: &Scope,
+    r: api::ResendMessageRequest,
+) -> Result<Compose, Status> {
     if r.message_id.is_empty() {
         return Err(Status::invalid_argument("message_id is required"));
     }
@@ -23,7 +30,9 @@ pub async fn compose(pool: &PgPool, account: &AccountId, r: api::ResendMessageRe
         n => Some(Channel::from_proto(n).ok_or_else(|| Status::invalid_argument("channel must be SMS or email"))?),
     };
     let failed = store::get(pool, account, &r.message_id).await.map_err(internal)?;
-    let Some(failed) = failed else { return Err(Status::not_found(format!("no message {}", r.message_id))) };
+    let Some(failed) = failed.filter(|m| scope.allows(&m.customer_id)) else {
+        return Err(Status::not_found(format!("no message {}", r.message_id)));
+    };
     if failed.direction != "outbound" {
         return Err(Status::invalid_argument("only a message the business sent can be resent, not a reply"));
     }

@@ -47,6 +47,8 @@ pub struct Filter {
     pub until: Option<DateTime<Utc>>,
     pub search: Option<Term>,
     pub thread: Option<ThreadOf>,
+    /// Only these customers' messages (a technician's scope); `None`: the whole account.
+    pub scope: Option<Vec<String>>,
 }
 
 /// Whose thread: a customer's, or that of a sender no customer owns, by number or address.
@@ -338,6 +340,9 @@ fn push_common(
                 .push("))");
         }
         None => {}
+    }
+    if let Some(customers) = &filter.scope {
+        query.push(" AND customer_id = ANY(").push_bind(customers.clone()).push(")");
     }
     if let Some(cursor) = after {
         query

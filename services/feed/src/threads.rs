@@ -62,15 +62,21 @@ pub fn customer_row(r: &sqlx::postgres::PgRow) -> sqlx::Result<CustomerRow> {
 /// Unread replies in one thread: (customer_id, sender for an unknown one, unread).
 pub type ThreadUnread = (String, String, i64);
 
-/// Unread replies: the total, and per thread (most recent first).
-pub async fn unread(pool: &PgPool, account: &AccountId) -> sqlx::Result<(i64, Vec<ThreadUnread>)> {
+/// Unread replies: the total, and per thread (most recent first); only `customers`' when given
+/// (a technician's scope).
+pub async fn unread(
+    pool: &PgPool,
+    account: &AccountId,
+    customers: Option<&[String]>,
+) -> sqlx::Result<(i64, Vec<ThreadUnread>)> {
     let rows = sqlx::query(
         "SELECT customer_id, CASE WHEN customer_id = '' THEN COALESCE(NULLIF(customer_phone, ''), customer_email) ELSE '' END AS sender,
                 count(*) AS unread, max(created_at) AS latest
-         FROM feed.messages WHERE account_id = $1 AND unread
+         FROM feed.messages WHERE account_id = $1 AND unread AND ($2::text[] IS NULL OR customer_id = ANY($2))
          GROUP BY 1, 2 ORDER BY latest DESC",
     )
     .bind(account.as_str())
+    .bind(customers)
     .fetch_all(pool)
     .await?;
     let mut total = 0;
@@ -85,31 +91,35 @@ pub async fn unread(pool: &PgPool, account: &AccountId) -> sqlx::Result<(i64, Ve
     Ok((total, threads))
 }
 
-/// Failed messages created in `[since, until)`.
+/// Failed messages created in `[since, until)`; only `customers`' when given.
 pub async fn failed(
     pool: &PgPool,
     account: &AccountId,
+    customers: Option<&[String]>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "SELECT count(*) FROM feed.messages WHERE account_id = $1 AND status = 'failed'
-           AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)",
+           AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)
+           AND ($4::text[] IS NULL OR customer_id = ANY($4))",
     )
     .bind(account.as_str())
     .bind(since)
     .bind(until)
+    .bind(customers)
     .fetch_one(pool)
     .await
 }
 
-/// Marks a thread's unread replies read (all of them, or only `message_ids` when given);
-/// returns how many changed.
+/// Marks a thread's unread replies read (all of them, or only `message_ids` when given), only
+/// `customers`' when given; returns how many changed.
 pub async fn mark_read(
     pool: &PgPool,
     account: &AccountId,
     thread: Option<&ThreadOf>,
     message_ids: &[String],
+    customers: Option<&[String]>,
 ) -> sqlx::Result<u64> {
     let (customer, sender) = match thread {
         Some(ThreadOf::Customer(id)) => (Some(id.as_str()), None),
@@ -122,12 +132,14 @@ pub async fn mark_read(
          WHERE account_id = $1 AND unread AND ($2::text IS NULL OR customer_id = $2)
            AND ($4::text IS NULL OR (customer_id = '' AND (customer_phone = $4 OR lower(customer_email) = lower($4))))
            AND (cardinality($3::text[]) = 0 OR message_id = ANY($3))
+           AND ($5::text[] IS NULL OR customer_id = ANY($5))
          RETURNING message_id",
     )
     .bind(account.as_str())
     .bind(customer)
     .bind(message_ids)
     .bind(sender)
+    .bind(customers)
     .fetch_all(&mut *tx)
     .await?;
     for id in &marked {

@@ -50,18 +50,25 @@ pub struct Waiting {
 }
 
 /// The account's waiting items (one customer's, when given), soonest first.
-pub async fn list(pool: &PgPool, account: &AccountId, customer_id: &str) -> sqlx::Result<Vec<Waiting>> {
+pub async fn list(
+    pool: &PgPool,
+    account: &AccountId,
+    customer_id: &str,
+    customers: Option<&[String]>,
+) -> sqlx::Result<Vec<Waiting>> {
     let rows = sqlx::query(
         "SELECT w.key, w.message_type, w.customer_id, COALESCE(c.name, '') AS name, COALESCE(c.phone, '') AS phone,
                 COALESCE(c.email, '') AS email, w.job_id, w.due_at, w.reason
          FROM feed.waiting w
          LEFT JOIN feed.customers c ON c.account_id = w.account_id AND c.customer_id = w.customer_id
          WHERE w.account_id = $1 AND w.due_at IS NOT NULL AND ($2 = '' OR w.customer_id = $2)
+           AND ($4::text[] IS NULL OR w.customer_id = ANY($4))
          ORDER BY w.due_at, w.key LIMIT $3",
     )
     .bind(account.as_str())
     .bind(customer_id)
     .bind(MAX_LISTED)
+    .bind(customers)
     .fetch_all(pool)
     .await?;
     rows.iter()

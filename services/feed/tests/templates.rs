@@ -52,6 +52,9 @@ fn token(account: &str, role: Option<&str>) -> String {
     if let Some(role) = role {
         claims["role"] = role.into();
     }
+    if role == Some("technician") {
+        claims["technician_id"] = "tech_1".into();
+    }
     let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
     jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap_or_default()
 }

@@ -59,8 +59,12 @@ pub const FEED: ConsumerDef = ConsumerDef {
 pub const FEED_LISTINGS: ConsumerDef =
     ConsumerDef { stream: &streams::DIRECTORY, durable: "feed-listings", subjects: LISTINGS };
 
+/// The feed: job listings (who works a job, for whom), read from the stream's start.
+pub const FEED_JOBS: ConsumerDef =
+    ConsumerDef { stream: &streams::DIRECTORY, durable: "feed-jobs", subjects: &["directory.*.job.*"] };
+
 /// Every consumer of every service.
-pub const ALL: [ConsumerDef; 11] = [
+pub const ALL: [ConsumerDef; 12] = [
     INGEST,
     DISPATCH,
     DISPATCH_OPT_OUTS,
@@ -72,6 +76,7 @@ pub const ALL: [ConsumerDef; 11] = [
     DELIVERY_STATUS_DIRECTORY,
     FEED,
     FEED_LISTINGS,
+    FEED_JOBS,
 ];
 
 #[cfg(test)]
