@@ -3,7 +3,8 @@
 //! page's calls over gRPC — first and deep pages, each filter alone, filters combined, name and
 //! phone search, threads — on the largest account and on random others. In the same run it
 //! runs the feed's very same queries through one Postgres connection, the baseline, and prints p50 / p99
-//! for both and their ratio. `BENCH_FEED_MESSAGES` and `BENCH_REQUESTS` scale it down.
+//! for both and their ratio. A technician's page (their jobs' customers only, resolved on every
+//! call) is timed beside the office's. `BENCH_FEED_MESSAGES` and `BENCH_REQUESTS` scale it down.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,9 +13,10 @@ use chrono::{DateTime, Utc};
 use messaging_domain::search;
 use messaging_domain::{AccountId, Channel, Direction, MessageType, Status};
 use messaging_feed::matches::AccountSizes;
+use messaging_feed::scope;
 use messaging_feed::store::{self, Cursor, Filter, Order, ThreadOf};
 use messaging_feed::threads;
-use messaging_integration_tests::client::{token, with_bearer};
+use messaging_integration_tests::client::{technician_token, token, with_bearer};
 use messaging_integration_tests::measure::percentile;
 use messaging_integration_tests::seed::{self, FIRST_NAMES, LAST_NAMES, Sizes};
 use messaging_integration_tests::{Stack, setting};
@@ -26,6 +28,10 @@ use rand::{Rng as _, SeedableRng as _};
 use sqlx::{Connection as _, PgConnection};
 
 const LARGEST: &str = "acc_0000";
+/// The technician whose page is timed: lead on 40 current jobs in every account.
+const TECHNICIAN: &str = "tech_bench";
+/// How long a finished job keeps its customer in a technician's scope (the feed's default).
+const RECENT: Duration = Duration::from_secs(14 * 86_400);
 /// Rows per page (`BENCH_PAGE`, default 50: the dashboard's page).
 fn page() -> i64 {
     static PAGE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
@@ -46,6 +52,8 @@ struct Call {
     after: Option<Cursor>,
     thread: Option<String>,
     message: Option<String>,
+    /// Made with [`TECHNICIAN`]'s token: their scope only.
+    technician: bool,
 }
 
 impl Call {
@@ -62,6 +70,7 @@ impl Call {
             after: None,
             thread: None,
             message: None,
+            technician: false,
         }
     }
 
@@ -105,7 +114,11 @@ async fn sql(conn: &mut PgConnection, sizes: &AccountSizes, call: &Call) -> anyh
         anyhow::ensure!(found.is_some(), "no message {id}");
         return Ok(store::timeline(&mut *conn, &account, id).await?.len() + 1);
     }
-    let filter = call.filter();
+    let mut filter = call.filter();
+    if call.technician {
+        let technician = messaging_domain::TechnicianId::parse(TECHNICIAN)?;
+        filter.scope = scope::resolve(&mut *conn, &account, Some(&technician), RECENT).await?.customers();
+    }
     if let Some(customer) = &call.thread {
         let found = threads::customer(&mut *conn, &account, customer).await?;
         anyhow::ensure!(found.is_some(), "no customer {customer}");
@@ -120,7 +133,13 @@ async fn grpc(
     tokens: &mut HashMap<String, String>,
     call: &Call,
 ) -> anyhow::Result<usize> {
-    let token = tokens.entry(call.account.clone()).or_insert_with(|| token(&call.account)).clone();
+    let key = format!("{}/{}", call.account, call.technician);
+    let token = tokens
+        .entry(key)
+        .or_insert_with(|| {
+            if call.technician { technician_token(&call.account, TECHNICIAN) } else { token(&call.account) }
+        })
+        .clone();
     if let Some(id) = &call.message {
         let request = GetMessageRequest { message_id: id.clone() };
         return Ok(client.get_message(with_bearer(request, &token)).await?.into_inner().timeline.len() + 1);
@@ -270,7 +289,32 @@ fn scenarios(s: &Samples, requests: usize, accounts: u32) -> Vec<Scenario> {
             .collect()
     };
     add("message with timeline", 10.0, (messages(&s.largest_rows), messages(&s.other_rows)));
+    add("technician: first page", 10.0, each(&|c| Call { technician: true, ..c }));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let technician =
+        |calls: Vec<Call>| -> Vec<Call> { calls.into_iter().map(|c| Call { technician: true, ..c }).collect() };
+    let largest_names = technician(names(vec![LARGEST.to_owned(); requests], &mut rng));
+    let other_names = technician(names(others.clone(), &mut rng));
+    add("technician: name search", 50.0, (largest_names, other_names));
     list
+}
+
+/// Every customer's job: 40 per account current for [`TECHNICIAN`], the rest finished long ago
+/// (past the window) by twenty others, so the scope is read from a realistic `feed.jobs`.
+async fn seed_jobs(pool: &sqlx::PgPool) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO feed.jobs (account_id, job_id, customer_id, state, technician_ids, as_of)
+         SELECT account_id, 'job_' || customer_id, customer_id,
+                CASE WHEN n <= 40 THEN 'scheduled' ELSE 'completed' END,
+                CASE WHEN n <= 40 THEN ARRAY['tech_bench'] ELSE ARRAY['tech_' || (n % 20)] END,
+                CASE WHEN n <= 40 THEN now() ELSE now() - interval '60 days' END
+         FROM (SELECT account_id, customer_id, row_number() OVER (PARTITION BY account_id ORDER BY customer_id) AS n
+               FROM feed.customers) c",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query("ANALYZE feed.jobs").execute(pool).await?;
+    Ok(done.rows_affected())
 }
 
 async fn time_sql(conn: &mut PgConnection, sizes: &AccountSizes, calls: &[Call]) -> anyhow::Result<Vec<Duration>> {
@@ -320,6 +364,7 @@ async fn main() -> anyhow::Result<()> {
         sizes.customers()
     );
     seed::seed(&pool, sizes).await?;
+    println!("seeded {} jobs", seed_jobs(&pool).await?);
     let mut conn = PgConnection::connect(&stack.infra.database_url()).await?;
     let samples = samples(&mut conn, requests).await?;
     let scenarios = scenarios(&samples, requests, accounts);

@@ -15,7 +15,7 @@ mod project;
 pub mod projector;
 mod readers;
 mod resend;
-mod scope;
+pub mod scope;
 mod send;
 pub mod store;
 mod templates;

@@ -1,0 +1,87 @@
+//! Technician scope on a real Postgres: job listings applied by the directory handler make a
+//! technician's customers — lead or helper, scheduled or on the way, or finished within the
+//! window — a reassignment moves the customer, a late older listing changes nothing, and the same
+//! technician id in another account sees nothing of this one.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use messaging_domain::{AccountId, TechnicianId};
+use messaging_feed::directory::Directory;
+use messaging_feed::scope::{self, Scope};
+use messaging_integration_tests::Database;
+use messaging_integration_tests::database::delivery;
+use messaging_platform::bus::{Outcome, TxHandler};
+use messaging_proto::bus::JobListing;
+use sqlx::PgPool;
+
+const WINDOW: Duration = Duration::from_secs(14 * 86_400);
+
+fn listing(
+    account: &str,
+    job: &str,
+    customer: &str,
+    state: &str,
+    lead: &str,
+    helpers: &[&str],
+    days_ago: i64,
+) -> JobListing {
+    let at = Utc::now() - chrono::Duration::days(days_ago);
+    JobListing {
+        account_id: account.into(),
+        job_id: job.into(),
+        customer_id: customer.into(),
+        state: state.into(),
+        technician_id: lead.into(),
+        helper_ids: helpers.iter().map(|h| (*h).to_owned()).collect(),
+        as_of: Some(messaging_proto::time::timestamp(at)),
+        ..Default::default()
+    }
+}
+
+async fn apply(pool: &PgPool, listing: &JobListing) {
+    let mut tx = pool.begin().await.expect("begin");
+    assert_eq!(Directory.handle(&mut tx, &delivery(listing)).await, Outcome::Ack);
+    tx.commit().await.expect("commit");
+}
+
+async fn customers_of(pool: &PgPool, account: &str, technician: &str) -> Vec<String> {
+    let (account, technician) = (AccountId::parse(account).expect("id"), TechnicianId::parse(technician).expect("id"));
+    let mut conn = pool.acquire().await.expect("connection");
+    match scope::resolve(&mut conn, &account, Some(&technician), WINDOW).await.expect("scope") {
+        Scope::Customers(ids) => {
+            let mut ids: Vec<String> = ids.into_iter().collect();
+            ids.sort();
+            ids
+        }
+        Scope::Account => panic!("a technician is never the whole account"),
+    }
+}
+
+#[test]
+fn a_technicians_customers_follow_their_jobs() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let database = runtime.block_on(Database::start("feed-scope")).expect("postgres");
+    let pool = database.pool.clone();
+    runtime.block_on(async {
+        apply(&pool, &listing("acc_a", "job_1", "cus_1", "scheduled", "tech_a", &["tech_b", "tech_a"], 0)).await;
+        apply(&pool, &listing("acc_a", "job_2", "cus_2", "en_route", "tech_b", &[], 0)).await;
+        apply(&pool, &listing("acc_a", "job_3", "cus_3", "completed", "tech_a", &[], 13)).await;
+        apply(&pool, &listing("acc_a", "job_4", "cus_4", "cancelled", "tech_a", &[], 15)).await;
+        apply(&pool, &listing("acc_b", "job_1", "cus_9", "scheduled", "tech_a", &[], 0)).await;
+        assert_eq!(
+            customers_of(&pool, "acc_a", "tech_a").await,
+            ["cus_1", "cus_3"],
+            "lead now, and finished 13 days ago"
+        );
+        assert_eq!(customers_of(&pool, "acc_a", "tech_b").await, ["cus_1", "cus_2"], "helper, and lead on the way");
+        assert_eq!(customers_of(&pool, "acc_b", "tech_a").await, ["cus_9"], "the same id elsewhere is another person");
+
+        // Job 2 moves to tech_a; a late listing from before the move changes nothing.
+        apply(&pool, &listing("acc_a", "job_2", "cus_2", "scheduled", "tech_a", &[], 0)).await;
+        apply(&pool, &listing("acc_a", "job_2", "cus_2", "scheduled", "tech_b", &[], 1)).await;
+        assert_eq!(customers_of(&pool, "acc_a", "tech_a").await, ["cus_1", "cus_2", "cus_3"]);
+        assert_eq!(customers_of(&pool, "acc_a", "tech_b").await, ["cus_1"]);
+        assert!(customers_of(&pool, "acc_a", "tech_z").await.is_empty(), "a technician with no jobs sees no one");
+    });
+}
