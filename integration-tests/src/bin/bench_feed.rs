@@ -303,17 +303,24 @@ fn scenarios(s: &Samples, requests: usize, accounts: u32) -> Vec<Scenario> {
 /// (past the window) by twenty others, so the scope is read from a realistic `feed.jobs`.
 async fn seed_jobs(pool: &sqlx::PgPool) -> anyhow::Result<u64> {
     let done = sqlx::query(
-        "INSERT INTO feed.jobs (account_id, job_id, customer_id, state, technician_ids, as_of)
+        "INSERT INTO feed.jobs (account_id, job_id, customer_id, state, as_of)
          SELECT account_id, 'job_' || customer_id, customer_id,
                 CASE WHEN n <= 40 THEN 'scheduled' ELSE 'completed' END,
-                CASE WHEN n <= 40 THEN ARRAY['tech_bench'] ELSE ARRAY['tech_' || (n % 20)] END,
                 CASE WHEN n <= 40 THEN now() ELSE now() - interval '60 days' END
          FROM (SELECT account_id, customer_id, row_number() OVER (PARTITION BY account_id ORDER BY customer_id) AS n
                FROM feed.customers) c",
     )
     .execute(pool)
     .await?;
-    sqlx::query("ANALYZE feed.jobs").execute(pool).await?;
+    sqlx::query(
+        "INSERT INTO feed.job_technicians (account_id, technician_id, job_id)
+         SELECT account_id, CASE WHEN n <= 40 THEN 'tech_bench' ELSE 'tech_' || (n % 20) END, 'job_' || customer_id
+         FROM (SELECT account_id, customer_id, row_number() OVER (PARTITION BY account_id ORDER BY customer_id) AS n
+               FROM feed.customers) c",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query("ANALYZE feed.jobs, feed.job_technicians").execute(pool).await?;
     Ok(done.rows_affected())
 }
 

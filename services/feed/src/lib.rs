@@ -16,6 +16,7 @@ pub mod projector;
 mod readers;
 mod resend;
 pub mod scope;
+mod scoped;
 mod send;
 pub mod store;
 mod templates;

@@ -68,9 +68,10 @@ pub async fn resolve(
 ) -> sqlx::Result<Scope> {
     let Some(technician) = technician else { return Ok(Scope::Account) };
     let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT customer_id FROM feed.jobs
-         WHERE technician_ids @> ARRAY[$2]::text[] AND account_id = $1 AND customer_id <> ''
-           AND (state IN ('scheduled', 'en_route') OR as_of >= now() - make_interval(secs => $3))",
+        "SELECT DISTINCT j.customer_id FROM feed.job_technicians t
+         JOIN feed.jobs j ON j.account_id = t.account_id AND j.job_id = t.job_id
+         WHERE t.account_id = $1 AND t.technician_id = $2 AND j.customer_id <> ''
+           AND (j.state IN ('scheduled', 'en_route') OR j.as_of >= now() - make_interval(secs => $3))",
     )
     .bind(account.as_str())
     .bind(technician.as_str())
@@ -80,27 +81,34 @@ pub async fn resolve(
     Ok(Scope::Customers(ids.into_iter().collect()))
 }
 
-/// Keeps a job listing unless a newer one of the job is kept.
+/// Keeps a job listing, and who works the job, unless a newer listing of the job is kept.
 pub async fn keep_job(tx: &mut PgConnection, listing: &JobListing) -> sqlx::Result<()> {
-    let mut technicians: Vec<&str> = std::iter::once(listing.technician_id.as_str())
-        .chain(listing.helper_ids.iter().map(String::as_str))
+    let mut technicians: Vec<&str> = std::iter::once(&listing.technician_id)
+        .chain(&listing.helper_ids)
+        .map(String::as_str)
         .filter(|id| !id.is_empty())
         .collect();
     technicians.sort_unstable();
     technicians.dedup();
     sqlx::query(
-        "INSERT INTO feed.jobs AS j (account_id, job_id, customer_id, state, technician_ids, as_of)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (account_id, job_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, state = EXCLUDED.state,
-             technician_ids = EXCLUDED.technician_ids, as_of = EXCLUDED.as_of
-         WHERE j.as_of <= EXCLUDED.as_of",
+        "WITH kept AS (
+             INSERT INTO feed.jobs AS j (account_id, job_id, customer_id, state, as_of) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (account_id, job_id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
+                 state = EXCLUDED.state, as_of = EXCLUDED.as_of
+             WHERE j.as_of <= EXCLUDED.as_of
+             RETURNING account_id, job_id),
+         gone AS (DELETE FROM feed.job_technicians t USING kept
+                  WHERE t.account_id = kept.account_id AND t.job_id = kept.job_id)
+         INSERT INTO feed.job_technicians (account_id, technician_id, job_id)
+         SELECT kept.account_id, technician, kept.job_id FROM kept, UNNEST($6::text[]) AS technician
+         ON CONFLICT DO NOTHING",
     )
     .bind(&listing.account_id)
     .bind(&listing.job_id)
     .bind(&listing.customer_id)
     .bind(&listing.state)
-    .bind(&technicians)
     .bind(as_of(listing.as_of.as_ref()))
+    .bind(&technicians)
     .execute(tx)
     .await?;
     Ok(())

@@ -51,6 +51,18 @@ pub struct Filter {
     pub scope: Option<Vec<String>>,
 }
 
+impl Filter {
+    /// Whether it narrows nothing but (perhaps) to a scope.
+    pub fn is_plain(&self) -> bool {
+        let Filter { directions, channels, types, statuses, since, until, search, thread, scope: _ } = self;
+        [directions, channels, types, statuses].iter().all(|v| v.is_empty())
+            && since.is_none()
+            && until.is_none()
+            && search.is_none()
+            && thread.is_none()
+    }
+}
+
 /// Whose thread: a customer's, or that of a sender no customer owns, by number or address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThreadOf {
@@ -401,15 +413,20 @@ pub async fn list(
     limit: i64,
     order: Order,
 ) -> sqlx::Result<(Vec<FeedRow>, Option<Cursor>)> {
-    let matches = match &filter.search {
-        Some(term) => Some(matches::resolve(conn, sizes, account, term, limit).await?),
-        None => None,
+    let mut page = match crate::scoped::page(conn, account, filter, after, limit, order).await? {
+        Some(page) => page,
+        None => {
+            let matches = match &filter.search {
+                Some(term) => Some(matches::resolve(conn, sizes, account, term, limit).await?),
+                None => None,
+            };
+            let Some(mut query) = page_query("", account, filter, matches.as_ref(), after, limit, order) else {
+                return Ok((Vec::new(), None));
+            };
+            let rows = query.build().fetch_all(&mut *conn).await?;
+            rows.iter().map(read).collect::<sqlx::Result<Vec<FeedRow>>>()?
+        }
     };
-    let Some(mut query) = page_query("", account, filter, matches.as_ref(), after, limit, order) else {
-        return Ok((Vec::new(), None));
-    };
-    let rows = query.build().fetch_all(&mut *conn).await?;
-    let mut page: Vec<FeedRow> = rows.iter().map(read).collect::<sqlx::Result<_>>()?;
     let next = if page.len() as i64 > limit {
         page.truncate(limit as usize);
         page.last().map(|r| Cursor { created_at: r.created_at, message_id: r.message_id.clone() })
