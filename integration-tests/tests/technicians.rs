@@ -1,20 +1,23 @@
 //! Technician-scoped access, end to end: job events name technicians by id; a technician's token
 //! sees only the customers of jobs they work, as lead or helper, now or recently (a job completed
 //! past the window drops out), in every call — lists with filters and search, threads, messages,
-//! counts, marking read, sending, resending, what waits — and in WatchFeed, which follows a
-//! reassignment; anything else answers exactly as another account's would, and threads of senders
-//! no customer owns are the office's alone.
+//! counts, marking read, sending, resending, what waits, a template preview with a real job — and
+//! in WatchFeed, which follows a reassignment; anything else answers exactly as another account's
+//! would, and threads of senders no customer owns are the office's alone.
 
 use std::time::Duration;
 
 use chrono::Utc;
-use messaging_integration_tests::client::{Dashboard, code, sim_inbound, start_with, technician_token, token_as};
+use messaging_integration_tests::client::{
+    Dashboard, code, sim_inbound, start_with, technician_token, token_as, with_bearer,
+};
 use messaging_integration_tests::events::{account, business_number, customer, event, invoice, job};
 use messaging_integration_tests::eventually;
+use messaging_proto::v1::template_service_client::TemplateServiceClient;
 use messaging_proto::v1::{
     AttachThreadRequest, Channel, GetCountsRequest, GetMessageRequest, ListMessagesRequest, ListWaitingRequest,
-    MarkReadRequest, Message, ReplyToSenderRequest, ResendMessageRequest, SendMessageRequest, WatchFeedRequest,
-    WatchFeedResponse,
+    MarkReadRequest, Message, MessageType, PreviewTemplateRequest, ReplyToSenderRequest, ResendMessageRequest,
+    SendMessageRequest, WatchFeedRequest, WatchFeedResponse,
 };
 use serde_json::{Value, json};
 use tonic::Streaming;
@@ -83,6 +86,8 @@ async fn a_technician_sees_only_the_customers_of_their_jobs_in_every_call() -> a
                           "invoice": invoice(&format!("inv_{id}"))});
         publisher.event(&event(&format!("e_{id}"), "job.completed", ACCOUNT, Utc::now() - days(ago), body)).await?;
     }
+    // Replies come once delivery-status knows the customers, so each joins its customer's thread.
+    stack.quiesce().await?;
     let business = business_number(ACCOUNT);
     sim_inbound(stack.ports.sim, STRANGER, &business, "Who is this?").await?;
     sim_inbound(stack.ports.sim, &phone(0), &business, "See you then").await?;
@@ -167,6 +172,32 @@ async fn a_technician_sees_only_the_customers_of_their_jobs_in_every_call() -> a
     let waiting: Vec<String> =
         waiting.waiting.iter().map(|w| w.customer.clone().unwrap_or_default().customer_id).collect();
     assert_eq!(waiting, ["cus_dana"], "Sam's and Pat's reminders are not theirs");
+
+    // Previewing a template with a job: their customers' only.
+    let confirmation = |who: &str| {
+        all.iter()
+            .find(|m| {
+                m.customer.as_ref().is_some_and(|c| c.customer_id == who)
+                    && m.r#type == MessageType::AppointmentConfirmation as i32
+                    && m.channel == Channel::Sms as i32
+            })
+            .map(|m| m.message_id.clone())
+            .unwrap_or_default()
+    };
+    let mut templates = TemplateServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
+    let preview = |message_id: String| PreviewTemplateRequest {
+        r#type: MessageType::AppointmentConfirmation as i32,
+        channel: Channel::Sms as i32,
+        message_id,
+        ..Default::default()
+    };
+    let tech_a_token = technician_token(ACCOUNT, "tech_a");
+    let theirs = templates.preview_template(with_bearer(preview(confirmation("cus_dana")), &tech_a_token)).await;
+    assert!(theirs.is_ok(), "{theirs:?}");
+    let sams_job = templates.preview_template(with_bearer(preview(confirmation("cus_sam")), &tech_a_token)).await;
+    assert_eq!(code(sams_job), tonic::Code::NotFound, "another customer's job data");
+    let office_token = messaging_integration_tests::client::token(ACCOUNT);
+    assert!(templates.preview_template(with_bearer(preview(confirmation("cus_sam")), &office_token)).await.is_ok());
 
     // A token that says technician without saying who is refused.
     let anonymous = Dashboard::connect_with(port, token_as(ACCOUNT, "technician")).await?;

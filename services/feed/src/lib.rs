@@ -171,7 +171,11 @@ impl App {
             streams: limits::Streams::new(&self.config.limits),
             recent: Duration::from_secs(u64::from(self.config.technician_recent_days) * 86_400),
         };
-        let templates = templates::Templates { pool: self.runtime.pool.clone(), relay: service.relay.clone() };
+        let templates = templates::Templates {
+            pool: self.runtime.pool.clone(),
+            relay: service.relay.clone(),
+            recent: service.recent,
+        };
         let feed = FeedServiceServer::with_interceptor(service, {
             let authenticator = authenticator.clone();
             move |request| authenticator.intercept(request)

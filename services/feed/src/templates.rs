@@ -14,14 +14,17 @@ use messaging_templates::{Part, Problem, Values, catalogue};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::auth::{account_of, role_of};
+use crate::auth::{account_of, role_of, technician_of};
 use crate::convert::internal;
+use crate::scope;
 use store::{Content, PublishError, Version};
 
 /// The gRPC service.
 pub struct Templates {
     pub(crate) pool: PgPool,
     pub(crate) relay: Relay,
+    /// How long a technician still sees the customer of a finished job (previews keep to the scope).
+    pub(crate) recent: std::time::Duration,
 }
 
 #[tonic::async_trait]
@@ -67,11 +70,18 @@ impl TemplateService for Templates {
         request: Request<api::PreviewTemplateRequest>,
     ) -> Result<Response<api::PreviewTemplateResponse>, Status> {
         let account = account_of(&request)?;
+        let technician = technician_of(&request);
         let r = request.into_inner();
         let (kind, channel) = which(r.r#type, r.channel)?;
         let job = match r.message_id.as_str() {
             "" => None,
-            id => Some(job::values(&self.pool, &account, kind, id).await?),
+            id => {
+                let mut conn = self.pool.acquire().await.map_err(internal)?;
+                let scope =
+                    scope::resolve(&mut conn, &account, technician.as_ref(), self.recent).await.map_err(internal)?;
+                drop(conn);
+                Some(job::values(&self.pool, &account, &scope, kind, id).await?)
+            }
         };
         Ok(Response::new(preview(kind, channel, &content(r.content), job.as_ref())))
     }

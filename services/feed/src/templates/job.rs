@@ -7,11 +7,19 @@ use sqlx::{PgPool, Row};
 use tonic::Status;
 
 use crate::convert::internal;
+use crate::scope::Scope;
 
-/// The values of message `id` of `account`, which must be a `kind` message that carried them.
-pub async fn values(pool: &PgPool, account: &AccountId, kind: MessageType, id: &str) -> Result<Values, Status> {
+/// The values of message `id` of `account`, which must be a `kind` message that carried them and
+/// lie within the caller's `scope` (a technician previews with their own customers' jobs only).
+pub async fn values(
+    pool: &PgPool,
+    account: &AccountId,
+    scope: &Scope,
+    kind: MessageType,
+    id: &str,
+) -> Result<Values, Status> {
     let row = sqlx::query(
-        "SELECT message_type, template_values::text AS template_values
+        "SELECT message_type, customer_id, template_values::text AS template_values
          FROM feed.messages WHERE account_id = $1 AND message_id = $2",
     )
     .bind(account.as_str())
@@ -19,7 +27,8 @@ pub async fn values(pool: &PgPool, account: &AccountId, kind: MessageType, id: &
     .fetch_optional(pool)
     .await
     .map_err(internal)?;
-    // Another account's message is as absent as one that never existed.
+    // Another account's message, or one outside the scope, is as absent as one that never existed.
+    let row = row.filter(|row| row.try_get::<&str, _>("customer_id").is_ok_and(|c| scope.allows(c)));
     let Some(row) = row else { return Err(Status::not_found(format!("no message {id}"))) };
     let found: String = row.try_get("message_type").map_err(internal)?;
     if found != kind.as_str() {
