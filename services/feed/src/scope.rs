@@ -60,8 +60,8 @@ impl Scope {
 }
 
 /// The scope of a caller: the whole account, or the technician's customers as of now.
-pub async fn resolve(
-    conn: &mut PgConnection,
+pub async fn resolve<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     account: &AccountId,
     technician: Option<&TechnicianId>,
     recent: Duration,
@@ -76,7 +76,7 @@ pub async fn resolve(
     .bind(account.as_str())
     .bind(technician.as_str())
     .bind(recent.as_secs_f64())
-    .fetch_all(conn)
+    .fetch_all(executor)
     .await?;
     Ok(Scope::Customers(ids.into_iter().collect()))
 }

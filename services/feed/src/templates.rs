@@ -76,10 +76,8 @@ impl TemplateService for Templates {
         let job = match r.message_id.as_str() {
             "" => None,
             id => {
-                let mut conn = self.pool.acquire().await.map_err(internal)?;
                 let scope =
-                    scope::resolve(&mut conn, &account, technician.as_ref(), self.recent).await.map_err(internal)?;
-                drop(conn);
+                    scope::resolve(&self.pool, &account, technician.as_ref(), self.recent).await.map_err(internal)?;
                 Some(job::values(&self.pool, &account, &scope, kind, id).await?)
             }
         };

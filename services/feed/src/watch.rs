@@ -45,8 +45,7 @@ impl Watcher {
     /// What this stream may send now.
     async fn scope(&self) -> sqlx::Result<Scope> {
         let Some((technician, recent)) = &self.technician else { return Ok(Scope::Account) };
-        let mut conn = self.pool.acquire().await?;
-        scope::resolve(&mut conn, &self.account, Some(technician), *recent).await
+        scope::resolve(&self.pool, &self.account, Some(technician), *recent).await
     }
 
     /// Sends every change after `cursor` until the client goes away or the service stops.

@@ -47,8 +47,7 @@ async fn apply(pool: &PgPool, listing: &JobListing) {
 
 async fn customers_of(pool: &PgPool, account: &str, technician: &str) -> Vec<String> {
     let (account, technician) = (AccountId::parse(account).expect("id"), TechnicianId::parse(technician).expect("id"));
-    let mut conn = pool.acquire().await.expect("connection");
-    match scope::resolve(&mut conn, &account, Some(&technician), WINDOW).await.expect("scope") {
+    match scope::resolve(pool, &account, Some(&technician), WINDOW).await.expect("scope") {
         Scope::Customers(ids) => {
             let mut ids: Vec<String> = ids.into_iter().collect();
             ids.sort();
