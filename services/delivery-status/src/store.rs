@@ -221,8 +221,9 @@ async fn settled(tx: &mut PgConnection, report: &Report, row: &sqlx::postgres::P
             provider_error_code: event.provider_error_code,
             occurred_at: event.occurred_at,
         };
-        // Once per message: `failed` is where a message's status ends.
-        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&failed, &failed.message_id)).await?;
+        // Once per message and reason: a later report may name the reason the first one lacked.
+        let unique = format!("{}:{}", failed.message_id, failed.failure_reason);
+        outbox::enqueue(tx, crate::SCHEMA, &OutboxMessage::of(&failed, unique)).await?;
     }
     Ok(Applied::Advanced)
 }
